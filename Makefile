@@ -1,0 +1,37 @@
+# The two commands of the README are `make demo` and `make test`; each installs what it needs.
+PYTHON ?= python3
+EXTRAS ?= cpu,dev
+PARAMS ?= params/toy-demo.yaml
+STAMP := .install-stamp
+PIP := $(PYTHON) -m pip
+
+.PHONY: install demo smoke test test-unit test-notebooks bench clean-notebooks
+
+# Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
+install:
+	@want="$$(cat pyproject.toml | sha1sum | cut -c1-16)-$(EXTRAS)"; \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  $(PIP) install -q --disable-pip-version-check -e ".[$(EXTRAS)]" && \
+	  $(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null; \
+	  $(PYTHON) -c "import torch, transformers, peft, sgpo_lib" && echo "$$want" > $(STAMP); \
+	else echo "install: up to date"; fi
+
+demo: install
+	$(PYTHON) -m sgpo_lib pipeline --params $(PARAMS)
+
+smoke: install
+	$(PYTHON) -m sgpo_lib pipeline --params params/toy-smoke.yaml
+
+test: install test-unit test-notebooks
+
+test-unit:
+	$(PYTHON) -m pytest -m "not slow and not gpu" --doctest-modules sgpo_lib tests -q -p no:cacheprovider
+
+test-notebooks:
+	$(PYTHON) -m pytest --nbval-lax --nbval-current-env notebooks/ -q -p no:cacheprovider
+
+bench: install
+	$(PYTHON) -m bench.run_all
+
+clean-notebooks:
+	$(PYTHON) -m sgpo_lib.nbclean notebooks/

@@ -1,0 +1,159 @@
+"""Benchmark of the distillation loss: chunked vs naive full logits (sgpo-method.md section 4).
+
+Measures, side by side in one run, forward+backward time (median of `repeats`, after one
+warm-up) and peak memory of:
+`naive_full` (materialised [N, V] logits, plain autograd: `distill_dense`), `chunked_full`,
+`topk16` / `topk64` (chunked, teacher top-k given as by the rollout engine) and `sampled`
+(chunked SFT on the guided rollout). Each variant runs in a fresh `spawn` child process.
+Peak memory is, on CPU, the child's peak RSS (`ru_maxrss`) minus its value after setup
+(torch's CPU allocations are invisible to tracemalloc); on CUDA `max_memory_allocated` minus
+the allocation after setup. Ratios are against `naive_full`.
+
+Usage (from the repository root):
+    python -m bench.bench_losses --tokens 4096 --vocab 32000 --hidden 512 --repeats 3
+Writes outputs/bench/losses.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import time
+
+VARIANTS = ("naive_full", "chunked_full", "topk16", "topk64", "sampled")
+TARGET_MEM_RATIO = 1 / 8  # chunked_full peak memory vs naive_full, at most
+TARGET_TIME_RATIO = 1.2  # chunked_full time vs naive_full, at most
+SETUP_CHUNK = 256  # tokens per chunk when preparing teacher top-k and old log-probs
+
+
+def _setup(device: str, tokens: int, vocab: int, hidden: int, topk: int | None, seed: int = 0) -> dict:
+    """Random inputs of realistic scale; the teacher top-k is computed chunk by chunk."""
+    import torch
+
+    from sgpo_lib.losses import TeacherDist
+    from sgpo_lib.losses_chunked import DistillSpec, chunked_distill
+
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    make = lambda *shape: (torch.randn(*shape, generator=g) / hidden**0.25).to(device)  # noqa: E731
+    inputs = {"hidden": make(tokens, hidden).requires_grad_(), "weight": make(vocab, hidden).requires_grad_(),
+              "teacher_hidden": make(tokens, hidden), "targets": torch.randint(0, vocab, (tokens,), generator=g).to(device),
+              "coef": torch.full((tokens,), 1.0 / tokens, device=device)}
+    with torch.no_grad():
+        inputs["old"] = chunked_distill(inputs["hidden"], inputs["weight"], inputs["targets"], inputs["coef"],
+                                        spec=DistillSpec("sampled", proximal="none")).student_logprobs_N
+        if topk is not None:
+            teachers = [TeacherDist.from_logits(inputs["teacher_hidden"][s:s + SETUP_CHUNK] @ inputs["weight"].T, topk)
+                        for s in range(0, tokens, SETUP_CHUNK)]
+            inputs["topk_ids"] = torch.cat([t.topk_ids_N_K for t in teachers])
+            inputs["topk_logprobs"] = torch.cat([t.topk_logprobs_N_K for t in teachers])
+    return inputs
+
+
+def _step(variant: str, x: dict, chunk_size: int | None) -> None:
+    """One forward+backward of `variant`."""
+    from sgpo_lib.losses import TeacherDist
+    from sgpo_lib.losses_chunked import DistillSpec, chunked_distill, distill_dense
+
+    if variant == "naive_full":
+        teacher = TeacherDist.from_logits(x["teacher_hidden"] @ x["weight"].detach().T)
+        loss = distill_dense(x["hidden"] @ x["weight"].T, x["targets"], x["coef"], teacher, DistillSpec(), x["old"]).loss
+    else:
+        estimator = {"chunked_full": "full", "topk16": "topk", "topk64": "topk", "sampled": "sampled"}[variant]
+        loss = chunked_distill(x["hidden"], x["weight"], x["targets"], x["coef"], spec=DistillSpec(estimator),
+                               teacher_hidden_N_H=x["teacher_hidden"] if estimator == "full" else None,
+                               teacher_topk_ids_N_K=x.get("topk_ids"), teacher_topk_logprobs_N_K=x.get("topk_logprobs"),
+                               old_logprobs_N=x["old"], chunk_size=chunk_size).loss
+    loss.backward()
+
+
+def _measure(variant: str, device: str, tokens: int, vocab: int, hidden: int, repeats: int,
+             chunk_size: int | None, threads: int | None) -> dict:
+    """Run in a fresh child: set up, then time `repeats` steps; return median time and peak memory."""
+    import resource
+
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    topk = {"topk16": 16, "topk64": 64}.get(variant)
+    x = _setup(device, tokens, vocab, hidden, topk)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = []
+    for i in range(repeats + 1):  # the first step is a warm-up
+        x["hidden"].grad = x["weight"].grad = None
+        start = time.perf_counter()
+        _step(variant, x, chunk_size)
+        sync()
+        if i:
+            times.append(time.perf_counter() - start)
+    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"time_s": statistics.median(times), "peak_mem_mb": (peak - base) / 2**20}
+
+
+def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int = 512, repeats: int = 3,
+        chunk_size: int | None = None, threads: int | None = None, variants=VARIANTS) -> dict:
+    """Measure every variant in its own spawned process; return the results with ratios vs naive."""
+    from sgpo_lib.losses_chunked import default_chunk_size
+
+    ctx = multiprocessing.get_context("spawn")
+    results = {}
+    for variant in variants:
+        with ctx.Pool(1) as pool:
+            results[variant] = pool.apply(_measure, (variant, device, tokens, vocab, hidden, repeats, chunk_size, threads))
+    if "naive_full" in results:
+        naive = results["naive_full"]
+        for r in results.values():
+            r["time_ratio_vs_naive"] = r["time_s"] / naive["time_s"]
+            r["mem_ratio_vs_naive"] = r["peak_mem_mb"] / naive["peak_mem_mb"]
+    config = {"device": device, "tokens": tokens, "vocab": vocab, "hidden": hidden, "repeats": repeats,
+              "chunk_size": chunk_size or default_chunk_size(vocab), "threads": threads}
+    out = {"config": config, "results": results}
+    if {"naive_full", "chunked_full"} <= set(results):
+        chunked = results["chunked_full"]
+        out["targets"] = {"mem_ratio_max": TARGET_MEM_RATIO, "time_ratio_max": TARGET_TIME_RATIO,
+                          "met": chunked["mem_ratio_vs_naive"] <= TARGET_MEM_RATIO
+                          and chunked["time_ratio_vs_naive"] <= TARGET_TIME_RATIO}
+    return out
+
+
+def _table(out: dict) -> str:
+    lines = [f"{'variant':<14}{'time_s':>10}{'peak_MB':>11}{'time/naive':>12}{'mem/naive':>11}"]
+    for name, r in out["results"].items():
+        lines.append(f"{name:<14}{r['time_s']:>10.3f}{r['peak_mem_mb']:>11.1f}"
+                     f"{r.get('time_ratio_vs_naive', float('nan')):>12.3f}{r.get('mem_ratio_vs_naive', float('nan')):>11.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    from sgpo_lib.io import write_json
+    from sgpo_lib.paths import outputs_dir
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tokens", type=int, default=4096)
+    p.add_argument("--vocab", type=int, default=32000)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk (default: from the vocab size)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads in each child")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--out", default=None, help="JSON path (default outputs/bench/losses.json)")
+    a = p.parse_args(argv)
+    out = run(a.device, a.tokens, a.vocab, a.hidden, a.repeats, a.chunk_size, a.threads, tuple(a.variants))
+    path = a.out or outputs_dir() / "bench" / "losses.json"
+    write_json(path, out)
+    print(_table(out))
+    print(f"config: {out['config']}\ntargets: {out.get('targets')}\nwritten: {path}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

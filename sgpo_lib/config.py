@@ -1,0 +1,400 @@
+"""Run configuration: `params/*.yaml` validated into frozen dataclasses.
+
+One dataclass per concern (model, data, world, strategy, rollout, distill, train, eval,
+output). Every [ours] choice of sgpo-method.md is a field here. Loading:
+
+1. `extends: other.yaml` (relative to the file) is a deep merge done here, not by papermill;
+2. dotted overrides (`{"distill.coef": 0.5}`) are applied on top (sweeps, notebooks);
+3. the merged dict is checked against the schema: unknown keys (with "did you mean"),
+   wrong types and impossible combinations raise `ConfigError` naming the file, the key
+   and the fix, before any expensive work starts.
+
+Lists in YAML become tuples so that every config object is frozen and hashable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .paths import resolve
+from .toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
+
+
+class ConfigError(ValueError):
+    """A params file, key or combination is invalid; the message names where and the fix."""
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    # False = full fine-tuning (allowed for toy students)
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+    def __post_init__(self):
+        _check(self.r >= 1, "model.lora.r", "must be >= 1")
+        _check(0 <= self.dropout < 1, "model.lora.dropout", "must be in [0, 1)")
+        _check(len(self.target_modules) > 0, "model.lora.target_modules", "must name at least one module")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    source: Literal["toy", "hf"] = "toy"
+    name_or_path: str = ""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self):
+        _check(self.source == "toy" or self.name_or_path, "model.name_or_path",
+               "is required when model.source is 'hf' (a hub name or a local model folder)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["toy", "hub", "jsonl"] = "toy"
+    train_sets: tuple[str, ...] = ()
+    eval_sets: tuple[str, ...] = ()
+    train_limit: int | None = None
+    eval_limit: int | None = None
+    local_dir: str = ""
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."
+
+    def __post_init__(self):
+        if self.source != "toy":
+            _check(len(self.train_sets) > 0 and len(self.eval_sets) > 0, "data.train_sets",
+                   "real data needs data.train_sets and data.eval_sets (benchmark names)")
+        _check(self.source != "jsonl" or self.local_dir, "data.local_dir",
+               "is required when data.source is 'jsonl'")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    extractor: Literal["offline", "openai"] = "offline"
+    base_url: str = "http://127.0.0.1:8000/v1"
+    extractor_model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    min_steps: int = 3
+    max_steps: int = 6
+    max_chars: int = 1200
+    max_copied_numbers: int = 1
+    retrieve_by_type: bool = True
+
+    def __post_init__(self):
+        _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
+        _check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
+               "is required when strategy.extractor is 'openai'")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    backend: Literal["transformers", "vllm"] = "transformers"
+    n_autonomous: int = 4
+    n_guided: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    topk_logprobs: int = 0
+    batch_size: int = 64
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.5
+    max_model_len: int = 4096
+
+    def __post_init__(self):
+        _check(self.n_autonomous >= 0 and self.n_guided >= 0, "rollout.n_autonomous", "must be >= 0")
+        _check(self.temperature >= 0, "rollout.temperature", "must be >= 0")
+        _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
+        _check(self.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    coef: float = 1.0
+    estimator: Literal["full", "topk", "sampled"] = "full"
+    direction: Literal["forward", "reverse"] = "forward"
+    topk: int = 64
+    teacher: Literal["forward", "engine"] = "forward"
+    proximal: Literal["clip", "is_clip", "none"] = "clip"
+    eps_kl: float = 0.2
+    is_clip_c: float = 2.0
+    weighting: Literal["failure", "constant", "gap"] = "failure"
+    gamma: float = 1.0
+    on: Literal["correct", "all"] = "correct"
+    chunk_size: int = 1024
+
+    def __post_init__(self):
+        _check(self.coef >= 0, "distill.coef", "must be >= 0 (0 gives GRPO)")
+        _check(self.topk >= 1, "distill.topk", "must be >= 1")
+        _check(self.eps_kl > 0 and self.is_clip_c > 0, "distill.eps_kl", "eps_kl and is_clip_c must be > 0")
+        _check(self.chunk_size >= 1, "distill.chunk_size", "must be >= 1")
+        _check(not (self.estimator == "sampled" and self.direction == "reverse"), "distill.direction",
+               "reverse KL has no one-sample SFT form: use estimator full or topk with direction reverse")
+        _check(self.teacher == "forward" or self.estimator == "topk", "distill.teacher",
+               "teacher 'engine' (rollout top-k log-probs) needs distill.estimator: topk")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: Literal["sgpo", "grpo", "sft", "hybrid"] = "sgpo"
+    steps: int = 20
+    batch_problems: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = 0
+    micro_batch_size: int = 16
+    ppo_epochs: int = 1
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    scale_rewards: bool = False
+    beta: float = 0.0
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    checkpoint_every: int = 10
+    max_nonfinite_in_row: int = 3
+    n_offpolicy: int = 1
+    luffy_gamma: float = 0.1
+    sft_epochs: int = 1
+
+    def __post_init__(self):
+        _check(self.steps >= 1 and self.batch_problems >= 1, "train.steps", "steps and batch_problems must be >= 1")
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
+        _check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
+        _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 10
+    splits: tuple[str, ...] = ("test", "ood")
+    k: int = 4
+    temperature: float = 1.0
+    max_problems: int | None = None
+    max_new_tokens: int | None = None
+
+    def __post_init__(self):
+        _check(self.k >= 1, "eval.k", "must be >= 1")
+        _check(self.every >= 1, "eval.every", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    methods: tuple[str, ...] = ("sft", "grpo", "hybrid", "sgpo")
+    seeds: tuple[int, ...] = (0,)
+    ablations: tuple[str, ...] = ("distill.estimator=sampled", "distill.direction=reverse",
+                                  "distill.weighting=constant", "distill.proximal=none", "distill.coef=0")
+    ablation_seeds: tuple[int, ...] = (0,)
+    scaling_sizes: tuple[str, ...] = ()
+    scaling_methods: tuple[str, ...] = ("grpo", "sgpo")
+    parallel: int = 1
+
+    def __post_init__(self):
+        bad = [m for m in self.methods + self.scaling_methods if m not in ("sgpo", "grpo", "sft", "hybrid")]
+        _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from sgpo, grpo, sft, hybrid")
+        _check(all("=" in a for a in self.ablations), "experiment.ablations", "each entry is 'dotted.key=value'")
+        _check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    root: str = "outputs"
+    keep_checkpoints: int = 2
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    world: ToyWorldConfig = field(default_factory=ToyWorldConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self):
+        m, r = self.train.method, self.rollout
+        _check(m != "sgpo" or r.n_guided >= 1, "rollout.n_guided", "train.method 'sgpo' needs guided rollouts (>= 1)")
+        _check(m == "sft" or r.n_autonomous >= 2, "rollout.n_autonomous",
+               f"train.method '{m}' needs >= 2 autonomous rollouts per problem for group advantages")
+        _check(self.data.source == "toy" or self.model.source == "hf", "model.source",
+               "real data (data.source hub/jsonl) needs a real model: set model.source: hf")
+        _check(r.backend != "vllm" or self.model.lora.enabled, "rollout.backend",
+               "vllm hot-loads LoRA adapters only: set model.lora.enabled: true or rollout.backend: transformers")
+        _check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",
+               "the KL reference is the base model with the adapter disabled: train.beta > 0 needs model.lora.enabled")
+        _check(self.distill.teacher != "engine" or r.topk_logprobs >= self.distill.topk, "rollout.topk_logprobs",
+               "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
+
+    @property
+    def instruction(self) -> str:
+        """The answer-format instruction of the prompts: the toy world's, or `data.instruction`."""
+        return self.world.instruction if self.data.source == "toy" else self.data.instruction
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def digest(self) -> str:
+        """sha1 of the resolved config (sorted JSON): the content part of the run id."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"key '{key}': {message}")
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples to lists, recursively, for YAML/JSON output."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------- schema checking
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against type hint `tp`; return it (lists as tuples, ints as floats)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"key '{key}': expected a mapping (section {tp.__name__}), got {value!r}")
+        return _build(tp, value, key + ".")
+    if origin is Literal:
+        if value not in args:
+            hint = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            fix = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"key '{key}': {value!r} is not one of {list(args)}{fix}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"key '{key}': expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(f"key '{key}': expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Instantiate dataclass `cls` from `data`, rejecting unknown keys with a suggestion."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            fix = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f"; known keys: {names}"
+            raise ConfigError(f"unknown key '{prefix}{key}'{fix}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(str(e)) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"section '{prefix.rstrip('.') or 'top'}': {e}") from None
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so `on:` and `no` stay strings."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML with YAML 1.2 booleans (see `_Yaml12Loader`)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """`over` merged into a copy of `base`; nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """Read a params file and resolve its `extends:` chain (deep merge, child wins)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    if path in chain:
+        raise ConfigError(f"{path}: circular 'extends' chain {[str(p) for p in chain]}")
+    try:
+        data = yaml_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    return deep_merge(_read_yaml((path.parent / parent).resolve(), chain + (path,)), data)
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """Set dotted keys (`{"distill.coef": 0.5}`) in a copy of `data`."""
+    out = json.loads(json.dumps(data))
+    for dotted, value in (overrides or {}).items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{dotted}': '{p}' is not a section")
+        node[leaf] = value
+    return out
+
+
+def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load, layer, override and validate a params file into a `RunConfig`."""
+    path = resolve(params_file)
+    data = _read_yaml(path)
+    where = str(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+        where += f" with overrides {overrides}"
+    try:
+        return _build(RunConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,277 @@
+"""Sampling completions from the student: the `Generator` protocol and its transformers backend.
+
+Implements the sampling half of sgpo-method.md section 2 (`y ~ pi_old(.|prompt)`): every
+completion comes back with its token ids and the log-probs the trainer needs for the PPO
+ratio of section 3 and the top-k teacher distribution of section 4 (`distill.estimator=topk`).
+The vLLM backend (GPU, LoRA hot-loading) lives in `sgpo_lib.generation_vllm` with the same API.
+
+Which log-probs (both backends, one convention):
+    `Completion.logprobs[t] = log softmax(z_t)[y_t]` where `z_t` are the model's *raw* logits
+    at position t, i.e. the distribution at temperature 1 *before* temperature scaling and
+    top-p truncation (vLLM's `logprobs_mode="raw_logprobs"`). This is `log pi_old(y_t | x, y_<t)`
+    of the raw model, the same quantity the trainer's forward pass gives for `pi_theta`, so the
+    ratio `pi_theta / pi_old` is exactly 1 before the first update. `topk_ids`/`topk_logprobs`
+    are the top-K of that same raw distribution. When `temperature != 1` or `top_p < 1` the
+    tokens were drawn from the tempered/truncated distribution, so they are not samples of
+    this one; that is the standard choice of verl/TRL and is the caller's to make.
+
+Seeds: sample k of prompt i is drawn with seed `derive_seed(seeds[i], k)`. In the transformers
+backend every row owns a `torch.Generator` and consumes one uniform number per generated
+token, so a sample depends only on its seed and prompt, never on the batch it shares.
+
+Token ids: the completion tokens as sampled, up to and including the EOS token or the token
+that completed a stop string; `text` is decoded without special tokens and cut before the
+first stop string (vLLM's default `include_stop_str_in_output=False`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+from .seeding import derive_seed
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+FinishReason = Literal["stop", "length", "eos"]
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How to sample: `temperature == 0` is greedy; `topk_logprobs == 0` returns no top-k."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    topk_logprobs: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "stop", tuple(self.stop))
+        checks = {
+            "temperature must be >= 0": self.temperature >= 0,
+            "top_p must be in (0, 1]": 0 < self.top_p <= 1,
+            "max_new_tokens must be >= 1": self.max_new_tokens >= 1,
+            "n must be >= 1": self.n >= 1,
+            "topk_logprobs must be >= 0": self.topk_logprobs >= 0,
+            "stop strings must be non-empty": all(isinstance(s, str) and s for s in self.stop),
+        }
+        bad = [msg for msg, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"SamplingSpec: {'; '.join(bad)} (got {self})")
+
+
+@dataclass
+class Completion:
+    """One sampled completion; see the module docstring for what `logprobs` means.
+
+    Shapes: `token_ids`, `logprobs`: T; `topk_ids`, `topk_logprobs`: T x K (None when K = 0).
+    """
+
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: FinishReason
+    topk_ids: list[list[int]] | None = None
+    topk_logprobs: list[list[float]] | None = None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A sampler of completions for rendered prompt strings."""
+
+    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> list[list[Completion]]:
+        """`spec.n` completions per prompt; sample k of prompt i uses `derive_seed(seeds[i], k)`."""
+        ...
+
+    def update_weights(self, model_or_adapter_dir) -> None:
+        """Make the next `generate` use the weights after an optimizer step."""
+        ...
+
+    def close(self) -> None:
+        """Release the engine / model references."""
+        ...
+
+
+def sample_seeds(seeds: list[int], n: int) -> list[list[int]]:
+    """The per-sample seeds `[[derive_seed(s, k) for k in range(n)] for s in seeds]`."""
+    return [[derive_seed(int(s), k) for k in range(n)] for s in seeds]
+
+
+def check_generate_args(prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> None:
+    """Raise a clear error when `prompts` and `seeds` do not pair up."""
+    if len(prompts) != len(seeds):
+        raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds (one seed per prompt)")
+    if not isinstance(spec, SamplingSpec):
+        raise TypeError(f"generate: spec must be a SamplingSpec, got {type(spec).__name__}")
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """`text` cut before the earliest stop string, and whether one was found.
+
+    >>> cut_at_stop("x = 4\\n\\nNext", ("\\n\\n",))
+    ('x = 4', True)
+    """
+    hits = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+def sample_next(logits_B_V: "torch.Tensor", generators: list, spec: SamplingSpec):
+    """One sampling step for B rows, each with its own `torch.Generator`.
+
+    Returns `(next_B, logprobs_B_V)` where `logprobs_B_V` is the raw log-softmax (temperature 1,
+    no top-p) and `next_B` is argmax when `spec.temperature == 0`, else drawn by inverse CDF
+    from the tempered, top-p-truncated distribution with one uniform per row from that
+    row's generator (so a row's draw does not depend on the other rows).
+
+    Shapes: logits_B_V (B, V) -> next_B (B,), logprobs_B_V (B, V).
+    """
+    import torch
+
+    logits_B_V = logits_B_V.float()
+    logprobs_B_V = torch.log_softmax(logits_B_V, dim=-1)
+    if spec.temperature == 0:
+        return logits_B_V.argmax(dim=-1), logprobs_B_V
+    probs_B_V = torch.softmax(logits_B_V / spec.temperature, dim=-1)
+    sorted_B_V, order_B_V = probs_B_V.sort(dim=-1, descending=True, stable=True)
+    mass_before_B_V = sorted_B_V.cumsum(dim=-1) - sorted_B_V
+    sorted_B_V = sorted_B_V * (mass_before_B_V < spec.top_p)  # top-p: the first token always stays
+    cdf_B_V = sorted_B_V.cumsum(dim=-1)
+    u_B = torch.stack([torch.rand((), generator=g, device=logits_B_V.device) for g in generators])
+    pick_B = torch.searchsorted(cdf_B_V, (u_B * cdf_B_V[:, -1]).unsqueeze(-1)).squeeze(-1)
+    pick_B = pick_B.clamp(max=cdf_B_V.shape[-1] - 1)
+    return order_B_V.gather(-1, pick_B.unsqueeze(-1)).squeeze(-1), logprobs_B_V
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """The tokenizer's EOS plus the model's generation-config EOS id(s)."""
+    ids = {tokenizer.eos_token_id}
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
+    return {int(i) for i in ids if i is not None}
+
+
+class _Row:
+    """Book-keeping for one sequence being sampled."""
+
+    def __init__(self, topk: int):
+        self.token_ids: list[int] = []
+        self.logprobs: list[float] = []
+        self.topk_ids: list[list[int]] | None = [] if topk else None
+        self.topk_logprobs: list[list[float]] | None = [] if topk else None
+        self.finish_reason: FinishReason | None = None
+
+
+class TransformersGenerator:
+    """Batched sampling with a live `transformers` (or PEFT) model, KV cache and left padding.
+
+    The model is used in place: a PEFT model being trained is sampled with its current
+    weights, no copy. `batch_size` is the number of sequences per forward pass.
+    """
+
+    def __init__(self, model, tokenizer, device=None, batch_size: int = 16):
+        if batch_size < 1:
+            raise ValueError(f"TransformersGenerator: batch_size must be >= 1, got {batch_size}")
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.device = device if device is not None else next(model.parameters()).device
+        self.eos_ids = eos_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids))
+
+    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> list[list[Completion]]:
+        """`spec.n` completions per prompt (see the module docstring for seeds and log-probs)."""
+        import torch
+
+        check_generate_args(prompts, spec, seeds)
+        prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        rows = [(i, s) for i, row_seeds in enumerate(sample_seeds(seeds, spec.n)) for s in row_seeds]
+        rows.sort(key=lambda r: -len(prompt_ids[r[0]]))  # less padding; results do not depend on it
+        done: dict[tuple[int, int], Completion] = {}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, len(rows), self.batch_size):
+                    chunk = rows[start : start + self.batch_size]
+                    outs = self._generate_batch([prompt_ids[i] for i, _ in chunk], [s for _, s in chunk], spec)
+                    done.update(zip(chunk, outs))
+        finally:
+            self.model.train(was_training)
+        return [[done[(i, s)] for s in row_seeds] for i, row_seeds in enumerate(sample_seeds(seeds, spec.n))]
+
+    def _generate_batch(self, prompt_ids: list[list[int]], seeds: list[int], spec: SamplingSpec) -> list[Completion]:
+        """Sample one completion per prompt in one left-padded batch with a KV cache."""
+        import torch
+
+        width = max(len(p) for p in prompt_ids)
+        input_B_T = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompt_ids], device=self.device)
+        mask_B_T = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=self.device)
+        positions_B_T = (mask_B_T.cumsum(-1) - 1).clamp(min=0)
+        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        rows = [_Row(spec.topk_logprobs) for _ in prompt_ids]
+        out = self.model(input_ids=input_B_T, attention_mask=mask_B_T, position_ids=positions_B_T,
+                         use_cache=True, logits_to_keep=1)
+        for _ in range(spec.max_new_tokens):
+            next_B, logprobs_B_V = sample_next(out.logits[:, -1], generators, spec)
+            self._record(rows, next_B, logprobs_B_V, spec)
+            if all(r.finish_reason for r in rows):
+                break
+            mask_B_T = torch.cat([mask_B_T, mask_B_T.new_ones(len(rows), 1)], dim=-1)
+            positions_B_T = positions_B_T[:, -1:] + 1  # (B, 1)
+            out = self.model(input_ids=next_B.unsqueeze(-1), attention_mask=mask_B_T, position_ids=positions_B_T,
+                             past_key_values=out.past_key_values, use_cache=True)
+        return [self._finish(r, spec) for r in rows]
+
+    def _record(self, rows: list[_Row], next_B, logprobs_B_V, spec: SamplingSpec) -> None:
+        """Append each unfinished row's token, log-prob, top-k; mark rows that just finished."""
+        chosen_B = logprobs_B_V.gather(-1, next_B.unsqueeze(-1)).squeeze(-1).tolist()
+        if spec.topk_logprobs:
+            top_B_K = logprobs_B_V.topk(min(spec.topk_logprobs, logprobs_B_V.shape[-1]), dim=-1)
+            top_vals, top_ids = top_B_K.values.tolist(), top_B_K.indices.tolist()
+        for b, (row, token) in enumerate(zip(rows, next_B.tolist())):
+            if row.finish_reason:
+                continue
+            row.token_ids.append(token)
+            row.logprobs.append(chosen_B[b])
+            if spec.topk_logprobs:
+                row.topk_ids.append(top_ids[b])
+                row.topk_logprobs.append(top_vals[b])
+            row.finish_reason = self._finish_reason(row, token, spec)
+
+    def _finish_reason(self, row: _Row, token: int, spec: SamplingSpec) -> FinishReason | None:
+        if token in self.eos_ids:
+            return "eos"
+        if spec.stop and cut_at_stop(self._decode(row.token_ids), spec.stop)[1]:
+            return "stop"
+        return "length" if len(row.token_ids) >= spec.max_new_tokens else None
+
+    def _decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def _finish(self, row: _Row, spec: SamplingSpec) -> Completion:
+        text, _ = cut_at_stop(self._decode(row.token_ids), spec.stop)
+        return Completion(row.token_ids, row.logprobs, text, row.finish_reason, row.topk_ids, row.topk_logprobs)
+
+    def update_weights(self, model_or_adapter_dir=None) -> None:
+        """Use new weights: a module replaces the model; an adapter folder is loaded into the
+        live PEFT model (`set_peft_model_state_dict`); None does nothing, since the live model
+        already carries the optimizer's update."""
+        if model_or_adapter_dir is None:
+            return
+        if isinstance(model_or_adapter_dir, (str, Path)):
+            from peft import load_peft_weights, set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, load_peft_weights(str(model_or_adapter_dir)))
+            return
+        self.model = model_or_adapter_dir
+        self.eos_ids = eos_token_ids(self.model, self.tokenizer)
+
+    def close(self) -> None:
+        """Drop the model reference (the caller owns the model itself)."""
+        self.model = None

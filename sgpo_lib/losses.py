@@ -1,0 +1,423 @@
+"""SGPO loss terms as pure tensor functions (sgpo-method.md sections 3-6 and the baselines).
+
+Every function takes tensors (log-probs, logits, masks, advantages, weights), never a model,
+and returns *per-token* terms; `aggregate` does the reduction (verl's `agg_loss`).
+Signs, in words:
+
+- GRPO (section 3): per-token `-min(rho*A, clip(rho, 1-eps_low, 1+eps_high)*A)` (+ beta * k3 KL
+  to a frozen reference), so minimising the loss raises the probability of positive-advantage
+  tokens.
+- Distillation (section 4): `KL(q || p)` with q = guided teacher (stop-grad) and p = unguided
+  student ("forward"); `direction="reverse"` is `KL(p || q)`. Estimators: `full` (exact over V),
+  `topk` (teacher top-k + one tail bucket), `sampled` (`-log p(y_t)`, SFT on the guided rollout).
+- Proximal constraint (section 4): a detached per-token factor on the distillation term
+  (`clip`: 0/1 mask, `is_clip`: `min(exp(delta), c)`, `none`: 1).
+- Instance weights (section 5) and the section-6 normaliser (`distill_token_coefs`).
+- Baselines: SFT cross-entropy and the LUFFY-style off-policy shaped term `-A * pi/(pi+gamma)`.
+
+Departures from the textbook, all deliberate and visible:
+- `group_advantages` divides by the *population* std (correction 0, as Dr. GRPO/verl's
+  `torch.std(unbiased=False)` would), so a group of one gives 0, not NaN.
+- `sampled` returns `-log p(y_t)`; as a KL estimate it lacks the teacher's `log q(y_t)`, which
+  has no gradient, so gradients are those of the one-sample forward-KL estimate.
+- `topk` computes the student tail bucket as a log-sum-exp over the non-top-k log-probs (the
+  same quantity as `log(1 - sum_k p_k)`, without cancellation). The teacher's tail mass is
+  `1 - sum_k q_k` clamped at 0; the reverse direction floors it at `TAIL_MASS_FLOOR`.
+- No hidden clamps on log-ratios (verl clamps them to +-20 silently); every clip reports a
+  fraction in the metrics.
+The memory-bounded, chunked version of the distillation term lives in `losses_chunked.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+ADV_STD_EPS = 1e-6  # added to the group std before dividing (train.scale_rewards)
+MIN_NORMALISER = 1.0  # token/sequence counts are clamped to at least this (empty batches give 0)
+TAIL_MASS_FLOOR = 1e-12  # reverse top-k: floor on the teacher tail mass inside the log
+CORRECT_REWARD_THRESHOLD = 0.5  # rewards are in {0, 1}; a reward above this counts as correct
+
+
+# ----------------------------------------------------------------------------- reduction
+def aggregate(per_token_B_T, mask_B_T, mode: str = "token_mean", num_tokens=None, num_sequences=None):
+    """Reduce per-token terms to a scalar.
+
+    `token_mean`: `sum(per_token * mask) / num_tokens`, `num_tokens` defaulting to `mask.sum()`.
+    Pass the *global* token count of the optimizer batch as `num_tokens` when micro-batching:
+    the sum over micro-batches then equals the full-batch token mean exactly (values and grads).
+    `seq_mean_token_mean`: mean over sequences (those with at least one token) of each
+    sequence's token mean; `num_sequences` plays the role of `num_tokens`.
+
+    Shapes:
+        per_token_B_T: (B, T); mask_B_T: (B, T) bool or {0, 1}; returns a 0-dim tensor.
+    """
+    mask_B_T = mask_B_T.to(per_token_B_T.dtype)
+    masked_B_T = per_token_B_T * mask_B_T
+    if mode == "token_mean":
+        if num_sequences is not None:
+            raise ValueError("aggregate: num_sequences is for mode='seq_mean_token_mean'; use num_tokens")
+        denom = mask_B_T.sum().clamp_min(MIN_NORMALISER) if num_tokens is None else num_tokens
+        return masked_B_T.sum() / denom
+    if mode == "seq_mean_token_mean":
+        if num_tokens is not None:
+            raise ValueError("aggregate: num_tokens is for mode='token_mean'; use num_sequences")
+        lengths_B = mask_B_T.sum(-1)
+        seq_means_B = masked_B_T.sum(-1) / lengths_B.clamp_min(MIN_NORMALISER)
+        denom = (lengths_B > 0).sum().clamp_min(MIN_NORMALISER) if num_sequences is None else num_sequences
+        return seq_means_B.sum() / denom
+    raise ValueError(f"aggregate: unknown mode {mode!r}; expected 'token_mean' or 'seq_mean_token_mean'")
+
+
+def _masked_mean(values, mask) -> float:
+    """Float mean of `values` over `mask` (0.0 when the mask is empty), for metrics."""
+    return float(aggregate(values.detach().double(), mask))
+
+
+# ----------------------------------------------------------------------------- section 3: GRPO
+def group_advantages(rewards_P_G, scale_rewards: bool, eps: float = ADV_STD_EPS):
+    """Group-relative advantages `A_j = r_j - mean_j(r)`, optionally `/ (std_j(r) + eps)`.
+
+    The std is the population std (see module docstring).
+
+    Shapes:
+        rewards_P_G: (P, G); returns advantages_P_G: (P, G).
+
+    Example:
+        >>> import torch
+        >>> group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), scale_rewards=False)
+        tensor([[ 0.5000, -0.5000, -0.5000,  0.5000]])
+    """
+    centred_P_G = rewards_P_G - rewards_P_G.mean(dim=-1, keepdim=True)
+    if not scale_rewards:
+        return centred_P_G
+    return centred_P_G / (rewards_P_G.std(dim=-1, correction=0, keepdim=True) + eps)
+
+
+def grpo_token_terms(
+    logprobs_B_T,
+    old_logprobs_B_T,
+    advantages_B,
+    mask_B_T,
+    eps_low: float,
+    eps_high: float,
+    beta: float = 0.0,
+    ref_logprobs_B_T=None,
+):
+    """Per-token clipped surrogate with asymmetric clip, plus `beta * k3` KL to a reference.
+
+    `rho = exp(logp - logp_old)`; term `= -min(rho*A, clip(rho, 1-eps_low, 1+eps_high)*A)
+    + beta * (exp(ref - logp) - (ref - logp) - 1)` (k3, an unbiased estimate of KL(pi || ref)).
+    Metrics (masked token means): `clip_frac_low` (rho < 1-eps_low with A < 0: the clip is
+    active), `clip_frac_high` (rho > 1+eps_high with A > 0), `ratio_mean`, `kl` (when a
+    reference is given).
+
+    Shapes:
+        logprobs_B_T, old_logprobs_B_T, ref_logprobs_B_T, mask_B_T: (B, T); advantages_B: (B,).
+        Returns (per_token_B_T, metrics: dict[str, float]).
+    """
+    if beta != 0.0 and ref_logprobs_B_T is None:
+        raise ValueError("grpo_token_terms: train.beta != 0 needs ref_logprobs_B_T")
+    adv_B_1 = advantages_B.to(logprobs_B_T.dtype)[:, None]
+    ratio_B_T = torch.exp(logprobs_B_T - old_logprobs_B_T)
+    clipped_B_T = ratio_B_T.clamp(1.0 - eps_low, 1.0 + eps_high)
+    per_token_B_T = -torch.minimum(ratio_B_T * adv_B_1, clipped_B_T * adv_B_1)
+    metrics = {
+        "clip_frac_low": _masked_mean(((ratio_B_T < 1.0 - eps_low) & (adv_B_1 < 0)).double(), mask_B_T),
+        "clip_frac_high": _masked_mean(((ratio_B_T > 1.0 + eps_high) & (adv_B_1 > 0)).double(), mask_B_T),
+        "ratio_mean": _masked_mean(ratio_B_T, mask_B_T),
+    }
+    if ref_logprobs_B_T is not None:
+        log_ref_ratio_B_T = ref_logprobs_B_T - logprobs_B_T
+        k3_B_T = torch.exp(log_ref_ratio_B_T) - log_ref_ratio_B_T - 1.0
+        metrics["kl"] = _masked_mean(k3_B_T, mask_B_T)
+        if beta != 0.0:
+            per_token_B_T = per_token_B_T + beta * k3_B_T
+    return per_token_B_T, metrics
+
+
+# ----------------------------------------------------------------------------- baselines
+def sft_token_terms(logprobs_B_T):
+    """Cross-entropy per token, `-log p(y_t)` (SFT on the strong responses).
+
+    Shapes:
+        logprobs_B_T: (B, T) student log-probs of the target tokens; returns (B, T).
+    """
+    return -logprobs_B_T
+
+
+def offpolicy_shaped_token_terms(logprobs_B_T, advantages_B, gamma: float):
+    """LUFFY-style off-policy term `-A * pi / (pi + gamma)`, `pi = exp(logp)`, no clipping.
+
+    The gradient flows through `pi`: d/dlogp of `pi/(pi+gamma)` is `gamma*pi/(pi+gamma)^2`,
+    which damps tokens the policy already finds likely. Advantages come from the *mixed*
+    group (autonomous + off-policy responses; `group_advantages` over the concatenation).
+
+    Shapes:
+        logprobs_B_T: (B, T); advantages_B: (B,); returns per_token_B_T: (B, T).
+    """
+    pi_B_T = torch.exp(logprobs_B_T)
+    return -advantages_B.to(logprobs_B_T.dtype)[:, None] * pi_B_T / (pi_B_T + gamma)
+
+
+# ----------------------------------------------------------------------------- section 4: distillation
+@dataclass(frozen=True)
+class TeacherDist:
+    """The teacher `q_t` of one batch of tokens: full log-probs, or top-k ids + log-probs.
+
+    Shapes:
+        logprobs_N_V: (N, V); topk_ids_N_K: (N, K) int64; topk_logprobs_N_K: (N, K).
+    """
+
+    logprobs_N_V: Optional[torch.Tensor] = None
+    topk_ids_N_K: Optional[torch.Tensor] = None
+    topk_logprobs_N_K: Optional[torch.Tensor] = None
+
+    @staticmethod
+    def from_logits(teacher_logits_N_V, topk: Optional[int] = None) -> "TeacherDist":
+        """Teacher from logits (no grad); with `topk`, keep only the top-k log-probs."""
+        logprobs_N_V = torch.log_softmax(teacher_logits_N_V.detach(), dim=-1)
+        if topk is None:
+            return TeacherDist(logprobs_N_V=logprobs_N_V)
+        values_N_K, ids_N_K = logprobs_N_V.topk(topk, dim=-1)
+        return TeacherDist(topk_ids_N_K=ids_N_K, topk_logprobs_N_K=values_N_K)
+
+    def rows(self, start: int, end: int) -> "TeacherDist":
+        """The teacher of tokens `start:end`."""
+        pick = lambda t: None if t is None else t[start:end]  # noqa: E731
+        return TeacherDist(pick(self.logprobs_N_V), pick(self.topk_ids_N_K), pick(self.topk_logprobs_N_K))
+
+    def need_full(self):
+        if self.logprobs_N_V is None:
+            raise ValueError("distill.estimator='full' needs the teacher's full log-probs (teacher logits/hidden)")
+        return self.logprobs_N_V.detach()
+
+    def need_topk(self):
+        if self.topk_ids_N_K is None or self.topk_logprobs_N_K is None:
+            raise ValueError("distill.estimator='topk' needs teacher top-k ids and log-probs (or distill.topk)")
+        return self.topk_ids_N_K, self.topk_logprobs_N_K.detach()
+
+
+def forward_kl_full(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
+    """`KL(q || p) = sum_v q(v) (log q(v) - log p(v))`, exact over the vocabulary.
+
+    Its gradient wrt the student logits is `p - q`: zero wherever the strategy did not
+    change the distribution. Shapes: student_logprobs_N_V (N, V); returns (N,).
+    """
+    teacher_lp_N_V = teacher.need_full()
+    return (teacher_lp_N_V.exp() * (teacher_lp_N_V - student_logprobs_N_V)).sum(-1)
+
+
+def reverse_kl_full(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
+    """`KL(p || q) = sum_v p(v) (log p(v) - log q(v))`, exact (reverse-KL ablation).
+
+    Shapes: student_logprobs_N_V (N, V); returns (N,).
+    """
+    teacher_lp_N_V = teacher.need_full()
+    return (student_logprobs_N_V.exp() * (student_logprobs_N_V - teacher_lp_N_V)).sum(-1)
+
+
+def _topk_buckets(student_logprobs_N_V, teacher: TeacherDist):
+    """Log-probs of the K+1 buckets (teacher top-k ids + tail) for teacher and student.
+
+    Returns (teacher_lp_N_K, teacher_tail_N, student_lp_N_K, student_tail_lp_N or None when K = V).
+    The student tail is a log-sum-exp over the non-top-k entries; the teacher tail is a mass.
+    """
+    ids_N_K, teacher_lp_N_K = teacher.need_topk()
+    student_lp_N_K = student_logprobs_N_V.gather(-1, ids_N_K)
+    teacher_tail_N = (1.0 - teacher_lp_N_K.exp().sum(-1)).clamp_min(0.0)
+    if ids_N_K.shape[-1] == student_logprobs_N_V.shape[-1]:
+        return teacher_lp_N_K, teacher_tail_N, student_lp_N_K, None
+    in_topk_N_V = torch.zeros_like(student_logprobs_N_V, dtype=torch.bool).scatter_(-1, ids_N_K, True)
+    rest_N_V = student_logprobs_N_V.masked_fill(in_topk_N_V, torch.finfo(student_logprobs_N_V.dtype).min)
+    return teacher_lp_N_K, teacher_tail_N, student_lp_N_K, torch.logsumexp(rest_N_V, dim=-1)
+
+
+def forward_kl_topk(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
+    """`KL(q || p)` over K+1 buckets: the teacher's top-k ids and one tail bucket.
+
+    `q_tail = 1 - sum_k q_k`, `p_tail = 1 - sum_k p(id_k)`. With K = V it equals `full`.
+    Shapes: student_logprobs_N_V (N, V); teacher top-k (N, K); returns (N,).
+    """
+    teacher_lp_N_K, q_tail_N, student_lp_N_K, p_tail_lp_N = _topk_buckets(student_logprobs_N_V, teacher)
+    head_N = (teacher_lp_N_K.exp() * (teacher_lp_N_K - student_lp_N_K)).sum(-1)
+    if p_tail_lp_N is None:
+        return head_N
+    return head_N + torch.xlogy(q_tail_N, q_tail_N) - q_tail_N * p_tail_lp_N
+
+
+def reverse_kl_topk(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
+    """`KL(p || q)` over the same K+1 buckets as `forward_kl_topk`.
+
+    The teacher tail mass is floored at `TAIL_MASS_FLOOR` inside the log.
+    Shapes: student_logprobs_N_V (N, V); teacher top-k (N, K); returns (N,).
+    """
+    teacher_lp_N_K, q_tail_N, student_lp_N_K, p_tail_lp_N = _topk_buckets(student_logprobs_N_V, teacher)
+    head_N = (student_lp_N_K.exp() * (student_lp_N_K - teacher_lp_N_K)).sum(-1)
+    if p_tail_lp_N is None:
+        return head_N
+    q_tail_lp_N = q_tail_N.clamp_min(TAIL_MASS_FLOOR).log()
+    return head_N + p_tail_lp_N.exp() * (p_tail_lp_N - q_tail_lp_N)
+
+
+def sampled_nll(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
+    """`-log p(y_t)` on the guided rollout's own tokens: the one-sample forward-KL estimate (SFT).
+
+    Shapes: student_logprobs_N_V (N, V); target_ids_N (N,); returns (N,).
+    """
+    if target_ids_N is None:
+        raise ValueError("distill.estimator='sampled' needs target_ids_N (the guided rollout's tokens)")
+    return -student_logprobs_N_V.gather(-1, target_ids_N[..., None]).squeeze(-1)
+
+
+DistillTerm = Callable[..., torch.Tensor]
+DISTILL_TERMS: dict[tuple[str, str], DistillTerm] = {
+    ("full", "forward"): forward_kl_full,
+    ("full", "reverse"): reverse_kl_full,
+    ("topk", "forward"): forward_kl_topk,
+    ("topk", "reverse"): reverse_kl_topk,
+    ("sampled", "forward"): sampled_nll,
+}
+
+
+def distill_term(estimator: str, direction: str) -> DistillTerm:
+    """The per-token function for `distill.estimator` x `distill.direction`."""
+    try:
+        return DISTILL_TERMS[(estimator, direction)]
+    except KeyError:
+        raise ValueError(
+            f"distill.estimator={estimator!r} with distill.direction={direction!r} is not defined; "
+            f"choose one of {sorted(DISTILL_TERMS)}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- section 4: proximal constraint
+class ProximalFactor(NamedTuple):
+    """Detached per-token factor on the distillation term, and which tokens it clipped."""
+
+    factor_N: torch.Tensor
+    clipped_N: torch.Tensor
+
+
+def proximal_none(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """`distill.proximal = none`: factor 1 everywhere."""
+    return ProximalFactor(torch.ones_like(delta_N), torch.zeros_like(delta_N, dtype=torch.bool))
+
+
+def proximal_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """`distill.proximal = clip`: drop the token (factor 0) once `|delta| > log(1 + eps_kl)`."""
+    clipped_N = delta_N.detach().abs() > math.log1p(eps_kl)
+    return ProximalFactor((~clipped_N).to(delta_N.dtype), clipped_N)
+
+
+def proximal_is_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """`distill.proximal = is_clip` (SDPO): factor `min(exp(delta), is_cap)`, detached."""
+    weight_N = delta_N.detach().exp()
+    return ProximalFactor(weight_N.clamp_max(is_cap), weight_N > is_cap)
+
+
+PROXIMAL_FACTORS: dict[str, Callable[..., ProximalFactor]] = {
+    "none": proximal_none,
+    "clip": proximal_clip,
+    "is_clip": proximal_is_clip,
+}
+
+
+def proximal_factor(delta_N, mode: str, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """Per-token proximal factor, `delta = log p_theta(y_t) - log p_old(y_t)` (both unguided).
+
+    Shapes: delta_N (N,) (any shape works); returns factor_N and clipped_N of the same shape.
+    """
+    if mode not in PROXIMAL_FACTORS:
+        raise ValueError(f"distill.proximal={mode!r} is not defined; choose one of {sorted(PROXIMAL_FACTORS)}")
+    return PROXIMAL_FACTORS[mode](delta_N, eps_kl, is_cap)
+
+
+# ----------------------------------------------------------------------------- section 5: instance weights
+def _weights_failure(p_auto_P, p_guided_P, gamma: float):
+    return (1.0 - p_auto_P) ** gamma * (p_guided_P > 0).to(p_auto_P.dtype)
+
+
+def _weights_gap(p_auto_P, p_guided_P, gamma: float):
+    return (p_guided_P - p_auto_P).clamp_min(0.0)
+
+
+def _weights_constant(p_auto_P, p_guided_P, gamma: float):
+    return torch.ones_like(p_auto_P)
+
+
+GUIDANCE_WEIGHTS: dict[str, Callable] = {
+    "failure": _weights_failure,
+    "gap": _weights_gap,
+    "constant": _weights_constant,
+}
+
+
+def guidance_weights(p_auto_P, p_guided_P, mode: str = "failure", gamma: float = 1.0):
+    """Instance weight `w(x)` (`distill.weighting`): failure, gap or constant.
+
+    failure: `(1 - p_auto)^gamma * 1[p_guided > 0]`; gap: `max(0, p_guided - p_auto)`; constant: 1.
+
+    Shapes:
+        p_auto_P, p_guided_P: (P,) success rates in [0, 1]; returns w_P: (P,), detached.
+
+    Example:
+        >>> import torch
+        >>> guidance_weights(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 0.0, 1.0]), "failure", 2.0)
+        tensor([1., 0., 0.])
+    """
+    if mode not in GUIDANCE_WEIGHTS:
+        raise ValueError(f"distill.weighting={mode!r} is not defined; choose one of {sorted(GUIDANCE_WEIGHTS)}")
+    p_auto_P = p_auto_P.detach().to(torch.promote_types(p_auto_P.dtype, torch.float32))
+    return GUIDANCE_WEIGHTS[mode](p_auto_P, p_guided_P.detach().to(p_auto_P.dtype), gamma)
+
+
+def distill_on_mask(guided_rewards_P_S, on: str = "correct"):
+    """Which guided rollouts are distilled (`distill.on`): `correct` ones, or `all`.
+
+    Shapes: guided_rewards_P_S (P, S); returns a bool mask (P, S).
+    """
+    if on == "correct":
+        return guided_rewards_P_S > CORRECT_REWARD_THRESHOLD
+    if on == "all":
+        return torch.ones_like(guided_rewards_P_S, dtype=torch.bool)
+    raise ValueError(f"distill.on={on!r} is not defined; choose 'correct' or 'all'")
+
+
+# ----------------------------------------------------------------------------- section 6: total loss
+def distill_token_coefs(weights_B, on_B, mask_B_T, num_tokens=None):
+    """Per-token coefficient `w(x) * on / sum_x sum_y |y|` of the section-6 distillation sum.
+
+    The normaliser counts the tokens of the distilled guided rollouts (`on`), whatever their
+    weight; the proximal mask `m_t` is applied later and does not change it. Pass the whole
+    optimizer batch's count as `num_tokens` when micro-batching (as in `aggregate`).
+
+    Shapes:
+        weights_B, on_B: (B,) per guided rollout (repeat `w_P` S times); mask_B_T: (B, T).
+        Returns token_coef_B_T: (B, T), detached.
+    """
+    selected_B_T = mask_B_T.to(weights_B.dtype) * on_B.to(weights_B.dtype)[:, None]
+    denom = selected_B_T.sum().clamp_min(MIN_NORMALISER) if num_tokens is None else num_tokens
+    return (weights_B.detach()[:, None] * selected_B_T / denom).detach()
+
+
+def sgpo_loss(rl_loss, distill_loss, coef: float):
+    """`L = L_RL + coef * L_distill` (section 6); `coef = 0` returns `rl_loss` itself (= GRPO).
+
+    `distill_loss` is the already-normalised distillation sum (e.g. `chunked_distill(...).loss`
+    with `distill_token_coefs`); it may be None when `coef = 0`.
+    Returns (loss, metrics: dict[str, float]).
+    """
+    metrics = {"loss/rl": float(rl_loss.detach())}
+    if coef == 0.0:
+        return rl_loss, metrics
+    if distill_loss is None:
+        raise ValueError("sgpo_loss: distill.coef != 0 needs a distillation loss")
+    metrics["loss/distill"] = float(distill_loss.detach())
+    return rl_loss + coef * distill_loss, metrics

@@ -1,0 +1,210 @@
+"""The section-4 distillation loss, dense and chunked over tokens (sgpo-method.md sections 4 and 6).
+
+`distill_dense` is the plain-autograd version on materialised logits: per-token term
+(`losses.DISTILL_TERMS`), proximal factor (`losses.proximal_factor`) and the weighted sum
+`sum_t coef_t * m_t * l_t`. `chunked_distill` computes the same loss and the same gradients
+without ever holding `[N, V]` logits: a `torch.autograd.Function` in the style of Liger's fused
+linear cross-entropy. Its forward, for each chunk of tokens, computes the student logits
+`h_c @ W^T` (and the teacher's, from the teacher hidden states, without grad), runs
+`distill_dense` on the chunk, and immediately takes the gradient wrt the chunk's logits with
+`torch.autograd.grad`; it turns that into `grad_h_c = g_c @ W` and accumulates
+`grad_W += g_c^T @ h_c`. Backward only scales the stored gradients by `grad_output`.
+
+Departures: the teacher shares `lm_head_weight` with the student (same model, guided prompt)
+and is treated as constant, so no gradient reaches `teacher_hidden_N_H`; double backward is not
+supported; loss arithmetic runs in at least float32 whatever the hidden dtype, and `grad_W` is
+accumulated in at least float32 before being cast back to W's dtype.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import torch
+
+from sgpo_lib.losses import PROXIMAL_FACTORS, TeacherDist, aggregate, distill_term, proximal_factor
+
+logger = logging.getLogger(__name__)
+
+CHUNK_LOGITS_BUDGET = 2**23  # default chunk: about this many logits (N_c * V) per chunk
+
+
+@dataclass(frozen=True)
+class DistillSpec:
+    """The `distill.*` choices that shape the per-token term.
+
+    `estimator`: full | topk | sampled; `direction`: forward (KL(q||p)) | reverse (KL(p||q));
+    `proximal`: clip | is_clip | none, with `eps_kl` (clip threshold `log(1 + eps_kl)`) and
+    `is_cap` (the cap `c` of `is_clip`); `topk`: K when the teacher top-k is computed from
+    teacher logits (not needed when the rollout engine's top-k is passed in).
+    """
+
+    estimator: str = "full"
+    direction: str = "forward"
+    proximal: str = "clip"
+    eps_kl: float = 0.2
+    is_cap: float = 2.0
+    topk: Optional[int] = None
+
+    def __post_init__(self):
+        distill_term(self.estimator, self.direction)
+        if self.proximal not in PROXIMAL_FACTORS:
+            raise ValueError(f"distill.proximal={self.proximal!r} is not defined; choose one of {sorted(PROXIMAL_FACTORS)}")
+        if self.topk is not None and self.topk < 1:
+            raise ValueError(f"distill.topk must be >= 1, got {self.topk}")
+
+
+class DistillOutput(NamedTuple):
+    """`loss` = `sum_t token_coef_t * factor_t * l_t` (differentiable); the rest detached, (N,).
+
+    `per_token_N` is `l_t` before the proximal factor; `student_logprobs_N` is
+    `log p_theta(y_t)`; `factor_N` the proximal factor; `clipped_N` which tokens it clipped.
+    """
+
+    loss: torch.Tensor
+    per_token_N: torch.Tensor
+    student_logprobs_N: torch.Tensor
+    factor_N: torch.Tensor
+    clipped_N: torch.Tensor
+
+
+def distill_dense(student_logits_N_V, target_ids_N, token_coef_N, teacher: TeacherDist, spec: DistillSpec,
+                  old_logprobs_N=None) -> DistillOutput:
+    """Distillation loss on materialised student logits (plain autograd).
+
+    `old_logprobs_N` is `log p_old(y_t)` under the unguided prompt; None means the policy has
+    not moved since the rollout (delta = 0, the proximal factor is 1).
+
+    Shapes:
+        student_logits_N_V: (N, V); target_ids_N: (N,) int64; token_coef_N, old_logprobs_N: (N,);
+        teacher: full (N, V) or top-k (N, K). Returns DistillOutput (loss 0-dim, the rest (N,)).
+    """
+    compute_dtype = torch.promote_types(student_logits_N_V.dtype, torch.float32)
+    student_lp_N_V = torch.log_softmax(student_logits_N_V.to(compute_dtype), dim=-1)
+    token_lp_N = student_lp_N_V.gather(-1, target_ids_N[:, None]).squeeze(-1)
+    per_token_N = distill_term(spec.estimator, spec.direction)(student_lp_N_V, teacher, target_ids_N)
+    delta_N = token_lp_N.detach() - (token_lp_N.detach() if old_logprobs_N is None else old_logprobs_N)
+    prox = proximal_factor(delta_N, spec.proximal, spec.eps_kl, spec.is_cap)
+    loss = (token_coef_N.to(compute_dtype) * prox.factor_N * per_token_N).sum()
+    return DistillOutput(loss, per_token_N.detach(), token_lp_N.detach(), prox.factor_N, prox.clipped_N)
+
+
+def default_chunk_size(vocab_size: int) -> int:
+    """Tokens per chunk so that a chunk holds about `CHUNK_LOGITS_BUDGET` logits."""
+    return max(1, CHUNK_LOGITS_BUDGET // vocab_size)
+
+
+def _linear(hidden_N_H, weight_V_H, bias_V):
+    return torch.nn.functional.linear(hidden_N_H, weight_V_H, bias_V)
+
+
+def _teacher_rows(spec, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K, weight_V_H, bias_V, rows, dtype):
+    """The teacher of one chunk: from the engine's top-k, from teacher hidden states, or none."""
+    if spec.estimator == "sampled":
+        return TeacherDist()
+    if spec.estimator == "topk" and topk_ids_N_K is not None:
+        return TeacherDist(topk_ids_N_K=topk_ids_N_K[rows], topk_logprobs_N_K=topk_logprobs_N_K[rows].to(dtype))
+    logits_N_V = _linear(teacher_hidden_N_H[rows], weight_V_H, bias_V).to(dtype)
+    return TeacherDist.from_logits(logits_N_V, topk=spec.topk if spec.estimator == "topk" else None)
+
+
+class _ChunkedDistill(torch.autograd.Function):
+    """Forward computes the loss and all gradients chunk by chunk; backward rescales them."""
+
+    @staticmethod
+    def forward(ctx, hidden_N_H, weight_V_H, bias_V, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K,
+                target_ids_N, token_coef_N, old_logprobs_N, spec, chunk_size, need_grad):
+        n_tokens = hidden_N_H.shape[0]
+        compute_dtype = torch.promote_types(hidden_N_H.dtype, torch.float32)
+        grad_w = need_grad and weight_V_H.requires_grad
+        grad_b = need_grad and bias_V is not None and bias_V.requires_grad
+        acc_dtype = torch.promote_types(weight_V_H.dtype, torch.float32)
+        grad_hidden_N_H = torch.zeros_like(hidden_N_H) if need_grad else None
+        grad_weight_V_H = torch.zeros(weight_V_H.shape, dtype=acc_dtype, device=weight_V_H.device) if grad_w else None
+        grad_bias_V = torch.zeros(bias_V.shape, dtype=acc_dtype, device=bias_V.device) if grad_b else None
+        pieces, loss = [], torch.zeros((), dtype=compute_dtype, device=hidden_N_H.device)
+        for start in range(0, n_tokens, chunk_size):
+            rows = slice(start, min(start + chunk_size, n_tokens))
+            h_c_H = hidden_N_H[rows]
+            logits_c_V = _linear(h_c_H, weight_V_H, bias_V).to(compute_dtype).requires_grad_(need_grad)
+            teacher = _teacher_rows(spec, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K,
+                                    weight_V_H, bias_V, rows, compute_dtype)
+            old_c = None if old_logprobs_N is None else old_logprobs_N[rows]
+            with torch.enable_grad():
+                out = distill_dense(logits_c_V, target_ids_N[rows], token_coef_N[rows], teacher, spec, old_c)
+            if need_grad:
+                (g_logits_c_V,) = torch.autograd.grad(out.loss, logits_c_V)
+                g_c_V = g_logits_c_V.to(hidden_N_H.dtype)
+                grad_hidden_N_H[rows] = g_c_V @ weight_V_H.to(hidden_N_H.dtype)
+                if grad_w:
+                    grad_weight_V_H += g_c_V.t() @ h_c_H
+                if grad_b:
+                    grad_bias_V += g_logits_c_V.sum(0)
+            loss += out.loss.detach()
+            pieces.append(out[1:])
+        per_token_N, token_lp_N, factor_N, clipped_N = (torch.cat(p) for p in zip(*pieces))
+        ctx.save_for_backward(grad_hidden_N_H,
+                              None if grad_weight_V_H is None else grad_weight_V_H.to(weight_V_H.dtype),
+                              None if grad_bias_V is None else grad_bias_V.to(bias_V.dtype))
+        ctx.mark_non_differentiable(per_token_N, token_lp_N, factor_N, clipped_N)
+        return loss, per_token_N, token_lp_N, factor_N, clipped_N
+
+    @staticmethod
+    def backward(ctx, grad_loss, *unused_grads):
+        grad_hidden_N_H, grad_weight_V_H, grad_bias_V = ctx.saved_tensors
+        scale = lambda g: None if g is None else g * grad_loss.to(g.dtype)  # noqa: E731
+        return (scale(grad_hidden_N_H), scale(grad_weight_V_H), scale(grad_bias_V)) + (None,) * 9
+
+
+def _check_teacher(spec, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K):
+    if (topk_ids_N_K is None) != (topk_logprobs_N_K is None):
+        raise ValueError("chunked_distill: pass both teacher_topk_ids_N_K and teacher_topk_logprobs_N_K, or neither")
+    if spec.estimator == "full" and teacher_hidden_N_H is None:
+        raise ValueError("distill.estimator='full' needs teacher_hidden_N_H")
+    if spec.estimator == "topk" and topk_ids_N_K is None and (teacher_hidden_N_H is None or spec.topk is None):
+        raise ValueError("distill.estimator='topk' needs the engine's teacher top-k, or teacher_hidden_N_H with distill.topk")
+
+
+def chunked_distill(student_hidden_N_H, lm_head_weight_V_H, target_ids_N, token_coef_N, *, spec: DistillSpec,
+                    teacher_hidden_N_H=None, teacher_topk_ids_N_K=None, teacher_topk_logprobs_N_K=None,
+                    old_logprobs_N=None, lm_head_bias_V=None, chunk_size: Optional[int] = None) -> DistillOutput:
+    """Distillation loss `sum_t token_coef_t * m_t * l_t` without materialising `[N, V]` logits.
+
+    Equal (values and gradients wrt `student_hidden_N_H`, `lm_head_weight_V_H`, `lm_head_bias_V`)
+    to `distill_dense` on `student_hidden_N_H @ W^T + b`. `token_coef_N` is the section-6
+    coefficient (`distill_token_coefs`, flattened). No gradient reaches the teacher or W when
+    W does not require grad (frozen lm_head under LoRA).
+
+    Shapes:
+        student_hidden_N_H, teacher_hidden_N_H: (N, H) hidden states before the lm_head, at the
+        positions that predict target_ids_N (N,); lm_head_weight_V_H: (V, H); lm_head_bias_V: (V,);
+        token_coef_N, old_logprobs_N: (N,); teacher_topk_ids_N_K / _logprobs_N_K: (N, K).
+        Returns DistillOutput (loss 0-dim, the rest (N,)).
+    """
+    _check_teacher(spec, teacher_hidden_N_H, teacher_topk_ids_N_K, teacher_topk_logprobs_N_K)
+    chunk_size = chunk_size or default_chunk_size(lm_head_weight_V_H.shape[0])
+    need_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (student_hidden_N_H, lm_head_weight_V_H, lm_head_bias_V))
+    detach = lambda t: None if t is None else t.detach()  # noqa: E731
+    outputs = _ChunkedDistill.apply(
+        student_hidden_N_H, lm_head_weight_V_H, lm_head_bias_V, detach(teacher_hidden_N_H),
+        teacher_topk_ids_N_K, detach(teacher_topk_logprobs_N_K), target_ids_N, detach(token_coef_N),
+        detach(old_logprobs_N), spec, chunk_size, need_grad)
+    return DistillOutput(*outputs)
+
+
+def distill_metrics(out: DistillOutput, token_mask_N) -> dict[str, float]:
+    """Metrics of one distillation call, as masked token means (e.g. mask = token_coef_N > 0).
+
+    `distill/term` mean l_t (KL, or NLL for `sampled`); `distill/proximal_clip_frac` the fraction
+    of tokens the proximal constraint clipped or dropped; `distill/proximal_factor` the mean factor.
+    """
+    mask_N = token_mask_N.to(torch.float64)
+    mean = lambda x: float(aggregate(x.double()[None], mask_N[None]))  # noqa: E731
+    return {
+        "distill/term": mean(out.per_token_N),
+        "distill/proximal_clip_frac": mean(out.clipped_N),
+        "distill/proximal_factor": mean(out.factor_N),
+    }

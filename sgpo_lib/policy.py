@@ -1,0 +1,124 @@
+"""The policy: loading a student (toy or Hugging Face), LoRA through `peft`, and the forward
+passes the trainer needs (per-token log-probs of completions, final hidden states).
+
+Sequences are packed right-padded as `prompt ++ completion`, so position ids are natural.
+Position `t` of `targets_B_T` holds the token predicted from positions `<= t`, i.e. the
+input shifted left; `completion_mask_B_T` is 1 where that target is a completion token.
+Hidden states come from the decoder alone (`get_decoder()`), so the `[B, T, V]` logits of
+a batch are only formed where a loss needs them, chunk by chunk (see `losses`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class SeqBatch:
+    """Right-padded `prompt ++ completion` sequences. Shapes: all `(B, T)`."""
+
+    input_ids_B_T: torch.Tensor
+    attention_mask_B_T: torch.Tensor
+    targets_B_T: torch.Tensor
+    completion_mask_B_T: torch.Tensor
+
+    def to(self, device) -> "SeqBatch":
+        return SeqBatch(*(t.to(device) for t in (self.input_ids_B_T, self.attention_mask_B_T,
+                                                  self.targets_B_T, self.completion_mask_B_T)))
+
+
+def pack(prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> SeqBatch:
+    """Pack token lists into a right-padded `SeqBatch` (targets shifted left by one).
+
+    Example:
+        >>> b = pack([[1, 2]], [[3, 4]], pad_id=0)
+        >>> b.targets_B_T.tolist(), b.completion_mask_B_T.tolist()
+        ([[2, 3, 4, 0]], [[0, 1, 1, 0]])
+    """
+    lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
+    T = max(lengths)
+    ids = torch.full((len(prompts), T), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(prompts), T), dtype=torch.long)
+    comp = torch.zeros((len(prompts), T), dtype=torch.float32)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        ids[i, : lengths[i]] = torch.tensor(p + c, dtype=torch.long)
+        attn[i, : lengths[i]] = 1
+        comp[i, len(p) - 1 : lengths[i] - 1] = 1.0  # position t predicts token t+1
+    targets = torch.full_like(ids, pad_id)
+    targets[:, :-1] = ids[:, 1:]
+    return SeqBatch(ids, attn, targets, comp)
+
+
+def causal_lm(model):
+    """The underlying `*ForCausalLM` of a plain or peft-wrapped model."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def hidden_states(model, batch: SeqBatch) -> torch.Tensor:
+    """Final hidden states of the decoder (before the lm_head). Shape `(B, T, H)`."""
+    decoder = causal_lm(model).get_decoder()
+    return decoder(input_ids=batch.input_ids_B_T, attention_mask=batch.attention_mask_B_T).last_hidden_state
+
+
+def lm_head_weight(model) -> torch.Tensor:
+    """The output projection weight `(V, H)` (shared by teacher and student)."""
+    head = causal_lm(model).get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        raise NotImplementedError("lm_head with a bias is not supported by the chunked losses")
+    return head.weight
+
+
+def token_logprobs(model, batch: SeqBatch) -> torch.Tensor:
+    """log pi(target_t | <= t) for every position. Shape `(B, T)`; one micro-batch of logits."""
+    hidden_B_T_H = hidden_states(model, batch)
+    logits_B_T_V = hidden_B_T_H @ lm_head_weight(model).T
+    logz_B_T = torch.logsumexp(logits_B_T_V.float(), dim=-1)
+    picked_B_T = logits_B_T_V.gather(-1, batch.targets_B_T.unsqueeze(-1)).squeeze(-1).float()
+    return picked_B_T - logz_B_T
+
+
+def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str | torch.device = "cpu"):
+    """Load a causal LM and its tokenizer; wrap in LoRA (`lora.enabled`) or train all weights.
+
+    `lora` is a `config.LoraConfig`. Returns `(model, tokenizer)` with the model in train mode.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype]).to(device)
+    if lora.enabled:
+        from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+        peft_cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                  target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+        model = get_peft_model(model, peft_cfg)
+    model.train()
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    log.info("policy %s: %d / %d trainable parameters", model_dir, n_train, n_all)
+    return model, tokenizer
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """The trainable parameters (LoRA adapter or all weights), detached copies on CPU."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    missing = [n for n in state if n not in params]
+    if missing:
+        raise KeyError(f"checkpoint has parameters the model lacks: {missing[:5]}")
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)

@@ -1,0 +1,199 @@
+"""Run folders, seeding, status and the metrics stream (conventions.md, points 4, 12, 13).
+
+`start_run(params_file, overrides, run_id)` is the one entry every notebook and CLI stage
+calls. It validates the params, derives `run_id = <params stem>-<sha1(resolved config)[:8]>`
+(so a changed setting can never land in, or resume, another run's folder), creates
+`outputs/<run_id>/` with `config.yaml`, `params_source.yaml`, `env.json`, `code.diff`, and
+seeds `random`/`numpy`/`torch` once from the config's single `seed`. Calling it again for
+the next notebook of the same run reuses the folder; a folder whose `config.yaml` differs
+from the resolved config is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import random
+import subprocess
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import io
+from .config import RunConfig, config_to_yaml, load_config
+from .paths import REPO_ROOT, resolve
+
+log = logging.getLogger(__name__)
+
+VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "vllm", "datasets", "math-verify", "papermill")
+
+
+def make_run_id(params_file: str | Path, cfg: RunConfig) -> str:
+    """`<params stem>-<first 8 hex of the config digest>`, deterministic."""
+    return f"{Path(params_file).stem}-{cfg.digest()[:8]}"
+
+
+def run_dir_for(cfg: RunConfig, run_id: str) -> Path:
+    return resolve(cfg.output.root) / run_id
+
+
+def start_run(
+    params_file: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None
+) -> tuple[RunConfig, Path]:
+    """Validate params, create or reuse the run folder, seed every RNG. Returns (cfg, run_dir)."""
+    cfg = load_config(params_file, overrides)
+    run_id = run_id or make_run_id(params_file, cfg)
+    run_dir = run_dir_for(cfg, run_id)
+    resolved = config_to_yaml(cfg)
+    config_path = run_dir / "config.yaml"
+    if config_path.exists() and config_path.read_text(encoding="utf-8") != resolved:
+        raise FileExistsError(
+            f"{run_dir}: holds a run with a different config; pick another run_id or leave it None "
+            "(the default id is derived from the config)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not config_path.exists():
+        io.write_text(config_path, resolved)
+        io.write_text(run_dir / "params_source.yaml", resolve(params_file).read_text(encoding="utf-8"))
+        io.write_json(run_dir / "overrides.json", overrides or {})
+        io.write_json(run_dir / "env.json", environment())
+        io.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
+    seed_everything(cfg.seed)
+    configure_logging()
+    log.info("run %s in %s", run_id, run_dir)
+    return cfg, run_dir
+
+
+def seed_everything(seed: int) -> None:
+    """Seed `random`, `numpy` and `torch` once; every other stream derives its own seed."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """A plain stderr handler for the `sgpo_lib` logger (idempotent; notebooks show it)."""
+    logger = logging.getLogger("sgpo_lib")
+    if not any(getattr(h, "_sgpo", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler._sgpo = True
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+        return out.stdout if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def environment() -> dict[str, Any]:
+    """Versions, device and git commit for `env.json`."""
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            try:
+                versions[name] = metadata.version(name + "-cpu")
+            except metadata.PackageNotFoundError:
+                versions[name] = None
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "device": device,
+        "cuda_devices": torch.cuda.device_count(),
+        "git_commit": _git("rev-parse", "HEAD").strip(),
+        "git_dirty": bool(_git("status", "--porcelain").strip()),
+    }
+
+
+# ---------------------------------------------------------------- status
+
+
+def write_status(run_dir: Path, state: str, detail: str = "") -> None:
+    """STATUS holds `running|done|failed` on its first line, then details (the error)."""
+    io.write_text(Path(run_dir) / "STATUS", f"{state}\n{detail}".rstrip() + "\n")
+
+
+def read_status(run_dir: Path) -> str:
+    """The first line of STATUS, or "" when there is none."""
+    path = Path(run_dir) / "STATUS"
+    return path.read_text(encoding="utf-8").split("\n", 1)[0].strip() if path.exists() else ""
+
+
+@contextmanager
+def status_guard(run_dir: Path, stage: str) -> Iterator[None]:
+    """Mark the run `running` during `stage`, `failed` with the traceback if it raises."""
+    write_status(run_dir, "running", f"stage: {stage}")
+    try:
+        yield
+    except BaseException:
+        write_status(run_dir, "failed", f"stage: {stage}\n{traceback.format_exc()}")
+        raise
+
+
+# ---------------------------------------------------------------- metrics
+
+
+class NullSink:
+    """A tracking sink that does nothing (same signature as a real one: no `if wandb:`)."""
+
+    def log(self, row: dict[str, Any]) -> None:
+        pass
+
+
+class ConsoleSink:
+    """Logs a compact line of chosen keys for each row."""
+
+    def __init__(self, keys: tuple[str, ...]):
+        self.keys = keys
+
+    def log(self, row: dict[str, Any]) -> None:
+        parts = [f"{k}={row[k]:.4g}" if isinstance(row.get(k), float) else f"{k}={row.get(k)}" for k in self.keys if k in row]
+        log.info("%s", " ".join(parts))
+
+
+class MetricsLogger:
+    """Appends one JSON object per step to `metrics.jsonl` (always with `step`) and fans out to sinks."""
+
+    def __init__(self, path: str | Path, sinks: tuple[Any, ...] = ()):
+        self.path = Path(path)
+        self.sinks = sinks or (NullSink(),)
+
+    def log(self, step: int, **values: Any) -> dict[str, Any]:
+        row = {"step": int(step), "time": time.time(), **{k: _jsonable(v) for k, v in values.items()}}
+        io.append_jsonl(self.path, row)
+        for sink in self.sinks:
+            sink.log(row)
+        return row
+
+    def read(self) -> list[dict[str, Any]]:
+        return io.read_jsonl(self.path, tolerate_torn_tail=True) if self.path.exists() else []
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows past `step` (a resumed run re-logs them)."""
+        io.write_jsonl(self.path, [r for r in self.read() if r.get("step", 0) <= step])
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
+        return v.item()
+    if isinstance(v, (str, int, float, bool, type(None), list, dict)):
+        return v
+    return json.loads(json.dumps(v, default=str))

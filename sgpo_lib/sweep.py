@@ -1,0 +1,150 @@
+"""Sweeps as plain data: a grid of override dicts, one isolated folder per run, a table.
+
+`grid(**axes)` returns the override dicts of the Cartesian product; `run_name` turns one
+into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
+(in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
+when there are GPUs); a variant whose STATUS is `done` is skipped, and a failure is recorded
+in its STATUS while the others go on. `collect(root)` reads every variant's `config.yaml`
+and `results.json` into one pandas DataFrame (one row per run and evaluated benchmark).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import yaml
+
+from . import io
+from .config import yaml_load
+from .paths import REPO_ROOT
+from .runs import read_status
+
+log = logging.getLogger(__name__)
+
+
+def grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    """Cartesian product of dotted-key axes.
+
+    Example:
+        >>> grid(**{"distill.coef": [0, 1], "seed": [0]})
+        [{'distill.coef': 0, 'seed': 0}, {'distill.coef': 1, 'seed': 0}]
+    """
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+
+
+def run_name(overrides: dict[str, Any]) -> str:
+    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`.
+
+    Example:
+        >>> run_name({"distill.estimator": "sampled", "seed": 1})
+        'distill.estimator=sampled_seed=1'
+    """
+    return "_".join(f"{k}={v}" for k, v in overrides.items()) or "base"
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`"distill.coef=0.5"` -> `("distill.coef", 0.5)` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml_load(value)
+
+
+def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None) -> None:
+    env = dict(os.environ)
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    cmd = [sys.executable, "-m", "sgpo_lib", "train", "--params", str(params_file), "--out-dir", str(out_dir)]
+    for k, v in overrides.items():
+        cmd += ["--set", f"{k}={json.dumps(v)}"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "stdout.log", "w") as logf:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}; see {out_dir / 'stdout.log'}")
+
+
+def run_sweep(
+    params_file: str | Path,
+    variants: list[dict[str, Any]],
+    root: Path,
+    *,
+    base_overrides: dict[str, Any] | None = None,
+    parallel: int = 1,
+    train_fn: Callable[[str, dict, Path], Any] | None = None,
+) -> pd.DataFrame:
+    """Run each variant into `root/<run_name>`; skip finished ones; record failures.
+
+    `train_fn(params_file, overrides, out_dir)` runs one variant in-process (used with
+    `parallel == 1`); by default that is `stages.train_variant`. Returns `collect(root)`.
+    """
+    from .stages import train_variant
+
+    train_fn = train_fn or train_variant
+    root = Path(root)
+    devices = _gpu_ids()
+
+    def one(i_variant: tuple[int, dict]) -> None:
+        i, variant = i_variant
+        out_dir = root / run_name(variant)
+        if read_status(out_dir) == "done":
+            log.info("sweep: %s done, skipped", out_dir.name)
+            return
+        overrides = {**(base_overrides or {}), **variant}
+        try:
+            if parallel == 1:
+                train_fn(str(params_file), overrides, out_dir)
+            else:
+                _subprocess_run(str(params_file), overrides, out_dir, devices[i % len(devices)] if devices else None)
+        except Exception as e:  # a failed run is recorded and the sweep goes on
+            log.error("sweep: %s failed: %s", out_dir.name, e)
+            if read_status(out_dir) != "failed":
+                io.write_text(out_dir / "STATUS", f"failed\n{type(e).__name__}: {e}\n")
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(one, enumerate(variants)))
+    return collect(root, require_complete=False)
+
+
+def _gpu_ids() -> list[str]:
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        return []
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
+    """One row per (run, split, benchmark) with the run's status, config and final eval."""
+    rows = []
+    for run_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        status = read_status(run_dir)
+        if require_complete and status != "done":
+            raise RuntimeError(f"{run_dir}: STATUS is '{status or 'missing'}', not done")
+        cfg = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text())) if (run_dir / "config.yaml").exists() else {}
+        base = {"run": run_dir.name, "status": status, **cfg}
+        results = run_dir / "results.json"
+        evals = io.read_json(results)["final_eval"] if results.exists() else [{}]
+        rows += [{**base, **e} for e in evals]
+    return pd.DataFrame(rows)

@@ -1,0 +1,138 @@
+"""Typed, frozen configuration of the toy world and its base students, plus two presets.
+
+`ToyWorldConfig`, `StudentConfig` and `PretrainConfig` are meant to be embedded as sections
+of the run config (conventions.md, point 3). The seed is not a field: the run config has a
+single `seed`, passed explicitly to `generate_world` / `prepare_student`.
+
+Presets: `smoke` (CI: the default student prepared in well under a minute on two cores; the
+premise need not hold strongly) and `demo` (all three sizes in a few minutes; the premise
+holds for the default student). `preset(name)` returns the three sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from .families import FAMILIES
+
+SizeName = Literal["tiny", "small", "base"]
+# Qwen2 shapes per size: head dim is always 64 so the vLLM CPU backend accepts the model.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 256},
+    "small": {"hidden_size": 128, "num_hidden_layers": 3, "intermediate_size": 512},
+    "base": {"hidden_size": 192, "num_hidden_layers": 4, "intermediate_size": 768},
+}
+HEAD_DIM = 64
+
+
+def _check(cond: bool, section: str, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"{section}: {msg}")
+
+
+def _check_fraction(section: str, name: str, value: float) -> None:
+    _check(0.0 <= value <= 1.0, section, f"{name} must be in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class ToyWorldConfig:
+    """The problems: which families, how many per split, the prompt instruction, the extractor.
+
+    `instruction` is appended to every toy prompt (unguided and guided); it is short or empty
+    because the toy tokenizer is character-level. `extractor_fault_rate` is the probability
+    that the offline extractor returns a realistic faulty output (leaked numbers, truncated or
+    incomplete JSON), so that the validation path is exercised.
+    """
+
+    families: tuple[str, ...] = ("sum", "remainder", "mul", "linear")
+    n_train: int = 256
+    n_test: int = 64
+    n_ood: int = 64
+    instruction: str = ""
+    extractor_fault_rate: float = 0.02
+
+    def __post_init__(self):
+        s = "toy_world"
+        object.__setattr__(self, "families", tuple(self.families))
+        _check(len(self.families) > 0, s, "families must not be empty")
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        _check(not unknown, s, f"unknown families {unknown}; known: {sorted(FAMILIES)}")
+        _check(len(set(self.families)) == len(self.families), s, f"families repeated in {self.families}")
+        for name in ("n_train", "n_test", "n_ood"):
+            _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check_fraction(s, "extractor_fault_rate", self.extractor_fault_rate)
+
+    def student_spec(self) -> dict:
+        """The fields that change a pretrained student (the extractor's do not)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extractor_fault_rate"}
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The base student: a Qwen2 of size `size` (see `SIZES`), head dim 64."""
+
+    size: SizeName = "small"
+    max_position_embeddings: int = 1024
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self):
+        _check(self.size in SIZES, "student", f"size must be one of {sorted(SIZES)}, got {self.size!r}")
+        _check(self.max_position_embeddings >= 128, "student", "max_position_embeddings must be >= 128")
+
+    def qwen2_kwargs(self) -> dict:
+        shape = SIZES[self.size]
+        heads = shape["hidden_size"] // HEAD_DIM
+        return {**shape, "num_attention_heads": heads, "num_key_value_heads": heads,
+                "max_position_embeddings": self.max_position_embeddings,
+                "tie_word_embeddings": self.tie_word_embeddings}
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Brief CPU pretraining of the base student on the toy mixture.
+
+    Each example is guided with probability `guided_fraction` (strategy in the prompt,
+    target = step-by-step execution of that strategy). An unguided example's target is a
+    step-by-step execution with probability `unguided_stepwise_fraction`, else the strong
+    solver's compressed response: the student can imitate the strong style but rarely
+    computes its large intermediate results correctly.
+    """
+
+    steps: int = 1200
+    batch_size: int = 32
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_seq_len: int = 640
+    guided_fraction: float = 0.5
+    unguided_stepwise_fraction: float = 0.15
+
+    def __post_init__(self):
+        s = "pretrain"
+        for name in ("steps", "batch_size", "max_seq_len"):
+            _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
+        _check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
+        _check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
+        for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction"):
+            _check_fraction(s, name, getattr(self, name))
+
+
+PRESETS: dict[str, tuple[ToyWorldConfig, StudentConfig, PretrainConfig]] = {
+    "smoke": (
+        ToyWorldConfig(n_train=32, n_test=16, n_ood=16),
+        StudentConfig(size="small"),
+        PretrainConfig(steps=120, batch_size=16, warmup_steps=10),
+    ),
+    "demo": (ToyWorldConfig(), StudentConfig(size="small"), PretrainConfig()),
+}
+
+
+def preset(name: str) -> tuple[ToyWorldConfig, StudentConfig, PretrainConfig]:
+    """The (world, student, pretrain) sections of preset `name` ("smoke" or "demo")."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown toy preset {name!r}; known: {sorted(PRESETS)}")
+    return PRESETS[name]

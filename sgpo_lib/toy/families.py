@@ -1,0 +1,272 @@
+"""The four problem families of the toy strategy world, and their two ways of being solved.
+
+Each family is the toy analog of one math benchmark (toy-world.md, point 1). For every
+instance a family knows how to write:
+
+- the problem text and its exact answer;
+- the **strong solver's** response for a given strategy key: correct, but compressed; it
+  states the approach in a few words and jumps straight to large intermediate results
+  (a full product, a digit sum, a quotient), which a small student cannot compute in one
+  go (toy-world.md, point 2);
+- the **step-by-step execution** of each strategy: one small operation per line (a
+  two-digit number plus or minus a digit, a one-digit product, a two-digit digit sum), which
+  a small student *can* learn to execute reliably (point 3).
+
+Instances are plain JSON-able dicts (stored in `Problem.meta["params"]`), so every text can be
+rebuilt from a stored problem. Departure from real data: the strong responses are written from
+templates, so each strategy leaves a recognisable trace in its strong response; the offline
+extractor (`toy.extractor`) relies on that trace where a real extractor LLM reads the text.
+"""
+
+from __future__ import annotations
+
+import random
+
+BOX = "\\boxed{{{}}}"
+
+
+def _boxed(answer: int | str) -> str:
+    return BOX.format(answer)
+
+
+def _lines(lines: list[str], answer: int | str) -> str:
+    return "\n".join(lines + [_boxed(answer)])
+
+
+def _listing(numbers: list[int]) -> str:
+    return ",".join(map(str, numbers)) or "none"
+
+
+class Family:
+    """Interface of a family: subclasses fill in the five methods and the two names."""
+
+    name: str = ""
+    analog: str = ""
+    strategy_keys: tuple[str, ...] = ()
+
+    def sample(self, rng: random.Random, ood: bool) -> dict:
+        raise NotImplementedError
+
+    def text(self, inst: dict) -> str:
+        raise NotImplementedError
+
+    def answer(self, inst: dict) -> str:
+        raise NotImplementedError
+
+    def strong(self, inst: dict, key: str) -> str:
+        raise NotImplementedError
+
+    def execute(self, inst: dict, key: str) -> str:
+        raise NotImplementedError
+
+
+class SumFamily(Family):
+    """Running totals: `Evaluate 23+7-4+9+5.` (analog of GSM8K's chained word arithmetic).
+
+    OOD: twice as many terms and a larger start.
+    """
+
+    name, analog = "sum", "gsm8k"
+    strategy_keys = ("running_total", "gains_then_losses")
+
+    def sample(self, rng, ood):
+        n_ops = rng.randint(7, 9) if ood else rng.randint(3, 5)
+        start = rng.randint(10, 99 if ood else 59)
+        while True:
+            ops = [rng.choice((1, -1)) * rng.randint(1, 9) for _ in range(n_ops)]
+            totals = [start + sum(ops[: i + 1]) for i in range(n_ops)]
+            if min(totals) >= 0:
+                return {"start": start, "ops": ops}
+
+    def text(self, inst):
+        return "Evaluate " + str(inst["start"]) + "".join(f"{o:+d}" for o in inst["ops"]) + "."
+
+    def answer(self, inst):
+        return str(inst["start"] + sum(inst["ops"]))
+
+    def strong(self, inst, key):
+        expr, ans = self.text(inst)[len("Evaluate ") : -1], self.answer(inst)
+        if key == "running_total":
+            return f"Left to right, {expr} = {ans}.\n{_boxed(ans)}"
+        gains = sum(o for o in inst["ops"] if o > 0)
+        losses = -sum(o for o in inst["ops"] if o < 0)
+        body = f"Gains {gains}, losses {losses}: {inst['start']}+{gains}-{losses} = {ans}."
+        return f"{body}\n{_boxed(ans)}"
+
+    def execute(self, inst, key):
+        ops = inst["ops"]
+        if key == "gains_then_losses":
+            gains, losses = [o for o in ops if o > 0], [o for o in ops if o < 0]
+            ops = gains + losses
+            head = [f"gains: {_listing(gains)}", f"losses: {_listing([-o for o in losses])}"]
+        else:
+            head = []
+        total, lines = inst["start"], head
+        for o in ops:
+            lines.append(f"{total}{o:+d}={total + o}")
+            total += o
+        return _lines(lines, total)
+
+
+class RemainderFamily(Family):
+    """Remainder by 3 or 9: `Remainder of 4738 divided by 9?` (analog of number theory).
+
+    OOD: numbers with 7-9 digits instead of 3-5.
+    """
+
+    name, analog = "remainder", "math-number-theory"
+    strategy_keys = ("digit_sum", "reduce_as_you_go")
+
+    def sample(self, rng, ood):
+        n_digits = rng.randint(7, 9) if ood else rng.randint(3, 5)
+        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(n_digits - 1)]
+        return {"number": int("".join(map(str, digits))), "divisor": rng.choice((3, 9))}
+
+    def text(self, inst):
+        return f"Remainder of {inst['number']} divided by {inst['divisor']}?"
+
+    def answer(self, inst):
+        return str(inst["number"] % inst["divisor"])
+
+    def strong(self, inst, key):
+        n, ans = inst["number"], self.answer(inst)
+        if key == "digit_sum":
+            body = f"{n} has digit sum {sum(map(int, str(n)))}, so it leaves {ans}."
+        else:
+            body = f"Reducing digit by digit, {n} leaves {ans}."
+        return f"{body}\n{_boxed(ans)}"
+
+    @staticmethod
+    def _fold(s: int) -> str:
+        return "+".join(str(s)) + f"={sum(map(int, str(s)))}"
+
+    def execute(self, inst, key):
+        digits = [int(c) for c in str(inst["number"])]
+        total, lines = digits[0], []
+        for d in digits[1:]:
+            line = f"{total}+{d}={total + d}"
+            total += d
+            if key == "reduce_as_you_go" and total >= 10:
+                line += ", " + self._fold(total)
+                total = sum(map(int, str(total)))
+            lines.append(line)
+        while total >= 10:
+            lines.append(self._fold(total))
+            total = sum(map(int, str(total)))
+        m = inst["divisor"]
+        lines.append(f"{total} mod {m}={total % m}")
+        return _lines(lines, total % m)
+
+
+class MulFamily(Family):
+    """Multi-digit times one digit: `Compute 487*6.` (analog of MATH arithmetic).
+
+    OOD: 5-6 digit multiplicands instead of 2-3.
+    """
+
+    name, analog = "mul", "math-arithmetic"
+    strategy_keys = ("column_carry", "products_then_carries")
+
+    def sample(self, rng, ood):
+        n_digits = rng.randint(5, 6) if ood else rng.randint(2, 3)
+        a = rng.randint(10 ** (n_digits - 1), 10**n_digits - 1)
+        return {"a": a, "b": rng.randint(2, 9)}
+
+    def text(self, inst):
+        return f"Compute {inst['a']}*{inst['b']}."
+
+    def answer(self, inst):
+        return str(inst["a"] * inst["b"])
+
+    def strong(self, inst, key):
+        a, b, ans = inst["a"], inst["b"], self.answer(inst)
+        if key == "column_carry":
+            body = f"Column by column, {a}*{b} = {ans}."
+        else:
+            products = ", ".join(str(int(d) * b) for d in str(a))
+            body = f"Digit products {products} combine to {ans}."
+        return f"{body}\n{_boxed(ans)}"
+
+    def execute(self, inst, key):
+        digits, b = [int(c) for c in str(inst["a"])], inst["b"]
+        lines = [", ".join(f"{d}*{b}={d * b}" for d in digits)] if key == "products_then_carries" else []
+        carry, suffix = 0, ""
+        for i, d in enumerate(reversed(digits)):
+            p = d * b
+            step = f"{d}*{b}={p}" if key == "column_carry" else f"{p}"
+            if i:
+                step += f", {p}+{carry}={p + carry}" if key == "column_carry" else f"+{carry}={p + carry}"
+            p += carry
+            if i == len(digits) - 1:
+                suffix = f"{p}{suffix}"
+                lines.append(f"{step} -> {suffix}")
+            else:
+                suffix, carry = f"{p % 10}{suffix}", p // 10
+                lines.append(f"{step} -> {suffix} c{carry}")
+        return _lines(lines, suffix)
+
+
+class LinearFamily(Family):
+    """Undo a chain of operations: `Find x: x -> *3 -> +7 -> -2 -> 23.` (analog of algebra).
+
+    OOD: 4-5 operations with up to two multiplications (three-digit values) instead of 2-3
+    operations with at most one and values below 100.
+    """
+
+    name, analog = "linear", "math-algebra"
+    strategy_keys = ("undo_backwards", "inverse_chain")
+    INVERSE = {"+": "-", "-": "+", "*": "/"}
+
+    def sample(self, rng, ood):
+        n_ops, max_mul, cap = (rng.randint(4, 5), 2, 999) if ood else (rng.randint(2, 3), 1, 99)
+        while True:
+            x = rng.randint(2, 12)
+            ops, value = [], x
+            for _ in range(n_ops):
+                kind = rng.choice("*+-" if sum(o[0] == "*" for o in ops) < max_mul else "+-")
+                k = rng.randint(2, 9) if kind == "*" else rng.randint(1, 9)
+                value = value * k if kind == "*" else value + k if kind == "+" else value - k
+                ops.append([kind, k])
+                if not 0 < value <= cap:
+                    break
+            else:
+                return {"x": x, "ops": ops, "result": value}
+
+    def text(self, inst):
+        chain = "".join(f" -> {kind}{k}" for kind, k in inst["ops"])
+        return f"Find x: x{chain} -> {inst['result']}."
+
+    def answer(self, inst):
+        return str(inst["x"])
+
+    def _inverses(self, inst) -> list[str]:
+        return [f"{self.INVERSE[kind]}{k}" for kind, k in reversed(inst["ops"])]
+
+    def strong(self, inst, key):
+        ans, result = self.answer(inst), inst["result"]
+        if key == "undo_backwards":
+            body = f"Undoing from the end, {result} goes back to x = {ans}."
+        else:
+            body = f"Inverse chain {', '.join(self._inverses(inst))} on {result} gives x = {ans}."
+        return f"{body}\n{_boxed(ans)}"
+
+    def execute(self, inst, key):
+        inverses = self._inverses(inst)
+        lines = ["undo: " + ", ".join(inverses)] if key == "inverse_chain" else []
+        value = inst["result"]
+        for inv in inverses:
+            kind, k = inv[0], int(inv[1:])
+            new = value // k if kind == "/" else value + k if kind == "+" else value - k
+            lines.append(f"{value}{inv}={new}")
+            value = new
+        return _lines(lines, value)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (SumFamily(), RemainderFamily(), MulFamily(), LinearFamily())}
+
+
+def get_family(name: str) -> Family:
+    """The family called `name`; a clear error lists the known ones."""
+    if name not in FAMILIES:
+        raise KeyError(f"unknown toy family {name!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[name]

@@ -1,0 +1,142 @@
+"""Brief CPU pretraining of a toy base student on the guided/unguided mixture (toy-world.md, point 4).
+
+The mixture (`PretrainConfig`): a guided example puts a paraphrased strategy in the prompt
+and shows its full step-by-step execution; an unguided example mostly shows the strong
+solver's compressed response (and sometimes a step-by-step one). Prompts are built with
+`sgpo_lib.prompts` and rendered with the student's own chat template, exactly as the trainer
+and the evaluator build them. Problems come from the train distribution, never from the test
+or OOD splits. The loss is the token-mean cross-entropy over completion tokens (eos included).
+
+Plain PyTorch: AdamW, linear warmup then cosine decay to `min_lr_ratio * lr`, gradient
+clipping. Every random draw comes from generators seeded by `(seed, ...)`, so a given seed
+and thread count give bit-identical weights on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+
+from ..prompts import guided_messages, render, unguided_messages
+from .config import PretrainConfig, StudentConfig, ToyWorldConfig
+from .families import get_family
+from .wording import make_strategy
+from .world import held_out_texts, make_problem, stable_seed
+
+logger = logging.getLogger(__name__)
+IGNORE_INDEX = -100
+LOG_EVERY = 50
+MAX_RESAMPLES = 1000
+
+
+class MixtureSampler:
+    """Draws tokenized pretraining examples (prompt ids, completion ids) from the mixture."""
+
+    def __init__(self, world_cfg: ToyWorldConfig, cfg: PretrainConfig, tokenizer, seed: int):
+        self.world_cfg, self.cfg, self.tok = world_cfg, cfg, tokenizer
+        self.rng = random.Random(stable_seed(seed, "pretrain-mixture"))
+        self.held_out = held_out_texts(world_cfg, seed)
+        self.skipped_too_long = 0
+
+    def _instance(self, family):
+        for _ in range(MAX_RESAMPLES):
+            inst = family.sample(self.rng, ood=False)
+            if family.text(inst) not in self.held_out:
+                return inst
+        raise RuntimeError(f"toy family {family.name!r}: no pretraining problem outside the held-out splits")
+
+    def text_example(self) -> tuple[list[dict], str]:
+        """One (chat messages, target text) pair of the mixture."""
+        rng, cfg = self.rng, self.cfg
+        family = get_family(rng.choice(self.world_cfg.families))
+        inst = self._instance(family)
+        key = rng.choice(family.strategy_keys)
+        problem = make_problem(family, inst, "pretrain", 0, key)
+        if rng.random() < cfg.guided_fraction:
+            strategy = make_strategy(family.name, key, rng)
+            return guided_messages(problem, strategy, self.world_cfg.instruction), family.execute(inst, key)
+        messages = unguided_messages(problem, self.world_cfg.instruction)
+        if rng.random() < cfg.unguided_stepwise_fraction:
+            return messages, family.execute(inst, key)
+        return messages, problem.strong_response
+
+    def example(self) -> tuple[list[int], list[int]]:
+        """One tokenized example no longer than `max_seq_len` (longer ones are redrawn)."""
+        for _ in range(MAX_RESAMPLES):
+            messages, target = self.text_example()
+            prompt_ids = self.tok(render(self.tok, messages), add_special_tokens=False)["input_ids"]
+            target_ids = self.tok(target, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id]
+            if len(prompt_ids) + len(target_ids) <= self.cfg.max_seq_len:
+                return prompt_ids, target_ids
+            self.skipped_too_long += 1
+        raise RuntimeError(f"pretrain.max_seq_len={self.cfg.max_seq_len} is shorter than every toy example")
+
+    def batch(self, batch_size: int, pad_id: int):
+        """Right-padded `input_ids_B_T`, `attention_mask_B_T`, `labels_B_T` (prompt and pad = -100)."""
+        import torch
+
+        pairs = [self.example() for _ in range(batch_size)]
+        T = max(len(p) + len(t) for p, t in pairs)
+        input_ids_B_T = torch.full((batch_size, T), pad_id, dtype=torch.long)
+        labels_B_T = torch.full((batch_size, T), IGNORE_INDEX, dtype=torch.long)
+        mask_B_T = torch.zeros((batch_size, T), dtype=torch.long)
+        for b, (p, t) in enumerate(pairs):
+            n = len(p) + len(t)
+            input_ids_B_T[b, :n] = torch.tensor(p + t)
+            labels_B_T[b, len(p) : n] = torch.tensor(t)
+            mask_B_T[b, :n] = 1
+        return input_ids_B_T, mask_B_T, labels_B_T
+
+
+def build_model(student_cfg: StudentConfig, tokenizer, seed: int):
+    """A freshly initialised Qwen2ForCausalLM for the toy vocabulary (float32)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None, rope_theta=10000.0, **student_cfg.qwen2_kwargs(),
+    )
+    torch.manual_seed(stable_seed(seed, "student-init") % 2**63)
+    return Qwen2ForCausalLM(config).float()
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup to `lr`, then cosine decay to `min_lr_ratio * lr` at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, seed: int) -> list[float]:
+    """Train `model` in place on the mixture; returns the loss of every step."""
+    import torch
+
+    sampler = MixtureSampler(world_cfg, cfg, tokenizer, seed)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=cfg.lr, betas=(0.9, 0.95))
+    model.train()
+    losses, t0, n_tokens = [], time.perf_counter(), 0
+    for step in range(cfg.steps):
+        input_ids_B_T, mask_B_T, labels_B_T = sampler.batch(cfg.batch_size, tokenizer.pad_token_id)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = model(input_ids=input_ids_B_T, attention_mask=mask_B_T, labels=labels_B_T).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        n_tokens += int(mask_B_T.sum())
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == cfg.steps:
+            elapsed = time.perf_counter() - t0
+            logger.info("pretrain step %d/%d loss %.4f (%.0f tokens/s)", step + 1, cfg.steps, loss.item(), n_tokens / elapsed)
+    if sampler.skipped_too_long:
+        logger.warning("pretrain: %d examples longer than max_seq_len=%d were redrawn", sampler.skipped_too_long, cfg.max_seq_len)
+    model.eval()
+    return losses

@@ -1,0 +1,170 @@
+"""One optimizer step's losses, from rollout records to gradients (sgpo-method.md sections 3-6).
+
+The trainer turns a step's data into `Seq`s of four kinds and this module turns them into
+gradients, micro-batch by micro-batch, with *global* normalisers so that the result does not
+depend on the micro-batch size:
+
+- `rl`:      an autonomous rollout, clipped surrogate (section 3), normalised by the tokens
+             of all `rl` + `off` sequences of the step;
+- `off`:     a strong response inside a LUFFY-style mixed group (hybrid baseline): the shaped
+             term `-A pi/(pi+gamma)`, same normaliser as `rl`;
+- `sft`:     a strong response for the SFT baseline: cross-entropy, normalised by its tokens;
+- `distill`: a guided rollout for the distillation term (section 4): the student is the
+             *unguided* prompt + the guided continuation; the teacher (`pi_old` under the guided
+             prompt, no grad) is precomputed once per step (`teacher_states`) as final hidden
+             states, or comes from the rollout engine's top-k log-probs. Its coefficient is
+             `w(x) / sum |y~|` (section 6), and the loss is computed by `chunked_distill`, so
+             `[tokens, vocab]` logits never exist for the whole micro-batch.
+
+Old log-probs: with one optimizer epoch per rollout batch the policy has not moved, so
+`pi_old = pi_theta.detach()` exactly (ratio 1, delta 0); with `ppo_epochs > 1` they are
+recomputed once before the first epoch (`old_logprobs`), not taken from the engine, whose
+numerics differ; the engine-vs-trainer gap is reported as `logprob_mismatch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import losses
+from .losses_chunked import DistillSpec, chunked_distill, distill_metrics
+from .policy import SeqBatch, hidden_states, lm_head_weight, pack, token_logprobs
+
+
+@dataclass
+class Seq:
+    """One training sequence; which fields matter depends on `kind` (see module docstring)."""
+
+    kind: str
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    advantage: float = 0.0
+    weight: float = 0.0
+    teacher_prompt_ids: list[int] | None = None
+    engine_logprobs: list[float] | None = None
+    topk_ids: list[list[int]] | None = None
+    topk_logprobs: list[list[float]] | None = None
+    old_logprobs: torch.Tensor | None = None
+    teacher_hidden: torch.Tensor | None = None
+    meta: dict = field(default_factory=dict)
+
+
+class MetricSums:
+    """Token-weighted means of per-micro-batch metrics."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, metrics: dict[str, float], weight: float) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v) * weight
+            self.weights[k] = self.weights.get(k, 0.0) + weight
+
+    def means(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
+
+
+def _pack(seqs: list[Seq], pad_id: int, device, teacher: bool = False) -> SeqBatch:
+    prompts = [s.teacher_prompt_ids if teacher else s.prompt_ids for s in seqs]
+    return pack(prompts, [s.completion_ids for s in seqs], pad_id).to(device)
+
+
+def _completion_rows(values_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> list[torch.Tensor]:
+    """Per sequence, the values at its completion positions (in order). Each `(n_i, ...)`."""
+    return [values_B_T[b][mask_B_T[b].bool()] for b in range(values_B_T.shape[0])]
+
+
+def micro_batches(seqs: list[Seq], size: int) -> list[list[Seq]]:
+    return [seqs[i : i + size] for i in range(0, len(seqs), size)]
+
+
+@torch.no_grad()
+def teacher_states(model, seqs: list[Seq], pad_id: int, device, micro: int) -> None:
+    """Set `teacher_hidden` `(n_i, H)`: final hidden states under the guided prompt (pi_old)."""
+    for mb in micro_batches(seqs, micro):
+        batch = _pack(mb, pad_id, device, teacher=True)
+        rows = _completion_rows(hidden_states(model, batch), batch.completion_mask_B_T)
+        for s, h in zip(mb, rows):
+            s.teacher_hidden = h.detach()
+
+
+@torch.no_grad()
+def old_logprobs(model, seqs: list[Seq], pad_id: int, device, micro: int) -> None:
+    """Set `old_logprobs` `(n_i,)` of each sequence under its own (unguided) prompt."""
+    for mb in micro_batches(seqs, micro):
+        batch = _pack(mb, pad_id, device)
+        for s, lp in zip(mb, _completion_rows(token_logprobs(model, batch), batch.completion_mask_B_T)):
+            s.old_logprobs = lp.detach()
+
+
+def _old_B_T(seqs: list[Seq], logprobs_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> torch.Tensor:
+    """Old log-probs laid out like `logprobs_B_T`; `logprobs.detach()` where none were stored."""
+    old_B_T = logprobs_B_T.detach().clone()
+    for b, s in enumerate(seqs):
+        if s.old_logprobs is not None:
+            old_B_T[b][mask_B_T[b].bool()] = s.old_logprobs.to(old_B_T.dtype)
+    return old_B_T
+
+
+def policy_loss(model, seqs: list[Seq], num_tokens: float, train_cfg, pad_id: int, device, ref_fn=None):
+    """RL (`rl`, clipped) and LUFFY off-policy (`off`, shaped) terms of one micro-batch.
+
+    `ref_fn(batch) -> logprobs_B_T` gives the frozen reference when `train.beta > 0`.
+    Returns `(loss, metrics, n_tokens)`; the loss is already divided by `num_tokens`.
+    """
+    batch = _pack(seqs, pad_id, device)
+    mask_B_T = batch.completion_mask_B_T
+    logprobs_B_T = token_logprobs(model, batch)
+    adv_B = torch.tensor([s.advantage for s in seqs], device=device, dtype=logprobs_B_T.dtype)
+    ref_B_T = ref_fn(batch) if ref_fn is not None else None
+    rl_terms_B_T, metrics = losses.grpo_token_terms(
+        logprobs_B_T, _old_B_T(seqs, logprobs_B_T, mask_B_T), adv_B, mask_B_T, train_cfg.eps_low,
+        train_cfg.eps_high, train_cfg.beta, ref_B_T)
+    off_B = torch.tensor([s.kind == "off" for s in seqs], device=device)
+    off_terms_B_T = losses.offpolicy_shaped_token_terms(logprobs_B_T, adv_B, train_cfg.luffy_gamma)
+    per_token_B_T = torch.where(off_B[:, None], off_terms_B_T, rl_terms_B_T)
+    loss = losses.aggregate(per_token_B_T, mask_B_T, num_tokens=num_tokens)
+    metrics["entropy_mc"] = float(-(logprobs_B_T.detach() * mask_B_T).sum() / mask_B_T.sum().clamp_min(1))
+    engine = [(s, lp) for s, lp in zip(seqs, _completion_rows(logprobs_B_T.detach(), mask_B_T)) if s.engine_logprobs]
+    if engine:
+        gaps = [(lp - torch.tensor(s.engine_logprobs, dtype=lp.dtype, device=lp.device)).abs().mean() for s, lp in engine]
+        metrics["logprob_mismatch"] = float(torch.stack(gaps).mean())
+    return loss, metrics, float(mask_B_T.sum())
+
+
+def sft_loss(model, seqs: list[Seq], num_tokens: float, pad_id: int, device):
+    """Cross-entropy on strong responses (SFT baseline). Returns `(loss, metrics, n_tokens)`."""
+    batch = _pack(seqs, pad_id, device)
+    logprobs_B_T = token_logprobs(model, batch)
+    loss = losses.aggregate(losses.sft_token_terms(logprobs_B_T), batch.completion_mask_B_T, num_tokens=num_tokens)
+    return loss, {"sft/nll": float(loss.detach()) * num_tokens / float(batch.completion_mask_B_T.sum())}, \
+        float(batch.completion_mask_B_T.sum())
+
+
+def distill_loss(model, seqs: list[Seq], num_tokens: float, spec: DistillSpec, chunk_size: int | None,
+                 pad_id: int, device):
+    """Section-4 term of one micro-batch of guided rollouts, via `chunked_distill`.
+
+    Returns `(loss, metrics, n_tokens)`; the loss is `sum_t w(x) m_t l_t / num_tokens`.
+    """
+    batch = _pack(seqs, pad_id, device)
+    mask_B_T = batch.completion_mask_B_T.bool()
+    student_N_H = hidden_states(model, batch)[mask_B_T]  # (N, H), rows in sequence order
+    targets_N = batch.targets_B_T[mask_B_T]
+    coef_N = torch.cat([torch.full((len(s.completion_ids),), s.weight / num_tokens, device=device) for s in seqs])
+    kwargs = {}
+    if spec.estimator != "sampled":
+        if seqs[0].topk_ids is not None and spec.estimator == "topk" and spec.topk is None:
+            kwargs["teacher_topk_ids_N_K"] = torch.cat([torch.tensor(s.topk_ids, device=device) for s in seqs])
+            kwargs["teacher_topk_logprobs_N_K"] = torch.cat([torch.tensor(s.topk_logprobs, device=device) for s in seqs])
+        else:
+            kwargs["teacher_hidden_N_H"] = torch.cat([s.teacher_hidden for s in seqs]).to(student_N_H.dtype)
+    if all(s.old_logprobs is not None for s in seqs):
+        kwargs["old_logprobs_N"] = torch.cat([s.old_logprobs for s in seqs])
+    out = chunked_distill(student_N_H, lm_head_weight(model), targets_N, coef_N, spec=spec,
+                          chunk_size=chunk_size, **kwargs)
+    metrics = distill_metrics(out, torch.ones_like(coef_N))
+    return out.loss, metrics, float(targets_N.numel())

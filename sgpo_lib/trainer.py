@@ -1,0 +1,355 @@
+"""The training loop: SGPO and the baselines (SFT, GRPO, LUFFY-style hybrid) under one config.
+
+Each step (sgpo-method.md sections 2-6): a batch of problems -> paired rollouts from the
+current policy (autonomous, and guided where the method uses them) -> grading -> group
+advantages and adaptive weights `w(x)` -> teacher states under the guided prompt (no grad)
+-> loss over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the
+rollouts and imitates the strong responses; hybrid mixes `train.n_offpolicy` strong
+responses into each GRPO group.
+
+Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
+(`model.lora.enabled`); devices and mixed precision through `accelerate`. Under
+`accelerate launch` with several processes, every rank takes its share of the step's
+problems and the gradients are summed across ranks after the backward passes (with
+normalisers that count the tokens of all ranks), which is DDP's result without wrapping the
+model, since the losses call the decoder and the lm_head separately. Batches and sampling
+seeds are derived from `(seed, step, ...)`, so a resumed run redraws the same samples and
+reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint, io, losses
+from .config import RunConfig, config_to_yaml
+from .evaluate import evaluate
+from .generation import SamplingSpec
+from .losses_chunked import DistillSpec
+from .policy import load_policy
+from .records import Problem, Strategy
+from .rollouts import sample_paired
+from .runs import ConsoleSink, MetricsLogger, write_status
+from .seeding import derive_seed
+from .train_step import MetricSums, Seq, distill_loss, micro_batches, old_logprobs, policy_loss, sft_loss, teacher_states
+
+log = logging.getLogger(__name__)
+
+CONSOLE_KEYS = ("step", "loss", "reward_auto", "reward_guided", "w_mean", "grad_norm", "step_s")
+
+
+@dataclass
+class TrainData:
+    """What one training run needs besides its config (built by `stages.train_data`)."""
+
+    model_dir: Path
+    train: list[Problem]
+    eval: list[Problem]
+    strategy_for: Callable[[Problem], Strategy | None]
+
+
+def batch_for_step(problems: list[Problem], seed: int, step: int, size: int) -> list[Problem]:
+    """The step's problems: epoch-wise permutations derived from `(seed, epoch)`, no state.
+
+    Example:
+        >>> ps = [Problem(str(i), "q", "a", "s", "train") for i in range(5)]
+        >>> [p.id for p in batch_for_step(ps, 0, 1, 2)] == [p.id for p in batch_for_step(ps, 0, 1, 2)]
+        True
+    """
+    out = []
+    for i in range((step - 1) * size, step * size):
+        epoch, pos = divmod(i, len(problems))
+        order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(len(problems))
+        out.append(problems[order[pos]])
+    return out
+
+
+def _tokens(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class Trainer:
+    """One training run in `out_dir` (metrics, checkpoints, evals, final weights, results)."""
+
+    def __init__(self, cfg: RunConfig, data: TrainData, out_dir: Path, grader):
+        from accelerate import Accelerator
+
+        self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
+        self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+        self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device)
+        self.pad_id = self.tok.pad_token_id
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        from transformers import get_scheduler
+
+        self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
+        self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),))
+        self.spec = DistillSpec(cfg.distill.estimator, cfg.distill.direction, cfg.distill.proximal,
+                                cfg.distill.eps_kl, cfg.distill.is_clip_c,
+                                cfg.distill.topk if cfg.distill.teacher == "forward" and cfg.distill.estimator == "topk" else None)
+        self.generator = self._make_generator()
+        self.nonfinite_in_row = 0
+
+    # ------------------------------------------------------------ setup
+    def _make_generator(self):
+        r = self.cfg.rollout
+        if r.backend == "vllm":
+            from .generation_vllm import VLLMGenerator
+
+            return VLLMGenerator(str(self.data.model_dir), tensor_parallel_size=r.tensor_parallel_size, enable_lora=True,
+                                 max_lora_rank=self.cfg.model.lora.r, gpu_memory_utilization=r.gpu_memory_utilization,
+                                 max_model_len=r.max_model_len, dtype=self.cfg.model.dtype, seed=self.cfg.seed)
+        from .generation import TransformersGenerator
+
+        return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size)
+
+    def _sync_generator(self, step: int) -> None:
+        """After an optimizer step: vLLM loads the new adapter; the transformers backend shares the model."""
+        if self.cfg.rollout.backend == "vllm" and self.acc.is_main_process:
+            adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
+            self.model.save_pretrained(adapter_dir)
+            self.generator.update_weights(adapter_dir)
+
+    def _sampling(self, topk: int = 0) -> SamplingSpec:
+        r = self.cfg.rollout
+        return SamplingSpec(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, topk_logprobs=topk)
+
+    # ------------------------------------------------------------ data of one step
+    def _my_share(self, problems: list[Problem]) -> list[Problem]:
+        return problems[self.acc.process_index :: self.acc.num_processes]
+
+    def _strong_seq(self, kind: str, p: Problem, prompt_ids: list[int], advantage: float = 0.0) -> Seq:
+        if not p.strong_response:
+            raise ValueError(f"problem {p.id}: train.method '{self.cfg.train.method}' needs a strong response")
+        completion = _tokens(self.tok, p.strong_response) + [self.tok.eos_token_id]
+        return Seq(kind, prompt_ids, completion, advantage=advantage)
+
+    def _unguided_ids(self, p: Problem) -> list[int]:
+        from . import prompts
+
+        return _tokens(self.tok, prompts.render(self.tok, prompts.unguided_messages(p, self.cfg.instruction)))
+
+    def _sft_seqs(self, batch: list[Problem]) -> tuple[list[Seq], dict]:
+        return [self._strong_seq("sft", p, self._unguided_ids(p)) for p in batch], {}
+
+    def _rollout_seqs(self, batch: list[Problem], step: int) -> tuple[list[Seq], dict]:
+        """Paired rollouts -> `rl` (+ `off` for hybrid) and `distill` sequences, plus step metrics."""
+        cfg, method = self.cfg, self.cfg.train.method
+        n_guided = cfg.rollout.n_guided if method == "sgpo" else 0
+        topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher == "engine" else 0
+        paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, cfg.rollout.n_autonomous,
+                               n_guided, self._sampling(topk), cfg.seed, step, self.grader, cfg.instruction)
+        by_problem = {p.id: [r for r in paired.rollouts if r.problem_id == p.id] for p in batch}
+        seqs: list[Seq] = []
+        for p in batch:
+            auto = [r for r in by_problem[p.id] if not r.guided]
+            rewards = [r.reward for r in auto] + [1.0] * (cfg.train.n_offpolicy if method == "hybrid" else 0)
+            adv = losses.group_advantages(torch.tensor([rewards], dtype=torch.float64), cfg.train.scale_rewards)[0].tolist()
+            prompt_ids = self._unguided_ids(p)
+            seqs += [Seq("rl", prompt_ids, r.token_ids, advantage=a, engine_logprobs=r.logprobs) for r, a in zip(auto, adv)]
+            seqs += [self._strong_seq("off", p, prompt_ids, a) for a in adv[len(auto):]]
+        stats = paired.stats.set_index("problem_id")
+        w_P = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
+                                      cfg.distill.weighting, cfg.distill.gamma)
+        weight_of = dict(zip(stats.index, w_P.tolist()))
+        if n_guided:
+            seqs += self._distill_seqs(paired, weight_of)
+        return seqs, self._rollout_metrics(paired, w_P)
+
+    def _distill_seqs(self, paired, weight_of: dict[str, float]) -> list[Seq]:
+        on_correct = self.cfg.distill.on == "correct"
+        out = []
+        for r in paired.rollouts:
+            if not r.guided or (on_correct and r.reward <= losses.CORRECT_REWARD_THRESHOLD) or not r.token_ids:
+                continue
+            out.append(Seq("distill", _tokens(self.tok, paired.prompts[r.problem_id]["unguided"]), r.token_ids,
+                           weight=weight_of[r.problem_id], teacher_prompt_ids=_tokens(self.tok, paired.prompts[r.problem_id]["guided"]),
+                           topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs))
+        return out
+
+    def _rollout_metrics(self, paired, w_P) -> dict:
+        st = paired.stats
+        m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
+             "generate_s": paired.timing.get("generate_s", 0.0), "grade_s": paired.timing.get("grade_s", 0.0),
+             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts)}
+        if st["n_guided"].sum() > 0:
+            m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
+        for source, g in st.groupby("source"):
+            m[f"p_auto/{source}"] = float(g["p_auto"].mean())
+            if g["n_guided"].sum() > 0:
+                m[f"p_guided/{source}"] = float(g.loc[g["n_guided"] > 0, "p_guided"].mean())
+        return m
+
+    # ------------------------------------------------------------ the step
+    def _counts(self, seqs: list[Seq]) -> dict[str, float]:
+        """Global token counts per normaliser group, summed over ranks."""
+        local = torch.tensor([sum(len(s.completion_ids) for s in seqs if s.kind in kinds)
+                              for kinds in (("rl", "off"), ("sft",), ("distill",))], dtype=torch.float64, device=self.acc.device)
+        total = self.acc.reduce(local, "sum") if self.acc.num_processes > 1 else local
+        return dict(zip(("rl", "sft", "distill"), total.clamp_min(losses.MIN_NORMALISER).tolist()))
+
+    def _ref_fn(self):
+        if self.cfg.train.beta == 0.0:
+            return None
+        from .policy import token_logprobs
+
+        def ref(batch):
+            with torch.no_grad(), self.model.disable_adapter():
+                return token_logprobs(self.model, batch)
+        return ref
+
+    def _backward(self, seqs: list[Seq]) -> tuple[float, dict]:
+        """All micro-batches of one epoch: losses, backward; returns (loss, metrics)."""
+        cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
+        mb, dev = cfg.train.micro_batch_size, self.acc.device
+        distill = [s for s in seqs if s.kind == "distill"] if cfg.distill.coef > 0 else []  # coef 0 is GRPO exactly
+        groups = [([s for s in seqs if s.kind in ("rl", "off")], "rl"), ([s for s in seqs if s.kind == "sft"], "sft"),
+                  (distill, "distill")]
+        for group, kind in groups:
+            for chunk in micro_batches(group, mb):
+                with self.acc.autocast():
+                    if kind == "rl":
+                        loss, m, n = policy_loss(self.model, chunk, counts["rl"], cfg.train, self.pad_id, dev, self._ref_fn())
+                    elif kind == "sft":
+                        loss, m, n = sft_loss(self.model, chunk, counts["sft"], self.pad_id, dev)
+                    else:
+                        loss, m, n = distill_loss(self.model, chunk, counts["distill"], self.spec, cfg.distill.chunk_size, self.pad_id, dev)
+                        loss = cfg.distill.coef * loss
+                if not torch.isfinite(loss):
+                    return float("nan"), {}
+                loss.backward()
+                total += float(loss.detach())
+                sums.add(m, n)
+        return total, sums.means()
+
+    def _optimizer_step(self) -> float:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.acc.num_processes > 1:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = self.acc.reduce(p.grad, "sum")
+        norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return norm
+
+    def train_step(self, step: int) -> dict:
+        cfg, t0 = self.cfg, time.perf_counter()
+        batch = self._my_share(batch_for_step(self.data.train, cfg.seed, step, cfg.train.batch_problems))
+        seqs, metrics = self._sft_seqs(batch) if cfg.train.method == "sft" else self._rollout_seqs(batch, step)
+        t1 = time.perf_counter()
+        distill = [s for s in seqs if s.kind == "distill"]
+        if distill and cfg.distill.coef > 0 and self.spec.estimator != "sampled" and not (distill[0].topk_ids and self.spec.topk is None):
+            teacher_states(self.model, distill, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
+        if cfg.train.ppo_epochs > 1:
+            old_logprobs(self.model, seqs, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
+        t2 = time.perf_counter()
+        for _ in range(cfg.train.ppo_epochs):
+            loss, train_metrics = self._backward(seqs)
+            if not np.isfinite(loss):
+                return self._skip_nonfinite(step, metrics)
+            metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
+        self.nonfinite_in_row = 0
+        self._sync_generator(step)
+        t3 = time.perf_counter()
+        n_train = sum(len(s.completion_ids) for s in seqs) * cfg.train.ppo_epochs
+        metrics.update(teacher_s=t2 - t1, train_s=t3 - t2, step_s=t3 - t0, lr=self.sched.get_last_lr()[0],
+                       n_distill_seqs=len(distill), train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
+        if "gen_tokens" in metrics:
+            metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
+        return metrics
+
+    def _skip_nonfinite(self, step: int, metrics: dict) -> dict:
+        self.opt.zero_grad(set_to_none=True)
+        self.nonfinite_in_row += 1
+        log.warning("step %d: non-finite loss, step skipped (%d in a row)", step, self.nonfinite_in_row)
+        if self.nonfinite_in_row >= self.cfg.train.max_nonfinite_in_row:
+            raise FloatingPointError(f"{self.nonfinite_in_row} non-finite losses in a row (train.max_nonfinite_in_row); "
+                                     "lower train.lr or check the data")
+        return {**metrics, "skipped_nonfinite": 1, "nonfinite_in_row": self.nonfinite_in_row}
+
+    # ------------------------------------------------------------ eval, checkpoints, the loop
+    def evaluate(self, step: int) -> list[dict]:
+        e = self.cfg.eval
+        problems = [p for p in self.data.eval if p.split in e.splits][: e.max_problems]
+        table = evaluate(self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature,
+                         max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
+                         instruction=self.cfg.instruction, seed=self.cfg.seed)
+        rows = [{**r, "step": step} for r in table.to_dict("records")]
+        for r in rows:
+            io.append_jsonl(self.out_dir / "evals.jsonl", r)
+        return rows
+
+    def _eval_metrics(self, rows: list[dict]) -> dict:
+        return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
+
+    def _resume(self) -> int:
+        state = checkpoint.load_latest(self.out_dir / "checkpoints")
+        if state is None:
+            return 0
+        step = checkpoint.restore(state, self.model, self.opt, self.sched)
+        self.nonfinite_in_row = state["extra"].get("nonfinite_in_row", 0)
+        self.metrics.truncate_after(step)
+        evals = self.out_dir / "evals.jsonl"
+        if evals.exists():
+            io.write_jsonl(evals, [r for r in io.read_jsonl(evals, tolerate_torn_tail=True) if r["step"] <= step])
+        self._sync_generator(step)
+        log.info("resumed from step %d", step)
+        return step
+
+    def run(self) -> dict:
+        """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        io.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
+        write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
+        start = self._resume()
+        if start == 0:
+            self.metrics.log(0, **self._eval_metrics(self.evaluate(0)))
+        for step in tqdm(range(start + 1, cfg.train.steps + 1), desc=f"train {cfg.train.method}", initial=start,
+                         total=cfg.train.steps, disable=not self.acc.is_main_process):
+            metrics = self.train_step(step)
+            if step % cfg.eval.every == 0 or step == cfg.train.steps:
+                metrics.update(self._eval_metrics(self.evaluate(step)))
+            self.metrics.log(step, **metrics)
+            if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
+                checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
+                                {"nonfinite_in_row": self.nonfinite_in_row}, keep=cfg.output.keep_checkpoints)
+        return self._finish()
+
+    def _finish(self) -> dict:
+        evals = io.read_jsonl(self.out_dir / "evals.jsonl")
+        last = max(r["step"] for r in evals)
+        results = {"method": self.cfg.train.method, "final_step": last,
+                   "base_eval": [r for r in evals if r["step"] == 0],
+                   "final_eval": [r for r in evals if r["step"] == last]}
+        self.model.save_pretrained(self.out_dir / "final")
+        io.write_json(self.out_dir / "results.json", results)
+        write_status(self.out_dir, "done")
+        return results
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
+    """Run (or resume) one training run into `out_dir`; returns its results."""
+    trainer = Trainer(cfg, data, out_dir, grader)
+    try:
+        return trainer.run()
+    except BaseException:
+        import traceback
+
+        write_status(out_dir, "failed", traceback.format_exc())
+        raise
+    finally:
+        trainer.close()

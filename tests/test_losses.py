@@ -1,0 +1,435 @@
+"""Tests of sgpo_lib.losses / losses_chunked against float64 references written from the definitions.
+
+The references (`ref_*`) use numpy and explicit Python loops in probability space and share no
+code with the implementation. Property tests check the method's claims (selective gradient,
+coef = 0 is GRPO, sampled = SFT, top-k with K = V is full, chunked = dense, micro-batching).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sgpo_lib.losses import (
+    TeacherDist,
+    aggregate,
+    distill_on_mask,
+    distill_term,
+    distill_token_coefs,
+    forward_kl_full,
+    group_advantages,
+    grpo_token_terms,
+    guidance_weights,
+    offpolicy_shaped_token_terms,
+    proximal_factor,
+    reverse_kl_full,
+    sft_token_terms,
+    sgpo_loss,
+)
+from sgpo_lib.losses_chunked import DistillSpec, chunked_distill, distill_dense, distill_metrics
+
+F64 = torch.float64
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape, seed=0, scale=1.0, dtype=F64):
+    return (torch.randn(*shape, generator=gen(seed), dtype=F64) * scale).to(dtype)
+
+
+# ----------------------------------------------------------------------------- references (numpy, loops)
+def ref_softmax(row):
+    e = [math.exp(x - max(row)) for x in row]
+    return [x / sum(e) for x in e]
+
+
+def ref_kl(a, b):
+    """KL(a || b) for two probability lists."""
+    return sum(ai * math.log(ai / bi) for ai, bi in zip(a, b) if ai > 0)
+
+
+def ref_full(student_logits, teacher_logits, reverse=False):
+    out = []
+    for s_row, t_row in zip(np.asarray(student_logits), np.asarray(teacher_logits)):
+        p, q = ref_softmax(list(s_row)), ref_softmax(list(t_row))
+        out.append(ref_kl(p, q) if reverse else ref_kl(q, p))
+    return np.array(out)
+
+
+def ref_topk(student_logits, teacher_logits, k, reverse=False):
+    out = []
+    for s_row, t_row in zip(np.asarray(student_logits), np.asarray(teacher_logits)):
+        p, q = ref_softmax(list(s_row)), ref_softmax(list(t_row))
+        ids = sorted(range(len(q)), key=lambda v: -q[v])[:k]
+        q_b = [q[v] for v in ids] + [1.0 - sum(q[v] for v in ids)]
+        p_b = [p[v] for v in ids] + [1.0 - sum(p[v] for v in ids)]
+        out.append(ref_kl(p_b, q_b) if reverse else ref_kl(q_b, p_b))
+    return np.array(out)
+
+
+def ref_log_softmax_at(logits, targets):
+    return np.array([math.log(ref_softmax(list(row))[t]) for row, t in zip(np.asarray(logits), targets.tolist())])
+
+
+def ref_grpo(logp, old, adv, eps_low, eps_high, beta, ref):
+    out = np.zeros(logp.shape)
+    for b in range(logp.shape[0]):
+        for t in range(logp.shape[1]):
+            rho = math.exp(logp[b, t] - old[b, t])
+            clipped = min(max(rho, 1 - eps_low), 1 + eps_high)
+            r = math.exp(ref[b, t]) / math.exp(logp[b, t])  # pi_ref / pi_theta
+            out[b, t] = -min(rho * adv[b], clipped * adv[b]) + beta * (r - math.log(r) - 1)
+    return out
+
+
+# ----------------------------------------------------------------------------- fixtures
+N, H, V = 6, 4, 5  # 2 rollouts x 3 tokens, tiny vocab
+
+
+@pytest.fixture
+def logits():
+    """Student and teacher logits, 2x3 tokens flattened to N=6, vocab 5."""
+    return randn(N, V, seed=1, scale=2.0), randn(N, V, seed=2, scale=2.0)
+
+
+def lsm(x):
+    return torch.log_softmax(x, dim=-1)
+
+
+# ----------------------------------------------------------------------------- aggregation
+def test_aggregate_matches_loops_and_microbatching():
+    per_token, mask = randn(4, 5, seed=3), torch.rand(4, 5, generator=gen(4)) > 0.4
+    mask[2] = False  # an empty sequence
+    pt, m = per_token.numpy(), mask.numpy()
+    tok_ref = sum(pt[b, t] for b in range(4) for t in range(5) if m[b, t]) / m.sum()
+    seq_ref = np.mean([pt[b][m[b]].mean() for b in range(4) if m[b].any()])
+    torch.testing.assert_close(aggregate(per_token, mask), torch.tensor(tok_ref, dtype=F64))
+    torch.testing.assert_close(aggregate(per_token, mask, "seq_mean_token_mean"), torch.tensor(seq_ref, dtype=F64))
+    for mode, key, total in (("token_mean", "num_tokens", mask.sum()), ("seq_mean_token_mean", "num_sequences", 3)):
+        leaf = per_token.clone().requires_grad_()
+        full = aggregate(leaf, mask, mode)
+        (g_full,) = torch.autograd.grad(full, leaf)
+        leaf2, acc = per_token.clone().requires_grad_(), 0.0
+        for rows in (slice(0, 1), slice(1, 4)):  # uneven micro-batches, gradient accumulation
+            part = aggregate(leaf2[rows], mask[rows], mode, **{key: total})
+            part.backward()
+            acc = acc + part.detach()
+        torch.testing.assert_close(acc, full.detach())
+        torch.testing.assert_close(leaf2.grad, g_full)
+    with pytest.raises(ValueError, match="unknown mode"):
+        aggregate(per_token, mask, "sum")
+
+
+def test_group_advantages_reference():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=F64)
+    for scale in (False, True):
+        ref = []
+        for row in rewards.tolist():
+            mean = sum(row) / len(row)
+            std = math.sqrt(sum((r - mean) ** 2 for r in row) / len(row))
+            ref.append([(r - mean) / (std + 1e-6) if scale else r - mean for r in row])
+        torch.testing.assert_close(group_advantages(rewards, scale, eps=1e-6), torch.tensor(ref, dtype=F64))
+
+
+# ----------------------------------------------------------------------------- GRPO and baselines
+def test_grpo_terms_and_metrics_reference():
+    logp, old, ref = randn(2, 3, seed=5, scale=0.5) - 1, randn(2, 3, seed=6, scale=0.5) - 1, randn(2, 3, seed=7) - 1
+    adv, mask = torch.tensor([0.7, -1.3], dtype=F64), torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    per_token, metrics = grpo_token_terms(logp, old, adv, mask, 0.2, 0.28, beta=0.05, ref_logprobs_B_T=ref)
+    expected = ref_grpo(logp.numpy(), old.numpy(), adv.numpy(), 0.2, 0.28, 0.05, ref.numpy())
+    torch.testing.assert_close(per_token, torch.tensor(expected))
+    rho = np.exp(logp.numpy() - old.numpy())
+    cells = [(b, t) for b in range(2) for t in range(3) if mask[b, t]]
+    low = sum(1 for b, t in cells if rho[b, t] < 0.8 and adv[b] < 0) / len(cells)
+    high = sum(1 for b, t in cells if rho[b, t] > 1.28 and adv[b] > 0) / len(cells)
+    assert low + high > 0  # the seeded inputs exercise the clip
+    assert metrics["clip_frac_low"] == pytest.approx(low) and metrics["clip_frac_high"] == pytest.approx(high)
+    assert metrics["ratio_mean"] == pytest.approx(np.mean([rho[c] for c in cells]))
+    with pytest.raises(ValueError, match="ref_logprobs"):
+        grpo_token_terms(logp, old, adv, mask, 0.2, 0.28, beta=0.1)
+
+
+def test_luffy_shaping_value_and_gradient():
+    logp, adv, gamma = (randn(2, 3, seed=8) - 1).requires_grad_(), torch.tensor([1.5, -0.5], dtype=F64), 0.1
+    per_token = offpolicy_shaped_token_terms(logp, adv, gamma)
+    (grad,) = torch.autograd.grad(per_token.sum(), logp)
+    pi = np.exp(logp.detach().numpy())
+    a = adv.numpy()[:, None]
+    torch.testing.assert_close(per_token.detach(), torch.tensor(-a * pi / (pi + gamma)))
+    torch.testing.assert_close(grad, torch.tensor(-a * gamma * pi / (pi + gamma) ** 2))  # d/dlogp pi/(pi+g)
+
+
+def test_sft_is_cross_entropy(logits):
+    student, _ = logits
+    targets = torch.randint(0, V, (N,), generator=gen(9))
+    torch.testing.assert_close(sft_token_terms(lsm(student).gather(-1, targets[:, None]).squeeze(-1)),
+                               torch.tensor(-ref_log_softmax_at(student, targets)))
+
+
+# ----------------------------------------------------------------------------- distillation terms
+@pytest.mark.parametrize("estimator,direction", [("full", "forward"), ("full", "reverse"),
+                                                 ("topk", "forward"), ("topk", "reverse")])
+def test_kl_terms_reference(logits, estimator, direction):
+    student, teacher_logits = logits
+    k = 2 if estimator == "topk" else None
+    got = distill_term(estimator, direction)(lsm(student), TeacherDist.from_logits(teacher_logits, k))
+    reverse = direction == "reverse"
+    expected = ref_full(student, teacher_logits, reverse) if k is None else ref_topk(student, teacher_logits, k, reverse)
+    torch.testing.assert_close(got, torch.tensor(expected))
+    # identical distributions give 0
+    same = distill_term(estimator, direction)(lsm(teacher_logits), TeacherDist.from_logits(teacher_logits, k))
+    torch.testing.assert_close(same, torch.zeros(N, dtype=F64))
+
+
+def test_forward_differs_from_reverse(logits):
+    student, teacher_logits = logits
+    fwd = forward_kl_full(lsm(student), TeacherDist.from_logits(teacher_logits))
+    rev = reverse_kl_full(lsm(student), TeacherDist.from_logits(teacher_logits))
+    assert (fwd - rev).abs().min() > 1e-3
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_topk_with_k_equal_v_is_full(logits, direction):
+    student, teacher_logits = logits
+    vals, grads = [], []
+    for k in (None, V):
+        leaf = student.clone().requires_grad_()
+        est = "full" if k is None else "topk"
+        val = distill_term(est, direction)(lsm(leaf), TeacherDist.from_logits(teacher_logits, k))
+        vals.append(val.detach())
+        grads.append(torch.autograd.grad(val.sum(), leaf)[0])
+    torch.testing.assert_close(vals[0], vals[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_forward_kl_gradient_is_selective(logits):
+    """d KL(q||p) / d student logits = p - q: zero exactly where the strategy changed nothing."""
+    student, teacher_logits = logits
+    student = student.clone()
+    student[::2] = teacher_logits[::2]  # q_t = p_t at tokens 0, 2, 4
+    leaf = student.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(forward_kl_full(lsm(leaf), TeacherDist.from_logits(teacher_logits)).sum(), leaf)
+    p_minus_q = [np.array(ref_softmax(list(s))) - np.array(ref_softmax(list(t)))
+                 for s, t in zip(student.numpy(), teacher_logits.numpy())]
+    torch.testing.assert_close(grad, torch.tensor(np.array(p_minus_q)))
+    torch.testing.assert_close(grad[::2], torch.zeros(3, V, dtype=F64), rtol=0, atol=1e-15)
+    assert grad[1::2].abs().max() > 1e-2
+    # SFT on the guided rollout (the one-sample estimate) pushes the unchanged tokens too
+    leaf2 = student.clone().requires_grad_()
+    targets = torch.arange(N) % V
+    (g_sft,) = torch.autograd.grad(distill_term("sampled", "forward")(lsm(leaf2), TeacherDist(), targets).sum(), leaf2)
+    assert g_sft[::2].abs().max() > 1e-2
+
+
+def test_engine_topk_equals_topk_from_logits(logits):
+    student, teacher_logits = logits
+    ref_lp = torch.tensor([[math.log(p) for p in ref_softmax(list(row))] for row in teacher_logits.numpy()], dtype=F64)
+    ids = torch.tensor([sorted(range(V), key=lambda v: -row[v])[:3] for row in ref_lp.tolist()])
+    engine = TeacherDist(topk_ids_N_K=ids, topk_logprobs_N_K=ref_lp.gather(-1, ids))
+    for direction in ("forward", "reverse"):
+        term = distill_term("topk", direction)
+        torch.testing.assert_close(term(lsm(student), engine), term(lsm(student), TeacherDist.from_logits(teacher_logits, 3)))
+
+
+def test_unknown_variants_raise():
+    with pytest.raises(ValueError, match="distill.estimator='sampled' with distill.direction='reverse'"):
+        DistillSpec(estimator="sampled", direction="reverse")
+    with pytest.raises(ValueError, match="distill.proximal"):
+        DistillSpec(proximal="trust")
+    with pytest.raises(ValueError, match="teacher_hidden_N_H"):
+        chunked_distill(randn(2, H), randn(V, H), torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=F64),
+                        spec=DistillSpec(estimator="full"))
+    with pytest.raises(ValueError, match="distill.weighting"):
+        guidance_weights(torch.zeros(2), torch.zeros(2), "linear", 1.0)
+
+
+# ----------------------------------------------------------------------------- proximal constraint
+def _dense_with_delta(deltas, spec):
+    """Dense loss whose old log-probs are set so that delta_t = deltas[t] exactly (up to rounding)."""
+    student = randn(len(deltas), V, seed=10).requires_grad_()
+    targets = torch.arange(len(deltas)) % V
+    token_lp = torch.tensor(ref_log_softmax_at(student.detach(), targets))
+    old = token_lp - torch.tensor(deltas, dtype=F64)
+    teacher = TeacherDist.from_logits(randn(len(deltas), V, seed=11))
+    out = distill_dense(student, targets, torch.ones(len(deltas), dtype=F64), teacher, spec, old)
+    return out, torch.autograd.grad(out.loss, student)[0]
+
+
+def test_proximal_clip_masks_exactly_tokens_beyond_threshold():
+    deltas = [0.0, 0.1, -0.1, 0.3, -0.3, 0.18, -0.19, 2.0]  # threshold log(1.2) = 0.1823
+    out, grad = _dense_with_delta(deltas, DistillSpec(proximal="clip", eps_kl=0.2))
+    beyond = [abs(d) > math.log(1.2) for d in deltas]
+    assert out.clipped_N.tolist() == beyond
+    assert out.factor_N.tolist() == [0.0 if b else 1.0 for b in beyond]
+    for t, b in enumerate(beyond):
+        assert (grad[t].abs().max() == 0) == b
+    metrics = distill_metrics(out, torch.ones(len(deltas), dtype=torch.bool))
+    assert metrics["distill/proximal_clip_frac"] == pytest.approx(sum(beyond) / len(deltas))
+
+
+def test_proximal_is_clip_weight():
+    deltas = [0.0, 0.5, -0.5, 1.0, -2.0]
+    out, _ = _dense_with_delta(deltas, DistillSpec(proximal="is_clip", is_cap=2.0))
+    torch.testing.assert_close(out.factor_N, torch.tensor([min(math.exp(d), 2.0) for d in deltas], dtype=F64))
+    assert out.clipped_N.tolist() == [math.exp(d) > 2.0 for d in deltas]
+    none = proximal_factor(torch.tensor(deltas), "none", 0.2, 2.0)
+    assert none.factor_N.tolist() == [1.0] * 5 and not none.clipped_N.any()
+
+
+# ----------------------------------------------------------------------------- section 5 weights
+def test_guidance_weights_tables():
+    p_auto = torch.tensor([0.0, 0.25, 0.5, 1.0, 0.75, 0.0])
+    p_guided = torch.tensor([1.0, 0.5, 0.0, 1.0, 0.5, 0.0])
+    table = {
+        ("failure", 1.0): [1.0, 0.75, 0.0, 0.0, 0.25, 0.0],
+        ("failure", 2.0): [1.0, 0.5625, 0.0, 0.0, 0.0625, 0.0],
+        ("gap", 1.0): [1.0, 0.25, 0.0, 0.0, 0.0, 0.0],
+        ("constant", 1.0): [1.0] * 6,
+    }
+    for (mode, gamma), expected in table.items():
+        torch.testing.assert_close(guidance_weights(p_auto, p_guided, mode, gamma), torch.tensor(expected))
+
+
+def test_distill_on_mask():
+    rewards = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    assert distill_on_mask(rewards, "correct").tolist() == [[True, False, True], [False, False, False]]
+    assert distill_on_mask(rewards, "all").all()
+    with pytest.raises(ValueError, match="distill.on"):
+        distill_on_mask(rewards, "wrong")
+
+
+def test_section6_normalisation_reference():
+    """sum_x w(x) sum_y sum_t m_t l_t / sum_x sum_y |y|, written as loops."""
+    student, teacher_logits = randn(4, 3, V, seed=12), randn(4, 3, V, seed=13)  # P=2, S=2 -> B=4, T=3
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    w_P, on_B = torch.tensor([0.5, 2.0], dtype=F64), torch.tensor([True, True, False, True])
+    coef_B_T = distill_token_coefs(w_P.repeat_interleave(2), on_B, mask)
+    out = distill_dense(student.reshape(-1, V), torch.zeros(12, dtype=torch.long), coef_B_T.reshape(-1),
+                        TeacherDist.from_logits(teacher_logits.reshape(-1, V)), DistillSpec(proximal="none"))
+    kl = ref_full(student.reshape(-1, V), teacher_logits.reshape(-1, V)).reshape(4, 3)
+    num = sum(w_P[b // 2].item() * kl[b, t] for b in range(4) if on_B[b] for t in range(3) if mask[b, t])
+    den = sum(1 for b in range(4) if on_B[b] for t in range(3) if mask[b, t])
+    torch.testing.assert_close(out.loss, torch.tensor(num / den, dtype=F64))
+
+
+# ----------------------------------------------------------------------------- chunked = dense
+def _chunk_inputs(seed=20, n=7, k=None):
+    torch.manual_seed(seed)
+    hidden, weight, bias = randn(n, H, seed=seed), randn(V, H, seed=seed + 1), randn(V, seed=seed + 2)
+    teacher_hidden = randn(n, H, seed=seed + 3)
+    targets = torch.randint(0, V, (n,), generator=gen(seed + 4))
+    coef = torch.rand(n, generator=gen(seed + 5), dtype=F64)
+    student_lp = lsm(hidden @ weight.T + bias).gather(-1, targets[:, None]).squeeze(-1)
+    old = student_lp + randn(n, seed=seed + 6, scale=0.3)  # some tokens beyond the clip threshold
+    return hidden, weight, bias, teacher_hidden, targets, coef, old
+
+
+SPECS = [DistillSpec("full", "forward", "clip"), DistillSpec("full", "reverse", "is_clip", is_cap=1.1),
+         DistillSpec("topk", "forward", "none", topk=2), DistillSpec("topk", "reverse", "clip", topk=3),
+         DistillSpec("sampled", "forward", "clip")]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.estimator}-{s.direction}-{s.proximal}")
+def test_chunked_equals_dense(spec):
+    hidden, weight, bias, teacher_hidden, targets, coef, old = _chunk_inputs()
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    dense = distill_dense(leaves[0] @ leaves[1].T + leaves[2], targets, coef,
+                          TeacherDist.from_logits(teacher_hidden @ weight.T + bias, spec.topk), spec, old)
+    g_dense = torch.autograd.grad(dense.loss, leaves)
+    assert 0 < dense.clipped_N.sum() < 7 or spec.proximal == "none"
+    for chunk in (1, 3, 4, 7, 100):  # 3 and 4 do not divide N = 7
+        leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+        out = chunked_distill(leaves[0], leaves[1], targets, coef, spec=spec, teacher_hidden_N_H=teacher_hidden,
+                              old_logprobs_N=old, lm_head_bias_V=leaves[2], chunk_size=chunk)
+        torch.testing.assert_close(out.loss, dense.loss.detach())
+        for got, want in zip(out[1:], dense[1:]):
+            torch.testing.assert_close(got, want)
+        for got, want in zip(torch.autograd.grad(out.loss * 1.7, leaves), g_dense):  # grad_output is applied
+            torch.testing.assert_close(got, want * 1.7)
+
+
+def test_chunked_engine_topk_frozen_weight_and_no_grad():
+    hidden, weight, _, teacher_hidden, targets, coef, old = _chunk_inputs(seed=30)
+    teacher = TeacherDist.from_logits(teacher_hidden @ weight.T, 3)
+    spec = DistillSpec("topk", "forward", "clip")
+    leaf = hidden.clone().requires_grad_()
+    dense = distill_dense(leaf @ weight.T, targets, coef, teacher, spec, old)
+    frozen_w = weight.clone()  # requires_grad False: frozen lm_head under LoRA
+    h2 = hidden.clone().requires_grad_()
+    out = chunked_distill(h2, frozen_w, targets, coef, spec=spec, old_logprobs_N=old, chunk_size=2,
+                          teacher_topk_ids_N_K=teacher.topk_ids_N_K, teacher_topk_logprobs_N_K=teacher.topk_logprobs_N_K)
+    out.loss.backward()
+    torch.testing.assert_close(out.loss, dense.loss.detach())
+    torch.testing.assert_close(h2.grad, torch.autograd.grad(dense.loss, leaf)[0])
+    assert frozen_w.grad is None
+    with torch.no_grad():
+        again = chunked_distill(hidden, weight, targets, coef, spec=spec, old_logprobs_N=old, chunk_size=3,
+                                teacher_topk_ids_N_K=teacher.topk_ids_N_K, teacher_topk_logprobs_N_K=teacher.topk_logprobs_N_K)
+    torch.testing.assert_close(again.loss, dense.loss.detach())
+
+
+def test_sampled_equals_sft_on_guided_rollout():
+    hidden, weight, _, _, targets, _, _ = _chunk_inputs(seed=40)
+    h1, w1, h2, w2 = (t.clone().requires_grad_() for t in (hidden, weight, hidden, weight))
+    out = chunked_distill(h1, w1, targets, torch.full((7,), 1 / 7, dtype=F64),
+                          spec=DistillSpec("sampled", proximal="none"), chunk_size=3)
+    sft = torch.nn.functional.cross_entropy(h2 @ w2.T, targets)
+    torch.testing.assert_close(out.loss, sft.detach())
+    for got, want in zip(torch.autograd.grad(out.loss, (h1, w1)), torch.autograd.grad(sft, (h2, w2))):
+        torch.testing.assert_close(got, want)
+
+
+def test_chunked_microbatches_sum_to_full_batch():
+    hidden, weight, _, teacher_hidden, targets, _, old = _chunk_inputs(seed=50, n=12)
+    mask_B_T = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    weights_B, on_B = torch.tensor([1.0, 0.5, 2.0], dtype=F64), torch.tensor([True, True, True])
+    coef_N = distill_token_coefs(weights_B, on_B, mask_B_T).reshape(-1)
+    spec = DistillSpec("full", "forward", "clip")
+    kwargs = dict(spec=spec, chunk_size=5)
+    h_full, h_micro = hidden.clone().requires_grad_(), hidden.clone().requires_grad_()
+    full = chunked_distill(h_full, weight, targets, coef_N, teacher_hidden_N_H=teacher_hidden, old_logprobs_N=old, **kwargs)
+    full.loss.backward()
+    total, n_tok = 0.0, mask_B_T.sum()
+    for rows in ((0,), (1, 2)):
+        coef_micro = distill_token_coefs(weights_B[list(rows)], on_B[list(rows)], mask_B_T[list(rows)], n_tok)
+        tok = torch.cat([torch.arange(4 * r, 4 * r + 4) for r in rows])
+        part = chunked_distill(h_micro[tok], weight, targets[tok], coef_micro.reshape(-1),
+                               teacher_hidden_N_H=teacher_hidden[tok], old_logprobs_N=old[tok], **kwargs)
+        part.loss.backward()
+        total = total + part.loss.detach()
+    torch.testing.assert_close(total, full.loss.detach())
+    torch.testing.assert_close(h_micro.grad, h_full.grad)
+
+
+# ----------------------------------------------------------------------------- section 6 total loss
+def test_coef_zero_is_grpo_and_nonzero_is_not():
+    hidden, weight, _, teacher_hidden, targets, coef, old = _chunk_inputs(seed=60, n=6)
+    adv, mask = torch.tensor([1.0, -0.5], dtype=F64), torch.ones(2, 3, dtype=torch.bool)
+
+    def losses(distill_coef):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        logp_B_T = lsm(h @ w.T).gather(-1, targets[:, None]).reshape(2, 3)  # (B, T)
+        rl = aggregate(grpo_token_terms(logp_B_T, old.reshape(2, 3), adv, mask, 0.2, 0.28)[0], mask)
+        distill = chunked_distill(h, w, targets, coef, spec=DistillSpec(), teacher_hidden_N_H=teacher_hidden,
+                                  old_logprobs_N=old, chunk_size=4).loss
+        total, _ = sgpo_loss(rl, distill, distill_coef) if distill_coef is not None else (rl, None)
+        return (total.detach(), *torch.autograd.grad(total, (h, w)))
+
+    grpo, zero, half = losses(None), losses(0.0), losses(0.5)
+    for a, b in zip(grpo, zero):
+        assert torch.equal(a, b)
+    assert not torch.allclose(grpo[1], half[1])
+
+
+# ----------------------------------------------------------------------------- low precision
+def test_low_precision_tolerance():
+    hidden, weight, _, teacher_hidden, targets, coef, _ = _chunk_inputs(seed=70, n=8)
+    expected = (coef.numpy() * ref_full(hidden @ weight.T, teacher_hidden @ weight.T)).sum()
+    spec = DistillSpec("full", "forward", "none")
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 3e-2)):
+        out = chunked_distill(hidden.to(dtype).requires_grad_(), weight.to(dtype).requires_grad_(), targets, coef,
+                              spec=spec, teacher_hidden_N_H=teacher_hidden.to(dtype), chunk_size=3)
+        torch.testing.assert_close(out.loss.double(), torch.tensor(expected, dtype=F64), rtol=tol, atol=tol)

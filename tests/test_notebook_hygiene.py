@@ -1,0 +1,40 @@
+"""Notebooks are thin (no def/class, short cells), have one literal `parameters` cell,
+start with a papermill description, and are committed clean (conventions.md 1, 2, 10)."""
+
+import ast
+
+import nbformat
+import pytest
+
+from sgpo_lib.nbclean import is_clean
+from sgpo_lib.paths import NOTEBOOKS_DIR
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+MAX_CELL_LINES = 12
+EXPECTED = ["00_prepare", "01_extract_strategies", "02_paired_rollouts", "03_train_sgpo", "04_ablate", "05_scaling", "06_report"]
+
+
+def test_the_numbered_sequence_exists():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_thin_and_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    assert is_clean(nb), f"{path.name}: committed with outputs or extra metadata; run python -m sgpo_lib.nbclean notebooks/"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    tree = ast.parse(params[0].source)
+    names = [t.id for node in tree.body for t in node.targets]
+    assert names == ["params_file", "overrides", "run_id"], f"{path.name}: parameters cell must set params_file, overrides, run_id"
+    assert all(isinstance(node.value, (ast.Constant, ast.Dict)) for node in tree.body), "parameters are literals only"
+    assert code[0].source.startswith("#papermill_description="), f"{path.name}: first code cell must start with #papermill_description="
+    follower = code[code.index(params[0]) + 1].source
+    assert "start_run(params_file, overrides, run_id)" in follower, f"{path.name}: the cell after parameters calls start_run"
+    for i, cell in enumerate(code):
+        for node in ast.walk(ast.parse(cell.source)):
+            assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)), \
+                f"{path.name} cell {i}: defines a function/class; move it to sgpo_lib"
+            assert not isinstance(node, (ast.For, ast.While)), f"{path.name} cell {i}: loops belong in sgpo_lib"
+        assert len(cell.source.splitlines()) <= MAX_CELL_LINES, f"{path.name} cell {i}: over {MAX_CELL_LINES} lines"
