@@ -217,6 +217,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0
+    world_seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     world: ToyWorldConfig = field(default_factory=ToyWorldConfig)

@@ -128,7 +128,7 @@ def sample_next(logits_B_V: "torch.Tensor", generators: list, spec: SamplingSpec
     Returns `(next_B, logprobs_B_V)` where `logprobs_B_V` is the raw log-softmax (temperature 1,
     no top-p) and `next_B` is argmax when `spec.temperature == 0`, else drawn by inverse CDF
     from the tempered, top-p-truncated distribution with one uniform per row from that
-    row's generator (so a row's draw does not depend on the other rows).
+    row's CPU generator (so a row's draw does not depend on the other rows or the device).
 
     Shapes: logits_B_V (B, V) -> next_B (B,), logprobs_B_V (B, V).
     """
@@ -143,7 +143,7 @@ def sample_next(logits_B_V: "torch.Tensor", generators: list, spec: SamplingSpec
     mass_before_B_V = sorted_B_V.cumsum(dim=-1) - sorted_B_V
     sorted_B_V = sorted_B_V * (mass_before_B_V < spec.top_p)  # top-p: the first token always stays
     cdf_B_V = sorted_B_V.cumsum(dim=-1)
-    u_B = torch.stack([torch.rand((), generator=g, device=logits_B_V.device) for g in generators])
+    u_B = torch.tensor([torch.rand(1, generator=g).item() for g in generators], device=logits_B_V.device)
     pick_B = torch.searchsorted(cdf_B_V, (u_B * cdf_B_V[:, -1]).unsqueeze(-1)).squeeze(-1)
     pick_B = pick_B.clamp(max=cdf_B_V.shape[-1] - 1)
     return order_B_V.gather(-1, pick_B.unsqueeze(-1)).squeeze(-1), logprobs_B_V
@@ -192,6 +192,8 @@ class TransformersGenerator:
         prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         rows = [(i, s) for i, row_seeds in enumerate(sample_seeds(seeds, spec.n)) for s in row_seeds]
         rows.sort(key=lambda r: -len(prompt_ids[r[0]]))  # less padding; results do not depend on it
+        logger.debug("transformers backend: %d prompts x %d samples, batch size %d", len(prompts), spec.n,
+                     self.batch_size)
         done: dict[tuple[int, int], Completion] = {}
         was_training = self.model.training
         self.model.eval()
@@ -213,7 +215,7 @@ class TransformersGenerator:
         input_B_T = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompt_ids], device=self.device)
         mask_B_T = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=self.device)
         positions_B_T = (mask_B_T.cumsum(-1) - 1).clamp(min=0)
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same draws on any device
         rows = [_Row(spec.topk_logprobs) for _ in prompt_ids]
         out = self.model(input_ids=input_B_T, attention_mask=mask_B_T, position_ids=positions_B_T,
                          use_cache=True, logits_to_keep=1)

@@ -80,7 +80,8 @@ class VLLMGenerator:
         from vllm import SamplingParams
 
         check_generate_args(prompts, spec, seeds)
-        token_prompts = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
+        token_prompts = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]}
+                         for p in prompts]
         requests, params = [], []
         for prompt, row_seeds in zip(token_prompts, sample_seeds(seeds, spec.n)):
             for s in row_seeds:

@@ -136,7 +136,11 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
-    """One row per (run, split, benchmark) with the run's status, config and final eval."""
+    """One row per (run, phase, split, benchmark): status, flattened config, eval metrics.
+
+    `phase` is `base` (step 0, before training) or `final`. Runs without results (failed,
+    running) give one row with their status, unless `require_complete` raises for them.
+    """
     rows = []
     for run_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         status = read_status(run_dir)
@@ -145,6 +149,9 @@ def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
         cfg = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text())) if (run_dir / "config.yaml").exists() else {}
         base = {"run": run_dir.name, "status": status, **cfg}
         results = run_dir / "results.json"
-        evals = io.read_json(results)["final_eval"] if results.exists() else [{}]
-        rows += [{**base, **e} for e in evals]
+        if not results.exists():
+            rows.append(base)
+            continue
+        res = io.read_json(results)
+        rows += [{**base, "phase": phase, **e} for phase in ("base", "final") for e in res[f"{phase}_eval"]]
     return pd.DataFrame(rows)

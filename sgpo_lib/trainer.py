@@ -84,6 +84,7 @@ class Trainer:
 
         self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
         self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+        torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
         self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device)
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -147,18 +148,17 @@ class Trainer:
         topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher == "engine" else 0
         paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, cfg.rollout.n_autonomous,
                                n_guided, self._sampling(topk), cfg.seed, step, self.grader, cfg.instruction)
-        by_problem = {p.id: [r for r in paired.rollouts if r.problem_id == p.id] for p in batch}
         seqs: list[Seq] = []
         for p in batch:
-            auto = [r for r in by_problem[p.id] if not r.guided]
+            auto = paired.group(p.id, guided=False)
             rewards = [r.reward for r in auto] + [1.0] * (cfg.train.n_offpolicy if method == "hybrid" else 0)
             adv = losses.group_advantages(torch.tensor([rewards], dtype=torch.float64), cfg.train.scale_rewards)[0].tolist()
             prompt_ids = self._unguided_ids(p)
             seqs += [Seq("rl", prompt_ids, r.token_ids, advantage=a, engine_logprobs=r.logprobs) for r, a in zip(auto, adv)]
             seqs += [self._strong_seq("off", p, prompt_ids, a) for a in adv[len(auto):]]
         stats = paired.stats.set_index("problem_id")
-        w_P = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
-                                      cfg.distill.weighting, cfg.distill.gamma)
+        p_guided_P = torch.tensor(stats["p_guided"].fillna(0.0).values)  # NaN = no strategy: never distilled
+        w_P = losses.guidance_weights(torch.tensor(stats["p_auto"].values), p_guided_P, cfg.distill.weighting, cfg.distill.gamma)
         weight_of = dict(zip(stats.index, w_P.tolist()))
         if n_guided:
             seqs += self._distill_seqs(paired, weight_of)
@@ -167,18 +167,20 @@ class Trainer:
     def _distill_seqs(self, paired, weight_of: dict[str, float]) -> list[Seq]:
         on_correct = self.cfg.distill.on == "correct"
         out = []
-        for r in paired.rollouts:
-            if not r.guided or (on_correct and r.reward <= losses.CORRECT_REWARD_THRESHOLD) or not r.token_ids:
-                continue
-            out.append(Seq("distill", _tokens(self.tok, paired.prompts[r.problem_id]["unguided"]), r.token_ids,
-                           weight=weight_of[r.problem_id], teacher_prompt_ids=_tokens(self.tok, paired.prompts[r.problem_id]["guided"]),
-                           topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs))
+        for p, unguided, guided in zip(paired.problems, paired.prompts_unguided, paired.prompts_guided):
+            student_ids = _tokens(self.tok, unguided)
+            teacher_ids = _tokens(self.tok, guided) if guided is not None else None
+            for r in paired.group(p.id, guided=True):
+                if (on_correct and r.reward <= losses.CORRECT_REWARD_THRESHOLD) or not r.token_ids:
+                    continue
+                out.append(Seq("distill", student_ids, r.token_ids, weight=weight_of[p.id], teacher_prompt_ids=teacher_ids,
+                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs))
         return out
 
     def _rollout_metrics(self, paired, w_P) -> dict:
         st = paired.stats
         m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
-             "generate_s": paired.timing.get("generate_s", 0.0), "grade_s": paired.timing.get("grade_s", 0.0),
+             "generate_s": paired.generate_s, "grade_s": paired.grade_s,
              "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts)}
         if st["n_guided"].sum() > 0:
             m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
@@ -244,7 +246,8 @@ class Trainer:
 
     def train_step(self, step: int) -> dict:
         cfg, t0 = self.cfg, time.perf_counter()
-        batch = self._my_share(batch_for_step(self.data.train, cfg.seed, step, cfg.train.batch_problems))
+        batch = batch_for_step(self.data.train, cfg.seed, step, cfg.train.batch_problems)
+        batch = self._my_share(list({p.id: p for p in batch}.values()))  # an epoch boundary can repeat one
         seqs, metrics = self._sft_seqs(batch) if cfg.train.method == "sft" else self._rollout_seqs(batch, step)
         t1 = time.perf_counter()
         distill = [s for s in seqs if s.kind == "distill"]

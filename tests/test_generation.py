@@ -228,3 +228,13 @@ def test_length_limit(scripted):
     gen, words, _ = scripted
     (comp,), = gen.generate(["x"], SamplingSpec(max_new_tokens=2), [0])
     assert comp.finish_reason == "length" and comp.token_ids == words[:2]
+
+
+@pytest.mark.gpu
+def test_same_samples_on_cuda_and_cpu(tiny_model, tiny_tokenizer, prompts):
+    spec = SamplingSpec(max_new_tokens=8, n=2, topk_logprobs=3)
+    cpu = TransformersGenerator(tiny_model, tiny_tokenizer).generate(prompts, spec, [1, 2, 3])
+    cuda = TransformersGenerator(tiny_model.to("cuda"), tiny_tokenizer).generate(prompts, spec, [1, 2, 3])
+    assert [c.token_ids for row in cuda for c in row] == [c.token_ids for row in cpu for c in row]
+    torch.testing.assert_close(torch.tensor(cuda[0][0].logprobs), torch.tensor(cpu[0][0].logprobs),
+                               atol=1e-3, rtol=0)

@@ -22,107 +22,82 @@ from ..records import Strategy
 WORDINGS: dict[str, dict[str, dict[str, list]]] = {
     "sum": {
         "running_total": {
-            "name": ["Running total", "Keep a running total", "One change at a time"],
-            "key_insight": [
-                "Apply one change at a time so each sum stays small.",
-                "Update a single total after every term.",
-                "Small one-term updates avoid a big mental sum.",
-            ],
+            "name": ["Running total", "Keep a total", "Term by term"],
+            "key_insight": ["One term at a time keeps sums small.", "Update one total per term."],
             "steps": [
-                ["Start from the first number.", "Apply the next term to the total.", "Repeat until no terms remain."],
-                ["Take the first number as the total.", "Add or subtract the next term.", "Go on to the last term."],
+                ["Start at the first number.", "Apply the next term.", "Repeat to the end."],
+                ["Take the first number.", "Add or subtract each term.", "Stop after the last."],
             ],
-            "pitfalls": [["Do not skip a term."], ["Keep each sign with its term."]],
+            "pitfalls": [["Skip no term."], ["Keep each sign."]],
         },
         "gains_then_losses": {
-            "name": ["Gains then losses", "Add gains first", "Split gains and losses"],
-            "key_insight": [
-                "Add every gain before any loss, one term at a time.",
-                "Group the added terms, then the removed ones.",
-            ],
+            "name": ["Gains then losses", "Gains first", "Split the signs"],
+            "key_insight": ["Add all gains, then take all losses.", "Group plus terms before minus."],
             "steps": [
-                ["List the gains and the losses.", "Add each gain to the start.", "Then subtract each loss."],
-                ["Sort terms into gains and losses.", "Add the gains one by one.", "Subtract the losses one by one."],
+                ["List gains and losses.", "Add each gain.", "Subtract each loss."],
+                ["Sort terms by sign.", "Add the plus terms.", "Then the minus terms."],
             ],
-            "pitfalls": [["Do not forget a loss."], ["A minus sign marks a loss."]],
+            "pitfalls": [["Miss no loss."], ["Minus is a loss."]],
         },
     },
     "remainder": {
         "digit_sum": {
-            "name": ["Digit sum", "Sum the digits", "Casting out nines"],
-            "key_insight": [
-                "A number and its digit sum leave the same remainder by three or nine.",
-                "Only the digit sum matters for three and nine.",
-            ],
+            "name": ["Digit sum", "Sum the digits", "Cast out nines"],
+            "key_insight": ["The digit sum keeps the remainder.", "Only the digit sum matters."],
             "steps": [
-                ["Add the digits one at a time.", "While the sum has two digits, add its digits.", "Take the remainder of that digit."],
-                ["Sum all digits in order.", "Fold the sum into one digit.", "Reduce that digit by the divisor."],
+                ["Add all the digits.", "Fold the sum to a digit.", "Reduce by the divisor."],
+                ["Sum digits in order.", "Add digits of the sum.", "Take the remainder."],
             ],
-            "pitfalls": [["A final nine leaves remainder zero by nine."], ["Do not skip a zero digit."]],
+            "pitfalls": [["Nine leaves zero."], ["Skip no zero digit."]],
         },
         "reduce_as_you_go": {
-            "name": ["Reduce as you go", "Running digit fold", "Fold every sum"],
-            "key_insight": [
-                "Fold each two-digit sum at once so numbers stay below ten.",
-                "Keep the running digit sum a single digit.",
-            ],
+            "name": ["Reduce as you go", "Fold each sum", "Running fold"],
+            "key_insight": ["Fold every sum below ten.", "Keep the running sum one digit."],
             "steps": [
-                ["Start with the first digit.", "Add the next digit; fold a two-digit sum.", "Reduce the last digit by the divisor."],
-                ["Begin at the leading digit.", "Add each digit, folding sums above nine.", "Take the remainder at the end."],
+                ["Start at the first digit.", "Add a digit, fold if big.", "Reduce by the divisor."],
+                ["Take the lead digit.", "Add each digit and fold.", "Take the remainder."],
             ],
-            "pitfalls": [["Fold after every addition."], ["A final nine leaves remainder zero by nine."]],
+            "pitfalls": [["Fold every time."], ["Nine leaves zero."]],
         },
     },
     "mul": {
         "column_carry": {
-            "name": ["Column multiplication", "Right to left with carries", "Digit by digit"],
-            "key_insight": [
-                "Multiply one digit at a time from the right and carry the tens.",
-                "Small digit products plus carries build the answer.",
-            ],
+            "name": ["Column product", "Carry leftward", "Digit by digit"],
+            "key_insight": ["Small digit products plus carries.", "Multiply digits from the right."],
             "steps": [
-                ["Multiply the rightmost digit.", "Add the carry; keep the ones, carry the tens.", "Move left; write the last result in full."],
-                ["Begin with the ones digit.", "Multiply, add the carry, keep one digit.", "Carry the rest to the next digit left."],
+                ["Multiply the last digit.", "Add the carry, keep one digit.", "Move left to the end."],
+                ["Begin at the ones digit.", "Multiply and add the carry.", "Carry the tens left."],
             ],
-            "pitfalls": [["Do not drop a carry."], ["Write the final column in full."]],
+            "pitfalls": [["Drop no carry."], ["Write the top in full."]],
         },
         "products_then_carries": {
-            "name": ["Products then carries", "Digit products first", "Two passes"],
-            "key_insight": [
-                "Write every digit product first, then combine them with carries.",
-                "Separate the multiplying from the carrying.",
-            ],
+            "name": ["Products first", "Two passes", "List then carry"],
+            "key_insight": ["List digit products, then carry.", "Multiply first, carry after."],
             "steps": [
-                ["Multiply each digit by the multiplier.", "From the right, add the carry to each product.", "Keep one digit, carry the rest."],
-                ["List all digit products.", "Go right to left adding carries.", "Write the leftmost result in full."],
+                ["List each digit product.", "From the right add carries.", "Keep one digit each."],
+                ["Multiply every digit.", "Carry right to left.", "Write the top in full."],
             ],
-            "pitfalls": [["Do not drop a carry."], ["Combine from the right."]],
+            "pitfalls": [["Drop no carry."], ["Start from the right."]],
         },
     },
     "linear": {
         "undo_backwards": {
-            "name": ["Work backwards", "Undo from the end", "Reverse the chain"],
-            "key_insight": [
-                "Undo the operations in reverse order with their inverses.",
-                "Each step of the chain can be undone from the result.",
-            ],
+            "name": ["Work backwards", "Undo from the end", "Reverse it"],
+            "key_insight": ["Undo each operation, last first.", "Inverses undo the chain."],
             "steps": [
-                ["Start from the result.", "Undo the last operation with its inverse.", "Repeat back to x."],
-                ["Take the final value.", "Apply the inverse of each operation, last first.", "The value left is x."],
+                ["Start at the result.", "Undo the last operation.", "Repeat back to x."],
+                ["Take the final value.", "Apply each inverse.", "What is left is x."],
             ],
-            "pitfalls": [["Undo in reverse order."], ["Divide to undo a product."]],
+            "pitfalls": [["Undo in reverse."], ["Divide undoes times."]],
         },
         "inverse_chain": {
-            "name": ["Inverse chain", "Write the inverses first", "Plan then undo"],
-            "key_insight": [
-                "List the inverse operations first, then apply them in order.",
-                "A written plan of inverses keeps the order right.",
-            ],
+            "name": ["Inverse chain", "Inverses first", "Plan then undo"],
+            "key_insight": ["Write the inverses, then apply.", "A plan keeps the order."],
             "steps": [
-                ["Invert every operation.", "List them from last to first.", "Apply them to the result in that order."],
-                ["Write each inverse, last operation first.", "Apply the list to the result.", "The value left is x."],
+                ["Invert each operation.", "List them last to first.", "Apply them in order."],
+                ["Write each inverse.", "Reverse their order.", "Apply them to the result."],
             ],
-            "pitfalls": [["Minus undoes plus; divide undoes times."], ["Keep the reversed order."]],
+            "pitfalls": [["Minus undoes plus."], ["Keep reversed order."]],
         },
     },
 }

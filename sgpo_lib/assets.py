@@ -1,0 +1,106 @@
+"""What a run is made of, derived from its config and cached by content hash.
+
+`problems(cfg)` (toy world or real benchmarks), `student_dir(cfg, size)` (a prepared toy
+student, or the configured model), `strategy_library(cfg)` (extracted once from the strong
+responses, validated, stored with its rejection report) and `train_data(cfg)` (all of it,
+for the trainer). Each is keyed by the config fields it depends on and by `world_seed`,
+which is fixed across training seeds so that every method and seed starts from the same
+student, data and strategies. A second call is a cache hit: sweeps and notebooks share them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+from . import io
+from .config import RunConfig
+from .paths import outputs_dir, resolve
+from .records import Problem
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir(kind: str, key: dict) -> Path:
+    """`outputs/cache/<kind>/<sha1(key)[:12]>`."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return outputs_dir() / "cache" / kind / digest
+
+
+def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
+    """Problems by split: `train`, and the evaluation splits (`test`, `ood` for the toy world)."""
+    if cfg.data.source == "toy":
+        from .toy.world import generate_world
+
+        return generate_world(cfg.world, cfg.world_seed)
+    from .data import load_benchmark
+
+    local = lambda name: str(resolve(cfg.data.local_dir) / f"{name}.jsonl") if cfg.data.source == "jsonl" else None  # noqa: E731
+    train = [p for name in cfg.data.train_sets for p in load_benchmark(name, split="train", limit=cfg.data.train_limit,
+                                                                        local_path=local(name))]
+    test = [p for name in cfg.data.eval_sets for p in load_benchmark(name, split="test", limit=cfg.data.eval_limit,
+                                                                      local_path=local(name))]
+    return {"train": train, "test": test}
+
+
+def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
+    """The base student's model folder: a cached toy student of `size`, or `model.name_or_path`."""
+    if cfg.model.source == "hf":
+        path = resolve(cfg.model.name_or_path)
+        return path if path.exists() else Path(cfg.model.name_or_path)
+    import dataclasses
+
+    from .toy.students import prepare_student
+
+    student = dataclasses.replace(cfg.student, size=size) if size else cfg.student
+    return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed)
+
+
+def _extractor(cfg: RunConfig):
+    """The strategy extractor's `complete(messages_list) -> list[str]`."""
+    if cfg.strategy.extractor == "offline":
+        from .toy.extractor import OfflineExtractor
+
+        return OfflineExtractor(fault_rate=cfg.world.extractor_fault_rate, seed=cfg.world_seed).complete
+    from .openai_client import OpenAIClient
+
+    s = cfg.strategy
+    client = OpenAIClient(base_url=s.base_url, model=s.extractor_model, api_key_env=s.api_key_env,
+                          cache_dir=outputs_dir() / "cache" / "openai")
+    return client.complete
+
+
+def strategy_library(cfg: RunConfig):
+    """Extract (or load from cache) the strategy library; returns `(library, rejection Counter)`."""
+    from .strategies import StrategyLibrary, extract_strategies
+
+    key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
+    folder = cache_dir("strategies", key)
+    if (folder / "library.jsonl").exists():
+        return StrategyLibrary.load(folder / "library.jsonl"), Counter(io.read_json(folder / "report.json"))
+    train = [p for p in problems(cfg)["train"] if p.strong_response]
+    library, report = extract_strategies(train, _extractor(cfg), **_limits(cfg))
+    library.save(folder / "library.jsonl")
+    io.write_json(folder / "report.json", dict(report))
+    return library, report
+
+
+def _limits(cfg: RunConfig) -> dict:
+    s = cfg.strategy
+    return {"min_steps": s.min_steps, "max_steps": s.max_steps, "max_chars": s.max_chars,
+            "max_copied_numbers": s.max_copied_numbers}
+
+
+def train_data(cfg: RunConfig, size: str | None = None):
+    """Everything the trainer needs besides the config."""
+    from .trainer import TrainData
+
+    by_split = problems(cfg)
+    library, _ = strategy_library(cfg)
+    retrieve = cfg.strategy.retrieve_by_type
+    return TrainData(model_dir=student_dir(cfg, size), train=by_split["train"],
+                     eval=[p for split, ps in by_split.items() if split != "train" for p in ps],
+                     strategy_for=lambda p: library.for_problem(p, retrieve=retrieve))

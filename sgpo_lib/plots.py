@@ -1,0 +1,81 @@
+"""Matplotlib figures for the notebooks and the report; each is also saved as a PNG.
+
+Every function takes plain pandas data (metrics rows, stats, result tables), draws one
+figure and returns it closed (so a notebook shows it once, where it is the cell's value);
+`save(fig, path)` writes the PNG (atomically) for `figures/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from . import io
+
+
+def save(fig, path: str | Path) -> Path:
+    """Write `fig` as a PNG atomically; returns the path."""
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    return path
+
+
+def curves(series: dict[str, pd.DataFrame], key: str, title: str, ylabel: str | None = None):
+    """One line per run of `key` over `step` (rows without the key are skipped)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, rows in series.items():
+        if key in rows:
+            part = rows[["step", key]].dropna()
+            ax.plot(part["step"], part[key], marker="o", ms=2, label=name)
+    ax.set(title=title, xlabel="step", ylabel=ylabel or key)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def guided_vs_auto(stats: pd.DataFrame):
+    """Per problem p_guided against p_auto, one colour per family: where strategies help."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for source, g in stats.groupby("source"):
+        ax.scatter(g["p_auto"], g["p_guided"], alpha=0.5, s=18, label=source.split("/")[-1])
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+    ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), xlabel="p_auto (alone)", ylabel="p_guided (with strategy)",
+           title="Where strategies help")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def bars(numeric: pd.DataFrame, title: str, split: str = "test"):
+    """Macro accuracy per row of `results.numeric_table` with std error bars."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    means, stds = numeric[("mean", split)], numeric[("std", split)]
+    ax.bar(range(len(means)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+    ax.set_xticks(range(len(means)), [str(i) for i in means.index], rotation=20, ha="right")
+    ax.set(title=title, ylabel=f"{split} macro greedy accuracy (points)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def scaling(table: pd.DataFrame, x: str, group: str, title: str = "Gain over base-model size"):
+    """Accuracy (`mean`, `std`) against `x` (e.g. parameters), one line per `group` value."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, g in table.groupby(group):
+        g = g.sort_values(x)
+        ax.errorbar(g[x], g["mean"], yerr=g["std"], marker="o", capsize=3, label=str(name))
+    ax.set(title=title, xlabel=x, ylabel="test macro greedy accuracy (points)")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,102 @@
+"""The collaborator report: tables, figures and `report.html` (notebook 06).
+
+`tables(cfg, run_dir)` and `figures(cfg, run_dir)` read what stages 00-05 wrote (figures are
+also saved as PNG under `figures/`); `render_report(run_dir)` converts the executed
+`06_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from . import io, plots, results
+from .config import RunConfig
+from .stages import metrics_of, scaling_table
+from .sweep import collect
+
+log = logging.getLogger(__name__)
+
+
+def _collected(run_dir: Path, name: str) -> pd.DataFrame:
+    root = run_dir / name
+    return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
+
+
+def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
+    """Main, ablation, scaling and premise tables, the strategy report and the environment."""
+    out = {}
+    main = _collected(run_dir, "main")
+    if len(main):
+        out["main"] = results.wide_table(main, "train.method")
+    abl = _collected(run_dir, "ablate")
+    if len(abl):
+        abl["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in abl["run"]]
+        out["ablation"] = results.wide_table(abl, "variant", with_base=False)
+    scale = _collected(run_dir, "scaling")
+    if len(scale):
+        out["scaling"] = scaling_table(scale)
+    if (run_dir / "premise.csv").exists():
+        out["premise"] = pd.read_csv(run_dir / "premise.csv")
+    if (run_dir / "strategy_report.json").exists():
+        out["strategy_report"] = pd.Series(io.read_json(run_dir / "strategy_report.json"), name="count").to_frame()
+    env = io.read_json(run_dir / "env.json")
+    out["environment"] = pd.Series({**env.get("packages", {}), "python": env.get("python"), "device": env.get("device"),
+                                    "git_commit": env.get("git_commit")}, name="value").to_frame()
+    return out
+
+
+def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
+    """Learning curves, the guidance weight, p_guided vs p_auto, main bars, scaling; PNGs saved."""
+    figs = {}
+    main_metrics = metrics_of(run_dir / "main")
+    test_key = "eval/test/macro/greedy"
+    if main_metrics:
+        figs["learning_curves"] = plots.curves(main_metrics, test_key, "Held-out unguided accuracy", "test macro greedy")
+        figs["reward"] = plots.curves(main_metrics, "reward_auto", "Training reward (autonomous rollouts)")
+        sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
+        figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w")
+        main = _collected(run_dir, "main")
+        figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines")
+    if (run_dir / "paired_stats.csv").exists():
+        figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
+    scale = _collected(run_dir, "scaling")
+    if len(scale):
+        table = scaling_table(scale)
+        final = table[table["phase"] == "final"].merge(_sizes(run_dir), on="student.size")
+        figs["scaling"] = plots.scaling(final, "parameters", "train.method")
+    for name, fig in figs.items():
+        plots.save(fig, run_dir / "figures" / f"{name}.png")
+    return figs
+
+
+def _sizes(run_dir: Path) -> pd.DataFrame:
+    """Parameter count of each prepared student size (from its config.json)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    students = io.read_json(run_dir / "prepare.json")["students"]
+    rows = []
+    for size, path in students.items():
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+        rows.append({"student.size": size, "parameters": sum(p.numel() for p in model.parameters())})
+    return pd.DataFrame(rows)
+
+
+def render_report(run_dir: Path) -> Path:
+    """`run_dir/06_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    executed = Path(run_dir) / "06_report.ipynb"
+    if not executed.exists():
+        raise FileNotFoundError(f"{executed}: run notebook 06 through the pipeline first (python -m sgpo_lib pipeline ...)")
+    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(
+        nbformat.read(executed, as_version=4))
+    path = Path(run_dir) / "report.html"
+    io.write_text(path, body)
+    log.info("report: %s", path)
+    return path

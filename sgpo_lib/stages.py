@@ -1,0 +1,148 @@
+"""The stages of a run: one function per numbered notebook, also behind `python -m sgpo_lib`.
+
+Each `stage(cfg, run_dir)` computes, writes its artefacts into `run_dir` and returns what the
+notebook displays. The notebooks hold no algorithm (architecture.md, "The flow of one run").
+
+    00 prepare        problems by split, base student(s), the premise table (toy world)
+    01 strategies     the strategy library and its rejection report
+    02 rollouts       paired rollouts of the base student: p_auto vs p_guided per problem
+    03 train          SGPO and the baselines (experiment.methods x experiment.seeds): main table
+    04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds)
+    05 scaling        methods over student sizes (experiment.scaling_sizes)
+    06 report         tables and figures; `render_report` writes report.html
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from . import assets, io, plots, results
+from .config import RunConfig, load_config
+from .records import Problem
+from .runs import read_status, seed_everything
+from .sweep import collect, parse_assignment, run_sweep
+
+log = logging.getLogger(__name__)
+
+
+def _grader(cfg: RunConfig):
+    from .grading import Grader
+
+    return Grader()
+
+
+def prepare(cfg: RunConfig, run_dir: Path) -> dict:
+    """Problems by split (saved as JSONL), base student folder(s), and for the toy world the
+    premise table: held-out greedy accuracy unguided vs guided, per family and student size."""
+    by_split = assets.problems(cfg)
+    for split, ps in by_split.items():
+        io.write_jsonl(run_dir / "data" / f"{split}.jsonl", [p.to_dict() for p in ps])
+    sizes = list(dict.fromkeys([cfg.student.size, *cfg.experiment.scaling_sizes])) if cfg.model.source == "toy" else [None]
+    students = {size: str(assets.student_dir(cfg, size)) for size in sizes}
+    out = {"counts": {s: len(ps) for s, ps in by_split.items()}, "students": students}
+    if cfg.data.source == "toy":
+        from .toy.premise import premise_table
+        from .toy.wording import family_strategies
+
+        tables = [premise_table(Path(d), by_split["test"], family_strategies(cfg.world.families)).assign(size=size)
+                  for size, d in students.items()]
+        premise = pd.concat(tables, ignore_index=True)
+        premise.to_csv(run_dir / "premise.csv", index=False)
+        out["premise"] = premise
+    io.write_json(run_dir / "prepare.json", {k: v for k, v in out.items() if k != "premise"})
+    return out
+
+
+def extract(cfg: RunConfig, run_dir: Path) -> dict:
+    """The strategy library (copied into the run folder) and the rejection counts by reason."""
+    library, report = assets.strategy_library(cfg)
+    library.save(run_dir / "strategies.jsonl")
+    io.write_json(run_dir / "strategy_report.json", dict(report))
+    return {"library": library, "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
+
+
+def paired_rollouts(cfg: RunConfig, run_dir: Path, max_problems: int = 64) -> pd.DataFrame:
+    """One round of paired rollouts of the base student on training problems (section 2).
+
+    Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
+    """
+    from .generation import SamplingSpec, TransformersGenerator
+    from .policy import load_policy
+    from .rollouts import sample_paired, save_rollouts
+
+    data = assets.train_data(cfg)
+    model, tok = load_policy(data.model_dir, dataclasses.replace(cfg.model.lora, enabled=False), cfg.model.dtype)
+    gen = TransformersGenerator(model, tok, batch_size=cfg.rollout.batch_size)
+    spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                        max_new_tokens=cfg.rollout.max_new_tokens)
+    with _grader(cfg) as grader:
+        batch = sample_paired(gen, tok, data.train[:max_problems], data.strategy_for, cfg.rollout.n_autonomous,
+                              max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
+    save_rollouts(run_dir / "paired_rollouts.jsonl", batch.rollouts)
+    batch.stats.to_csv(run_dir / "paired_stats.csv", index=False)
+    return batch.stats
+
+
+def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
+    """Train one config (params + overrides) into `out_dir`; the unit of every sweep."""
+    from .trainer import train
+
+    cfg = load_config(params_file, overrides)
+    seed_everything(cfg.seed)
+    size = cfg.student.size if cfg.model.source == "toy" else None
+    with _grader(cfg) as grader:
+        return train(cfg, assets.train_data(cfg, size), Path(out_dir), grader)
+
+
+def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
+    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`."""
+    return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel)
+
+
+def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """The main table: every method of `experiment.methods` x `experiment.seeds`."""
+    variants = [{"train.method": m, "seed": s} for m in cfg.experiment.methods for s in cfg.experiment.seeds]
+    df = _sweep(cfg, run_dir, "main", variants)
+    return results.wide_table(df, "train.method")
+
+
+def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """SGPO ablations; the reference row is the main table's SGPO runs (same seeds)."""
+    variants = [{"train.method": "sgpo", **dict([parse_assignment(a)]), "seed": s}
+                for a in cfg.experiment.ablations for s in cfg.experiment.ablation_seeds]
+    df = _sweep(cfg, run_dir, "ablate", variants)
+    df["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in df["run"]]
+    main = collect(run_dir / "main", require_complete=False) if (run_dir / "main").exists() else pd.DataFrame()
+    if len(main):
+        ref = main[(main["train.method"] == "sgpo") & main["seed"].isin(cfg.experiment.ablation_seeds)].copy()
+        ref["variant"] = "sgpo (reference)"
+        df = pd.concat([ref, df], ignore_index=True)
+    return results.wide_table(df, "variant", with_base=False)
+
+
+def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """Methods over student sizes: gain of each method over the base student, per size."""
+    if not cfg.experiment.scaling_sizes:
+        return pd.DataFrame()
+    variants = [{"student.size": z, "train.method": m, "seed": s} for z in cfg.experiment.scaling_sizes
+                for m in cfg.experiment.scaling_methods for s in cfg.experiment.seeds]
+    df = _sweep(cfg, run_dir, "scaling", variants)
+    return scaling_table(df)
+
+
+def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (size, method): test macro greedy accuracy before/after training, in points."""
+    macro = df[(df["status"] == "done") & (df["source"] == "macro") & (df["split"] == "test")]
+    agg = macro.groupby(["student.size", "train.method", "phase"])["greedy"].agg(["mean", "std"]).reset_index()
+    agg[["mean", "std"]] = agg[["mean", "std"]].fillna(0.0) * results.POINTS
+    return agg
+
+
+def metrics_of(root: Path) -> dict[str, pd.DataFrame]:
+    """`metrics.jsonl` of every run under `root`, keyed by run name."""
+    return {p.parent.name: pd.DataFrame(io.read_jsonl(p, tolerate_torn_tail=True))
+            for p in sorted(Path(root).glob("*/metrics.jsonl"))}

@@ -1,0 +1,134 @@
+"""The trainer on a tiny random Qwen2: every method runs, LoRA moves and the base does not,
+metrics are logged, a NaN step is skipped, and a SIGKILLed run resumes to the same weights."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from sgpo_lib import io
+from sgpo_lib.config import load_config
+from sgpo_lib.records import Problem, Strategy
+from sgpo_lib.trainer import Trainer, TrainData, batch_for_step
+
+PARAMS = """
+model: {{source: hf, name_or_path: "{model}", lora: {{r: 4, alpha: 8}}}}
+rollout: {{n_autonomous: 3, n_guided: 2, max_new_tokens: 6, batch_size: 16}}
+train: {{steps: {steps}, batch_problems: 2, lr: 0.05, micro_batch_size: 3, checkpoint_every: 1}}
+eval: {{every: 100, k: 2, max_problems: 2, splits: [test]}}
+distill: {{on: all, weighting: constant}}
+"""
+
+
+class ParityGrader:
+    """A fake grader for unit tests: reward 1 when the completion has an even length (varied rewards)."""
+
+    def grade_many(self, texts, problems):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(reward=float(len(t) % 2 == 0), reason="parity", pred=t) for t in texts]
+
+
+def make_data(model_dir) -> TrainData:
+    problems = [Problem(f"p{i}", f"What is {i} plus {i}?", str(2 * i), "toy/add", "train", "exact") for i in range(6)]
+    test = [Problem(f"t{i}", f"What is {i} times 2?", str(2 * i), "toy/add", "test", "exact") for i in range(2)]
+    strategy = Strategy("s1", "double", "add", "Adding a number to itself doubles it.", ("Read.", "Double.", "Answer."))
+    for p in problems:
+        object.__setattr__(p, "strong_response", f"{p.answer} \\boxed{{{p.answer}}}")
+    return TrainData(model_dir, problems, test, lambda p: strategy)
+
+
+def params_file(tmp_path, model_dir, steps=2):
+    path = tmp_path / "p.yaml"
+    path.write_text(PARAMS.format(model=model_dir, steps=steps))
+    return path
+
+
+@pytest.mark.parametrize("method", ["sgpo", "grpo", "sft", "hybrid"])
+def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
+    cfg = load_config(params_file(tmp_path, tiny_model_dir), {"train.method": method})
+    trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
+    base = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if not p.requires_grad}
+    lora = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    results = trainer.run()
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(lora[n], after[n]) for n in lora), "LoRA parameters did not change"
+    assert all(torch.equal(base[n], after[n]) for n in base), "base weights changed"
+    rows = io.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    for key in ("loss", "grad_norm", "step_s", "train_s", "train_tokens_per_s", "eval/test/macro/greedy"):
+        assert key in rows[-1], key
+    if method != "sft":
+        assert {"reward_auto", "w_mean", "generate_s", "grade_s", "p_auto/toy/add", "entropy_mc"} <= set(rows[-1])
+    if method == "sgpo":
+        assert "reward_guided" in rows[-1] and "distill/term" in rows[-1]
+    assert results["final_step"] == 2 and (tmp_path / "run" / "STATUS").read_text().startswith("done")
+
+
+def test_coef_zero_trains_like_grpo(tmp_path, tiny_model_dir):
+    """SGPO with distill.coef = 0 reaches exactly GRPO's weights (guided samples do not disturb the rest)."""
+    states = []
+    for method, coef in (("sgpo", 0.0), ("grpo", 1.0)):
+        cfg = load_config(params_file(tmp_path, tiny_model_dir), {"train.method": method, "distill.coef": coef})
+        trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / method, ParityGrader())
+        trainer.run()
+        states.append({n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad})
+    for n in states[0]:
+        torch.testing.assert_close(states[0][n], states[1][n], rtol=0, atol=1e-6)
+
+
+def test_nonfinite_loss_is_skipped_then_stops(tmp_path, tiny_model_dir, monkeypatch):
+    cfg = load_config(params_file(tmp_path, tiny_model_dir, steps=5), {"train.method": "sft", "train.max_nonfinite_in_row": 2})
+    trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
+    monkeypatch.setattr(trainer, "_backward", lambda seqs: (float("nan"), {}))
+    assert trainer.train_step(1)["skipped_nonfinite"] == 1
+    with pytest.raises(FloatingPointError, match="max_nonfinite_in_row"):
+        trainer.train_step(2)
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    ps = [Problem(str(i), "q", "a", "s", "train") for i in range(7)]
+    ids = [[p.id for p in batch_for_step(ps, 3, step, 3)] for step in (1, 2, 3)]
+    assert ids == [[p.id for p in batch_for_step(ps, 3, step, 3)] for step in (1, 2, 3)]
+    assert sorted(ids[0] + ids[1] + [ids[2][0]]) == sorted(p.id for p in ps)  # one epoch covers every problem
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_trainer import make_data, ParityGrader
+from sgpo_lib.config import load_config
+from sgpo_lib.trainer import train
+cfg = load_config({params!r})
+train(cfg, make_data({model!r}), {out!r}, ParityGrader())
+"""
+
+
+def _run_script(tmp_path, params, model, out):
+    code = SCRIPT.format(tests=os.path.dirname(__file__), params=str(params), model=str(model), out=str(out))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
+    params = params_file(tmp_path, tiny_model_dir, steps=6)
+    assert _run_script(tmp_path, params, tiny_model_dir, tmp_path / "straight").wait() == 0
+    proc = _run_script(tmp_path, params, tiny_model_dir, tmp_path / "killed")
+    latest = tmp_path / "killed" / "checkpoints" / "latest.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.exists() and io.read_json(latest)["step"] >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert io.read_json(latest)["step"] < 6, "the run finished before it could be killed"
+    assert _run_script(tmp_path, params, tiny_model_dir, tmp_path / "killed").wait() == 0
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "step_000006.pt", weights_only=False)["trainable"]
+    b = torch.load(tmp_path / "killed" / "checkpoints" / "step_000006.pt", weights_only=False)["trainable"]
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], rtol=0, atol=1e-6)
+    steps = [r["step"] for r in io.read_jsonl(tmp_path / "killed" / "metrics.jsonl")]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
