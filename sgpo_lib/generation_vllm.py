@@ -117,10 +117,11 @@ class VLLMGenerator:
         if old is not None:
             self.llm.llm_engine.remove_lora(old.lora_int_id)
 
-    def close(self) -> None:
-        """Shut the engine core down (its worker processes exit) and drop the engine."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Shut the engine core down and drop the engine; worker processes still alive after
+        `timeout_s` seconds (vLLM's default when None: 5) are killed."""
         if self.llm is not None:
-            self.llm.llm_engine.engine_core.shutdown()
+            self.llm.llm_engine.engine_core.shutdown(timeout=timeout_s)
             self.llm = None
 
 

@@ -48,6 +48,7 @@ _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)$")
 _LATEX_NOISE_RE = re.compile(r"\\left|\\right|\\[!,;:]|\\displaystyle|\^\{?\\circ\}?|\s+")
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,11 @@ def normalize_latex_light(s: str) -> str:
 
     >>> normalize_latex_light("\\\\text{B, E, G}") == normalize_latex_light("B,E,G")
     True
+    >>> normalize_latex_light("E_{1}, E_2")
+    'E_1,E_2'
     """
     s = _clean(s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
-    s = _TEXT_WRAP_RE.sub(r"\1", s)
+    s = _ONE_CHAR_GROUP_RE.sub(r"\1\2", _TEXT_WRAP_RE.sub(r"\1", s))
     return normalize_exact(_LATEX_NOISE_RE.sub("", s))
 
 

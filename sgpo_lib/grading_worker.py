@@ -13,6 +13,9 @@ regex match of digits and operators. As defence in depth this process (i) instal
 hook, after its imports and a warm-up, that refuses every process spawn, file write, file-system
 change, socket and `ctypes` load, and (ii) caps its own address space. The parent enforces the
 wall-clock limit by killing the process, so math-verify's own `signal.alarm` timeouts are off.
+
+Departure from math-verify: two plain numbers must also agree to a relative `NUMERIC_REL_TOL`
+(math-verify's 6-decimal rounding makes all numbers below 5e-7 equal; Minerva has many).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ _BLOCKED_PREFIXES = (
     "http.", "ftplib.", "smtplib.", "poplib.", "imaplib.", "telnetlib.", "nntplib.",
 )
 _ALLOWED_EVENTS = frozenset({"os.listdir", "os.scandir"})
+NUMERIC_REL_TOL = 1e-4
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _blocked: list[str] = []
 
@@ -57,13 +61,31 @@ def _has_expression(parsed: list) -> bool:
     return any(not isinstance(x, str) for x in parsed)
 
 
+def _relatively_close(gold_parsed: list, pred_parsed: list) -> bool:
+    """False for two numbers whose relative difference exceeds `NUMERIC_REL_TOL`.
+
+    math-verify compares numbers after rounding to 6 decimals, so 2.88e-19 and 2.89e-19 (any
+    two numbers below 5e-7) look equal; this test removes such false positives and nothing else.
+    """
+    gold, pred = gold_parsed[0], pred_parsed[0]
+    if not (getattr(gold, "is_number", False) and getattr(pred, "is_number", False)):
+        return True
+    try:
+        g, p = complex(gold.evalf()), complex(pred.evalf())
+    except (TypeError, ValueError):
+        return True
+    scale = max(abs(g), abs(p))
+    return scale == 0 or abs(g - p) <= NUMERIC_REL_TOL * scale
+
+
 def check(pred: str, gold: str) -> dict:
     """Equivalence of two LaTeX answers, each wrapped in `\\boxed{}` as math-verify expects."""
     from math_verify import parse, verify
 
     gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=None)
     pred_parsed = parse("\\boxed{" + pred + "}", parsing_timeout=None)
-    if gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None):
+    if (gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None)
+            and _relatively_close(gold_parsed, pred_parsed)):
         return {"ok": True, "status": "ok"}
     if not _has_expression(gold_parsed):
         return {"ok": False, "status": "gold_parse_error"}

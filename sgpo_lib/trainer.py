@@ -107,7 +107,8 @@ class Trainer:
 
             return VLLMGenerator(str(self.data.model_dir), tensor_parallel_size=r.tensor_parallel_size, enable_lora=True,
                                  max_lora_rank=self.cfg.model.lora.r, gpu_memory_utilization=r.gpu_memory_utilization,
-                                 max_model_len=r.max_model_len, dtype=self.cfg.model.dtype, seed=self.cfg.seed)
+                                 max_model_len=r.max_model_len, dtype=self.cfg.model.dtype, seed=self.cfg.seed,
+                                 max_logprobs=max(20, r.topk_logprobs))
         from .generation import TransformersGenerator
 
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size)

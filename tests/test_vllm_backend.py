@@ -27,7 +27,7 @@ def engine(tiny_model_dir):
     gen = VLLMGenerator(tiny_model_dir, enable_lora=True, max_lora_rank=8, dtype="float32", max_model_len=512,
                         kv_cache_gib=1, enforce_eager=True, seed=0)
     yield gen
-    gen.close()
+    gen.close(timeout_s=1)
 
 
 @pytest.fixture
@@ -118,13 +118,14 @@ def test_lora_hot_swap_changes_outputs_without_restart(engine, lora_dirs, tiny_t
     llm = engine.llm
     greedy = SamplingSpec(temperature=0, max_new_tokens=12)
     base = engine.generate(prompts, greedy, [0, 0, 0])
+    engine.update_weights(dir0)  # replaced before any request used it
     engine.update_weights(dir1)
     first = engine.generate(prompts, greedy, [0, 0, 0])
     assert [r[0].token_ids for r in first] != [r[0].token_ids for r in base]
     assert_matches_forward(first[2][0], model, tiny_tokenizer, prompts[2])  # model holds adapter1's B
     engine.update_weights(dir0)
     second = engine.generate(prompts, greedy, [0, 0, 0])
-    assert engine.lora_request.lora_int_id == 2 and engine.llm is llm
+    assert engine.lora_request.lora_int_id == 3 and engine.llm is llm
     assert [r[0].logprobs for r in second] != [r[0].logprobs for r in first]
     engine.update_weights(None)
     assert [r[0].token_ids for r in engine.generate(prompts, greedy, [0, 0, 0])] == [r[0].token_ids for r in base]

@@ -33,8 +33,8 @@ def _lines(lines: list[str], answer: int | str) -> str:
     return "\n".join(lines + [_boxed(answer)])
 
 
-def _listing(numbers: list[int]) -> str:
-    return ",".join(map(str, numbers)) or "none"
+def _signed(numbers: list[int]) -> str:
+    return "".join(f"{n:+d}" for n in numbers)
 
 
 class Family:
@@ -79,7 +79,7 @@ class SumFamily(Family):
                 return {"start": start, "ops": ops}
 
     def text(self, inst):
-        return "Evaluate " + str(inst["start"]) + "".join(f"{o:+d}" for o in inst["ops"]) + "."
+        return f"Evaluate {inst['start']}{_signed(inst['ops'])}."
 
     def answer(self, inst):
         return str(inst["start"] + sum(inst["ops"]))
@@ -95,15 +95,13 @@ class SumFamily(Family):
 
     def execute(self, inst, key):
         ops = inst["ops"]
-        if key == "gains_then_losses":
-            gains, losses = [o for o in ops if o > 0], [o for o in ops if o < 0]
-            ops = gains + losses
-            head = [f"gains: {_listing(gains)}", f"losses: {_listing([-o for o in losses])}"]
-        else:
-            head = []
-        total, lines = inst["start"], head
-        for o in ops:
-            lines.append(f"{total}{o:+d}={total + o}")
+        lines = []
+        if key == "gains_then_losses":  # reorder: every gain, then every loss, then run
+            ops = [o for o in ops if o > 0] + [o for o in ops if o < 0]
+            lines.append(str(inst["start"]) + _signed(ops))
+        total = inst["start"]
+        for i, o in enumerate(ops):
+            lines.append(f"{total}{o:+d}={total + o}" + (f" {_signed(ops[i + 1:])}" if i + 1 < len(ops) else ""))
             total += o
         return _lines(lines, total)
 
@@ -141,15 +139,15 @@ class RemainderFamily(Family):
         return "+".join(str(s)) + f"={sum(map(int, str(s)))}"
 
     def execute(self, inst, key):
-        digits = [int(c) for c in str(inst["number"])]
-        total, lines = digits[0], []
-        for d in digits[1:]:
-            line = f"{total}+{d}={total + d}"
-            total += d
+        digits = str(inst["number"])
+        total, lines = int(digits[0]), []
+        for i, d in enumerate(digits[1:], 2):
+            line = f"{total}+{d}={total + int(d)}"
+            total += int(d)
             if key == "reduce_as_you_go" and total >= 10:
                 line += ", " + self._fold(total)
                 total = sum(map(int, str(total)))
-            lines.append(line)
+            lines.append(line + (f" {digits[i:]}" if i < len(digits) else ""))
         while total >= 10:
             lines.append(self._fold(total))
             total = sum(map(int, str(total)))
@@ -189,21 +187,22 @@ class MulFamily(Family):
 
     def execute(self, inst, key):
         digits, b = [int(c) for c in str(inst["a"])], inst["b"]
+        products = [d * b for d in digits]
         lines = [", ".join(f"{d}*{b}={d * b}" for d in digits)] if key == "products_then_carries" else []
-        carry, suffix = 0, ""
-        for i, d in enumerate(reversed(digits)):
-            p = d * b
-            step = f"{d}*{b}={p}" if key == "column_carry" else f"{p}"
-            if i:
+        carry, suffix, n = 0, "", len(digits)
+        for i in range(n - 1, -1, -1):  # right to left; what is left to do is digits[:i]
+            p = products[i]
+            step = f"{digits[i]}*{b}={p}" if key == "column_carry" else f"{p}"
+            if i < n - 1:
                 step += f", {p}+{carry}={p + carry}" if key == "column_carry" else f"+{carry}={p + carry}"
             p += carry
-            if i == len(digits) - 1:
-                suffix = f"{p}{suffix}"
-                lines.append(f"{step} -> {suffix}")
-            else:
-                suffix, carry = f"{p % 10}{suffix}", p // 10
-                lines.append(f"{step} -> {suffix} c{carry}")
-        return _lines(lines, suffix)
+            if i == 0:
+                lines.append(f"{step} -> {p}{suffix}")
+                return _lines(lines, f"{p}{suffix}")
+            suffix, carry = f"{p % 10}{suffix}", p // 10
+            rest = "".join(map(str, digits[:i])) if key == "column_carry" else ",".join(map(str, products[:i]))
+            lines.append(f"{step} -> {suffix} c{carry}; {rest}")
+        raise AssertionError("unreachable: the loop returns at the leftmost digit")
 
 
 class LinearFamily(Family):
@@ -251,13 +250,20 @@ class LinearFamily(Family):
         return f"{body}\n{_boxed(ans)}"
 
     def execute(self, inst, key):
-        inverses = self._inverses(inst)
+        inverses, ops = self._inverses(inst), inst["ops"]
         lines = ["undo: " + ", ".join(inverses)] if key == "inverse_chain" else []
         value = inst["result"]
-        for inv in inverses:
+        for i, inv in enumerate(inverses, 1):  # undo the last remaining operation
             kind, k = inv[0], int(inv[1:])
             new = value // k if kind == "/" else value + k if kind == "+" else value - k
-            lines.append(f"{value}{inv}={new}")
+            left = len(ops) - i
+            if not left:
+                rest = ""
+            elif key == "undo_backwards":
+                rest = "; x" + "".join(f" -> {o}{c}" for o, c in ops[:left]) + f" -> {new}"
+            else:
+                rest = "; " + ", ".join(inverses[i:])
+            lines.append(f"{value}{inv}={new}{rest}")
             value = new
         return _lines(lines, value)
 

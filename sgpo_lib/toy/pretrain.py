@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 LOG_EVERY = 50
 MAX_RESAMPLES = 1000
+LENGTH_GROUP = 8
 
 
 class MixtureSampler:
@@ -73,21 +74,38 @@ class MixtureSampler:
             self.skipped_too_long += 1
         raise RuntimeError(f"pretrain.max_seq_len={self.cfg.max_seq_len} is shorter than every toy example")
 
-    def batch(self, batch_size: int, pad_id: int):
-        """Right-padded `input_ids_B_T`, `attention_mask_B_T`, `labels_B_T` (prompt and pad = -100)."""
-        import torch
+    def batches(self, batch_size: int, pad_id: int):
+        """Endless right-padded batches; examples of similar length share a batch.
 
-        pairs = [self.example() for _ in range(batch_size)]
-        T = max(len(p) + len(t) for p, t in pairs)
-        input_ids_B_T = torch.full((batch_size, T), pad_id, dtype=torch.long)
-        labels_B_T = torch.full((batch_size, T), IGNORE_INDEX, dtype=torch.long)
-        mask_B_T = torch.zeros((batch_size, T), dtype=torch.long)
-        for b, (p, t) in enumerate(pairs):
-            n = len(p) + len(t)
-            input_ids_B_T[b, :n] = torch.tensor(p + t)
-            labels_B_T[b, len(p) : n] = torch.tensor(t)
-            mask_B_T[b, :n] = 1
-        return input_ids_B_T, mask_B_T, labels_B_T
+        Draws `LENGTH_GROUP` batches' worth of examples, sorts them by length and shuffles
+        the resulting batches, which cuts the padding of mixing short unguided and long
+        guided examples. Yields `input_ids_B_T`, `attention_mask_B_T`, `labels_B_T`
+        (prompt and padding positions = -100).
+        """
+        while True:
+            pairs = sorted((self.example() for _ in range(LENGTH_GROUP * batch_size)), key=lambda e: len(e[0]) + len(e[1]))
+            chunks = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
+            self.rng.shuffle(chunks)
+            yield from (collate(chunk, pad_id) for chunk in chunks)
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int):
+    """Right-pad (prompt ids, completion ids) pairs; the loss sees completion tokens only.
+
+    Shapes: returns `input_ids_B_T`, `attention_mask_B_T`, `labels_B_T`, all (B, T) long.
+    """
+    import torch
+
+    B, T = len(pairs), max(len(p) + len(t) for p, t in pairs)
+    input_ids_B_T = torch.full((B, T), pad_id, dtype=torch.long)
+    labels_B_T = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
+    mask_B_T = torch.zeros((B, T), dtype=torch.long)
+    for b, (p, t) in enumerate(pairs):
+        n = len(p) + len(t)
+        input_ids_B_T[b, :n] = torch.tensor(p + t)
+        labels_B_T[b, len(p) : n] = torch.tensor(t)
+        mask_B_T[b, :n] = 1
+    return input_ids_B_T, mask_B_T, labels_B_T
 
 
 def build_model(student_cfg: StudentConfig, tokenizer, seed: int):
@@ -122,8 +140,9 @@ def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, s
                             lr=cfg.lr, betas=(0.9, 0.95))
     model.train()
     losses, t0, n_tokens = [], time.perf_counter(), 0
+    batches = sampler.batches(cfg.batch_size, tokenizer.pad_token_id)
     for step in range(cfg.steps):
-        input_ids_B_T, mask_B_T, labels_B_T = sampler.batch(cfg.batch_size, tokenizer.pad_token_id)
+        input_ids_B_T, mask_B_T, labels_B_T = next(batches)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = model(input_ids=input_ids_B_T, attention_mask=mask_B_T, labels=labels_B_T).loss
