@@ -5,9 +5,16 @@ warm-up) and peak memory of:
 `naive_full` (materialised [N, V] logits, plain autograd: `distill_dense`), `chunked_full`,
 `topk16` / `topk64` (chunked, teacher top-k given as by the rollout engine) and `sampled`
 (chunked SFT on the guided rollout). Each variant runs in a fresh `spawn` child process.
-Peak memory is, on CPU, the child's peak RSS (`ru_maxrss`) minus its value after setup
-(torch's CPU allocations are invisible to tracemalloc); on CUDA `max_memory_allocated` minus
-the allocation after setup. Ratios are against `naive_full`.
+Peak memory is, on CPU, the child's peak RSS during the steps minus its RSS after setup (the
+peak is reset after setup through /proc/self/clear_refs; torch's CPU allocations are invisible
+to tracemalloc); on CUDA `max_memory_allocated` minus the allocation after setup. Ratios are
+against `naive_full`.
+
+On CPU the children run with glibc's `MALLOC_MMAP_THRESHOLD_` fixed at 1 MiB, so that every
+tensor buffer is mmapped and returned to the OS when freed and RSS follows live tensor memory
+(the CPU analogue of `max_memory_allocated`). With glibc's default dynamic threshold, freed
+blocks up to 32 MiB stay in the heap, which adds a few hundred MiB of retained RSS to the
+chunked variants; `--malloc-mmap-threshold 0` measures that instead.
 
 Usage (from the repository root):
     python -m bench.bench_losses --tokens 4096 --vocab 32000 --hidden 512 --repeats 3
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import time
 
@@ -25,6 +33,8 @@ VARIANTS = ("naive_full", "chunked_full", "topk16", "topk64", "sampled")
 TARGET_MEM_RATIO = 1 / 8  # chunked_full peak memory vs naive_full, at most
 TARGET_TIME_RATIO = 1.2  # chunked_full time vs naive_full, at most
 SETUP_CHUNK = 256  # tokens per chunk when preparing teacher top-k and old log-probs
+MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
+DEFAULT_MMAP_THRESHOLD = 2**20  # bytes; blocks above it are mmapped and given back to the OS when freed
 
 
 def _setup(device: str, tokens: int, vocab: int, hidden: int, topk: int | None, seed: int = 0) -> dict:
@@ -37,7 +47,8 @@ def _setup(device: str, tokens: int, vocab: int, hidden: int, topk: int | None, 
     g = torch.Generator(device="cpu").manual_seed(seed)
     make = lambda *shape: (torch.randn(*shape, generator=g) / hidden**0.25).to(device)  # noqa: E731
     inputs = {"hidden": make(tokens, hidden).requires_grad_(), "weight": make(vocab, hidden).requires_grad_(),
-              "teacher_hidden": make(tokens, hidden), "targets": torch.randint(0, vocab, (tokens,), generator=g).to(device),
+              "teacher_hidden": make(tokens, hidden),
+              "targets": torch.randint(0, vocab, (tokens,), generator=g).to(device),
               "coef": torch.full((tokens,), 1.0 / tokens, device=device)}
     with torch.no_grad():
         inputs["old"] = chunked_distill(inputs["hidden"], inputs["weight"], inputs["targets"], inputs["coef"],
@@ -57,7 +68,8 @@ def _step(variant: str, x: dict, chunk_size: int | None) -> None:
 
     if variant == "naive_full":
         teacher = TeacherDist.from_logits(x["teacher_hidden"] @ x["weight"].detach().T)
-        loss = distill_dense(x["hidden"] @ x["weight"].T, x["targets"], x["coef"], teacher, DistillSpec(), x["old"]).loss
+        logits_N_V = x["hidden"] @ x["weight"].T  # (N, V): the whole batch at once
+        loss = distill_dense(logits_N_V, x["targets"], x["coef"], teacher, DistillSpec(), x["old"]).loss
     else:
         estimator = {"chunked_full": "full", "topk16": "topk", "topk64": "topk", "sampled": "sampled"}[variant]
         loss = chunked_distill(x["hidden"], x["weight"], x["targets"], x["coef"], spec=DistillSpec(estimator),
@@ -67,24 +79,36 @@ def _step(variant: str, x: dict, chunk_size: int | None) -> None:
     loss.backward()
 
 
+def _rss_bytes(field: str) -> int:
+    """`VmRSS` (current) or `VmHWM` (peak) of this process, from /proc/self/status."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+def _reset_peak_rss() -> None:
+    """Reset this process's peak RSS to its current RSS (Linux >= 4.0: clear_refs '5')."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def _measure(variant: str, device: str, tokens: int, vocab: int, hidden: int, repeats: int,
              chunk_size: int | None, threads: int | None) -> dict:
     """Run in a fresh child: set up, then time `repeats` steps; return median time and peak memory."""
-    import resource
-
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     topk = {"topk16": 16, "topk64": 64}.get(variant)
     x = _setup(device, tokens, vocab, hidden, topk)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     sync()
-    if device.startswith("cuda"):
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        _reset_peak_rss()
+        base = _rss_bytes("VmRSS")
     times = []
     for i in range(repeats + 1):  # the first step is a warm-up
         x["hidden"].grad = x["weight"].grad = None
@@ -93,28 +117,42 @@ def _measure(variant: str, device: str, tokens: int, vocab: int, hidden: int, re
         sync()
         if i:
             times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = torch.cuda.max_memory_allocated() if cuda else _rss_bytes("VmHWM")
     return {"time_s": statistics.median(times), "peak_mem_mb": (peak - base) / 2**20}
 
 
+def _run_children(args: tuple, variants, malloc_mmap_threshold: int) -> dict:
+    """`_measure` each variant in a fresh spawned child, with glibc's mmap threshold fixed if > 0."""
+    ctx = multiprocessing.get_context("spawn")
+    saved = os.environ.get(MMAP_ENV)
+    if malloc_mmap_threshold > 0:
+        os.environ[MMAP_ENV] = str(malloc_mmap_threshold)  # read by the child's glibc at start-up
+    try:
+        results = {}
+        for variant in variants:
+            with ctx.Pool(1) as pool:
+                results[variant] = pool.apply(_measure, (variant, *args))
+        return results
+    finally:
+        os.environ.pop(MMAP_ENV, None) if saved is None else os.environ.__setitem__(MMAP_ENV, saved)
+
+
 def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int = 512, repeats: int = 3,
-        chunk_size: int | None = None, threads: int | None = None, variants=VARIANTS) -> dict:
+        chunk_size: int | None = None, threads: int | None = None, variants=VARIANTS,
+        malloc_mmap_threshold: int = DEFAULT_MMAP_THRESHOLD) -> dict:
     """Measure every variant in its own spawned process; return the results with ratios vs naive."""
     from sgpo_lib.losses_chunked import default_chunk_size
 
-    ctx = multiprocessing.get_context("spawn")
-    results = {}
-    for variant in variants:
-        with ctx.Pool(1) as pool:
-            results[variant] = pool.apply(_measure, (variant, device, tokens, vocab, hidden, repeats, chunk_size, threads))
+    results = _run_children((device, tokens, vocab, hidden, repeats, chunk_size, threads), variants,
+                            malloc_mmap_threshold)
     if "naive_full" in results:
         naive = results["naive_full"]
         for r in results.values():
             r["time_ratio_vs_naive"] = r["time_s"] / naive["time_s"]
             r["mem_ratio_vs_naive"] = r["peak_mem_mb"] / naive["peak_mem_mb"]
     config = {"device": device, "tokens": tokens, "vocab": vocab, "hidden": hidden, "repeats": repeats,
-              "chunk_size": chunk_size or default_chunk_size(vocab), "threads": threads}
+              "chunk_size": chunk_size or default_chunk_size(vocab), "threads": threads,
+              "malloc_mmap_threshold": malloc_mmap_threshold}
     out = {"config": config, "results": results}
     if {"naive_full", "chunked_full"} <= set(results):
         chunked = results["chunked_full"]
@@ -127,8 +165,8 @@ def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int
 def _table(out: dict) -> str:
     lines = [f"{'variant':<14}{'time_s':>10}{'peak_MB':>11}{'time/naive':>12}{'mem/naive':>11}"]
     for name, r in out["results"].items():
-        lines.append(f"{name:<14}{r['time_s']:>10.3f}{r['peak_mem_mb']:>11.1f}"
-                     f"{r.get('time_ratio_vs_naive', float('nan')):>12.3f}{r.get('mem_ratio_vs_naive', float('nan')):>11.3f}")
+        time_ratio, mem_ratio = r.get("time_ratio_vs_naive", float("nan")), r.get("mem_ratio_vs_naive", float("nan"))
+        lines.append(f"{name:<14}{r['time_s']:>10.3f}{r['peak_mem_mb']:>11.1f}{time_ratio:>12.3f}{mem_ratio:>11.3f}")
     return "\n".join(lines)
 
 
@@ -144,10 +182,13 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk (default: from the vocab size)")
     p.add_argument("--threads", type=int, default=None, help="torch threads in each child")
+    p.add_argument("--malloc-mmap-threshold", type=int, default=DEFAULT_MMAP_THRESHOLD,
+                   help="glibc MALLOC_MMAP_THRESHOLD_ for the children, bytes (0: glibc's dynamic default)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--out", default=None, help="JSON path (default outputs/bench/losses.json)")
     a = p.parse_args(argv)
-    out = run(a.device, a.tokens, a.vocab, a.hidden, a.repeats, a.chunk_size, a.threads, tuple(a.variants))
+    out = run(a.device, a.tokens, a.vocab, a.hidden, a.repeats, a.chunk_size, a.threads, tuple(a.variants),
+              a.malloc_mmap_threshold)
     path = a.out or outputs_dir() / "bench" / "losses.json"
     write_json(path, out)
     print(_table(out))

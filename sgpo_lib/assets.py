@@ -81,8 +81,12 @@ def strategy_library(cfg: RunConfig):
     folder = cache_dir("strategies", key)
     if (folder / "library.jsonl").exists():
         return StrategyLibrary.load(folder / "library.jsonl"), Counter(io.read_json(folder / "report.json"))
-    train = [p for p in problems(cfg)["train"] if p.strong_response]
-    library, report = extract_strategies(train, _extractor(cfg), **_limits(cfg))
+    from .grading import Grader
+
+    train = problems(cfg)["train"]
+    with Grader() as grader:  # a strategy is extracted only from a strong response graded correct
+        library, report = extract_strategies(train, _extractor(cfg), extractor=cfg.strategy.extractor, grader=grader,
+                                             **_limits(cfg))
     library.save(folder / "library.jsonl")
     io.write_json(folder / "report.json", dict(report))
     return library, report

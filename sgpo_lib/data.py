@@ -3,9 +3,9 @@
 `BENCHMARKS` maps a short name to a `BenchmarkSpec`: the Hugging Face hub repository, config
 and split that math-reasoning papers evaluate on, and how its columns map onto `Problem`.
 `load_benchmark` reads one either from the hub (`datasets.load_dataset`, for real runs) or
-from a local JSONL file with the same columns (offline runs and tests). Benchmark problems get
-`split="test"` (sgpo-method.md, Evaluation: they are only ever evaluated) and stable ids
-`<name>/<row id or row index>`.
+from a local JSONL file with the same columns (offline runs and tests). `split` is the role
+("test": the split papers evaluate on; "train": the benchmark's training split where the hub
+has one, e.g. GSM8K) and becomes `Problem.split`; ids are stable: `<name>/<row id or index>`.
 
 `load_realcritic` and `load_training_set` read training problems that carry a strong model's
 solution in `Problem.strong_response`: the input of strategy extraction (sgpo-method.md §1)
@@ -39,7 +39,8 @@ AnswerFormat = Literal["plain", "gsm8k", "list"]
 class BenchmarkSpec:
     """Where a data set lives and how its columns map onto `Problem`.
 
-    `hub` is a Hugging Face dataset id (None: local files only). `type_field` is copied to
+    `hub` is a Hugging Face dataset id (None: local files only); `split` its evaluation split
+    and `train_split` its training split (None: none on the hub). `type_field` is copied to
     `meta["problem_type"]` (used by strategy retrieval). `meta_fields` are copied to `meta`;
     None copies every column not otherwise used.
     """
@@ -55,6 +56,7 @@ class BenchmarkSpec:
     type_field: str | None = None
     response_field: str | None = None
     meta_fields: tuple[str, ...] | None = ()
+    train_split: str | None = None
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -68,7 +70,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("minerva", "math-ai/minervamath", None, "test", "question", "answer"),
         BenchmarkSpec("olympiadbench", "Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train", "question",
                       "final_answer", id_field="id", answer_format="list", type_field="subfield"),
-        BenchmarkSpec("gsm8k", "openai/gsm8k", "main", "test", "question", "answer", answer_format="gsm8k"),
+        BenchmarkSpec("gsm8k", "openai/gsm8k", "main", "test", "question", "answer", answer_format="gsm8k",
+                      train_split="train"),
     )
 }
 
@@ -170,25 +173,30 @@ def load_jsonl_problems(path: str | os.PathLike, spec: BenchmarkSpec, split: str
     return _problems(rows, spec, split, limit)
 
 
-def load_benchmark(name: str, split: str | None = None, limit: int | None = None,
+def load_benchmark(name: str, split: str = "test", limit: int | None = None,
                    local_path: str | os.PathLike | None = None) -> list[Problem]:
-    """A registered benchmark (`BENCHMARKS`): from `local_path` (JSONL) if given, else the hub.
+    """A registered benchmark (`BENCHMARKS`) as problems with `Problem.split == split`.
 
-    `split` is the hub split to read (default: the spec's). The problems always get
-    `split="test"`.
+    From `local_path` (JSONL with the hub's columns) if given, else from the hub: `split`
+    "test" reads the spec's evaluation split, "train" its `train_split`.
     """
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"load_benchmark({name!r}): split must be 'train' or 'test', got {split!r}")
     spec = BENCHMARKS[name]
     if local_path is not None:
-        return load_jsonl_problems(local_path, spec, "test", limit)
+        return load_jsonl_problems(local_path, spec, split, limit)
+    hub_split = spec.split if split == "test" else spec.train_split
+    if hub_split is None:
+        raise ValueError(f"benchmark {name!r} ({spec.hub}) has no training split on the hub; "
+                         f"give a local JSONL file (local_path) to train on it")
     from datasets import load_dataset
 
-    hub_split = split or spec.split
     log.info("loading %s from the hub: %s (config %s, split %s)", name, spec.hub, spec.config, hub_split)
     dataset = load_dataset(spec.hub, spec.config, split=hub_split)
     rows = ((i, f"{spec.hub}[{hub_split}] row {i}", row) for i, row in enumerate(dataset))
-    return _problems(rows, spec, "test", limit)
+    return _problems(rows, spec, split, limit)
 
 
 def _is_true(value: Any) -> bool:

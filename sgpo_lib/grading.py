@@ -42,7 +42,7 @@ REASONS = ("correct", "wrong", "no_answer", "too_long", "timeout", "parse_error"
 
 _BOX_RE = re.compile(r"\\(boxed|fbox)\s*\{")
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS_RE = re.compile(r"(?i)(?:final answer|the answer)(?:\s+is)?\s*:?\s*([^\n]+)")
+_ANSWER_IS_RE = re.compile(r"(?i)(?:final answer|the answer)(?:\s+is)?\s*:?\s*([^\n]+?)(?=\.\s|\.?\s*(?:\n|$))")
 _NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)$")
@@ -91,8 +91,7 @@ def _clean(s: str) -> str:
     """Strip markdown bold, math delimiters and a final full stop around a one-line answer."""
     s = s.strip().rstrip(".").strip().strip("*").strip()
     s = re.sub(r"^(\$+|\\\(|\\\[)|(\$+|\\\)|\\\])$", "", s).strip()
-    s = s.rstrip(".").strip()
-    return s.replace(",", "") if _THOUSANDS_RE.match(s) else s
+    return s.rstrip(".").strip()
 
 
 def extract_answer(text: str) -> tuple[str | None, str]:
@@ -114,7 +113,7 @@ def extract_answer(text: str) -> tuple[str | None, str]:
     for how, regex in (("hash", _HASH_RE), ("answer_is", _ANSWER_IS_RE)):
         found = [c for c in map(_clean, regex.findall(text)) if c]
         if found:
-            return found[-1], how
+            return (found[-1].replace(",", "") if _THOUSANDS_RE.match(found[-1]) else found[-1]), how
     numbers = _NUMBER_RE.findall(text)
     if numbers:
         return numbers[-1].replace(",", ""), "last_number"
@@ -137,6 +136,8 @@ def normalize_latex_light(s: str) -> str:
     True
     >>> normalize_latex_light("E_{1}, E_2")
     'E_1,E_2'
+    >>> normalize_latex_light("45^\\circ, 135^\\circ")
+    '45,135'
     """
     s = _clean(s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
     s = _ONE_CHAR_GROUP_RE.sub(r"\1\2", _TEXT_WRAP_RE.sub(r"\1", s))
@@ -154,6 +155,8 @@ def to_latex_number(s: str) -> str:
 
 
 def _status_to_grade(result: dict, pred: str) -> Grade:
+    if result.get("blocked"):
+        log.warning("grading worker refused %s while checking %r", sorted(set(result["blocked"])), pred[:80])
     if result["ok"]:
         return Grade(1.0, "correct", pred)
     status = result["status"]
@@ -183,6 +186,7 @@ class Grader:
         self.max_answer_chars, self.memory_limit_mb = max_answer_chars, memory_limit_mb
         self.reasons: Counter = Counter()
         self._pool: WorkerPool | None = None
+        self._closed_restarts = 0
 
     def _local_grade(self, text: str, problem: Problem) -> tuple[str, Grade | None]:
         """(pred, Grade) when no worker is needed, else (pred, None): math-verify decides."""
@@ -227,11 +231,12 @@ class Grader:
     @property
     def restarts(self) -> int:
         """How many workers were killed and replaced (timeouts and crashes)."""
-        return self._pool.restarts if self._pool else 0
+        return self._closed_restarts + (self._pool.restarts if self._pool else 0)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+            self._closed_restarts += self._pool.restarts
             self._pool = None
 
     def __enter__(self) -> "Grader":

@@ -114,18 +114,19 @@ class WorkerPool:
         log.warning("grading worker failed to start (%s); retrying", why)
         self._replace(worker)
 
-    def _send(self, worker: _Worker, index: int, task: dict, results: list) -> bool:
-        """Give `task` to an idle worker; on a broken pipe record a worker error."""
+    def _send(self, worker: _Worker, index: int, task: dict, queue: deque) -> None:
+        """Give `task` to an idle worker; a worker that died while idle is replaced and the
+        task goes back to the front of the queue (it did not cause the death)."""
         worker.task, worker.deadline = index, time.monotonic() + self.timeout_s
         worker.started_at = time.monotonic()
         try:
+            if worker.proc.poll() is not None:
+                raise BrokenPipeError
             worker.proc.stdin.write((json.dumps(task) + "\n").encode())
             worker.proc.stdin.flush()
-            return True
         except OSError:
-            results[index] = {"ok": False, "status": "worker_error"}
+            queue.appendleft(index)
             self._replace(worker)
-            return False
 
     def _on_line(self, worker: _Worker, line: bytes, results: list) -> None:
         reply = json.loads(line)
@@ -171,7 +172,7 @@ class WorkerPool:
             for worker in [w for w in self._workers if w.ready and w.task is None]:
                 while queue and worker.task is None and worker in self._workers:
                     index = queue.popleft()
-                    self._send(worker, index, tasks[index], results)
+                    self._send(worker, index, tasks[index], queue)
             waiting = [w.deadline for w in self._workers if w.task is not None or not w.ready]
             wait_s = max(0.0, min(waiting, default=0.0) - time.monotonic())
             readable, _, _ = select.select(self._workers, [], [], wait_s)

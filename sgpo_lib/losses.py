@@ -10,8 +10,6 @@ Signs, in words:
 - Distillation (section 4): `KL(q || p)` with q = guided teacher (stop-grad) and p = unguided
   student ("forward"); `direction="reverse"` is `KL(p || q)`. Estimators: `full` (exact over V),
   `topk` (teacher top-k + one tail bucket), `sampled` (`-log p(y_t)`, SFT on the guided rollout).
-- Proximal constraint (section 4): a detached per-token factor on the distillation term
-  (`clip`: 0/1 mask, `is_clip`: `min(exp(delta), c)`, `none`: 1).
 - Instance weights (section 5) and the section-6 normaliser (`distill_token_coefs`).
 - Baselines: SFT cross-entropy and the LUFFY-style off-policy shaped term `-A * pi/(pi+gamma)`.
 
@@ -25,19 +23,16 @@ Departures from the textbook, all deliberate and visible:
   `1 - sum_k q_k` clamped at 0; the reverse direction floors it at `TAIL_MASS_FLOOR`.
 - No hidden clamps on log-ratios (verl clamps them to +-20 silently); every clip reports a
   fraction in the metrics.
-The memory-bounded, chunked version of the distillation term lives in `losses_chunked.py`.
+The proximal constraint and the assembled distillation loss, dense and memory-bounded chunked,
+live in `losses_chunked.py`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 ADV_STD_EPS = 1e-6  # added to the group std before dividing (train.scale_rewards)
 MIN_NORMALISER = 1.0  # token/sequence counts are clamped to at least this (empty batches give 0)
@@ -114,9 +109,9 @@ def grpo_token_terms(
 
     `rho = exp(logp - logp_old)`; term `= -min(rho*A, clip(rho, 1-eps_low, 1+eps_high)*A)
     + beta * (exp(ref - logp) - (ref - logp) - 1)` (k3, an unbiased estimate of KL(pi || ref)).
-    Metrics (masked token means): `clip_frac_low` (rho < 1-eps_low with A < 0: the clip is
-    active), `clip_frac_high` (rho > 1+eps_high with A > 0), `ratio_mean`, `kl` (when a
-    reference is given).
+    Metrics (masked token means): `rl/clip_frac_low` (rho < 1-eps_low with A < 0: the clip is
+    active), `rl/clip_frac_high` (rho > 1+eps_high with A > 0), `rl/ratio_mean`, `rl/kl` (when
+    a reference is given).
 
     Shapes:
         logprobs_B_T, old_logprobs_B_T, ref_logprobs_B_T, mask_B_T: (B, T); advantages_B: (B,).
@@ -129,14 +124,14 @@ def grpo_token_terms(
     clipped_B_T = ratio_B_T.clamp(1.0 - eps_low, 1.0 + eps_high)
     per_token_B_T = -torch.minimum(ratio_B_T * adv_B_1, clipped_B_T * adv_B_1)
     metrics = {
-        "clip_frac_low": _masked_mean(((ratio_B_T < 1.0 - eps_low) & (adv_B_1 < 0)).double(), mask_B_T),
-        "clip_frac_high": _masked_mean(((ratio_B_T > 1.0 + eps_high) & (adv_B_1 > 0)).double(), mask_B_T),
-        "ratio_mean": _masked_mean(ratio_B_T, mask_B_T),
+        "rl/clip_frac_low": _masked_mean(((ratio_B_T < 1.0 - eps_low) & (adv_B_1 < 0)).double(), mask_B_T),
+        "rl/clip_frac_high": _masked_mean(((ratio_B_T > 1.0 + eps_high) & (adv_B_1 > 0)).double(), mask_B_T),
+        "rl/ratio_mean": _masked_mean(ratio_B_T, mask_B_T),
     }
     if ref_logprobs_B_T is not None:
         log_ref_ratio_B_T = ref_logprobs_B_T - logprobs_B_T
         k3_B_T = torch.exp(log_ref_ratio_B_T) - log_ref_ratio_B_T - 1.0
-        metrics["kl"] = _masked_mean(k3_B_T, mask_B_T)
+        metrics["rl/kl"] = _masked_mean(k3_B_T, mask_B_T)
         if beta != 0.0:
             per_token_B_T = per_token_B_T + beta * k3_B_T
     return per_token_B_T, metrics
@@ -171,6 +166,8 @@ def offpolicy_shaped_token_terms(logprobs_B_T, advantages_B, gamma: float):
 class TeacherDist:
     """The teacher `q_t` of one batch of tokens: full log-probs, or top-k ids + log-probs.
 
+    Top-k ids must be distinct within a row (no padding): they define the K buckets.
+
     Shapes:
         logprobs_N_V: (N, V); topk_ids_N_K: (N, K) int64; topk_logprobs_N_K: (N, K).
     """
@@ -187,11 +184,6 @@ class TeacherDist:
             return TeacherDist(logprobs_N_V=logprobs_N_V)
         values_N_K, ids_N_K = logprobs_N_V.topk(topk, dim=-1)
         return TeacherDist(topk_ids_N_K=ids_N_K, topk_logprobs_N_K=values_N_K)
-
-    def rows(self, start: int, end: int) -> "TeacherDist":
-        """The teacher of tokens `start:end`."""
-        pick = lambda t: None if t is None else t[start:end]  # noqa: E731
-        return TeacherDist(pick(self.logprobs_N_V), pick(self.topk_ids_N_K), pick(self.topk_logprobs_N_K))
 
     def need_full(self):
         if self.logprobs_N_V is None:
@@ -276,6 +268,7 @@ def sampled_nll(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
     return -student_logprobs_N_V.gather(-1, target_ids_N[..., None]).squeeze(-1)
 
 
+# each term: (student_logprobs_N_V, teacher: TeacherDist, target_ids_N) -> per_token_N
 DistillTerm = Callable[..., torch.Tensor]
 DISTILL_TERMS: dict[tuple[str, str], DistillTerm] = {
     ("full", "forward"): forward_kl_full,
@@ -295,48 +288,6 @@ def distill_term(estimator: str, direction: str) -> DistillTerm:
             f"distill.estimator={estimator!r} with distill.direction={direction!r} is not defined; "
             f"choose one of {sorted(DISTILL_TERMS)}"
         ) from None
-
-
-# ----------------------------------------------------------------------------- section 4: proximal constraint
-class ProximalFactor(NamedTuple):
-    """Detached per-token factor on the distillation term, and which tokens it clipped."""
-
-    factor_N: torch.Tensor
-    clipped_N: torch.Tensor
-
-
-def proximal_none(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
-    """`distill.proximal = none`: factor 1 everywhere."""
-    return ProximalFactor(torch.ones_like(delta_N), torch.zeros_like(delta_N, dtype=torch.bool))
-
-
-def proximal_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
-    """`distill.proximal = clip`: drop the token (factor 0) once `|delta| > log(1 + eps_kl)`."""
-    clipped_N = delta_N.detach().abs() > math.log1p(eps_kl)
-    return ProximalFactor((~clipped_N).to(delta_N.dtype), clipped_N)
-
-
-def proximal_is_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
-    """`distill.proximal = is_clip` (SDPO): factor `min(exp(delta), is_cap)`, detached."""
-    weight_N = delta_N.detach().exp()
-    return ProximalFactor(weight_N.clamp_max(is_cap), weight_N > is_cap)
-
-
-PROXIMAL_FACTORS: dict[str, Callable[..., ProximalFactor]] = {
-    "none": proximal_none,
-    "clip": proximal_clip,
-    "is_clip": proximal_is_clip,
-}
-
-
-def proximal_factor(delta_N, mode: str, eps_kl: float, is_cap: float) -> ProximalFactor:
-    """Per-token proximal factor, `delta = log p_theta(y_t) - log p_old(y_t)` (both unguided).
-
-    Shapes: delta_N (N,) (any shape works); returns factor_N and clipped_N of the same shape.
-    """
-    if mode not in PROXIMAL_FACTORS:
-        raise ValueError(f"distill.proximal={mode!r} is not defined; choose one of {sorted(PROXIMAL_FACTORS)}")
-    return PROXIMAL_FACTORS[mode](delta_N, eps_kl, is_cap)
 
 
 # ----------------------------------------------------------------------------- section 5: instance weights

@@ -1,7 +1,11 @@
-"""The section-4 distillation loss, dense and chunked over tokens (sgpo-method.md sections 4 and 6).
+"""The section-4 distillation loss: proximal constraint, dense and chunked (sgpo-method.md sections 4, 6).
+
+The proximal constraint is a detached per-token factor on the distillation term, from
+`delta_t = log p_theta(y_t) - log p_old(y_t)` (both unguided): `clip` drops the token (factor 0)
+once `|delta_t| > log(1 + eps_kl)`, `is_clip` (SDPO) uses `min(exp(delta_t), c)`, `none` is 1.
 
 `distill_dense` is the plain-autograd version on materialised logits: per-token term
-(`losses.DISTILL_TERMS`), proximal factor (`losses.proximal_factor`) and the weighted sum
+(`losses.DISTILL_TERMS`), proximal factor (`proximal_factor`) and the weighted sum
 `sum_t coef_t * m_t * l_t`. `chunked_distill` computes the same loss and the same gradients
 without ever holding `[N, V]` logits: a `torch.autograd.Function` in the style of Liger's fused
 linear cross-entropy. Its forward, for each chunk of tokens, computes the student logits
@@ -18,17 +22,56 @@ accumulated in at least float32 before being cast back to W's dtype.
 
 from __future__ import annotations
 
-import logging
+import math
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
-from sgpo_lib.losses import PROXIMAL_FACTORS, TeacherDist, aggregate, distill_term, proximal_factor
+from sgpo_lib.losses import TeacherDist, aggregate, distill_term
 
-logger = logging.getLogger(__name__)
+CHUNK_LOGITS_BUDGET = 2**22  # default chunk: about this many logits (N_c * V; 16 MiB in fp32) per chunk
 
-CHUNK_LOGITS_BUDGET = 2**23  # default chunk: about this many logits (N_c * V) per chunk
+
+class ProximalFactor(NamedTuple):
+    """Detached per-token factor on the distillation term, and which tokens it clipped."""
+
+    factor_N: torch.Tensor
+    clipped_N: torch.Tensor
+
+
+def proximal_none(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """`distill.proximal = none`: factor 1 everywhere."""
+    return ProximalFactor(torch.ones_like(delta_N), torch.zeros_like(delta_N, dtype=torch.bool))
+
+
+def proximal_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """`distill.proximal = clip`: drop the token (factor 0) once `|delta| > log(1 + eps_kl)`."""
+    clipped_N = delta_N.detach().abs() > math.log1p(eps_kl)
+    return ProximalFactor((~clipped_N).to(delta_N.dtype), clipped_N)
+
+
+def proximal_is_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """`distill.proximal = is_clip` (SDPO): factor `min(exp(delta), is_cap)`, detached."""
+    weight_N = delta_N.detach().exp()
+    return ProximalFactor(weight_N.clamp_max(is_cap), weight_N > is_cap)
+
+
+PROXIMAL_FACTORS: dict[str, Callable[..., ProximalFactor]] = {
+    "none": proximal_none,
+    "clip": proximal_clip,
+    "is_clip": proximal_is_clip,
+}
+
+
+def proximal_factor(delta_N, mode: str, eps_kl: float, is_cap: float) -> ProximalFactor:
+    """Per-token proximal factor, `delta = log p_theta(y_t) - log p_old(y_t)` (both unguided).
+
+    Shapes: delta_N (N,) (any shape works); returns factor_N and clipped_N of the same shape.
+    """
+    if mode not in PROXIMAL_FACTORS:
+        raise ValueError(f"distill.proximal={mode!r} is not defined; choose one of {sorted(PROXIMAL_FACTORS)}")
+    return PROXIMAL_FACTORS[mode](delta_N, eps_kl, is_cap)
 
 
 @dataclass(frozen=True)
@@ -51,7 +94,8 @@ class DistillSpec:
     def __post_init__(self):
         distill_term(self.estimator, self.direction)
         if self.proximal not in PROXIMAL_FACTORS:
-            raise ValueError(f"distill.proximal={self.proximal!r} is not defined; choose one of {sorted(PROXIMAL_FACTORS)}")
+            raise ValueError(f"distill.proximal={self.proximal!r} is not defined; "
+                             f"choose one of {sorted(PROXIMAL_FACTORS)}")
         if self.topk is not None and self.topk < 1:
             raise ValueError(f"distill.topk must be >= 1, got {self.topk}")
 
@@ -116,19 +160,18 @@ class _ChunkedDistill(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden_N_H, weight_V_H, bias_V, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K,
                 target_ids_N, token_coef_N, old_logprobs_N, spec, chunk_size, need_grad):
-        n_tokens = hidden_N_H.shape[0]
-        compute_dtype = torch.promote_types(hidden_N_H.dtype, torch.float32)
-        grad_w = need_grad and weight_V_H.requires_grad
-        grad_b = need_grad and bias_V is not None and bias_V.requires_grad
+        n_tokens, compute_dtype = hidden_N_H.shape[0], torch.promote_types(hidden_N_H.dtype, torch.float32)
         acc_dtype = torch.promote_types(weight_V_H.dtype, torch.float32)
-        grad_hidden_N_H = torch.zeros_like(hidden_N_H) if need_grad else None
-        grad_weight_V_H = torch.zeros(weight_V_H.shape, dtype=acc_dtype, device=weight_V_H.device) if grad_w else None
-        grad_bias_V = torch.zeros(bias_V.shape, dtype=acc_dtype, device=bias_V.device) if grad_b else None
-        pieces, loss = [], torch.zeros((), dtype=compute_dtype, device=hidden_N_H.device)
+        zeros = lambda t, dtype: torch.zeros(t.shape, dtype=dtype, device=t.device)  # noqa: E731
+        grads = [zeros(hidden_N_H, hidden_N_H.dtype) if need_grad else None,
+                 zeros(weight_V_H, acc_dtype) if need_grad and weight_V_H.requires_grad else None,
+                 zeros(bias_V, acc_dtype) if need_grad and bias_V is not None and bias_V.requires_grad else None]
+        # outputs are preallocated: no small tensors interleaved with the chunk buffers (heap fragmentation)
+        outputs = [zeros(target_ids_N, compute_dtype) for _ in range(4)]
+        outputs[3] = outputs[3].bool()
         for start in range(0, n_tokens, chunk_size):
             rows = slice(start, min(start + chunk_size, n_tokens))
-            h_c_H = hidden_N_H[rows]
-            logits_c_V = _linear(h_c_H, weight_V_H, bias_V).to(compute_dtype).requires_grad_(need_grad)
+            logits_c_V = _linear(hidden_N_H[rows], weight_V_H, bias_V).to(compute_dtype).requires_grad_(need_grad)
             teacher = _teacher_rows(spec, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K,
                                     weight_V_H, bias_V, rows, compute_dtype)
             old_c = None if old_logprobs_N is None else old_logprobs_N[rows]
@@ -136,35 +179,51 @@ class _ChunkedDistill(torch.autograd.Function):
                 out = distill_dense(logits_c_V, target_ids_N[rows], token_coef_N[rows], teacher, spec, old_c)
             if need_grad:
                 (g_logits_c_V,) = torch.autograd.grad(out.loss, logits_c_V)
-                g_c_V = g_logits_c_V.to(hidden_N_H.dtype)
-                grad_hidden_N_H[rows] = g_c_V @ weight_V_H.to(hidden_N_H.dtype)
-                if grad_w:
-                    grad_weight_V_H += g_c_V.t() @ h_c_H
-                if grad_b:
-                    grad_bias_V += g_logits_c_V.sum(0)
-            loss += out.loss.detach()
-            pieces.append(out[1:])
-        per_token_N, token_lp_N, factor_N, clipped_N = (torch.cat(p) for p in zip(*pieces))
-        ctx.save_for_backward(grad_hidden_N_H,
-                              None if grad_weight_V_H is None else grad_weight_V_H.to(weight_V_H.dtype),
-                              None if grad_bias_V is None else grad_bias_V.to(bias_V.dtype))
-        ctx.mark_non_differentiable(per_token_N, token_lp_N, factor_N, clipped_N)
-        return loss, per_token_N, token_lp_N, factor_N, clipped_N
+                _accumulate_chunk_grads(grads, g_logits_c_V, hidden_N_H, weight_V_H, rows)
+            outputs[0][rows] = out.per_token_N  # l_t; the loss is sum_t coef_t * factor_t * l_t
+            for dst, src in zip(outputs[1:], out[2:]):
+                dst[rows] = src
+        loss = (token_coef_N.to(compute_dtype) * outputs[2] * outputs[0]).sum()
+        params = (hidden_N_H, weight_V_H, bias_V)
+        ctx.save_for_backward(*(None if g is None else g.to(p.dtype) for g, p in zip(grads, params)))
+        ctx.mark_non_differentiable(*outputs)
+        return (loss, *outputs)
 
     @staticmethod
     def backward(ctx, grad_loss, *unused_grads):
-        grad_hidden_N_H, grad_weight_V_H, grad_bias_V = ctx.saved_tensors
+        if bool(grad_loss == 1.0):  # the usual case: no rescaled copy of grad_W (one host sync)
+            return tuple(ctx.saved_tensors) + (None,) * 9
         scale = lambda g: None if g is None else g * grad_loss.to(g.dtype)  # noqa: E731
-        return (scale(grad_hidden_N_H), scale(grad_weight_V_H), scale(grad_bias_V)) + (None,) * 9
+        return tuple(scale(g) for g in ctx.saved_tensors) + (None,) * 9
 
 
-def _check_teacher(spec, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K):
+def _accumulate_chunk_grads(grads, g_logits_c_V, hidden_N_H, weight_V_H, rows):
+    """From the chunk's logit gradient: grad_h[rows] = g @ W, grad_W += g^T @ h, grad_b += sum_rows g."""
+    grad_hidden_N_H, grad_weight_V_H, grad_bias_V = grads
+    g_c_V = g_logits_c_V.to(hidden_N_H.dtype)
+    grad_hidden_N_H[rows] = g_c_V @ weight_V_H.to(hidden_N_H.dtype)
+    if grad_weight_V_H is not None:
+        grad_weight_V_H += g_c_V.t() @ hidden_N_H[rows]
+    if grad_bias_V is not None:
+        grad_bias_V += g_logits_c_V.sum(0)
+
+
+def _check_inputs(spec, hidden_N_H, target_ids_N, token_coef_N, teacher_hidden_N_H, topk_ids_N_K, topk_logprobs_N_K):
+    if hidden_N_H.dim() != 2:
+        raise ValueError(f"chunked_distill: student_hidden_N_H must be (N, H), got {tuple(hidden_N_H.shape)}; "
+                         "flatten (B, T, H) and keep the positions that predict target_ids_N")
+    n_tokens = hidden_N_H.shape[0]
+    for name, t in (("target_ids_N", target_ids_N), ("token_coef_N", token_coef_N),
+                    ("teacher_hidden_N_H", teacher_hidden_N_H), ("teacher_topk_ids_N_K", topk_ids_N_K)):
+        if t is not None and t.shape[0] != n_tokens:
+            raise ValueError(f"chunked_distill: {name} has {t.shape[0]} rows, student_hidden_N_H has {n_tokens}")
     if (topk_ids_N_K is None) != (topk_logprobs_N_K is None):
         raise ValueError("chunked_distill: pass both teacher_topk_ids_N_K and teacher_topk_logprobs_N_K, or neither")
     if spec.estimator == "full" and teacher_hidden_N_H is None:
         raise ValueError("distill.estimator='full' needs teacher_hidden_N_H")
     if spec.estimator == "topk" and topk_ids_N_K is None and (teacher_hidden_N_H is None or spec.topk is None):
-        raise ValueError("distill.estimator='topk' needs the engine's teacher top-k, or teacher_hidden_N_H with distill.topk")
+        raise ValueError("distill.estimator='topk' needs the engine's teacher top-k, "
+                         "or teacher_hidden_N_H with distill.topk")
 
 
 def chunked_distill(student_hidden_N_H, lm_head_weight_V_H, target_ids_N, token_coef_N, *, spec: DistillSpec,
@@ -183,7 +242,8 @@ def chunked_distill(student_hidden_N_H, lm_head_weight_V_H, target_ids_N, token_
         token_coef_N, old_logprobs_N: (N,); teacher_topk_ids_N_K / _logprobs_N_K: (N, K).
         Returns DistillOutput (loss 0-dim, the rest (N,)).
     """
-    _check_teacher(spec, teacher_hidden_N_H, teacher_topk_ids_N_K, teacher_topk_logprobs_N_K)
+    _check_inputs(spec, student_hidden_N_H, target_ids_N, token_coef_N, teacher_hidden_N_H,
+                  teacher_topk_ids_N_K, teacher_topk_logprobs_N_K)
     chunk_size = chunk_size or default_chunk_size(lm_head_weight_V_H.shape[0])
     need_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (student_hidden_N_H, lm_head_weight_V_H, lm_head_bias_V))

@@ -48,8 +48,14 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
         from .toy.premise import premise_table
         from .toy.wording import family_strategies
 
-        tables = [premise_table(Path(d), by_split["test"], family_strategies(cfg.world.families)).assign(size=size)
-                  for size, d in students.items()]
+        held_out = by_split["test"] + by_split["ood"]
+        tables = []
+        for size, d in students.items():
+            cached = assets.cache_dir("premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
+            if not cached.exists():
+                table = premise_table(Path(d), held_out, family_strategies(cfg.world.families), cfg.instruction)
+                io.write_text(cached, table.to_csv(index=False))
+            tables.append(pd.read_csv(cached).assign(size=size))
         premise = pd.concat(tables, ignore_index=True)
         premise.to_csv(run_dir / "premise.csv", index=False)
         out["premise"] = premise
@@ -62,7 +68,10 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
     library, report = assets.strategy_library(cfg)
     library.save(run_dir / "strategies.jsonl")
     io.write_json(run_dir / "strategy_report.json", dict(report))
-    return {"library": library, "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
+    table = pd.DataFrame([{"id": s.id, "problem_type": s.problem_type, "name": s.name, "key_insight": s.key_insight,
+                           "steps": len(s.steps)} for s in library])
+    return {"library": library, "table": table,
+            "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
 
 
 def paired_rollouts(cfg: RunConfig, run_dir: Path, max_problems: int = 64) -> pd.DataFrame:

@@ -72,6 +72,18 @@ def batch_for_step(problems: list[Problem], seed: int, step: int, size: int) -> 
     return out
 
 
+def eval_subset(problems: list[Problem], splits: tuple[str, ...], per_benchmark: int | None) -> list[Problem]:
+    """The first `per_benchmark` problems of each (split, source) among `splits` (all if None)."""
+    taken: dict[tuple[str, str], int] = {}
+    out = []
+    for p in problems:
+        key = (p.split, p.source)
+        if p.split in splits and (per_benchmark is None or taken.get(key, 0) < per_benchmark):
+            taken[key] = taken.get(key, 0) + 1
+            out.append(p)
+    return out
+
+
 def _tokens(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -284,7 +296,7 @@ class Trainer:
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
         e = self.cfg.eval
-        problems = [p for p in self.data.eval if p.split in e.splits][: e.max_problems]
+        problems = eval_subset(self.data.eval, e.splits, e.max_problems)
         table = evaluate(self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature,
                          max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
                          instruction=self.cfg.instruction, seed=self.cfg.seed)

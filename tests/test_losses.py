@@ -22,12 +22,11 @@ from sgpo_lib.losses import (
     grpo_token_terms,
     guidance_weights,
     offpolicy_shaped_token_terms,
-    proximal_factor,
     reverse_kl_full,
     sft_token_terms,
     sgpo_loss,
 )
-from sgpo_lib.losses_chunked import DistillSpec, chunked_distill, distill_dense, distill_metrics
+from sgpo_lib.losses_chunked import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
 
 F64 = torch.float64
 
@@ -146,8 +145,8 @@ def test_grpo_terms_and_metrics_reference():
     low = sum(1 for b, t in cells if rho[b, t] < 0.8 and adv[b] < 0) / len(cells)
     high = sum(1 for b, t in cells if rho[b, t] > 1.28 and adv[b] > 0) / len(cells)
     assert low + high > 0  # the seeded inputs exercise the clip
-    assert metrics["clip_frac_low"] == pytest.approx(low) and metrics["clip_frac_high"] == pytest.approx(high)
-    assert metrics["ratio_mean"] == pytest.approx(np.mean([rho[c] for c in cells]))
+    assert metrics["rl/clip_frac_low"] == pytest.approx(low) and metrics["rl/clip_frac_high"] == pytest.approx(high)
+    assert metrics["rl/ratio_mean"] == pytest.approx(np.mean([rho[c] for c in cells]))
     with pytest.raises(ValueError, match="ref_logprobs"):
         grpo_token_terms(logp, old, adv, mask, 0.2, 0.28, beta=0.1)
 
@@ -177,7 +176,10 @@ def test_kl_terms_reference(logits, estimator, direction):
     k = 2 if estimator == "topk" else None
     got = distill_term(estimator, direction)(lsm(student), TeacherDist.from_logits(teacher_logits, k))
     reverse = direction == "reverse"
-    expected = ref_full(student, teacher_logits, reverse) if k is None else ref_topk(student, teacher_logits, k, reverse)
+    if k is None:
+        expected = ref_full(student, teacher_logits, reverse)
+    else:
+        expected = ref_topk(student, teacher_logits, k, reverse)
     torch.testing.assert_close(got, torch.tensor(expected))
     # identical distributions give 0
     same = distill_term(estimator, direction)(lsm(teacher_logits), TeacherDist.from_logits(teacher_logits, k))
@@ -231,7 +233,8 @@ def test_engine_topk_equals_topk_from_logits(logits):
     engine = TeacherDist(topk_ids_N_K=ids, topk_logprobs_N_K=ref_lp.gather(-1, ids))
     for direction in ("forward", "reverse"):
         term = distill_term("topk", direction)
-        torch.testing.assert_close(term(lsm(student), engine), term(lsm(student), TeacherDist.from_logits(teacher_logits, 3)))
+        from_logits = TeacherDist.from_logits(teacher_logits, 3)
+        torch.testing.assert_close(term(lsm(student), engine), term(lsm(student), from_logits))
 
 
 def test_unknown_variants_raise():
@@ -242,6 +245,12 @@ def test_unknown_variants_raise():
     with pytest.raises(ValueError, match="teacher_hidden_N_H"):
         chunked_distill(randn(2, H), randn(V, H), torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=F64),
                         spec=DistillSpec(estimator="full"))
+    with pytest.raises(ValueError, match=r"must be \(N, H\)"):
+        chunked_distill(randn(1, 2, H), randn(V, H), torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=F64),
+                        spec=DistillSpec(estimator="sampled"))
+    with pytest.raises(ValueError, match="target_ids_N has 3 rows"):
+        chunked_distill(randn(2, H), randn(V, H), torch.zeros(3, dtype=torch.long), torch.ones(2, dtype=F64),
+                        spec=DistillSpec(estimator="sampled"))
     with pytest.raises(ValueError, match="distill.weighting"):
         guidance_weights(torch.zeros(2), torch.zeros(2), "linear", 1.0)
 
@@ -359,15 +368,16 @@ def test_chunked_engine_topk_frozen_weight_and_no_grad():
     dense = distill_dense(leaf @ weight.T, targets, coef, teacher, spec, old)
     frozen_w = weight.clone()  # requires_grad False: frozen lm_head under LoRA
     h2 = hidden.clone().requires_grad_()
-    out = chunked_distill(h2, frozen_w, targets, coef, spec=spec, old_logprobs_N=old, chunk_size=2,
-                          teacher_topk_ids_N_K=teacher.topk_ids_N_K, teacher_topk_logprobs_N_K=teacher.topk_logprobs_N_K)
+    engine = dict(teacher_topk_ids_N_K=teacher.topk_ids_N_K, teacher_topk_logprobs_N_K=teacher.topk_logprobs_N_K)
+    out = chunked_distill(h2, frozen_w, targets, coef, spec=spec, old_logprobs_N=old, chunk_size=2, **engine)
     out.loss.backward()
     torch.testing.assert_close(out.loss, dense.loss.detach())
     torch.testing.assert_close(h2.grad, torch.autograd.grad(dense.loss, leaf)[0])
     assert frozen_w.grad is None
     with torch.no_grad():
-        again = chunked_distill(hidden, weight, targets, coef, spec=spec, old_logprobs_N=old, chunk_size=3,
-                                teacher_topk_ids_N_K=teacher.topk_ids_N_K, teacher_topk_logprobs_N_K=teacher.topk_logprobs_N_K)
+        again = chunked_distill(hidden, weight.requires_grad_(), targets, coef, spec=spec, old_logprobs_N=old,
+                                chunk_size=3, **engine)
+    assert again.loss.grad_fn is None
     torch.testing.assert_close(again.loss, dense.loss.detach())
 
 
@@ -390,7 +400,8 @@ def test_chunked_microbatches_sum_to_full_batch():
     spec = DistillSpec("full", "forward", "clip")
     kwargs = dict(spec=spec, chunk_size=5)
     h_full, h_micro = hidden.clone().requires_grad_(), hidden.clone().requires_grad_()
-    full = chunked_distill(h_full, weight, targets, coef_N, teacher_hidden_N_H=teacher_hidden, old_logprobs_N=old, **kwargs)
+    full = chunked_distill(h_full, weight, targets, coef_N, teacher_hidden_N_H=teacher_hidden, old_logprobs_N=old,
+                           **kwargs)
     full.loss.backward()
     total, n_tok = 0.0, mask_B_T.sum()
     for rows in ((0,), (1, 2)):

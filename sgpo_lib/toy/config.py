@@ -109,6 +109,7 @@ class PretrainConfig:
     max_seq_len: int = 640
     guided_fraction: float = 0.5
     unguided_stepwise_fraction: float = 0.15
+    bf16_autocast: bool = False
 
     def __post_init__(self):
         s = "pretrain"

@@ -145,7 +145,8 @@ def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, s
         input_ids_B_T, mask_B_T, labels_B_T = next(batches)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss = model(input_ids=input_ids_B_T, attention_mask=mask_B_T, labels=labels_B_T).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
+            loss = model(input_ids=input_ids_B_T, attention_mask=mask_B_T, labels=labels_B_T).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

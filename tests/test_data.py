@@ -1,0 +1,144 @@
+"""Benchmark registry and loaders: local JSONL with each hub column mapping, the hub path
+(with `datasets.load_dataset` replaced, nothing downloaded), malformed rows, and the real
+RealCritic files in ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from sgpo_lib import data
+from sgpo_lib.data import (BENCHMARKS, REALCRITIC_FILES, load_benchmark, load_realcritic,
+                           load_training_set)
+from sgpo_lib.paths import shared_data_dir
+
+REALCRITIC = shared_data_dir() / "realcritic"
+# rows and rows labelled correct, from ../shared/data/README.md
+REALCRITIC_COUNTS = {"gsm8k": (273, 136), "math": (268, 134), "minerva_math": (261, 130), "olympiadbench": (267, 133)}
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _hub_row(spec, i: int) -> dict:
+    """A row with the spec's columns, in the format its hub data set uses."""
+    answer = {"gsm8k": f"work <<2*3=6>>\n#### 1,00{i}", "list": [f"${i}+1$"]}.get(spec.answer_format, f"{i}")
+    row = {spec.problem_field: f"Problem {i}: what is {i}+1?", spec.answer_field: answer}
+    if spec.id_field:
+        row[spec.id_field] = f"r{i}"
+    if spec.type_field:
+        row[spec.type_field] = "Algebra"
+    row.update({k: i for k in spec.meta_fields or ()})
+    return row
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_every_benchmark_loads_from_local_jsonl(tmp_path, name):
+    spec = BENCHMARKS[name]
+    path = _write_jsonl(tmp_path / f"{name}.jsonl", [_hub_row(spec, i) for i in range(3)])
+    problems = load_benchmark(name, local_path=path)
+    assert [p.split for p in problems] == ["test"] * 3 and {p.source for p in problems} == {name}
+    assert problems[1].problem == "Problem 1: what is 1+1?"
+    assert problems[1].id == (f"{name}/r1" if spec.id_field else f"{name}/1")
+    expected = {"gsm8k": "1001", "list": "1+1"}.get(spec.answer_format, "1")
+    assert problems[1].answer == expected
+    if spec.type_field:
+        assert problems[1].meta["problem_type"] == "Algebra"
+    assert load_benchmark(name, split="train", local_path=path, limit=2)[0].split == "train"
+    assert len(load_benchmark(name, local_path=path, limit=2)) == 2
+
+
+def test_hub_path_uses_the_registered_repo_and_split(monkeypatch):
+    calls = []
+
+    def fake_load_dataset(repo, config, split):
+        calls.append((repo, config, split))
+        return [_hub_row(BENCHMARKS["gsm8k"], i) for i in range(4)]
+
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    test = load_benchmark("gsm8k", limit=3)
+    train = load_benchmark("gsm8k", split="train")
+    assert calls == [("openai/gsm8k", "main", "test"), ("openai/gsm8k", "main", "train")]
+    assert len(test) == 3 and len(train) == 4 and train[0].split == "train"
+    with pytest.raises(ValueError, match="no training split"):
+        load_benchmark("aime24", split="train")
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        load_benchmark("nope")
+
+
+def test_answer_formats():
+    where = "f.jsonl:1"
+    assert data._answer_text(27.0, "plain", where) == "27"
+    assert data._answer_text(2.5, "plain", where) == "2.5"
+    assert data._answer_text(["$3$", "$-3$"], "list", where) == "3, -3"
+    with pytest.raises(ValueError, match="####"):
+        data._answer_text("no marker", "gsm8k", where)
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"problem": "p"}, "missing field 'answer'"),
+    ({"answer": "1"}, "missing field 'problem'"),
+    ({"problem": "", "answer": "1"}, "non-empty string"),
+    ({"problem": "p", "answer": None}, "string or number"),
+    ({"problem": "p", "answer": "  "}, "empty answer"),
+])
+def test_malformed_rows_name_file_and_line(tmp_path, row, message):
+    path = _write_jsonl(tmp_path / "bad.jsonl", [{"problem": "ok", "answer": "1"}, row])
+    spec = data.BenchmarkSpec("t", None, None, "test", "problem", "answer")
+    with pytest.raises(ValueError, match=message) as err:
+        data.load_jsonl_problems(path, spec)
+    assert f"{path}:2" in str(err.value)
+
+
+def test_malformed_json_and_duplicate_ids(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "p", "answer": "1", "id": 1}\n\n{"problem": oops\n')
+    with pytest.raises(ValueError, match=f"{bad}:3: malformed JSON"):
+        load_benchmark("aime24", local_path=bad)
+    dup = _write_jsonl(tmp_path / "dup.jsonl", [{"problem": "p", "answer": "1", "id": 7}] * 2)
+    with pytest.raises(ValueError, match="duplicate id 'aime24/7'"):
+        load_benchmark("aime24", local_path=dup)
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        load_benchmark("aime24", local_path=tmp_path / "missing.jsonl")
+
+
+def test_training_set_with_strong_responses(tmp_path):
+    rows = [{"id": "a", "problem": "1+1?", "answer": "2", "response": "1+1 = \\boxed{2}", "problem_type": "sum",
+             "teacher": "big"},
+            {"id": "b", "problem": "2+2?", "answer": "4", "response": ""}]
+    path = _write_jsonl(tmp_path / "train.jsonl", rows[:1])
+    [p] = load_training_set(path, name="mine")
+    assert (p.id, p.split, p.strong_response) == ("mine/a", "train", "1+1 = \\boxed{2}")
+    assert p.meta == {"teacher": "big", "problem_type": "sum"}
+    with pytest.raises(ValueError, match="'response' must be a non-empty string"):
+        load_training_set(_write_jsonl(tmp_path / "t2.jsonl", rows), name="mine")
+
+
+needs_realcritic = pytest.mark.skipif(not REALCRITIC.exists(), reason="../shared/data/realcritic absent")
+
+
+@needs_realcritic
+@pytest.mark.parametrize("name", REALCRITIC_FILES)
+def test_realcritic_every_row_loads(name):
+    rows, correct = REALCRITIC_COUNTS[name]
+    everything = load_realcritic(name, correct_only=False)
+    assert len(everything) == rows and len({p.id for p in everything}) == rows
+    assert all(p.strong_response and p.answer and p.source == f"realcritic/{name}" for p in everything)
+    assert everything[0].id == f"realcritic/{name}/{name}-0"
+    assert len(load_realcritic(name)) == correct
+
+
+@needs_realcritic
+def test_realcritic_model_filter():
+    problems = load_realcritic("minerva_math", correct_only=False, models=["Qwen2.5-Math-72B-Instruct"])
+    assert len(problems) == 119
+    assert Counter(p.meta["response_model"] for p in problems) == {"Qwen2.5-Math-72B-Instruct": 119}
+    assert problems[0].meta["problem_type"]  # orig_type becomes the problem type
+    with pytest.raises(ValueError, match="no responses from models"):
+        load_realcritic("math", models=["GPT-7"])
