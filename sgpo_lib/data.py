@@ -72,6 +72,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
                       "final_answer", id_field="id", answer_format="list", type_field="subfield"),
         BenchmarkSpec("gsm8k", "openai/gsm8k", "main", "test", "question", "answer", answer_format="gsm8k",
                       train_split="train"),
+        # training set with strong responses: NuminaMath-1.5 problems with their reference solutions
+        # (`solution`, written by a strong model), answers and problem types, as curated by OpenR1
+        BenchmarkSpec("openr1_math", "open-r1/OpenR1-Math-220k", "default", "train", "problem", "answer",
+                      id_field="uuid", type_field="problem_type", response_field="solution", train_split="train"),
     )
 }
 

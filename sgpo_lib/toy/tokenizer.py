@@ -1,41 +1,40 @@
-"""The toy students' tokenizer: a small BPE over words, one token per digit or symbol.
+"""The toy students' tokenizer: a small byte-level BPE in Qwen2's format, digits one token each.
 
-Built locally with `tokenizers`: a pre-tokenizer cuts text into letter runs (with their
-leading space) and single other characters, and BPE merges are learned on a fixed corpus of
-the toy world's own words (strategy wordings, problem and response templates), so frequent
-words are one token while every digit, sign and newline stays its own token. Any printable
-ASCII text still tokenizes (unknown words fall back to characters), and decoding is exact.
+Built locally with `tokenizers`: the exact pipeline of transformers' `Qwen2Tokenizer` (NFC,
+Qwen2's pre-tokenization regex, byte-level BPE), with merges learned on a fixed corpus of the
+toy world's own texts (strategy wordings, problems, strong responses, executions). Frequent
+words become one token; Qwen2's regex keeps every digit its own token, which keeps digit
+arithmetic learnable. Any text still tokenizes (byte level) and decoding is exact.
 Special tokens: chat roles, end of turn (= eos) and padding.
 
+Why Qwen2's format: for a `model_type: qwen2` folder, transformers 5 (and so vLLM) loads the
+tokenizer as `Qwen2Tokenizer`, rebuilding the Qwen2 pipeline from the saved vocab and merges
+whatever pipeline was saved; a tokenizer of any other shape would silently change on reload.
 Why not characters: the strategy block is in every guided prompt; at one token per character
-it made pretraining several times slower, while arithmetic only needs digits to be single
-tokens (they are). Saved as an ordinary Hugging Face tokenizer (`save_pretrained`) with a
-Jinja chat template, so `AutoTokenizer`, `apply_chat_template` (hence
-`sgpo_lib.prompts.render`) and vLLM treat it like any other model's tokenizer.
+pretraining was several times slower. Saved with `save_pretrained` and a Jinja chat
+template, so `AutoTokenizer`, `apply_chat_template` (hence `sgpo_lib.prompts.render`) and
+vLLM treat it like any other model's tokenizer.
 
 Example:
     >>> tok = build_tokenizer()
     >>> tok.convert_ids_to_tokens(tok("Evaluate 12+3.")["input_ids"])
-    ['Evaluate', ' ', '1', '2', '+', '3', '.']
+    ['Evaluate', 'Ġ', '1', '2', '+', '3', '.']
 """
 
 from __future__ import annotations
 
-PAD, EOS, UNK = "<|pad|>", "<|end|>", "<|unk|>"
+PAD, EOS = "<|pad|>", "<|end|>"
 ROLES = ("system", "user", "assistant")
-SPECIAL_TOKENS = [PAD, EOS, UNK] + [f"<|{r}|>" for r in ROLES]
-CHARACTERS = ["\n"] + [chr(c) for c in range(32, 127)]
-VOCAB_LIMIT = 1024
-# One user/assistant turn each: <|role|>content<|end|>; the generation prompt opens an assistant turn.
+ROLE_TOKENS = [f"<|{r}|>" for r in ROLES]
+SPECIAL_TOKENS = [PAD, EOS] + ROLE_TOKENS
+# One turn per message: <|role|>content<|end|>; the generation prompt opens an assistant turn.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<|assistant|>' }}{%- endif -%}"
 )
-
-
-WORD_OR_CHAR = r" ?[A-Za-z]+|[\s\S]"
+VOCAB_LIMIT = 1024
 CORPUS_INSTANCES_PER_FAMILY = 64
 
 
@@ -59,25 +58,30 @@ def tokenizer_corpus() -> list[str]:
             inst, key = family.sample(rng, ood=False), rng.choice(family.strategy_keys)
             problem = make_problem(family, inst, "corpus", 0, key)
             strategy = make_strategy(family.name, key, rng)
-            texts += [guided_messages(problem, strategy, DEFAULT_INSTRUCTION)[0]["content"], problem.strong_response,
-                      family.execute(inst, key)]
+            texts += [problem.problem, guided_messages(problem, strategy, DEFAULT_INSTRUCTION)[0]["content"],
+                      problem.strong_response, family.execute(inst, key)]
     return texts
 
 
 def build_tokenizer():
-    """A fresh `PreTrainedTokenizerFast` (word BPE, single digits, chat template, eos/pad set)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A fresh `Qwen2Tokenizer` (byte-level BPE trained on the toy corpus, chat template, eos/pad set)."""
+    import json
 
-    core = Tokenizer(models.BPE(unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(WORD_OR_CHAR), behavior="isolated")
-    core.decoder = decoders.Fuse()
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+
+    core = Tokenizer(models.BPE())
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_LIMIT, min_frequency=1, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=CHARACTERS, show_progress=False)
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     core.train_from_iterator(tokenizer_corpus(), trainer=trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token=EOS, pad_token=PAD, unk_token=UNK,
-        additional_special_tokens=[f"<|{r}|>" for r in ROLES], clean_up_tokenization_spaces=False,
-    )
+    model = json.loads(core.to_str())["model"]
+    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], unk_token=None,
+                         eos_token=EOS, pad_token=PAD, extra_special_tokens=ROLE_TOKENS)
     tok.chat_template = CHAT_TEMPLATE
     return tok

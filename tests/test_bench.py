@@ -1,0 +1,74 @@
+"""The benchmarks run at a tiny size and report what the summary table needs.
+
+Train step and teacher benchmarks in this process (no spawned children, one timed step),
+the TRL comparison only where `trl` is installed; the demo timings reader, the summary
+loader and the runner's handling of a missing benchmark.
+"""
+
+import json
+
+import pytest
+
+from bench import bench_demo, bench_teacher, bench_train_step, summary
+from bench.run_all import Job, run_job
+from bench.bench_train_step import PHASES, StepSettings
+
+TINY = StepSettings(problems=2, group=2, guided=2, max_new_tokens=4, micro_batch=4, repeats=1, rounds=1)
+
+
+def _check_timings(r: dict) -> None:
+    assert r["step_s"] > 0 and r["gen_tokens"] > 0 and r["generate_s"] > 0 and r["train_s"] > 0
+    assert all(r[k] >= 0 for k in PHASES)
+    assert r["step_s"] >= r["generate_s"] + r["train_s"]
+
+
+def test_train_step_bench_reports_every_variant(tiny_model_dir):
+    trl_ok = bench_train_step.trl_missing() is None
+    out = bench_train_step.run(tiny_model_dir, TINY, trl=trl_ok, isolate=False)
+    for name in ("grpo", "sgpo", "grpo_g_plus_s") + (("trl_grpo",) if trl_ok else ()):
+        _check_timings(out["results"][name])
+    assert out["results"]["sgpo"]["teacher_s"] > out["results"]["grpo"]["teacher_s"]  # GRPO: no teacher pass
+    assert out["ratios"]["sgpo_over_grpo"]["value"] > 0
+    assert (out["ratios"]["grpo_over_trl"]["value"] is not None) == trl_ok
+    assert out["config"]["torch_threads"] == 1 and out["config"]["group"] == 2
+    rows = summary.rows_for("train_step", json.loads(json.dumps(out)))
+    assert any(r["target"] == "sgpo/grpo <= 1.5" and r["met"] in (True, False) for r in rows)
+
+
+def test_teacher_bench_engine_skips_the_teacher_pass(tiny_model_dir):
+    out = bench_teacher.run(tiny_model_dir, TINY, topk=4, isolate=False)
+    fwd, eng = out["results"]["forward"], out["results"]["engine"]
+    _check_timings(fwd)
+    _check_timings(eng)
+    assert fwd["teacher_s"] > 0 and eng["teacher_s"] < fwd["teacher_s"]
+    assert out["ratios"]["step_engine_over_forward"] > 0 and out["config"]["topk"] == 4
+
+
+def test_demo_bench_reads_newest_timings_or_reports_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path))
+    assert "missing" in bench_demo.run()
+    (tmp_path / "toy-demo-abc").mkdir()
+    (tmp_path / "toy-demo-abc" / "timings.json").write_text('{"00_world": 1.5, "01_train": 2.5}')
+    out = bench_demo.run()
+    assert out["total_s"] == 4.0 and out["timings_s"]["00_world"] == 1.5
+    (tmp_path / "toy-demo-abc" / "timings.json").write_text('{"00_world": "slow"}')
+    with pytest.raises(ValueError, match="timings.json"):
+        bench_demo.run(tmp_path / "toy-demo-abc")
+
+
+def test_load_summary_empty_then_rows(tmp_path):
+    frame = summary.load_summary(tmp_path)
+    assert frame.empty and list(frame.columns) == list(summary.COLUMNS)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "demo.json").write_text(json.dumps({"timings_s": {"00_world": 3.0}, "total_s": 3.0}))
+    (bench / "summary.json").write_text(json.dumps({"jobs": {"grader": {"status": "missing", "reason": "not there"}}}))
+    frame = summary.load_summary(tmp_path)
+    assert set(frame["bench"]) == {"demo", "grader"}
+    assert frame.loc[frame["metric"] == "total s", "value"].item() == 3.0
+    assert frame.loc[frame["bench"] == "grader", "metric"].item() == "missing: not there"
+
+
+def test_run_job_reports_missing_and_skipped():
+    assert run_job(Job("nothing", "bench_does_not_exist"))["status"] == "missing"
+    assert run_job(Job("gpu", "bench_losses", skip="no GPU")) == {"status": "skipped", "reason": "no GPU"}
