@@ -8,10 +8,11 @@ the same maximum completion length, LoRA (same r, alpha, target modules) or full
 float32 on CPU, one optimizer step per generation, no KL reference (beta 0), clip range
 [0.2, 0.28], unscaled group advantages, token-mean loss, and the same verifier
 (`sgpo_lib.grading.Grader` on exact-match problems) as the reward. Each variant runs one
-warm-up step, then `repeats` timed steps; this is done `rounds` times (our variants share
-one process per round and alternate their steps, TRL follows in its own process), and the
-medians over the pooled timed steps are reported, so that a shared, noisy machine's load
-drift falls on every variant alike. The load averages before and after are recorded.
+warm-up step, then `repeats` timed steps; this is done `rounds` times, each round in a fresh
+process where all variants alternate step by step (TRL's step, then one step of each of ours,
+run from TRL's step-end callback outside its timed span), and the medians over the pooled
+timed steps are reported, so that a shared, noisy machine's load drift falls on every
+variant alike. The load averages before and after are recorded.
 
 What each step time includes:
 - ours (`grpo`, `sgpo`): `train_step` from batch selection to the optimizer step, as its
@@ -121,33 +122,45 @@ def _timing(metrics: dict) -> dict:
     return {k: metrics[k] for k in ("step_s",) + PHASES + ("gen_tokens",) if k in metrics}
 
 
-def measure_ours(model_dir: str, variants: dict[str, tuple[str, dict]], s: StepSettings) -> dict[str, list[dict]]:
-    """One `Trainer` per variant `name: (method, overrides)` in this process, their steps
-    alternating (load drift hits all alike): one warm-up step each, then `s.repeats` timed
-    steps. Returns the timed steps' timings per variant."""
+def _our_trainers(model_dir: str, variants: dict[str, tuple[str, dict]], s: StepSettings, tmp: Path, grader) -> dict:
+    """One `Trainer` per variant `name: (method, overrides)`."""
+    from sgpo_lib.trainer import Trainer
+
+    trainers = {}
+    for name, (method, overrides) in variants.items():
+        (tmp / name).mkdir()
+        cfg = _config(Path(model_dir), s, method, overrides, tmp / name)
+        trainers[name] = Trainer(cfg, _train_data(Path(model_dir)), tmp / name / "run", grader)
+    return trainers
+
+
+def measure_round(model_dir: str, variants: dict[str, tuple[str, dict]], s: StepSettings,
+                  trl: bool) -> dict[str, list[dict]]:
+    """All variants in this process, their steps alternating (TRL's step, then one step of
+    each of ours, run from TRL's step-end callback), so that load drift hits all alike: one
+    warm-up step each, then `s.repeats` timed steps. Returns the timed steps per variant."""
     import torch
 
     from sgpo_lib.grading import Grader
-    from sgpo_lib.trainer import Trainer
 
     torch.set_num_threads(s.threads)
     with tempfile.TemporaryDirectory() as tmp, Grader() as grader:
-        trainers = {}
-        for name, (method, overrides) in variants.items():
-            (Path(tmp) / name).mkdir()
-            cfg = _config(Path(model_dir), s, method, overrides, Path(tmp) / name)
-            trainers[name] = Trainer(cfg, _train_data(Path(model_dir)), Path(tmp) / name / "run", grader)
+        trainers = _our_trainers(model_dir, variants, s, Path(tmp), grader)
         rows: dict[str, list[dict]] = {name: [] for name in variants}
+
+        def step_ours(step: int) -> None:
+            for name, trainer in trainers.items():
+                rows[name].append(_timing(trainer.train_step(step)))
         try:
-            for step in range(1, s.repeats + 2):
-                for name, trainer in trainers.items():
-                    metrics = trainer.train_step(step)
-                    if step > 1:
-                        rows[name].append(_timing(metrics))
+            if trl:
+                rows["trl_grpo"] = run_trl(model_dir, s, Path(tmp) / "trl", grader, after_step=step_ours)
+            else:
+                for step in range(1, s.repeats + 2):
+                    step_ours(step)
         finally:
             for trainer in trainers.values():
                 trainer.close()
-    return rows
+    return {name: r[1:] for name, r in rows.items()}  # the first step of each is the warm-up
 
 
 class _PhaseTimer:
@@ -168,16 +181,17 @@ class _PhaseTimer:
         return timed
 
 
-def _trl_callback(rows: list[dict]):
-    """A TrainerCallback that appends one row per optimizer step (wall time and phases)."""
+def _trl_callback(rows: list[dict], after_step):
+    """A TrainerCallback that appends one row per optimizer step (wall time and phases), then
+    calls `after_step(global_step)` outside the timed span."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
         trainer, phases, start = None, None, 0.0
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
             self.phases.total.update(dict.fromkeys(self.phases.total, 0.0))
+            self.start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             step_s, t = time.perf_counter() - self.start, self.phases.total
@@ -185,6 +199,7 @@ def _trl_callback(rows: list[dict]):
             n = self.trainer.args.generation_batch_size
             rows.append({"step_s": step_s, "generate_s": t["_generate"], "grade_s": t["_calculate_rewards"],
                          "train_s": step_s - t["_generate"] - t["_calculate_rewards"], "gen_tokens": lengths[-1] * n})
+            after_step(state.global_step)
     return StepTimer()
 
 
@@ -204,9 +219,9 @@ def _trl_args(s: StepSettings, out_dir: str):
                       report_to="none", disable_tqdm=True, seed=0, dataloader_num_workers=0)
 
 
-def measure_trl(model_dir: str, s: StepSettings) -> list[dict]:
-    """TRL's `GRPOTrainer` on the same settings: a warm-up step, then `s.repeats` timed steps
-    (returned, one timing dict each)."""
+def run_trl(model_dir: str, s: StepSettings, out_dir: Path, grader, after_step=lambda step: None) -> list[dict]:
+    """TRL's `GRPOTrainer` on the same settings and verifier for `s.repeats + 1` steps; one
+    timing dict per step (the first is the warm-up); `after_step(step)` runs after each."""
     import torch
     import trl
     from datasets import Dataset
@@ -214,31 +229,29 @@ def measure_trl(model_dir: str, s: StepSettings) -> list[dict]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sgpo_lib.config import LoraConfig as OurLora
-    from sgpo_lib.grading import Grader
     from sgpo_lib.prompts import unguided_messages
 
-    torch.set_num_threads(s.threads)
-    with tempfile.TemporaryDirectory() as tmp, Grader() as grader:
-        instruction = _config(Path(model_dir), s, "grpo", {}, Path(tmp)).instruction
-        problems = {p.id: p for p in make_problems()}
-        data = Dataset.from_list([{"prompt": unguided_messages(p, instruction), "problem_id": p.id}
-                                  for p in problems.values()])
+    out_dir.mkdir(parents=True)
+    instruction = _config(Path(model_dir), s, "grpo", {}, out_dir).instruction
+    problems = {p.id: p for p in make_problems()}
+    data = Dataset.from_list([{"prompt": unguided_messages(p, instruction), "problem_id": p.id}
+                              for p in problems.values()])
 
-        def exact_reward(prompts, completions, problem_id, **kwargs):
-            texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-            return [g.reward for g in grader.grade_many(texts, [problems[i] for i in problem_id])]
+    def exact_reward(prompts, completions, problem_id, **kwargs):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [g.reward for g in grader.grade_many(texts, [problems[i] for i in problem_id])]
 
-        peft = LoraConfig(r=s.lora_r, lora_alpha=2 * s.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
-                          target_modules=list(OurLora().target_modules)) if s.lora else None
-        rows: list[dict] = []
-        callback = _trl_callback(rows)
-        trainer = trl.GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
-                                  reward_funcs=exact_reward, args=_trl_args(s, tmp), train_dataset=data,
-                                  processing_class=AutoTokenizer.from_pretrained(model_dir), peft_config=peft,
-                                  callbacks=[callback])
-        callback.trainer, callback.phases = trainer, _PhaseTimer(trainer, ("_generate", "_calculate_rewards"))
-        trainer.train()
-    return rows[1:]
+    peft = LoraConfig(r=s.lora_r, lora_alpha=2 * s.lora_r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=list(OurLora().target_modules)) if s.lora else None
+    rows: list[dict] = []
+    callback = _trl_callback(rows, after_step)
+    trainer = trl.GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
+                              reward_funcs=exact_reward, args=_trl_args(s, str(out_dir)), train_dataset=data,
+                              processing_class=AutoTokenizer.from_pretrained(model_dir), peft_config=peft,
+                              callbacks=[callback])
+    callback.trainer, callback.phases = trainer, _PhaseTimer(trainer, ("_generate", "_calculate_rewards"))
+    trainer.train()
+    return rows
 
 
 def in_child(fn, *args):
@@ -258,15 +271,13 @@ def trl_missing() -> str | None:
 
 def measure_pooled(model_dir: str, variants: dict[str, tuple[str, dict]], s: StepSettings, trl: bool,
                    isolate: bool = True) -> dict[str, list[dict]]:
-    """`s.rounds` rounds of (our variants interleaved in one process, then TRL in another);
-    the timed steps of all rounds, pooled per variant. `isolate=False` runs in this process."""
+    """`s.rounds` rounds of `measure_round`, each in a fresh process (`isolate=False`: in
+    this one); the timed steps of all rounds, pooled per variant."""
     call = in_child if isolate else (lambda fn, *args: fn(*args))
     pooled: dict[str, list[dict]] = {}
     for _ in range(s.rounds):
-        for name, rows in call(measure_ours, model_dir, variants, s).items():
+        for name, rows in call(measure_round, model_dir, variants, s, trl).items():
             pooled.setdefault(name, []).extend(rows)
-        if trl:
-            pooled.setdefault("trl_grpo", []).extend(call(measure_trl, model_dir, s))
     return pooled
 
 

@@ -30,7 +30,7 @@ import torch
 
 from sgpo_lib.losses import TeacherDist, aggregate, distill_term
 
-CHUNK_LOGITS_BUDGET = 2**22  # default chunk: about this many logits (N_c * V; 16 MiB in fp32) per chunk
+CHUNK_LOGITS_BUDGET = 2**23  # default chunk: about this many logits (N_c * V; 32 MiB in fp32) per chunk
 
 
 class ProximalFactor(NamedTuple):

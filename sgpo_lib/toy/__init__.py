@@ -1,0 +1,52 @@
+"""The toy strategy world: SGPO's setting in miniature, fully offline (toy-world.md).
+
+Four procedurally generated problem families stand in for the paper's four math benchmarks:
+
+| family      | example                                  | analog          | OOD split                 |
+|-------------|------------------------------------------|-----------------|---------------------------|
+| `sum`       | `Evaluate 58-7-1+4-6.`                   | GSM8K           | 7-9 terms instead of 3-5  |
+| `remainder` | `Remainder of 4738 divided by 9?`        | number theory   | 7-9 digits instead of 3-5 |
+| `mul`       | `Compute 487*6.`                         | arithmetic      | 5-6 digits instead of 2-3 |
+| `linear`    | `Find x: x -> *3 -> +7 -> -2 -> 23.`     | algebra         | 4-5 operations, not 2-3   |
+
+Each has train / held-out test / OOD splits drawn from a seed (`generate_world`) and an
+exact answer (`answer_kind="exact"`, graded by the last `\\boxed{}`).
+
+**Strong solver.** Its response is correct but compressed: it names its approach in a few
+words and jumps straight to large intermediate results ("Column by column, 487*6 = 2922.",
+"4738 has digit sum 22, so it leaves 4."). A small student that imitates it must produce
+those numbers in one step, which it cannot do reliably: imitation teaches what to answer.
+
+**Strategies.** Each family has two reusable procedures a small student *can* execute one
+small operation per line (a running total; gains first then losses; a digit sum; folding
+the sum as you go; column multiplication with carries; digit products then carries; undoing
+the chain from the end; writing the inverse chain first). Each is a `Strategy` with 3
+abstract steps and no digits (`family_strategies()`); each strong response leaves a trace
+of the strategy it used, and `OfflineExtractor` recovers it, worded with seeded paraphrases,
+as raw JSON for the same validation as a real extractor LLM's output.
+
+**Students.** A byte-level BPE tokenizer in Qwen2's format (digits one token each) and
+Qwen2 models of three sizes (head dim 64, for vLLM), pretrained briefly on CPU on a mixture:
+guided examples (strategy in the prompt) show the full step-by-step execution; unguided
+examples mostly show the strong style (and sometimes a step-by-step one). Prompts are
+exactly the trainer's (`sgpo_lib.prompts`). `prepare_student` caches the model folder by
+content hash; `premise_table` measures the premise (guided greedy accuracy above unguided,
+unguided above zero) on held-out problems. See README.md in this folder for the measured table.
+
+API: `ToyWorldConfig`, `StudentConfig`, `PretrainConfig`, `preset(name)`, `generate_world`,
+`family_strategies`, `OfflineExtractor`, `build_tokenizer`, `prepare_student`,
+`prepare_all_sizes`, `premise_table`. CLI: `python -m sgpo_lib.toy --preset demo`.
+"""
+
+from .config import PretrainConfig, StudentConfig, ToyWorldConfig, preset
+from .extractor import OfflineExtractor
+from .premise import premise_table
+from .students import prepare_all_sizes, prepare_student
+from .tokenizer import build_tokenizer
+from .wording import family_strategies
+from .world import generate_world
+
+__all__ = [
+    "OfflineExtractor", "PretrainConfig", "StudentConfig", "ToyWorldConfig", "build_tokenizer",
+    "family_strategies", "generate_world", "premise_table", "prepare_all_sizes", "prepare_student", "preset",
+]

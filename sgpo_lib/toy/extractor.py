@@ -23,10 +23,11 @@ import re
 from .wording import strategy_fields
 from .world import stable_seed
 
-# (family, strategy key) -> the phrase its strong response always contains (see families.py).
+# (family, strategy key) -> the sentence its strong response always contains (see families.py);
+# each ends with the final answer, which a "leak" fault copies.
 TRACES: dict[tuple[str, str], re.Pattern] = {
     ("sum", "running_total"): re.compile(r"Left to right, [\d+\-]+ = \d+\."),
-    ("sum", "gains_then_losses"): re.compile(r"Gains \d+, losses \d+: "),
+    ("sum", "gains_then_losses"): re.compile(r"Gains \d+, losses \d+: [\d+\-]+ = \d+\."),
     ("remainder", "digit_sum"): re.compile(r"\d+ has digit sum \d+, so it leaves \d+\."),
     ("remainder", "reduce_as_you_go"): re.compile(r"Reducing digit by digit, \d+ leaves \d+\."),
     ("mul", "column_carry"): re.compile(r"Column by column, \d+\*\d+ = \d+\."),

@@ -1,0 +1,64 @@
+"""Sweeps: grids as data, one folder per run, a failure recorded while the others go on,
+finished runs skipped on a re-run, results collected into one table; result tables."""
+
+import pytest
+
+from sgpo_lib import io, results
+from sgpo_lib.config import config_to_yaml, load_config
+from sgpo_lib.runs import write_status
+from sgpo_lib.sweep import collect, grid, parse_assignment, run_name, run_sweep
+
+
+def fake_train(calls):
+    """A stand-in for one training run: writes config, results and STATUS like the trainer."""
+
+    def train(params_file, overrides, out_dir):
+        calls.append(run_name(overrides))
+        if overrides.get("distill.coef") == 0.5:
+            raise RuntimeError("boom")
+        cfg = load_config(params_file, overrides)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        io.write_text(out_dir / "config.yaml", config_to_yaml(cfg))
+        row = {"split": "test", "source": "macro", "n": 4, "avg@k": 0.5, "pass@k": 0.75, "step": 2}
+        io.write_json(out_dir / "results.json", {"base_eval": [{**row, "greedy": 0.1}],
+                                                  "final_eval": [{**row, "greedy": cfg.distill.coef / 2 + cfg.seed / 10}]})
+        write_status(out_dir, "done")
+
+    return train
+
+
+def test_grid_and_names():
+    variants = grid(**{"distill.coef": [0, 1], "seed": [0, 1]})
+    assert len(variants) == 4 and variants[1] == {"distill.coef": 0, "seed": 1}
+    assert run_name(variants[1]) == "distill.coef=0_seed=1"
+    assert parse_assignment("distill.estimator=sampled") == ("distill.estimator", "sampled")
+    assert parse_assignment("distill.on=all") == ("distill.on", "all")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_assignment("nonsense")
+
+
+def test_failure_is_recorded_others_go_on_and_rerun_skips_done(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\n")
+    calls = []
+    variants = grid(**{"distill.coef": [0.0, 0.5, 1.0], "seed": [0, 1]})
+    df = run_sweep(params, variants, tmp_path / "sweep", train_fn=fake_train(calls))
+    assert len(calls) == 6
+    status = df.groupby("run")["status"].first()
+    assert (status == "failed").sum() == 2 and (status == "done").sum() == 4
+    assert "boom" in (tmp_path / "sweep" / "distill.coef=0.5_seed=0" / "STATUS").read_text()
+    calls.clear()
+    run_sweep(params, variants, tmp_path / "sweep", train_fn=fake_train(calls))
+    assert sorted(calls) == ["distill.coef=0.5_seed=0", "distill.coef=0.5_seed=1"]  # only the failed ones again
+    with pytest.raises(RuntimeError, match="not done"):
+        collect(tmp_path / "sweep", require_complete=True)
+
+
+def test_wide_table_mean_and_std_over_seeds(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\n")
+    df = run_sweep(params, grid(**{"distill.coef": [0.0, 1.0], "seed": [0, 1]}), tmp_path / "s", train_fn=fake_train([]))
+    table = results.wide_table(df, "distill.coef")
+    # coef 1: greedy 0.5 and 0.6 over seeds -> 55.0 ± 7.1 points; base row from the step-0 eval
+    assert table.loc[1.0, "avg"] == "55.0 ± 7.1"
+    assert table.loc["base", "avg"].startswith("10.0")

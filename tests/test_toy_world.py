@@ -1,0 +1,184 @@
+"""Tests of the toy world: problems, splits, strong responses, strategies, extractor, tokenizer."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from sgpo_lib.records import Problem, Strategy
+from sgpo_lib.toy import OfflineExtractor, ToyWorldConfig, family_strategies, generate_world
+from sgpo_lib.toy.config import PretrainConfig, StudentConfig, preset
+from sgpo_lib.toy.extractor import REFUSAL
+from sgpo_lib.toy.families import FAMILIES, get_family
+from sgpo_lib.toy.wording import WORDINGS
+
+SMALL = ToyWorldConfig(n_train=40, n_test=20, n_ood=20)
+EQUATION = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
+
+
+def last_boxed(text: str) -> str | None:
+    found = re.findall(r"\\boxed\{([^{}]*)\}", text)
+    return found[-1] if found else None
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(SMALL, seed=3)
+
+
+def all_problems(world) -> list[Problem]:
+    return [p for split in world.values() for p in split]
+
+
+def test_same_seed_same_world_and_other_seed_differs(world):
+    again = generate_world(SMALL, seed=3)
+    assert [p.to_dict() for p in all_problems(again)] == [p.to_dict() for p in all_problems(world)]
+    other = generate_world(SMALL, seed=4)
+    assert [p.problem for p in other["test"]] != [p.problem for p in world["test"]]
+
+
+def test_problem_records_follow_the_contract(world):
+    assert set(world) == {"train", "test", "ood"}
+    for split, problems in world.items():
+        assert len(problems) == len(SMALL.families) * {"train": 40, "test": 20, "ood": 20}[split]
+        for p in problems:
+            family = p.meta["family"]
+            assert p.source == f"toy/{family}" and p.split == split and p.answer_kind == "exact"
+            assert p.meta["problem_type"] == family and p.meta["strategy"] in get_family(family).strategy_keys
+            assert Problem.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    ids = [p.id for p in all_problems(world)]
+    assert len(ids) == len(set(ids))
+
+
+def test_splits_are_disjoint(world):
+    texts = {split: {p.problem for p in problems} for split, problems in world.items()}
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["ood"] and not texts["test"] & texts["ood"]
+
+
+def test_ood_is_harder_every_strategy_needs_more_steps(world):
+    for name in SMALL.families:
+        family = get_family(name)
+        for key in family.strategy_keys:
+            def n_lines(split):
+                return [family.execute(p.meta["params"], key).count("\n") for p in world[split] if p.meta["family"] == name]
+            assert min(n_lines("ood")) > max(n_lines("test")), (name, key)
+
+
+def test_strong_responses_are_correct_and_skip_the_steps(world):
+    for p in all_problems(world):
+        assert last_boxed(p.strong_response) == p.answer, p.id
+        assert p.strong_response.count("\n") == 1, p.id  # one sentence, then the boxed answer
+
+
+def test_every_step_by_step_execution_is_correct_arithmetic(world):
+    for p in all_problems(world):
+        family = get_family(p.meta["family"])
+        for key in family.strategy_keys:
+            text = family.execute(p.meta["params"], key)
+            assert last_boxed(text) == p.answer, (p.id, key)
+            for a, op, b, c in EQUATION.findall(text):
+                a, b, c = int(a), int(b), int(c)
+                product = b * c if op == "/" else None  # a/b=c is checked as b*c == a
+                expected = {"+": a + b, "-": a - b, "*": a * b, "/": a}[op]
+                assert (product if op == "/" else c) == expected, (p.id, key, text)
+
+
+def test_canonical_strategies_are_abstract_and_well_formed(world):
+    strategies = family_strategies()
+    assert set(strategies) == set(FAMILIES)
+    for family, items in strategies.items():
+        assert [s.id.rsplit("/", 1)[1] for s in items] == list(get_family(family).strategy_keys)
+        for s in items:
+            assert isinstance(s, Strategy) and s.problem_type == family
+            assert 3 <= len(s.steps) <= 6 and s.pitfalls
+            text = " ".join([s.name, s.key_insight, *s.steps, *s.pitfalls])
+            assert not re.search(r"\d", text), text  # no digit at all, so no number of any instance
+
+
+def test_every_paraphrase_is_digit_free_with_three_to_six_steps():
+    for per_key in WORDINGS.values():
+        for pool in per_key.values():
+            assert all(3 <= len(steps) <= 6 for steps in pool["steps"])
+            texts = [x for field in pool.values() for item in field for x in (item if isinstance(item, list) else [item])]
+            assert not any(re.search(r"\d", t) for t in texts)
+
+
+def extraction_prompt(p: Problem) -> list[dict]:
+    """A stand-in extraction prompt: the strong response appears verbatim somewhere inside."""
+    return [{"role": "system", "content": "You extract reusable strategies. Reply with JSON."},
+            {"role": "user", "content": f"Problem:\n{p.problem}\n\nSolution:\n{p.strong_response}\n\nReturn the JSON."}]
+
+
+def parse_reply(text: str) -> dict:
+    return json.loads(re.sub(r"^```json\n|\n```$", "", text.strip()))
+
+
+def test_extractor_recovers_the_strategy_of_each_strong_response(world):
+    problems = world["train"]
+    replies = OfflineExtractor(seed=0, fault_rate=0.0).complete([extraction_prompt(p) for p in problems])
+    assert len(replies) == len(problems)
+    for p, reply in zip(problems, replies):
+        row = parse_reply(reply)
+        assert set(row) == {"name", "problem_type", "key_insight", "steps", "pitfalls"}
+        assert row["problem_type"] == p.meta["family"]
+        assert row["name"] in WORDINGS[p.meta["family"]][p.meta["strategy"]]["name"], (p.id, row)
+    assert len({parse_reply(r)["name"] for r in replies}) > len(SMALL.families) * 2  # wording varies
+    assert any(r.startswith("```json") for r in replies) and any(r.startswith("{") for r in replies)
+
+
+def test_extractor_is_deterministic_and_seeded(world):
+    prompts = [extraction_prompt(p) for p in world["test"]]
+    assert OfflineExtractor(seed=1).complete(prompts) == OfflineExtractor(seed=1).complete(prompts)
+    assert OfflineExtractor(seed=1).complete(prompts) != OfflineExtractor(seed=2).complete(prompts)
+
+
+def test_extractor_faults_are_realistic_failures(world):
+    replies = OfflineExtractor(seed=0, fault_rate=1.0).complete([extraction_prompt(p) for p in world["train"]])
+    for p, reply in zip(world["train"], replies):
+        try:
+            row = json.loads(reply)
+        except json.JSONDecodeError:
+            continue  # truncated
+        assert "steps" not in row or p.answer in " ".join(row["steps"])  # dropped field, or a leaked answer
+
+
+def test_extractor_without_a_strong_response_refuses():
+    assert OfflineExtractor().complete([[{"role": "user", "content": "Extract a strategy from: nothing."}]]) == [REFUSAL]
+
+
+def test_config_validation_names_the_problem():
+    with pytest.raises(ValueError, match="unknown families"):
+        ToyWorldConfig(families=("sum", "calculus"))
+    with pytest.raises(ValueError, match="n_test"):
+        ToyWorldConfig(n_test=0)
+    with pytest.raises(ValueError, match="extractor_fault_rate"):
+        ToyWorldConfig(extractor_fault_rate=1.5)
+    with pytest.raises(ValueError, match="size"):
+        StudentConfig(size="huge")
+    with pytest.raises(ValueError, match="guided_fraction"):
+        PretrainConfig(guided_fraction=-0.1)
+    with pytest.raises(KeyError, match="unknown toy preset"):
+        preset("large")
+
+
+def test_tokenizer_reloads_identically_as_a_qwen2_folder(tmp_path):
+    from transformers import AutoTokenizer, Qwen2Config
+
+    from sgpo_lib.prompts import render, unguided_messages
+    from sgpo_lib.toy.tokenizer import build_tokenizer, tokenizer_corpus
+
+    tok = build_tokenizer()
+    tok.save_pretrained(tmp_path)
+    Qwen2Config(vocab_size=len(tok)).save_pretrained(tmp_path)  # model_type qwen2 changes how AutoTokenizer loads
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    for text in tokenizer_corpus()[:50] + ["Héllo  wörld\n\n", "58-7=51 -1+4-6\n\\boxed{48}"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert loaded(text, add_special_tokens=False)["input_ids"] == ids and loaded.decode(ids) == text
+    assert loaded.eos_token == "<|end|>" and loaded.pad_token == "<|pad|>" and loaded.pad_token_id != loaded.eos_token_id
+    p = generate_world(ToyWorldConfig(n_train=1, n_test=1, n_ood=1), 0)["test"][0]
+    prompt = render(loaded, unguided_messages(p, ""))
+    assert prompt == f"<|user|>{p.problem}<|end|><|assistant|>"
+    digits = loaded.convert_ids_to_tokens(loaded("1234567890")["input_ids"])
+    assert digits == list("1234567890")
