@@ -1,14 +1,15 @@
 """Benchmark of the distillation loss: chunked vs naive full logits (sgpo-method.md section 4).
 
-Measures, side by side in one run, forward+backward time (median of `repeats`, after one
-warm-up) and peak memory of:
+Measures, side by side in one run, forward+backward time and peak memory of:
 `naive_full` (materialised [N, V] logits, plain autograd: `distill_dense`), `chunked_full`,
 `topk16` / `topk64` (chunked, teacher top-k given as by the rollout engine) and `sampled`
-(chunked SFT on the guided rollout). Each variant runs in a fresh `spawn` child process.
-Peak memory is, on CPU, the child's peak RSS during the steps minus its RSS after setup (the
-peak is reset after setup through /proc/self/clear_refs; torch's CPU allocations are invisible
-to tracemalloc); on CUDA `max_memory_allocated` minus the allocation after setup. Ratios are
-against `naive_full`.
+(chunked SFT on the guided rollout).
+Time: the median of `repeats` rounds after a warm-up round, all variants timed round-robin in
+one `spawn` child, so that the other processes' load (this machine is shared) hits them alike.
+Peak memory: each variant's one step in its own fresh `spawn` child; on CPU the peak RSS during
+the step minus the RSS after setup (the peak is reset after setup through /proc/self/clear_refs;
+torch's CPU allocations are invisible to tracemalloc), on CUDA `max_memory_allocated` minus the
+allocation after setup. Ratios are against `naive_full`.
 
 On CPU the children run with glibc's `MALLOC_MMAP_THRESHOLD_` fixed at 1 MiB, so that every
 tensor buffer is mmapped and returned to the OS when freed and RSS follows live tensor memory
@@ -30,6 +31,7 @@ import statistics
 import time
 
 VARIANTS = ("naive_full", "chunked_full", "topk16", "topk64", "sampled")
+TOPK = {"topk16": 16, "topk64": 64}
 TARGET_MEM_RATIO = 1 / 8  # chunked_full peak memory vs naive_full, at most
 TARGET_TIME_RATIO = 1.2  # chunked_full time vs naive_full, at most
 SETUP_CHUNK = 256  # tokens per chunk when preparing teacher top-k and old log-probs
@@ -37,8 +39,8 @@ MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
 DEFAULT_MMAP_THRESHOLD = 2**20  # bytes; blocks above it are mmapped and given back to the OS when freed
 
 
-def _setup(device: str, tokens: int, vocab: int, hidden: int, topk: int | None, seed: int = 0) -> dict:
-    """Random inputs of realistic scale; the teacher top-k is computed chunk by chunk."""
+def _setup(device: str, tokens: int, vocab: int, hidden: int, topks=(), seed: int = 0) -> dict:
+    """Random inputs of realistic scale; each teacher top-k in `topks` is computed chunk by chunk."""
     import torch
 
     from sgpo_lib.losses import TeacherDist
@@ -49,33 +51,34 @@ def _setup(device: str, tokens: int, vocab: int, hidden: int, topk: int | None, 
     inputs = {"hidden": make(tokens, hidden).requires_grad_(), "weight": make(vocab, hidden).requires_grad_(),
               "teacher_hidden": make(tokens, hidden),
               "targets": torch.randint(0, vocab, (tokens,), generator=g).to(device),
-              "coef": torch.full((tokens,), 1.0 / tokens, device=device)}
+              "coef": torch.full((tokens,), 1.0 / tokens, device=device), "topk": {}}
     with torch.no_grad():
         inputs["old"] = chunked_distill(inputs["hidden"], inputs["weight"], inputs["targets"], inputs["coef"],
                                         spec=DistillSpec("sampled", proximal="none")).student_logprobs_N
-        if topk is not None:
-            teachers = [TeacherDist.from_logits(inputs["teacher_hidden"][s:s + SETUP_CHUNK] @ inputs["weight"].T, topk)
+        for k in topks:
+            teachers = [TeacherDist.from_logits(inputs["teacher_hidden"][s:s + SETUP_CHUNK] @ inputs["weight"].T, k)
                         for s in range(0, tokens, SETUP_CHUNK)]
-            inputs["topk_ids"] = torch.cat([t.topk_ids_N_K for t in teachers])
-            inputs["topk_logprobs"] = torch.cat([t.topk_logprobs_N_K for t in teachers])
+            inputs["topk"][k] = {"teacher_topk_ids_N_K": torch.cat([t.topk_ids_N_K for t in teachers]),
+                                 "teacher_topk_logprobs_N_K": torch.cat([t.topk_logprobs_N_K for t in teachers])}
     return inputs
 
 
 def _step(variant: str, x: dict, chunk_size: int | None) -> None:
-    """One forward+backward of `variant`."""
+    """One forward+backward of `variant` (gradients reset first)."""
     from sgpo_lib.losses import TeacherDist
     from sgpo_lib.losses_chunked import DistillSpec, chunked_distill, distill_dense
 
+    x["hidden"].grad = x["weight"].grad = None
     if variant == "naive_full":
         teacher = TeacherDist.from_logits(x["teacher_hidden"] @ x["weight"].detach().T)
         logits_N_V = x["hidden"] @ x["weight"].T  # (N, V): the whole batch at once
         loss = distill_dense(logits_N_V, x["targets"], x["coef"], teacher, DistillSpec(), x["old"]).loss
     else:
         estimator = {"chunked_full": "full", "topk16": "topk", "topk64": "topk", "sampled": "sampled"}[variant]
+        teacher = x["topk"].get(TOPK.get(variant), {})
         loss = chunked_distill(x["hidden"], x["weight"], x["targets"], x["coef"], spec=DistillSpec(estimator),
                                teacher_hidden_N_H=x["teacher_hidden"] if estimator == "full" else None,
-                               teacher_topk_ids_N_K=x.get("topk_ids"), teacher_topk_logprobs_N_K=x.get("topk_logprobs"),
-                               old_logprobs_N=x["old"], chunk_size=chunk_size).loss
+                               old_logprobs_N=x["old"], chunk_size=chunk_size, **teacher).loss
     loss.backward()
 
 
@@ -91,38 +94,52 @@ def _reset_peak_rss() -> None:
         f.write("5")
 
 
-def _measure(variant: str, device: str, tokens: int, vocab: int, hidden: int, repeats: int,
-             chunk_size: int | None, threads: int | None) -> dict:
-    """Run in a fresh child: set up, then time `repeats` steps; return median time and peak memory."""
+def _peak_memory_mb(variant: str, device: str, tokens: int, vocab: int, hidden: int,
+                    chunk_size: int | None, threads: int | None) -> float:
+    """In a fresh child: set up, then the peak memory of one forward+backward above the setup's."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    topk = {"topk16": 16, "topk64": 64}.get(variant)
-    x = _setup(device, tokens, vocab, hidden, topk)
-    cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    sync()
-    if cuda:
+    x = _setup(device, tokens, vocab, hidden, [TOPK[variant]] if variant in TOPK else [])
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        _reset_peak_rss()
-        base = _rss_bytes("VmRSS")
-    times = []
-    for i in range(repeats + 1):  # the first step is a warm-up
-        x["hidden"].grad = x["weight"].grad = None
-        start = time.perf_counter()
         _step(variant, x, chunk_size)
-        sync()
-        if i:
-            times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() if cuda else _rss_bytes("VmHWM")
-    return {"time_s": statistics.median(times), "peak_mem_mb": (peak - base) / 2**20}
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    _reset_peak_rss()
+    base = _rss_bytes("VmRSS")
+    _step(variant, x, chunk_size)
+    return (_rss_bytes("VmHWM") - base) / 2**20
 
 
-def _run_children(args: tuple, variants, malloc_mmap_threshold: int) -> dict:
-    """`_measure` each variant in a fresh spawned child, with glibc's mmap threshold fixed if > 0."""
+def _median_times(variants, device: str, tokens: int, vocab: int, hidden: int, repeats: int,
+                  chunk_size: int | None, threads: int | None) -> dict:
+    """In one child, time the variants round-robin (a warm-up round, then `repeats` rounds): a
+    change in background load then hits every variant alike. Returns the median seconds per variant."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    x = _setup(device, tokens, vocab, hidden, [TOPK[v] for v in variants if v in TOPK])
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    times = {v: [] for v in variants}
+    for round_ in range(repeats + 1):
+        for variant in variants:
+            sync()
+            start = time.perf_counter()
+            _step(variant, x, chunk_size)
+            sync()
+            if round_:
+                times[variant].append(time.perf_counter() - start)
+    return {v: statistics.median(t) for v, t in times.items()}
+
+
+def _run_children(args: tuple, repeats: int, variants, malloc_mmap_threshold: int) -> dict:
+    """Peak memory of each variant in its own spawned child, then all times in one more child."""
+    device, tokens, vocab, hidden, chunk_size, threads = args
     ctx = multiprocessing.get_context("spawn")
     saved = os.environ.get(MMAP_ENV)
     if malloc_mmap_threshold > 0:
@@ -131,10 +148,14 @@ def _run_children(args: tuple, variants, malloc_mmap_threshold: int) -> dict:
         results = {}
         for variant in variants:
             with ctx.Pool(1) as pool:
-                results[variant] = pool.apply(_measure, (variant, *args))
-        return results
+                results[variant] = {"peak_mem_mb": pool.apply(_peak_memory_mb, (variant, *args))}
+        with ctx.Pool(1) as pool:
+            times = pool.apply(_median_times, (variants, device, tokens, vocab, hidden, repeats, chunk_size, threads))
     finally:
         os.environ.pop(MMAP_ENV, None) if saved is None else os.environ.__setitem__(MMAP_ENV, saved)
+    for variant, t in times.items():
+        results[variant]["time_s"] = t
+    return results
 
 
 def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int = 512, repeats: int = 3,
@@ -143,7 +164,7 @@ def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int
     """Measure every variant in its own spawned process; return the results with ratios vs naive."""
     from sgpo_lib.losses_chunked import default_chunk_size
 
-    results = _run_children((device, tokens, vocab, hidden, repeats, chunk_size, threads), variants,
+    results = _run_children((device, tokens, vocab, hidden, chunk_size, threads), repeats, variants,
                             malloc_mmap_threshold)
     if "naive_full" in results:
         naive = results["naive_full"]

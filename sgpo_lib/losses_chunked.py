@@ -202,8 +202,10 @@ def _accumulate_chunk_grads(grads, g_logits_c_V, hidden_N_H, weight_V_H, rows):
     grad_hidden_N_H, grad_weight_V_H, grad_bias_V = grads
     g_c_V = g_logits_c_V.to(hidden_N_H.dtype)
     grad_hidden_N_H[rows] = g_c_V @ weight_V_H.to(hidden_N_H.dtype)
-    if grad_weight_V_H is not None:
-        grad_weight_V_H += g_c_V.t() @ hidden_N_H[rows]
+    if grad_weight_V_H is not None and grad_weight_V_H.dtype == g_c_V.dtype:
+        grad_weight_V_H.addmm_(g_c_V.t(), hidden_N_H[rows])  # in place: no (V, H) temporary per chunk
+    elif grad_weight_V_H is not None:  # low-precision W: the float32 accumulator needs a cast
+        grad_weight_V_H += (g_c_V.t() @ hidden_N_H[rows]).to(grad_weight_V_H.dtype)
     if grad_bias_V is not None:
         grad_bias_V += g_logits_c_V.sum(0)
 

@@ -40,10 +40,14 @@ def curves(series: dict[str, pd.DataFrame], key: str, title: str, ylabel: str | 
 
 
 def guided_vs_auto(stats: pd.DataFrame):
-    """Per problem p_guided against p_auto, one colour per family: where strategies help."""
+    """Per problem p_guided against p_auto, one colour per family: where strategies help.
+
+    Rates take few values, so points are counted: marker area grows with the number of problems.
+    """
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for source, g in stats.groupby("source"):
-        ax.scatter(g["p_auto"], g["p_guided"], alpha=0.5, s=18, label=source.split("/")[-1])
+        counts = g.groupby(["p_auto", "p_guided"]).size().reset_index(name="n")
+        ax.scatter(counts["p_auto"], counts["p_guided"], alpha=0.5, s=18 * counts["n"], label=source.split("/")[-1])
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
     ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), xlabel="p_auto (alone)", ylabel="p_guided (with strategy)",
            title="Where strategies help")

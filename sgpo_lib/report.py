@@ -2,7 +2,8 @@
 
 `tables(cfg, run_dir)` and `figures(cfg, run_dir)` read what stages 00-05 wrote (figures are
 also saved as PNG under `figures/`); `render_report(run_dir)` converts the executed
-`06_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden.
+`06_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden and the
+set-up cells (tagged `report-hide`) left out.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .stages import metrics_of, scaling_table
 from .sweep import collect
 
 log = logging.getLogger(__name__)
+
+REPORT_HIDE_TAG = "report-hide"  # cells of 06_report that set up the run and are left out of report.html
 
 
 def _collected(run_dir: Path, name: str) -> pd.DataFrame:
@@ -90,12 +93,14 @@ def render_report(run_dir: Path) -> Path:
     """`run_dir/06_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden."""
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     executed = Path(run_dir) / "06_report.ipynb"
     if not executed.exists():
         raise FileNotFoundError(f"{executed}: run notebook 06 through the pipeline first (python -m sgpo_lib pipeline ...)")
-    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(
-        nbformat.read(executed, as_version=4))
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={REPORT_HIDE_TAG}, enabled=True), enabled=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     path = Path(run_dir) / "report.html"
     io.write_text(path, body)
     log.info("report: %s", path)

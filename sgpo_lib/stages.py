@@ -74,11 +74,14 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
             "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
 
 
-def paired_rollouts(cfg: RunConfig, run_dir: Path, max_problems: int = 64) -> pd.DataFrame:
-    """One round of paired rollouts of the base student on training problems (section 2).
+def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.DataFrame:
+    """One round of paired rollouts of the base student on training problems (section 2):
+    the first `per_source` problems of each family / benchmark.
 
     Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
     """
+    from .trainer import eval_subset
+
     from .generation import SamplingSpec, TransformersGenerator
     from .policy import load_policy
     from .rollouts import sample_paired, save_rollouts
@@ -89,7 +92,7 @@ def paired_rollouts(cfg: RunConfig, run_dir: Path, max_problems: int = 64) -> pd
     spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                         max_new_tokens=cfg.rollout.max_new_tokens)
     with _grader(cfg) as grader:
-        batch = sample_paired(gen, tok, data.train[:max_problems], data.strategy_for, cfg.rollout.n_autonomous,
+        batch = sample_paired(gen, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for, cfg.rollout.n_autonomous,
                               max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
     save_rollouts(run_dir / "paired_rollouts.jsonl", batch.rollouts)
     batch.stats.to_csv(run_dir / "paired_stats.csv", index=False)

@@ -440,7 +440,15 @@ def test_low_precision_tolerance():
     hidden, weight, _, teacher_hidden, targets, coef, _ = _chunk_inputs(seed=70, n=8)
     expected = (coef.numpy() * ref_full(hidden @ weight.T, teacher_hidden @ weight.T)).sum()
     spec = DistillSpec("full", "forward", "none")
+    leaves64 = [hidden.clone().requires_grad_(), weight.clone().requires_grad_()]
+    loss64 = distill_dense(leaves64[0] @ leaves64[1].T, targets, coef,
+                           TeacherDist.from_logits(teacher_hidden @ weight.T), spec).loss
+    grads64 = torch.autograd.grad(loss64, leaves64)
     for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 3e-2)):
-        out = chunked_distill(hidden.to(dtype).requires_grad_(), weight.to(dtype).requires_grad_(), targets, coef,
-                              spec=spec, teacher_hidden_N_H=teacher_hidden.to(dtype), chunk_size=3)
+        leaves = [hidden.to(dtype).requires_grad_(), weight.to(dtype).requires_grad_()]
+        out = chunked_distill(*leaves, targets, coef, spec=spec, teacher_hidden_N_H=teacher_hidden.to(dtype),
+                              chunk_size=3)
         torch.testing.assert_close(out.loss.double(), torch.tensor(expected, dtype=F64), rtol=tol, atol=tol)
+        for got, want in zip(torch.autograd.grad(out.loss, leaves), grads64):
+            assert got.dtype == dtype
+            torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol)
