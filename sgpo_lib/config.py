@@ -132,13 +132,13 @@ class DistillConfig:
     weighting: Literal["failure", "constant", "gap"] = "failure"
     gamma: float = 1.0
     on: Literal["correct", "all"] = "correct"
-    chunk_size: int = 1024
+    chunk_size: int | None = None
 
     def __post_init__(self):
         _check(self.coef >= 0, "distill.coef", "must be >= 0 (0 gives GRPO)")
         _check(self.topk >= 1, "distill.topk", "must be >= 1")
         _check(self.eps_kl > 0 and self.is_clip_c > 0, "distill.eps_kl", "eps_kl and is_clip_c must be > 0")
-        _check(self.chunk_size >= 1, "distill.chunk_size", "must be >= 1")
+        _check(self.chunk_size is None or self.chunk_size >= 1, "distill.chunk_size", "must be >= 1 or null")
         _check(not (self.estimator == "sampled" and self.direction == "reverse"), "distill.direction",
                "reverse KL has no one-sample SFT form: use estimator full or topk with direction reverse")
         _check(self.teacher == "forward" or self.estimator == "topk", "distill.teacher",

@@ -76,13 +76,33 @@ def lm_head_weight(model) -> torch.Tensor:
     return head.weight
 
 
-def token_logprobs(model, batch: SeqBatch) -> torch.Tensor:
-    """log pi(target_t | <= t) for every position. Shape `(B, T)`; one micro-batch of logits."""
+def _chunk_logprobs(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, targets_N: torch.Tensor) -> torch.Tensor:
+    logits_N_V = (hidden_N_H @ weight_V_H.T).float()
+    return logits_N_V.gather(-1, targets_N[:, None]).squeeze(-1) - torch.logsumexp(logits_N_V, dim=-1)
+
+
+def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None) -> torch.Tensor:
+    """log pi(target_t | <= t) at completion positions (0 elsewhere). Shape `(B, T)`.
+
+    Only completion positions are projected to the vocabulary, `chunk_size` tokens at a time
+    under activation checkpointing, so at most one chunk's `[tokens, V]` logits exist at once
+    (forward and backward). `chunk_size=None` picks about 8M logits a chunk.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    from .losses_chunked import default_chunk_size
+
     hidden_B_T_H = hidden_states(model, batch)
-    logits_B_T_V = hidden_B_T_H @ lm_head_weight(model).T
-    logz_B_T = torch.logsumexp(logits_B_T_V.float(), dim=-1)
-    picked_B_T = logits_B_T_V.gather(-1, batch.targets_B_T.unsqueeze(-1)).squeeze(-1).float()
-    return picked_B_T - logz_B_T
+    mask_B_T = batch.completion_mask_B_T.bool()
+    hidden_N_H, targets_N = hidden_B_T_H[mask_B_T], batch.targets_B_T[mask_B_T]
+    weight_V_H = lm_head_weight(model)
+    chunk = chunk_size or default_chunk_size(weight_V_H.shape[0])
+    parts = [checkpoint(_chunk_logprobs, hidden_N_H[i : i + chunk], weight_V_H, targets_N[i : i + chunk], use_reentrant=False)
+             for i in range(0, hidden_N_H.shape[0], chunk)]
+    out_B_T = torch.zeros(mask_B_T.shape, dtype=torch.float32, device=hidden_B_T_H.device)
+    if parts:
+        out_B_T = out_B_T.index_put((mask_B_T,), torch.cat(parts))
+    return out_B_T
 
 
 def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str | torch.device = "cpu"):

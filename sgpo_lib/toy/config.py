@@ -109,6 +109,7 @@ class PretrainConfig:
     max_seq_len: int = 640
     guided_fraction: float = 0.5
     unguided_stepwise_fraction: float = 0.15
+    drill_fraction: float = 0.25
     bf16_autocast: bool = False
 
     def __post_init__(self):
@@ -118,7 +119,7 @@ class PretrainConfig:
         _check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
         _check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
         _check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
-        for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction"):
+        for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction", "drill_fraction"):
             _check_fraction(s, name, getattr(self, name))
 
 

@@ -260,6 +260,33 @@ class LinearFamily(Family):
         return _lines(lines, value)
 
 
+def drill(rng: random.Random) -> tuple[str, str]:
+    """One background arithmetic fact as (problem text, worked answer): `Compute 58-7.` -> `58-7=51`.
+
+    The one-step operations the strategies are made of (a number plus or minus a digit, a
+    digit product, an exact division, a digit's remainder by three or nine): what a real base
+    model knows before it meets any strategy. Used only in pretraining, never as a problem.
+    """
+    kind = rng.choice(("+", "-", "*", "/", "mod"))
+    if kind == "+":
+        a, b = rng.randint(0, 99), rng.randint(0, 9)
+        expr, value = f"{a}+{b}", a + b
+    elif kind == "-":
+        b = rng.randint(1, 9)
+        a = rng.randint(b, 99)
+        expr, value = f"{a}-{b}", a - b
+    elif kind == "*":
+        a, b = rng.randint(0, 9), rng.randint(2, 9)
+        expr, value = f"{a}*{b}", a * b
+    elif kind == "/":
+        b, value = rng.randint(2, 9), rng.randint(1, 20)
+        expr = f"{b * value}/{b}"
+    else:
+        a, m = rng.randint(1, 9), rng.choice((3, 9))
+        expr, value = f"{a} mod {m}", a % m
+    return f"Compute {expr}.", _lines([f"{expr}={value}"], value)
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in (SumFamily(), RemainderFamily(), MulFamily(), LinearFamily())}
 
 

@@ -21,7 +21,7 @@ import time
 
 from ..prompts import guided_messages, render, unguided_messages
 from .config import PretrainConfig, StudentConfig, ToyWorldConfig
-from .families import get_family
+from .families import drill, get_family
 from .wording import make_strategy
 from .world import held_out_texts, make_problem, stable_seed
 
@@ -51,6 +51,9 @@ class MixtureSampler:
     def text_example(self) -> tuple[list[dict], str]:
         """One (chat messages, target text) pair of the mixture."""
         rng, cfg = self.rng, self.cfg
+        if rng.random() < cfg.drill_fraction:
+            text, target = drill(rng)
+            return [{"role": "user", "content": f"{text}\n{self.world_cfg.instruction}" if self.world_cfg.instruction else text}], target
         family = get_family(rng.choice(self.world_cfg.families))
         inst = self._instance(family)
         key = rng.choice(family.strategy_keys)
