@@ -139,11 +139,15 @@ def sample_next(logits_B_V: "torch.Tensor", generators: list, spec: SamplingSpec
     if spec.temperature == 0:
         return logits_B_V.argmax(dim=-1), logprobs_B_V
     probs_B_V = torch.softmax(logits_B_V / spec.temperature, dim=-1)
+    u_B = torch.tensor([torch.rand(1, generator=g).item() for g in generators], device=logits_B_V.device)
+    if spec.top_p >= 1.0:  # no truncation: inverse CDF in vocabulary order, no sort needed
+        cdf_B_V = probs_B_V.cumsum(dim=-1)
+        pick_B = torch.searchsorted(cdf_B_V, (u_B * cdf_B_V[:, -1]).unsqueeze(-1)).squeeze(-1)
+        return pick_B.clamp(max=cdf_B_V.shape[-1] - 1), logprobs_B_V
     sorted_B_V, order_B_V = probs_B_V.sort(dim=-1, descending=True, stable=True)
     mass_before_B_V = sorted_B_V.cumsum(dim=-1) - sorted_B_V
     sorted_B_V = sorted_B_V * (mass_before_B_V < spec.top_p)  # top-p: the first token always stays
     cdf_B_V = sorted_B_V.cumsum(dim=-1)
-    u_B = torch.tensor([torch.rand(1, generator=g).item() for g in generators], device=logits_B_V.device)
     pick_B = torch.searchsorted(cdf_B_V, (u_B * cdf_B_V[:, -1]).unsqueeze(-1)).squeeze(-1)
     pick_B = pick_B.clamp(max=cdf_B_V.shape[-1] - 1)
     return order_B_V.gather(-1, pick_B.unsqueeze(-1)).squeeze(-1), logprobs_B_V

@@ -111,8 +111,7 @@ def sample_paired(
     guided = [None if s is None else render(tokenizer, guided_messages(p, s, instruction))
               for p, s in zip(problems, strategies)]
     start = time.perf_counter()
-    auto_out = _generate(generator, unguided, problems, n_auto, spec, seed, step, guided=False)
-    guided_out = _generate(generator, guided, problems, n_guided, spec, seed, step, guided=True)
+    auto_out, guided_out = _generate_paired(generator, unguided, guided, problems, n_auto, n_guided, spec, seed, step)
     generate_s = time.perf_counter() - start
     drafts = []  # (problem, guided, strategy_id, completion)
     for p, s, auto, guid in zip(problems, strategies, auto_out, guided_out):
@@ -137,16 +136,29 @@ def _check_batch(problems: list[Problem], n_auto: int, n_guided: int) -> None:
         raise ValueError(f"sample_paired: duplicate problem ids in the batch: {duplicates}")
 
 
-def _generate(generator, prompts, problems, n, spec, seed, step, guided) -> list[list[Completion]]:
-    """Completions for the non-None prompts; an empty list for the others (or when n == 0)."""
+def _generate(generator, prompts, problems, guided, n, spec, seed, step) -> list[list[Completion]]:
+    """Completions for the non-None prompts (`guided[i]` says which kind prompt i is, for its
+    seed); an empty list for the others (or when n == 0)."""
     keep = [i for i, p in enumerate(prompts) if p is not None] if n else []
     out: list[list[Completion]] = [[] for _ in prompts]
     if keep:
-        seeds = [prompt_seed(seed, step, problems[i].id, guided) for i in keep]
+        seeds = [prompt_seed(seed, step, problems[i].id, guided[i]) for i in keep]
         comps = generator.generate([prompts[i] for i in keep], dataclasses.replace(spec, n=n), seeds)
         for i, row in zip(keep, comps):
             out[i] = row
     return out
+
+
+def _generate_paired(generator, unguided, guided, problems, n_auto, n_guided, spec, seed, step):
+    """Autonomous and guided completions; one generator call when `n_auto == n_guided` (one
+    batch instead of two), with the same per-rollout seeds either way."""
+    P = len(problems)
+    if n_auto == n_guided:
+        both = _generate(generator, unguided + guided, problems + problems, [False] * P + [True] * P,
+                         n_auto, spec, seed, step)
+        return both[:P], both[P:]
+    return (_generate(generator, unguided, problems, [False] * P, n_auto, spec, seed, step),
+            _generate(generator, guided, problems, [True] * P, n_guided, spec, seed, step))
 
 
 def _rollout(problem: Problem, guided: bool, strategy_id: str, comp: Completion, grade) -> Rollout:
