@@ -199,6 +199,7 @@ class ExperimentConfig:
     ablation_seeds: tuple[int, ...] = (0,)
     scaling_sizes: tuple[str, ...] = ()
     scaling_methods: tuple[str, ...] = ("grpo", "sgpo")
+    scaling_seeds: tuple[int, ...] = (0,)
     parallel: int = 1
 
     def __post_init__(self):

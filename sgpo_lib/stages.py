@@ -141,7 +141,7 @@ def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     if not cfg.experiment.scaling_sizes:
         return pd.DataFrame()
     variants = [{"student.size": z, "train.method": m, "seed": s} for z in cfg.experiment.scaling_sizes
-                for m in cfg.experiment.scaling_methods for s in cfg.experiment.seeds]
+                for m in cfg.experiment.scaling_methods for s in cfg.experiment.scaling_seeds]
     df = _sweep(cfg, run_dir, "scaling", variants)
     return scaling_table(df)
 
