@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import assets, io, plots, results
+from . import assets, io, results
 from .config import RunConfig, load_config
-from .records import Problem
-from .runs import read_status, seed_everything
+from .runs import seed_everything
 from .sweep import collect, parse_assignment, run_sweep
 
 log = logging.getLogger(__name__)

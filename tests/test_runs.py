@@ -1,7 +1,6 @@
 """Run folders, run-id determinism, status, metrics and atomic writes."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
