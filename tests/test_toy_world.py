@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
@@ -11,7 +12,7 @@ from sgpo_lib.records import Problem, Strategy
 from sgpo_lib.toy import OfflineExtractor, ToyWorldConfig, family_strategies, generate_world
 from sgpo_lib.toy.config import PretrainConfig, StudentConfig, preset
 from sgpo_lib.toy.extractor import REFUSAL
-from sgpo_lib.toy.families import FAMILIES, get_family
+from sgpo_lib.toy.families import FAMILIES, drill, get_family
 from sgpo_lib.toy.wording import WORDINGS
 
 SMALL = ToyWorldConfig(n_train=40, n_test=20, n_ood=20)
@@ -72,17 +73,36 @@ def test_strong_responses_are_correct_and_skip_the_steps(world):
         assert p.strong_response.count("\n") == 1, p.id  # one sentence, then the boxed answer
 
 
+def assert_arithmetic_is_right(text: str, where) -> None:
+    equations = EQUATION.findall(text)
+    assert equations, where
+    for a, op, b, c in equations:
+        a, b, c = int(a), int(b), int(c)
+        if op == "/":
+            assert b * c == a, (where, text)
+        else:
+            assert {"+": a + b, "-": a - b, "*": a * b}[op] == c, (where, text)
+
+
 def test_every_step_by_step_execution_is_correct_arithmetic(world):
     for p in all_problems(world):
         family = get_family(p.meta["family"])
         for key in family.strategy_keys:
             text = family.execute(p.meta["params"], key)
             assert last_boxed(text) == p.answer, (p.id, key)
-            for a, op, b, c in EQUATION.findall(text):
-                a, b, c = int(a), int(b), int(c)
-                product = b * c if op == "/" else None  # a/b=c is checked as b*c == a
-                expected = {"+": a + b, "-": a - b, "*": a * b, "/": a}[op]
-                assert (product if op == "/" else c) == expected, (p.id, key, text)
+            assert_arithmetic_is_right(text, (p.id, key))
+
+
+def test_background_drills_are_correct_one_step_facts():
+    rng = random.Random(0)
+    for _ in range(200):
+        text, target = drill(rng)
+        assert text.startswith("Compute ") and target.count("\n") == 1
+        if " mod " in text:
+            a, m = map(int, re.findall(r"\d+", text))
+            assert last_boxed(target) == str(a % m)
+        else:
+            assert_arithmetic_is_right(target, text)
 
 
 def test_canonical_strategies_are_abstract_and_well_formed(world):

@@ -4,8 +4,8 @@ Four procedurally generated problem families stand in for the paper's four math 
 
 | family      | example                                  | analog          | OOD split                 |
 |-------------|------------------------------------------|-----------------|---------------------------|
-| `sum`       | `Evaluate 58-7-1+4-6.`                   | GSM8K           | 7-9 terms instead of 3-5  |
-| `remainder` | `Remainder of 4738 divided by 9?`        | number theory   | 7-9 digits instead of 3-5 |
+| `sum`       | `Evaluate 58-7-1+4.`                     | GSM8K           | 6-8 terms instead of 2-4  |
+| `remainder` | `Remainder of 4738 divided by 9?`        | number theory   | 7-9 digits instead of 3-4 |
 | `mul`       | `Compute 487*6.`                         | arithmetic      | 5-6 digits instead of 2-3 |
 | `linear`    | `Find x: x -> *3 -> +7 -> -2 -> 23.`     | algebra         | 4-5 operations, not 2-3   |
 
@@ -28,8 +28,9 @@ as raw JSON for the same validation as a real extractor LLM's output.
 **Students.** A byte-level BPE tokenizer in Qwen2's format (digits one token each) and
 Qwen2 models of three sizes (head dim 64, for vLLM), pretrained briefly on CPU on a mixture:
 guided examples (strategy in the prompt) show the full step-by-step execution; unguided
-examples mostly show the strong style (and sometimes a step-by-step one). Prompts are
-exactly the trainer's (`sgpo_lib.prompts`). `prepare_student` caches the model folder by
+examples mostly show the strong style (and sometimes a step-by-step one); drills teach the
+one-step arithmetic facts the strategies are made of (a real base model's background
+knowledge). Prompts are exactly the trainer's (`sgpo_lib.prompts`). `prepare_student` caches the model folder by
 content hash; `premise_table` measures the premise (guided greedy accuracy above unguided,
 unguided above zero) on held-out problems. See README.md in this folder for the measured table.
 

@@ -21,6 +21,7 @@ extractor (`toy.extractor`) relies on that trace where a real extractor LLM read
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 
 BOX = "\\boxed{{{}}}"
 
@@ -37,33 +38,38 @@ def _signed(numbers: list[int]) -> str:
     return "".join(f"{n:+d}" for n in numbers)
 
 
-class Family:
-    """Interface of a family: subclasses fill in the five methods and the two names."""
+class Family(ABC):
+    """A problem family: its name, benchmark analog and strategy keys, and five texts."""
 
     name: str = ""
     analog: str = ""
     strategy_keys: tuple[str, ...] = ()
 
+    @abstractmethod
     def sample(self, rng: random.Random, ood: bool) -> dict:
-        raise NotImplementedError
+        """A random instance (JSON-able parameters) of the train/test or the OOD distribution."""
 
+    @abstractmethod
     def text(self, inst: dict) -> str:
-        raise NotImplementedError
+        """The problem statement."""
 
+    @abstractmethod
     def answer(self, inst: dict) -> str:
-        raise NotImplementedError
+        """The exact answer."""
 
+    @abstractmethod
     def strong(self, inst: dict, key: str) -> str:
-        raise NotImplementedError
+        """The strong solver's compressed response in the style of strategy `key`."""
 
+    @abstractmethod
     def execute(self, inst: dict, key: str) -> str:
-        raise NotImplementedError
+        """The step-by-step execution of strategy `key`, ending in `\\boxed{answer}`."""
 
 
 class SumFamily(Family):
     """Running totals: `Evaluate 23+7-4+9+5.` (analog of GSM8K's chained word arithmetic).
 
-    OOD: twice as many terms and a larger start.
+    OOD: 6-8 terms instead of 2-4, and a start up to 99 instead of 59.
     """
 
     name, analog = "sum", "gsm8k"
@@ -73,7 +79,7 @@ class SumFamily(Family):
         n_ops = rng.randint(6, 8) if ood else rng.randint(2, 4)
         start = rng.randint(10, 99 if ood else 59)
         while True:
-            ops = [rng.choice((1, -1)) * rng.randint(1, 9) for _ in range(n_ops)]
+            ops = [rng.choice((1, -1)) * m for m in rng.sample(range(1, 10), n_ops)]  # distinct digits
             totals = [start + sum(ops[: i + 1]) for i in range(n_ops)]
             if min(totals) >= 0:
                 return {"start": start, "ops": ops}
@@ -109,7 +115,7 @@ class SumFamily(Family):
 class RemainderFamily(Family):
     """Remainder by 3 or 9: `Remainder of 4738 divided by 9?` (analog of number theory).
 
-    OOD: numbers with 7-9 digits instead of 3-5.
+    OOD: numbers with 7-9 digits instead of 3-4.
     """
 
     name, analog = "remainder", "math-number-theory"
@@ -187,21 +193,21 @@ class MulFamily(Family):
 
     def execute(self, inst, key):
         digits, b = [int(c) for c in str(inst["a"])], inst["b"]
-        products = [d * b for d in digits]
         lines = [", ".join(f"{d}*{b}={d * b}" for d in digits)] if key == "products_then_carries" else []
-        carry, suffix, n = 0, "", len(digits)
-        for i in range(n - 1, -1, -1):  # right to left
-            p = products[i]
+        carry, suffix = 0, ""
+        for i in range(len(digits) - 1, -1, -1):  # right to left
+            p = digits[i] * b
             step = f"{digits[i]}*{b}={p}" if key == "column_carry" else f"{p}"
-            if i < n - 1:
+            if i < len(digits) - 1:
                 step += f", {p}+{carry}={p + carry}" if key == "column_carry" else f"+{carry}={p + carry}"
             p += carry
-            if i == 0:
-                lines.append(f"{step} -> {p}{suffix}")
-                return _lines(lines, f"{p}{suffix}")
-            suffix, carry = f"{p % 10}{suffix}", p // 10
-            lines.append(f"{step} -> {suffix} c{carry}")
-        raise AssertionError("unreachable: the loop returns at the leftmost digit")
+            if i:
+                suffix, carry = f"{p % 10}{suffix}", p // 10
+                lines.append(f"{step} -> {suffix} c{carry}")
+            else:  # the leftmost digit: write the whole column result
+                suffix = f"{p}{suffix}"
+                lines.append(f"{step} -> {suffix}")
+        return _lines(lines, suffix)
 
 
 class LinearFamily(Family):
@@ -220,9 +226,8 @@ class LinearFamily(Family):
         while True:
             x = rng.randint(2, 12)
             ops, value = [], x
-            for _ in range(n_ops):
+            for k in rng.sample(range(2, 10), n_ops):  # distinct constants
                 kind = rng.choice("*+-" if sum(o[0] == "*" for o in ops) < max_mul else "+-")
-                k = rng.randint(2, 9) if kind == "*" else rng.randint(1, 9)
                 value = value * k if kind == "*" else value + k if kind == "+" else value - k
                 ops.append([kind, k])
                 if not 0 < value <= cap:

@@ -18,7 +18,7 @@ from ..prompts import guided_messages, render, unguided_messages
 from ..records import Problem, Strategy
 
 BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-DEFAULT_MAX_NEW_TOKENS = 320
+DEFAULT_MAX_NEW_TOKENS = 200
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -33,10 +33,10 @@ def greedy_complete(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     """Greedy completions (special tokens removed) of already-rendered prompts, in order."""
     import torch
 
-    tokenizer.padding_side = "left"
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
-        enc = tokenizer(list(prompts[i : i + batch_size]), add_special_tokens=False, padding=True, return_tensors="pt")
+        enc = tokenizer(list(prompts[i : i + batch_size]), add_special_tokens=False, padding=True,
+                        padding_side="left", return_tensors="pt")
         with torch.no_grad():
             ids_B_T = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
@@ -62,13 +62,34 @@ def load_student(model_dir: str | Path):
     return model, AutoTokenizer.from_pretrained(model_dir)
 
 
-def premise_table(model_dir: str | Path, problems: Sequence[Problem], strategies: dict[str, list[Strategy]],
+def summarise(frame):
+    """Per (split, family) accuracy unguided vs guided, then a macro-average row per split.
+
+    `frame` has one row per graded answer: split, family, guided (bool), reward.
+    """
+    import pandas as pd
+
+    stats = frame.groupby(["split", "family", "guided"], sort=False)["reward"].agg(["mean", "size"]).unstack("guided")
+    table = pd.DataFrame({"n": stats[("size", False)], "unguided": stats[("mean", False)],
+                          "guided": stats[("mean", True)]}).reset_index()
+    parts = []
+    for split, part in table.groupby("split", sort=False):
+        macro = {"split": split, "family": "mean", "n": part["n"].sum(),
+                 "unguided": part["unguided"].mean(), "guided": part["guided"].mean()}
+        parts.append(pd.concat([part, pd.DataFrame([macro])], ignore_index=True))
+    table = pd.concat(parts, ignore_index=True)
+    table["gap"] = table["guided"] - table["unguided"]
+    return table[["split", "family", "n", "unguided", "guided", "gap"]]
+
+
+def premise_table(model_dir: str | Path | None, problems: Sequence[Problem], strategies: dict[str, list[Strategy]],
                   instruction: str = "", max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                   batch_size: int = DEFAULT_BATCH_SIZE, model_and_tokenizer=None):
     """Greedy accuracy per (split, family), unguided vs guided, plus a macro-average row per split.
 
     Returns a DataFrame with columns split, family, n, unguided, guided, gap (accuracies in
-    [0, 1]; gap = guided - unguided). `model_and_tokenizer` reuses an already loaded pair.
+    [0, 1]; gap = guided - unguided). `model_and_tokenizer` reuses an already loaded pair
+    instead of loading `model_dir`.
     """
     import pandas as pd
 
@@ -76,16 +97,7 @@ def premise_table(model_dir: str | Path, problems: Sequence[Problem], strategies
     unguided = [render(tok, unguided_messages(p, instruction)) for p in problems]
     guided = [render(tok, guided_messages(p, strategy_for(p, strategies), instruction)) for p in problems]
     texts = greedy_complete(model, tok, unguided + guided, max_new_tokens, batch_size)
-    rows = [{"split": p.split, "family": p.meta.get("family", p.source), "guided": g,
-             "reward": exact_reward(t, p.answer)}
+    rows = [{"split": p.split, "family": p.meta.get("family", p.source), "guided": g, "reward": exact_reward(t, p.answer)}
             for g, chunk in ((False, texts[: len(problems)]), (True, texts[len(problems) :]))
             for p, t in zip(problems, chunk)]
-    table = (pd.DataFrame(rows).pivot_table(index=["split", "family"], columns="guided", values="reward",
-                                            aggfunc=["mean", "size"]))
-    table = pd.DataFrame({"n": table[("size", False)], "unguided": table[("mean", False)],
-                          "guided": table[("mean", True)]}).reset_index()
-    macro = table.groupby("split", as_index=False)[["unguided", "guided"]].mean().assign(family="mean")
-    macro["n"] = table.groupby("split")["n"].sum().values
-    table = pd.concat([table, macro], ignore_index=True).sort_values(["split", "family"], kind="stable")
-    table["gap"] = table["guided"] - table["unguided"]
-    return table.reset_index(drop=True)[["split", "family", "n", "unguided", "guided", "gap"]]
+    return summarise(pd.DataFrame(rows))

@@ -2,7 +2,10 @@
 
 The mixture (`PretrainConfig`): a guided example puts a paraphrased strategy in the prompt
 and shows its full step-by-step execution; an unguided example mostly shows the strong
-solver's compressed response (and sometimes a step-by-step one). Prompts are built with
+solver's compressed response (and sometimes a step-by-step one); a drill is one background
+arithmetic fact (`Compute 58-7.` -> `58-7=51`), the analog of what a real base model knows
+before it meets any strategy (departure: real SGPO starts from a pretrained LLM; here that
+pretraining is part of the world and must be brief, so the drills speed it up). Prompts are built with
 `sgpo_lib.prompts` and rendered with the student's own chat template, exactly as the trainer
 and the evaluator build them. Problems come from the train distribution, never from the test
 or OOD splits. The loss is the token-mean cross-entropy over completion tokens (eos included).
@@ -20,6 +23,7 @@ import random
 import time
 
 from ..prompts import guided_messages, render, unguided_messages
+from ..records import Problem
 from .config import PretrainConfig, StudentConfig, ToyWorldConfig
 from .families import drill, get_family
 from .wording import make_strategy
@@ -53,7 +57,8 @@ class MixtureSampler:
         rng, cfg = self.rng, self.cfg
         if rng.random() < cfg.drill_fraction:
             text, target = drill(rng)
-            return [{"role": "user", "content": f"{text}\n{self.world_cfg.instruction}" if self.world_cfg.instruction else text}], target
+            fact = Problem(id="drill", problem=text, answer="", source="toy/drill", split="pretrain")
+            return unguided_messages(fact, self.world_cfg.instruction), target
         family = get_family(rng.choice(self.world_cfg.families))
         inst = self._instance(family)
         key = rng.choice(family.strategy_keys)

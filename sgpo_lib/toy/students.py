@@ -1,5 +1,9 @@
 """Prepare the toy base students: build, pretrain, save as ordinary model folders, cache.
 
+The base students of toy-world.md point 4 (the `π_θ` before any LoRA adapter, sgpo-method.md
+Notation). Departure: a real run starts from a downloaded pretrained LLM; here the student is
+pretrained on the spot, briefly, and that pretraining is part of the world's design.
+
 A prepared student is a Hugging Face model folder (config.json, model.safetensors,
 generation_config.json, tokenizer files with the chat template) plus `toy_student.json`
 (its specification and pretraining summary). `AutoModelForCausalLM`, `AutoTokenizer`, PEFT
@@ -32,7 +36,7 @@ from .pretrain import build_model, pretrain
 from .tokenizer import build_tokenizer
 
 logger = logging.getLogger(__name__)
-CODE_VERSION = "toy-students-v1"
+CODE_VERSION = "toy-students-v2"
 META_FILE = "toy_student.json"
 LOSS_TAIL = 20
 
@@ -40,7 +44,8 @@ LOSS_TAIL = 20
 def student_spec(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretrain_cfg: PretrainConfig, seed: int) -> dict:
     """Everything that determines a student's weights (the cache key is its hash)."""
     return {"code_version": CODE_VERSION, "seed": seed, "world": world_cfg.student_spec(),
-            "student": dataclasses.asdict(student_cfg), "pretrain": dataclasses.asdict(pretrain_cfg)}
+            "student": {**dataclasses.asdict(student_cfg), "shape": student_cfg.qwen2_kwargs()},
+            "pretrain": dataclasses.asdict(pretrain_cfg)}
 
 
 def cache_key(spec: dict) -> str:

@@ -1,4 +1,4 @@
-"""Generate the toy world's splits (train / held-out test / OOD) from a seed.
+"""Generate the toy world's splits (train / held-out test / OOD) from a seed (toy-world.md, point 1).
 
 Every split of every family has its own random stream, derived from `(seed, family, split)`
 by a stable hash, so adding a family or changing one split's size leaves the others as they
