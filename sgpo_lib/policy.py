@@ -40,7 +40,7 @@ def pack(prompts: list[list[int]], completions: list[list[int]], pad_id: int) ->
 
     Example:
         >>> b = pack([[1, 2]], [[3, 4]], pad_id=0)
-        >>> b.targets_B_T.tolist(), b.completion_mask_B_T.tolist()
+        >>> b.targets_B_T.tolist(), b.completion_mask_B_T.int().tolist()
         ([[2, 3, 4, 0]], [[0, 1, 1, 0]])
     """
     lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]

@@ -32,6 +32,8 @@ def _hub_row(spec, i: int) -> dict:
         row[spec.id_field] = f"r{i}"
     if spec.type_field:
         row[spec.type_field] = "Algebra"
+    if spec.response_field:
+        row[spec.response_field] = f"A strong solution: {i}+1 = {i + 1}."
     row.update({k: i for k in spec.meta_fields or ()})
     return row
 
@@ -48,6 +50,8 @@ def test_every_benchmark_loads_from_local_jsonl(tmp_path, name):
     assert problems[1].answer == expected
     if spec.type_field:
         assert problems[1].meta["problem_type"] == "Algebra"
+    if spec.response_field:
+        assert problems[1].strong_response == "A strong solution: 1+1 = 2."
     assert load_benchmark(name, split="train", local_path=path, limit=2)[0].split == "train"
     assert len(load_benchmark(name, local_path=path, limit=2)) == 2
 
