@@ -9,13 +9,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sgpo_lib.toy import (  # noqa: E402
-    PretrainConfig, StudentConfig, ToyWorldConfig, family_strategies, generate_world, premise_table,
-    prepare_student, preset,
+from sgpo_lib.toy import (
+    PretrainConfig,
+    StudentConfig,
+    ToyWorldConfig,
+    family_strategies,
+    generate_world,
+    premise_table,
+    prepare_student,
+    preset,
 )
-from sgpo_lib.toy import students as students_mod  # noqa: E402
-from sgpo_lib.toy.pretrain import build_model, pretrain  # noqa: E402
-from sgpo_lib.toy.tokenizer import build_tokenizer  # noqa: E402
+from sgpo_lib.toy import students as students_mod
+from sgpo_lib.toy.pretrain import build_model, pretrain
+from sgpo_lib.toy.tokenizer import build_tokenizer
 
 WORLD = ToyWorldConfig(n_train=4, n_test=4, n_ood=4)
 TINY = StudentConfig(size="tiny")

@@ -9,7 +9,12 @@ import re
 import pytest
 
 from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.toy import OfflineExtractor, ToyWorldConfig, family_strategies, generate_world
+from sgpo_lib.toy import (
+    OfflineExtractor,
+    ToyWorldConfig,
+    family_strategies,
+    generate_world,
+)
 from sgpo_lib.toy.config import PretrainConfig, StudentConfig, preset
 from sgpo_lib.toy.extractor import REFUSAL
 from sgpo_lib.toy.families import FAMILIES, drill, get_family
@@ -58,13 +63,15 @@ def test_splits_are_disjoint(world):
     assert not texts["train"] & texts["test"] and not texts["train"] & texts["ood"] and not texts["test"] & texts["ood"]
 
 
+def n_lines(world, split: str, name: str, key: str) -> list[int]:
+    family = get_family(name)
+    return [family.execute(p.meta["params"], key).count("\n") for p in world[split] if p.meta["family"] == name]
+
+
 def test_ood_is_harder_every_strategy_needs_more_steps(world):
     for name in SMALL.families:
-        family = get_family(name)
-        for key in family.strategy_keys:
-            def n_lines(split):
-                return [family.execute(p.meta["params"], key).count("\n") for p in world[split] if p.meta["family"] == name]
-            assert min(n_lines("ood")) > max(n_lines("test")), (name, key)
+        for key in get_family(name).strategy_keys:
+            assert min(n_lines(world, "ood", name, key)) > max(n_lines(world, "test", name, key)), (name, key)
 
 
 def test_strong_responses_are_correct_and_skip_the_steps(world):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 BOX = "\\boxed{{{}}}"
 
@@ -219,7 +220,7 @@ class LinearFamily(Family):
 
     name, analog = "linear", "math-algebra"
     strategy_keys = ("undo_backwards", "inverse_chain")
-    INVERSE = {"+": "-", "-": "+", "*": "/"}
+    INVERSE: ClassVar[dict[str, str]] = {"+": "-", "-": "+", "*": "/"}
 
     def sample(self, rng, ood):
         n_ops, max_mul, cap = (rng.randint(4, 5), 2, 999) if ood else (rng.randint(2, 3), 1, 99)

@@ -67,8 +67,19 @@ def build_tokenizer():
     """A fresh `Qwen2Tokenizer` (byte-level BPE trained on the toy corpus, chat template, eos/pad set)."""
     import json
 
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
+    from transformers.models.qwen2.tokenization_qwen2 import (
+        PRETOKENIZE_REGEX,
+        Qwen2Tokenizer,
+    )
 
     core = Tokenizer(models.BPE())
     core.normalizer = normalizers.NFC()
