@@ -295,6 +295,9 @@ class Trainer:
 
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
+        """Unguided evaluation on the main process (other ranks return no rows)."""
+        if not self.acc.is_main_process:
+            return []
         e = self.cfg.eval
         problems = eval_subset(self.data.eval, e.splits, e.max_problems)
         table = evaluate(self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature,
@@ -314,33 +317,38 @@ class Trainer:
             return 0
         step = checkpoint.restore(state, self.model, self.opt, self.sched)
         self.nonfinite_in_row = state["extra"].get("nonfinite_in_row", 0)
-        self.metrics.truncate_after(step)
         evals = self.out_dir / "evals.jsonl"
-        if evals.exists():
-            io.write_jsonl(evals, [r for r in io.read_jsonl(evals, tolerate_torn_tail=True) if r["step"] <= step])
+        if self.acc.is_main_process:  # logs are re-written past the checkpoint
+            self.metrics.truncate_after(step)
+            if evals.exists():
+                io.write_jsonl(evals, [r for r in io.read_jsonl(evals, tolerate_torn_tail=True) if r["step"] <= step])
         self._sync_generator(step)
         log.info("resumed from step %d", step)
         return step
 
     def run(self) -> dict:
         """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content."""
-        cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        io.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
-        write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
+        cfg, main = self.cfg, self.acc.is_main_process
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            io.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
+            write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
         start = self._resume()
-        if start == 0:
+        if start == 0 and main:
             self.metrics.log(0, **self._eval_metrics(self.evaluate(0)))
         for step in tqdm(range(start + 1, cfg.train.steps + 1), desc=f"train {cfg.train.method}", initial=start,
                          total=cfg.train.steps, disable=not self.acc.is_main_process):
             metrics = self.train_step(step)
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
                 metrics.update(self._eval_metrics(self.evaluate(step)))
+            if not main:
+                continue  # ranks hold identical weights: the main process logs and checkpoints
             self.metrics.log(step, **metrics)
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                 checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
                                 {"nonfinite_in_row": self.nonfinite_in_row}, keep=cfg.output.keep_checkpoints)
-        return self._finish()
+        self.acc.wait_for_everyone()
+        return self._finish() if main else {}
 
     def _finish(self) -> dict:
         evals = io.read_jsonl(self.out_dir / "evals.jsonl")
