@@ -30,6 +30,8 @@ import os
 import statistics
 import time
 
+from bench.common import publish
+
 VARIANTS = ("naive_full", "chunked_full", "topk16", "topk64", "sampled")
 TOPK = {"topk16": 16, "topk64": 64}
 TARGET_MEM_RATIO = 1 / 8  # chunked_full peak memory vs naive_full, at most
@@ -192,8 +194,6 @@ def _table(out: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from sgpo_lib.io import write_json
-    from sgpo_lib.paths import outputs_dir
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
@@ -210,10 +210,8 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     out = run(a.device, a.tokens, a.vocab, a.hidden, a.repeats, a.chunk_size, a.threads, tuple(a.variants),
               a.malloc_mmap_threshold)
-    path = a.out or outputs_dir() / "bench" / "losses.json"
-    write_json(path, out)
-    print(_table(out))
-    print(f"config: {out['config']}\ntargets: {out.get('targets')}\nwritten: {path}")
+    print(f"targets: {out.get('targets')}")
+    publish(out, "losses", _table(out), a.out)
     return out
 
 

@@ -20,12 +20,18 @@ Writes outputs/bench/teacher.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 
-from bench.bench_train_step import PHASES, StepSettings, bench_config, measure_pooled, phase_medians
+from bench.bench_train_step import (
+    PHASES,
+    StepSettings,
+    bench_config,
+    measure_pooled,
+    phase_medians,
+)
+from bench.common import publish
 
 DEFAULT_TOPK = 16
 
@@ -64,8 +70,6 @@ def table(out: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from sgpo_lib.io import write_json
-    from sgpo_lib.paths import outputs_dir
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model-dir", default=None, help="model folder (default: a tiny random Qwen2)")
@@ -78,10 +82,7 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     settings = StepSettings(repeats=a.repeats, threads=a.threads, max_new_tokens=a.max_new_tokens, rounds=a.rounds)
     out = run(a.model_dir, settings, a.topk)
-    path = a.out or outputs_dir() / "bench" / "teacher.json"
-    write_json(path, out)
-    print(table(out))
-    print(f"config: {json.dumps(out['config'])}\nwritten: {path}")
+    publish(out, "teacher", table(out), a.out)
     return out
 
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import json
 import multiprocessing
 import os
 import statistics
@@ -52,6 +51,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.common import publish
 
 PHASES = ("generate_s", "grade_s", "teacher_s", "train_s")
 TARGET_SGPO_OVER_GRPO = 1.5  # SGPO step / our GRPO step, at most
@@ -334,8 +335,6 @@ def table(out: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from sgpo_lib.io import write_json
-    from sgpo_lib.paths import outputs_dir
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model-dir", default=None, help="model folder (default: a tiny random Qwen2)")
@@ -349,10 +348,7 @@ def main(argv=None) -> dict:
     a = vars(p.parse_args(argv))
     settings = StepSettings(**{f.name: a[f.name] for f in dataclasses.fields(StepSettings)})
     out = run(a["model_dir"], settings, trl=not a["no_trl"])
-    path = a["out"] or outputs_dir() / "bench" / "train_step.json"
-    write_json(path, out)
-    print(table(out))
-    print(f"config: {json.dumps(out['config'])}\nwritten: {path}")
+    publish(out, "train_step", table(out), a["out"])
     return out
 
 
