@@ -12,7 +12,8 @@ Departures and choices, each a config field: LoRA through `peft` or full fine-tu
 `accelerate launch` with several processes, every rank takes its share of the step's
 problems and the gradients are summed across ranks after the backward passes (with
 normalisers that count the tokens of all ranks), which is DDP's result without wrapping the
-model, since the losses call the decoder and the lm_head separately. Batches and sampling
+model, since the losses call the decoder and the lm_head separately. Ranks skip a non-finite
+step together, and the logged step metrics are means over the ranks. Batches and sampling
 seeds are derived from `(seed, step, ...)`, so a resumed run redraws the same samples and
 reaches the same weights as an uninterrupted one.
 """
@@ -120,17 +121,26 @@ class Trainer:
             return VLLMGenerator(str(self.data.model_dir), tensor_parallel_size=r.tensor_parallel_size, enable_lora=True,
                                  max_lora_rank=self.cfg.model.lora.r, gpu_memory_utilization=r.gpu_memory_utilization,
                                  max_model_len=r.max_model_len, dtype=self.cfg.model.dtype, seed=self.cfg.seed,
-                                 max_logprobs=max(20, r.topk_logprobs))
+                                 max_logprobs=max(20, r.topk_logprobs), **self._vllm_launch_kwargs())
         from .generation import TransformersGenerator
 
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size)
 
+    def _vllm_launch_kwargs(self) -> dict:
+        """Under `accelerate launch`, each rank's engine joins the launcher's process group (as in
+        TRL's colocate mode) instead of starting a distributed runtime of its own."""
+        return {"distributed_executor_backend": "external_launcher"} if self.acc.num_processes > 1 else {}
+
     def _sync_generator(self, step: int) -> None:
-        """After an optimizer step: vLLM loads the new adapter; the transformers backend shares the model."""
-        if self.cfg.rollout.backend == "vllm" and self.acc.is_main_process:
-            adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
+        """After an optimizer step: every rank's vLLM engine loads the new adapter (saved once, by
+        the main process); the transformers backend shares the model."""
+        if self.cfg.rollout.backend != "vllm":
+            return
+        adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
+        if self.acc.is_main_process:
             self.model.save_pretrained(adapter_dir)
-            self.generator.update_weights(adapter_dir)
+        self.acc.wait_for_everyone()
+        self.generator.update_weights(adapter_dir)
 
     def _sampling(self, topk: int = 0) -> SamplingSpec:
         r = self.cfg.rollout
@@ -271,7 +281,7 @@ class Trainer:
         t2 = time.perf_counter()
         for _ in range(cfg.train.ppo_epochs):
             loss, train_metrics = self._backward(seqs)
-            if not np.isfinite(loss):
+            if not self._all_finite(loss):
                 return self._skip_nonfinite(step, metrics)
             metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
         self.nonfinite_in_row = 0
@@ -282,7 +292,22 @@ class Trainer:
                        n_distill_seqs=len(distill), train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
         if "gen_tokens" in metrics:
             metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
-        return metrics
+        return self._mean_over_ranks(metrics)
+
+    def _all_finite(self, loss: float) -> bool:
+        """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
+        bad = torch.tensor([0.0 if np.isfinite(loss) else 1.0], device=self.acc.device)
+        return float(self.acc.reduce(bad, "sum") if self.acc.num_processes > 1 else bad) == 0.0
+
+    def _mean_over_ranks(self, metrics: dict) -> dict:
+        """Each metric averaged over the ranks that report it (every rank sees its own share)."""
+        if self.acc.num_processes == 1:
+            return metrics
+        from accelerate.utils import gather_object
+
+        per_rank = gather_object([metrics])
+        keys = dict.fromkeys(k for m in per_rank for k in m)
+        return {k: float(np.mean([m[k] for m in per_rank if k in m])) for k in keys}
 
     def _skip_nonfinite(self, step: int, metrics: dict) -> dict:
         self.opt.zero_grad(set_to_none=True)
@@ -291,7 +316,7 @@ class Trainer:
         if self.nonfinite_in_row >= self.cfg.train.max_nonfinite_in_row:
             raise FloatingPointError(f"{self.nonfinite_in_row} non-finite losses in a row (train.max_nonfinite_in_row); "
                                      "lower train.lr or check the data")
-        return {**metrics, "skipped_nonfinite": 1, "nonfinite_in_row": self.nonfinite_in_row}
+        return self._mean_over_ranks({**metrics, "skipped_nonfinite": 1, "nonfinite_in_row": self.nonfinite_in_row})
 
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
@@ -335,7 +360,7 @@ class Trainer:
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
         start = self._resume()
         if start == 0 and main:
-            self.metrics.log(0, **self._eval_metrics(self.evaluate(0)))
+            self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))
         for step in tqdm(range(start + 1, cfg.train.steps + 1), desc=f"train {cfg.train.method}", initial=start,
                          total=cfg.train.steps, disable=not self.acc.is_main_process):
             metrics = self.train_step(step)
