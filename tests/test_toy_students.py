@@ -128,3 +128,28 @@ def test_demo_student_satisfies_the_premise():
     table = premise_table(folder, world["test"], family_strategies(world_cfg.families), instruction=world_cfg.instruction)
     mean = table[table.family == "mean"].iloc[0]
     assert mean.unguided > 0 and mean.guided >= mean.unguided + 0.2, table.to_string()
+
+
+def test_deepened_student_computes_its_parents_function():
+    from sgpo_lib.toy.pretrain import deepen
+
+    tok = build_tokenizer()
+    parent = build_model(StudentConfig(size="small"), tok, seed=0)
+    grown = deepen(parent, StudentConfig(size="base"), tok, seed=0)
+    assert grown.config.num_hidden_layers == parent.config.num_hidden_layers + 1
+    ids = torch.tensor([tok("Evaluate 12+3.")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(ids).logits, parent(ids).logits, rtol=0, atol=1e-5)
+
+
+def test_grown_size_is_built_from_its_cached_parent(tmp_path, monkeypatch):
+    small = prepare_student(WORLD, StudentConfig(size="small"), QUICK, seed=0, cache_dir=tmp_path)
+    built = []
+    real_build = students_mod.build_student
+    monkeypatch.setattr(students_mod, "build_student", lambda *a, **k: built.append(a[1].size) or real_build(*a, **k))
+    base = prepare_student(WORLD, StudentConfig(size="base"), dataclasses.replace(QUICK, grow_steps=3), seed=0, cache_dir=tmp_path)
+    assert built == ["base"]  # the parent came from the cache
+    meta = json.loads((base / "toy_student.json").read_text())
+    assert meta["student"]["grown_from"] == "small" and json.loads((base / "config.json").read_text())["num_hidden_layers"] == 4
+    # the parent's cache key does not depend on the growth settings
+    assert prepare_student(WORLD, StudentConfig(size="small"), dataclasses.replace(QUICK, grow_steps=3), 0, tmp_path) == small

@@ -11,7 +11,7 @@ holds for the default student). `preset(name)` returns the three sections.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from .families import FAMILIES
@@ -24,6 +24,11 @@ SIZES: dict[str, dict[str, int]] = {
     "base": {"hidden_size": 128, "num_hidden_layers": 4, "intermediate_size": 512},
 }
 HEAD_DIM = 64
+# Sizes grown from a smaller pretrained one (same width, more layers) instead of pretrained from
+# scratch: `pretrain.deepen`, then `pretrain.grow_steps` more steps. Keeps the demo preparation
+# of all sizes within its budget, and the deeper student starts where its parent ended.
+GROWN_FROM: dict[str, str] = {"base": "small"}
+GROW_FIELDS = ("grow_steps", "grow_lr")
 
 
 def _check(cond: bool, section: str, msg: str) -> None:
@@ -99,10 +104,11 @@ class PretrainConfig:
     probability `unguided_stepwise_fraction`, else the strong solver's compressed response,
     whose style the student imitates without computing its large intermediate results.
     `bf16_autocast` runs forward passes in bfloat16 on CPU (about 1.7x faster where the CPU
-    has bf16 instructions; weights stay float32).
+    has bf16 instructions; weights stay float32). A grown size (`GROWN_FROM`) trains
+    `grow_steps` more steps at peak rate `grow_lr` after deepening its parent.
     """
 
-    steps: int = 2000
+    steps: int = 1500
     batch_size: int = 32
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -110,20 +116,28 @@ class PretrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     max_seq_len: int = 512
-    guided_fraction: float = 0.65
+    guided_fraction: float = 0.8
     unguided_stepwise_fraction: float = 0.15
-    drill_fraction: float = 0.2
+    drill_fraction: float = 0.1
     bf16_autocast: bool = True
+    grow_steps: int = 500
+    grow_lr: float = 1e-3
 
     def __post_init__(self):
         s = "pretrain"
-        for name in ("steps", "batch_size", "max_seq_len"):
+        _check(self.grow_lr > 0, s, f"grow_lr must be > 0, got {self.grow_lr}")
+        for name in ("steps", "batch_size", "max_seq_len", "grow_steps"):
             _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
         _check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
         _check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
         for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction", "drill_fraction"):
             _check_fraction(s, name, getattr(self, name))
+
+
+    def grow_config(self) -> "PretrainConfig":
+        """The schedule of a grown size's extra training (same mixture and batch)."""
+        return replace(self, steps=self.grow_steps, lr=self.grow_lr, warmup_steps=min(self.warmup_steps, self.grow_steps // 10))
 
 
 PRESETS: dict[str, tuple[ToyWorldConfig, StudentConfig, PretrainConfig]] = {

@@ -31,21 +31,23 @@ from pathlib import Path
 
 from ..io import write_json
 from ..paths import outputs_dir
-from .config import PretrainConfig, StudentConfig, ToyWorldConfig
-from .pretrain import build_model, pretrain
+from .config import GROW_FIELDS, GROWN_FROM, PretrainConfig, StudentConfig, ToyWorldConfig
+from .pretrain import build_model, deepen, pretrain
 from .tokenizer import build_tokenizer
 
 logger = logging.getLogger(__name__)
-CODE_VERSION = "toy-students-v2"
+CODE_VERSION = "toy-students-v3"
 META_FILE = "toy_student.json"
 LOSS_TAIL = 20
 
 
 def student_spec(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretrain_cfg: PretrainConfig, seed: int) -> dict:
     """Everything that determines a student's weights (the cache key is its hash)."""
+    parent = GROWN_FROM.get(student_cfg.size)
+    pretrain = {k: v for k, v in dataclasses.asdict(pretrain_cfg).items() if parent or k not in GROW_FIELDS}
     return {"code_version": CODE_VERSION, "seed": seed, "world": world_cfg.student_spec(),
-            "student": {**dataclasses.asdict(student_cfg), "shape": student_cfg.qwen2_kwargs()},
-            "pretrain": dataclasses.asdict(pretrain_cfg)}
+            "student": {**dataclasses.asdict(student_cfg), "shape": student_cfg.qwen2_kwargs(), "grown_from": parent},
+            "pretrain": pretrain}
 
 
 def cache_key(spec: dict) -> str:
@@ -53,12 +55,26 @@ def cache_key(spec: dict) -> str:
 
 
 def build_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretrain_cfg: PretrainConfig,
-                  seed: int, out_dir: str | os.PathLike) -> dict:
-    """Build, pretrain and save one student into the empty folder `out_dir`; returns its metadata."""
+                  seed: int, out_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> dict:
+    """Build, pretrain and save one student into the empty folder `out_dir`; returns its metadata.
+
+    A grown size (`GROWN_FROM`) deepens its parent (prepared through the cache in `cache_dir`)
+    and trains `pretrain.grow_steps` more steps on a fresh stream of the mixture.
+    """
+    from transformers import AutoModelForCausalLM
+
     tok = build_tokenizer()
-    model = build_model(student_cfg, tok, seed)
+    parent = GROWN_FROM.get(student_cfg.size)
+    if parent:
+        parent_dir = prepare_student(world_cfg, dataclasses.replace(student_cfg, size=parent), pretrain_cfg, seed, cache_dir)
+        model = deepen(AutoModelForCausalLM.from_pretrained(parent_dir), student_cfg, tok, seed)
+    else:
+        model = build_model(student_cfg, tok, seed)
     t0 = time.perf_counter()
-    losses = pretrain(model, tok, world_cfg, pretrain_cfg, seed)
+    if parent:
+        losses = pretrain(model, tok, world_cfg, pretrain_cfg.grow_config(), seed, stream="grow-mixture")
+    else:
+        losses = pretrain(model, tok, world_cfg, pretrain_cfg, seed)
     model.generation_config.do_sample = False
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -83,7 +99,7 @@ def prepare_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretr
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
-        meta = build_student(world_cfg, student_cfg, pretrain_cfg, seed, tmp)
+        meta = build_student(world_cfg, student_cfg, pretrain_cfg, seed, tmp, root)
         try:
             os.replace(tmp, final)
         except OSError:
