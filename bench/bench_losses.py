@@ -174,7 +174,7 @@ def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int
             r["time_ratio_vs_naive"] = r["time_s"] / naive["time_s"]
             r["mem_ratio_vs_naive"] = r["peak_mem_mb"] / naive["peak_mem_mb"]
     config = {"device": device, "tokens": tokens, "vocab": vocab, "hidden": hidden, "repeats": repeats,
-              "chunk_size": chunk_size or default_chunk_size(vocab), "threads": threads,
+              "chunk_size": chunk_size or default_chunk_size(vocab, device), "threads": threads,
               "malloc_mmap_threshold": malloc_mmap_threshold}
     out = {"config": config, "results": results}
     if {"naive_full", "chunked_full"} <= set(results):

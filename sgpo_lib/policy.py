@@ -96,7 +96,7 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None) -> tor
     mask_B_T = batch.completion_mask_B_T.bool()
     hidden_N_H, targets_N = hidden_B_T_H[mask_B_T], batch.targets_B_T[mask_B_T]
     weight_V_H = lm_head_weight(model)
-    chunk = chunk_size or default_chunk_size(weight_V_H.shape[0])
+    chunk = chunk_size or default_chunk_size(weight_V_H.shape[0], weight_V_H.device)
     parts = [checkpoint(_chunk_logprobs, hidden_N_H[i : i + chunk], weight_V_H, targets_N[i : i + chunk], use_reentrant=False)
              for i in range(0, hidden_N_H.shape[0], chunk)]
     out_B_T = torch.zeros(mask_B_T.shape, dtype=torch.float32, device=hidden_B_T_H.device)
