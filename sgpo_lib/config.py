@@ -55,6 +55,7 @@ class ModelConfig:
     source: Literal["toy", "hf"] = "toy"
     name_or_path: str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):

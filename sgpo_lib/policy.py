@@ -105,17 +105,20 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None) -> tor
     return out_B_T
 
 
-def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str | torch.device = "cpu"):
+def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str | torch.device = "cpu",
+                attn_implementation: str | None = None):
     """Load a causal LM and its tokenizer; wrap in LoRA (`lora.enabled`) or train all weights.
 
-    `lora` is a `config.LoraConfig`. Returns `(model, tokenizer)` with the model in train mode.
+    `lora` is a `config.LoraConfig`; `attn_implementation` None is transformers' default.
+    Returns `(model, tokenizer)` with the model in train mode.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype]).to(device)
+    attn = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype], **attn).to(device)
     if lora.enabled:
         from peft import LoraConfig as PeftLoraConfig, get_peft_model
 

@@ -98,7 +98,8 @@ class Trainer:
         self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
         self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
-        self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device)
+        self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device,
+                                           cfg.model.attn_implementation)
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
