@@ -57,11 +57,15 @@ def guided_vs_auto(stats: pd.DataFrame):
     return fig
 
 
-def bars(numeric: pd.DataFrame, title: str, split: str = "test"):
-    """Macro accuracy per row of `results.numeric_table` with std error bars."""
+def bars(numeric: pd.DataFrame, title: str, split: str = "test", baseline: float | None = None):
+    """Macro accuracy per row of `results.numeric_table` with std error bars; `baseline`
+    (the untrained student's accuracy, in points) as a dashed line."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     means, stds = numeric[("mean", split)], numeric[("std", split)]
     ax.bar(range(len(means)), means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle="--", label=f"base student ({baseline:.1f})")
+        ax.legend(loc="upper left", frameon=False)
     ax.set_xticks(range(len(means)), [str(i) for i in means.index], rotation=20, ha="right")
     ax.set(title=title, ylabel=f"{split} macro greedy accuracy (points)")
     ax.grid(axis="y", alpha=0.3)

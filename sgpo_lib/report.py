@@ -62,7 +62,8 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
         sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
         figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w")
         main = _collected(run_dir, "main")
-        figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines")
+        figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
+                                       baseline=results.base_accuracy(main, "train.method"))
     if (run_dir / "paired_stats.csv").exists():
         figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
     scale = _collected(run_dir, "scaling")

@@ -45,6 +45,13 @@ def wide_table(df: pd.DataFrame, group: str, metric: str = "greedy", with_base: 
     return table[cols]
 
 
+def base_accuracy(df: pd.DataFrame, group: str, split: str = "test", metric: str = "greedy") -> float | None:
+    """The untrained student's macro accuracy on `split`, in points (None without step-0 evals)."""
+    base = long_table(df, group, metric, phase="base")
+    macro = base[(base["source"] == "macro") & (base["split"] == split)]
+    return float(macro["mean"].iloc[0]) if len(macro) else None
+
+
 def numeric_table(df: pd.DataFrame, group: str, metric: str = "greedy") -> pd.DataFrame:
     """Macro test/OOD means and stds per `group` value (for plots)."""
     long = long_table(df, group, metric)

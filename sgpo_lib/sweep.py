@@ -3,7 +3,7 @@
 `grid(**axes)` returns the override dicts of the Cartesian product; `run_name` turns one
 into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
 (in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
-when there are GPUs); a variant whose STATUS is `done` is skipped, and a failure is recorded
+when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done` is skipped, and a failure is recorded
 in its STATUS while the others go on. `collect(root)` reads every variant's `config.yaml`
 and `results.json` into one pandas DataFrame (one row per run and evaluated benchmark).
 """
@@ -60,10 +60,12 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), yaml_load(value)
 
 
-def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None) -> None:
+def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int) -> None:
     env = dict(os.environ)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
+    else:  # runs side by side on the CPU share its cores (oversubscribed torch threads run many times slower)
+        env["OMP_NUM_THREADS"] = str(cpu_threads)
     cmd = [sys.executable, "-m", "sgpo_lib", "train", "--params", str(params_file), "--out-dir", str(out_dir)]
     for k, v in overrides.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
@@ -105,7 +107,8 @@ def run_sweep(
             if parallel == 1:
                 train_fn(str(params_file), overrides, out_dir)
             else:
-                _subprocess_run(str(params_file), overrides, out_dir, devices[i % len(devices)] if devices else None)
+                _subprocess_run(str(params_file), overrides, out_dir, devices[i % len(devices)] if devices else None,
+                                max(1, (os.cpu_count() or 1) // parallel))
         except Exception as e:  # a failed run is recorded and the sweep goes on
             log.error("sweep: %s failed: %s", out_dir.name, e)
             if read_status(out_dir) != "failed":
