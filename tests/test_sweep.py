@@ -62,3 +62,32 @@ def test_wide_table_mean_and_std_over_seeds(tmp_path):
     # coef 1: greedy 0.5 and 0.6 over seeds -> 55.0 ± 7.1 points; base row from the step-0 eval
     assert table.loc[1.0, "avg"] == "55.0 ± 7.1"
     assert table.loc["base", "avg"].startswith("10.0")
+
+
+def test_parallel_runs_are_subprocesses_sharing_the_cpu_cores(tmp_path, monkeypatch):
+    import subprocess
+
+    from sgpo_lib import sweep
+
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\n")
+    seen, train = [], fake_train([])
+
+    def fake_run(cmd, cwd, env, stdout, stderr):
+        overrides = dict(parse_assignment(a) for a in cmd[cmd.index("--set") + 1 :: 2])
+        seen.append((overrides["distill.coef"], env["OMP_NUM_THREADS"]))
+        out_dir = sweep.Path(cmd[cmd.index("--out-dir") + 1])
+        try:
+            train(str(params), overrides, out_dir)
+        except RuntimeError:
+            return subprocess.CompletedProcess(cmd, 1)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep, "_gpu_ids", lambda: [])
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
+    df = run_sweep(params, grid(**{"distill.coef": [0.0, 0.5, 1.0]}), tmp_path / "sweep", parallel=2)
+    assert sorted(seen) == [(0.0, "4"), (0.5, "4"), (1.0, "4")]
+    status = df.groupby("run")["status"].first()
+    assert status["distill.coef=0.5"] == "failed" and (status == "done").sum() == 2
+    assert "exited 1" in (tmp_path / "sweep" / "distill.coef=0.5" / "STATUS").read_text()
