@@ -23,13 +23,22 @@ def save(fig, path: str | Path) -> Path:
     return path
 
 
-def curves(series: dict[str, pd.DataFrame], key: str, title: str, ylabel: str | None = None):
-    """One line per run of `key` over `step` (rows without the key are skipped)."""
+def curves(series: dict[str, pd.DataFrame], key: str, title: str, ylabel: str | None = None, smooth: int = 1):
+    """One line per run of `key` over `step` (rows without the key are skipped).
+
+    With `smooth > 1` (per-batch metrics, noisy because each step sees other problems) the
+    raw values are drawn faint and a trailing mean over `smooth` steps on top.
+    """
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, rows in series.items():
         if key in rows:
             part = rows[["step", key]].dropna()
-            ax.plot(part["step"], part[key], marker="o", ms=2, label=name)
+            if smooth > 1:
+                raw, = ax.plot(part["step"], part[key], alpha=0.25, lw=1)
+                ax.plot(part["step"], part[key].rolling(smooth, min_periods=1).mean(), color=raw.get_color(),
+                        label=f"{name} ({smooth}-step mean)")
+            else:
+                ax.plot(part["step"], part[key], marker="o", ms=2, label=name)
     ax.set(title=title, xlabel="step", ylabel=ylabel or key)
     ax.grid(alpha=0.3)
     if series:

@@ -29,7 +29,7 @@ def _collected(run_dir: Path, name: str) -> pd.DataFrame:
 
 
 def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
-    """Main, ablation, scaling and premise tables, the strategy report and the environment."""
+    """Main, ablation, scaling, guidance-shift and premise tables, the strategy report and the environment."""
     out = {}
     main = _collected(run_dir, "main")
     if len(main):
@@ -41,6 +41,8 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     scale = _collected(run_dir, "scaling")
     if len(scale):
         out["scaling"] = scaling_table(scale)
+    if (run_dir / "guidance_shift.csv").exists():
+        out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
     if (run_dir / "premise.csv").exists():
         out["premise"] = pd.read_csv(run_dir / "premise.csv")
     if (run_dir / "strategy_report.json").exists():
@@ -58,9 +60,10 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     test_key = "eval/test/macro/greedy"
     if main_metrics:
         figs["learning_curves"] = plots.curves(main_metrics, test_key, "Held-out unguided accuracy", "test macro greedy")
-        figs["reward"] = plots.curves(main_metrics, "reward_auto", "Training reward (autonomous rollouts)")
+        figs["reward"] = plots.curves(main_metrics, "reward_auto", "Training reward (autonomous rollouts)", smooth=5)
         sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
-        figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w")
+        figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w",
+                                               smooth=5)
         main = _collected(run_dir, "main")
         figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
                                        baseline=results.base_accuracy(main, "train.method"))

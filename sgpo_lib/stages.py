@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import assets, io, results
 from .config import RunConfig, load_config
-from .runs import seed_everything
+from .runs import read_status, seed_everything
 from .sweep import collect, parse_assignment, run_sweep
 
 log = logging.getLogger(__name__)
@@ -73,29 +73,74 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
             "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
 
 
+def _paired_batch(cfg: RunConfig, per_source: int, adapter_dir: Path | None = None):
+    """Paired rollouts of the base student (or of a trained run's `final` folder: a LoRA adapter
+    or a whole model) on the first `per_source` training problems of each family / benchmark,
+    with step-0 seeds."""
+    from .trainer import eval_subset
+
+    from .generation import SamplingSpec, TransformersGenerator
+    from .policy import load_policy
+    from .rollouts import sample_paired
+
+    data = assets.train_data(cfg)
+    model_dir = data.model_dir
+    if adapter_dir is not None and not (adapter_dir / "adapter_config.json").exists():
+        model_dir, adapter_dir = adapter_dir, None  # full fine-tuning: the whole model was saved
+    model, tok = load_policy(model_dir, dataclasses.replace(cfg.model.lora, enabled=False), cfg.model.dtype,
+                             attn_implementation=cfg.model.attn_implementation)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir).eval()
+    gen = TransformersGenerator(model, tok, batch_size=cfg.rollout.batch_size)
+    spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                        max_new_tokens=cfg.rollout.max_new_tokens)
+    with _grader(cfg) as grader:
+        return sample_paired(gen, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
+                             cfg.rollout.n_autonomous, max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
+
+
 def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.DataFrame:
     """One round of paired rollouts of the base student on training problems (section 2):
     the first `per_source` problems of each family / benchmark.
 
     Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
     """
-    from .trainer import eval_subset
+    from .rollouts import save_rollouts
 
-    from .generation import SamplingSpec, TransformersGenerator
-    from .policy import load_policy
-    from .rollouts import sample_paired, save_rollouts
-
-    data = assets.train_data(cfg)
-    model, tok = load_policy(data.model_dir, dataclasses.replace(cfg.model.lora, enabled=False), cfg.model.dtype)
-    gen = TransformersGenerator(model, tok, batch_size=cfg.rollout.batch_size)
-    spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                        max_new_tokens=cfg.rollout.max_new_tokens)
-    with _grader(cfg) as grader:
-        batch = sample_paired(gen, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for, cfg.rollout.n_autonomous,
-                              max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
+    batch = _paired_batch(cfg, per_source)
     save_rollouts(run_dir / "paired_rollouts.jsonl", batch.rollouts)
     batch.stats.to_csv(run_dir / "paired_stats.csv", index=False)
     return batch.stats
+
+
+def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.DataFrame:
+    """The guidance weight on fixed problems, before and after SGPO (section 5: w should fall).
+
+    The per-step `w_mean` of training is measured on a new batch every step, so it is noisy;
+    here notebook 02's problems are sampled again, with the same seeds, by the base student and
+    by each SGPO run of the main table (its final adapter). One row per policy: mean p_auto,
+    p_guided and w (`distill.weighting`) over the problems that have a strategy. Saved as
+    `guidance_shift.csv`.
+    """
+    import torch
+
+    from . import losses
+
+    policies = {"base student": None}
+    policies.update({d.name: d / "final" for d in sorted((run_dir / "main").glob("train.method=sgpo_*"))
+                     if read_status(d) == "done"})
+    rows = []
+    for name, adapter in policies.items():
+        stats = _paired_batch(cfg, per_source, adapter).stats.dropna(subset=["p_guided"])
+        w = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
+                                    cfg.distill.weighting, cfg.distill.gamma)
+        rows.append({"policy": name, "problems": len(stats), "p_auto": stats["p_auto"].mean(),
+                     "p_guided": stats["p_guided"].mean(), "w": float(w.mean())})
+    table = pd.DataFrame(rows).set_index("policy")
+    table.to_csv(run_dir / "guidance_shift.csv")
+    return table
 
 
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:

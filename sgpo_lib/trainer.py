@@ -383,6 +383,7 @@ class Trainer:
                    "base_eval": [r for r in evals if r["step"] == 0],
                    "final_eval": [r for r in evals if r["step"] == last]}
         self.model.save_pretrained(self.out_dir / "final")
+        self.tok.save_pretrained(self.out_dir / "final")  # the folder loads on its own after full fine-tuning
         io.write_json(self.out_dir / "results.json", results)
         write_status(self.out_dir, "done")
         return results
