@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import io, plots, results
 from .config import RunConfig
-from .stages import metrics_of, scaling_table
+from .stages import metrics_of, scaling_runs, scaling_table
 from .sweep import collect
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     if len(abl):
         abl["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in abl["run"]]
         out["ablation"] = results.wide_table(abl, "variant", with_base=False)
-    scale = _collected(run_dir, "scaling")
+    scale = scaling_runs(cfg, run_dir)
     if len(scale):
         out["scaling"] = scaling_table(scale)
     if (run_dir / "guidance_shift.csv").exists():
@@ -69,7 +69,7 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
                                        baseline=results.base_accuracy(main, "train.method"))
     if (run_dir / "paired_stats.csv").exists():
         figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
-    scale = _collected(run_dir, "scaling")
+    scale = scaling_runs(cfg, run_dir)
     if len(scale):
         table = scaling_table(scale)
         final = table[table["phase"] == "final"].merge(_sizes(run_dir), on="student.size")

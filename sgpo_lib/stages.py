@@ -181,13 +181,35 @@ def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
 
 
 def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """Methods over student sizes: gain of each method over the base student, per size."""
+    """Methods over student sizes: gain of each method over the base student, per size. Runs
+    of the default size that the main table already trained are reused."""
     if not cfg.experiment.scaling_sizes:
         return pd.DataFrame()
+    reused = _main_runs_at_default_size(cfg, run_dir)
+    taken = set(zip(reused["train.method"], reused["seed"])) if len(reused) else set()
     variants = [{"student.size": z, "train.method": m, "seed": s} for z in cfg.experiment.scaling_sizes
-                for m in cfg.experiment.scaling_methods for s in cfg.experiment.scaling_seeds]
-    df = _sweep(cfg, run_dir, "scaling", variants)
-    return scaling_table(df)
+                for m in cfg.experiment.scaling_methods for s in cfg.experiment.scaling_seeds
+                if not (z == cfg.student.size and (m, s) in taken)]
+    _sweep(cfg, run_dir, "scaling", variants)
+    return scaling_table(scaling_runs(cfg, run_dir))
+
+
+def _main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained)."""
+    root = run_dir / "main"
+    if not root.exists() or not any(root.iterdir()):
+        return pd.DataFrame()
+    main = collect(root, require_complete=False)
+    keep = ((main["status"] == "done") & main["train.method"].isin(cfg.experiment.scaling_methods)
+            & main["seed"].isin(cfg.experiment.scaling_seeds) & (main["student.size"] == cfg.student.size))
+    return main[keep]
+
+
+def scaling_runs(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """The scaling study's runs: its own sweep plus the reused main-table runs of the default size."""
+    root = run_dir / "scaling"
+    own = collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
+    return pd.concat([own, _main_runs_at_default_size(cfg, run_dir)], ignore_index=True)
 
 
 def scaling_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -91,3 +91,21 @@ def test_parallel_runs_are_subprocesses_sharing_the_cpu_cores(tmp_path, monkeypa
     status = df.groupby("run")["status"].first()
     assert status["distill.coef=0.5"] == "failed" and (status == "done").sum() == 2
     assert "exited 1" in (tmp_path / "sweep" / "distill.coef=0.5" / "STATUS").read_text()
+
+
+def test_scaling_reuses_the_main_tables_runs_of_the_default_size(tmp_path, monkeypatch):
+    from sgpo_lib import stages
+
+    params = tmp_path / "p.yaml"
+    params.write_text("experiment: {scaling_sizes: [tiny, small], scaling_methods: [grpo, sgpo], scaling_seeds: [0]}\n")
+    cfg = load_config(params)
+    io.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
+    train = fake_train([])
+    for method in ("grpo", "sgpo"):  # the main table's runs of the default student (small)
+        train(str(params), {"train.method": method, "seed": 0}, tmp_path / "main" / f"train.method={method}_seed=0")
+    swept = []
+    monkeypatch.setattr(stages, "run_sweep", lambda params_file, variants, root, parallel: swept.extend(variants) or
+                        [train(str(params), v, root / run_name(v)) for v in variants])
+    table = stages.scaling(cfg, tmp_path)
+    assert swept == [{"student.size": "tiny", "train.method": m, "seed": 0} for m in ("grpo", "sgpo")]
+    assert set(zip(table["student.size"], table["train.method"])) == {(z, m) for z in ("tiny", "small") for m in ("grpo", "sgpo")}

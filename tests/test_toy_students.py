@@ -153,3 +153,14 @@ def test_grown_size_is_built_from_its_cached_parent(tmp_path, monkeypatch):
     assert meta["student"]["grown_from"] == "small" and json.loads((base / "config.json").read_text())["num_hidden_layers"] == 4
     # the parent's cache key does not depend on the growth settings
     assert prepare_student(WORLD, StudentConfig(size="small"), dataclasses.replace(QUICK, grow_steps=3), 0, tmp_path) == small
+
+
+def test_completion_loss_is_the_models_own_loss():
+    from sgpo_lib.toy.pretrain import MixtureSampler, completion_loss
+
+    tok = build_tokenizer()
+    model = build_model(TINY, tok, seed=0)
+    ids_B_T, mask_B_T, labels_B_T = next(MixtureSampler(WORLD, QUICK, tok, 0).batches(4, tok.pad_token_id))
+    with torch.no_grad():
+        torch.testing.assert_close(completion_loss(model, ids_B_T, mask_B_T, labels_B_T),
+                                   model(input_ids=ids_B_T, attention_mask=mask_B_T, labels=labels_B_T).loss)

@@ -120,7 +120,7 @@ class PretrainConfig:
     unguided_stepwise_fraction: float = 0.15
     drill_fraction: float = 0.1
     bf16_autocast: bool = True
-    grow_steps: int = 500
+    grow_steps: int = 300
     grow_lr: float = 1e-3
 
     def __post_init__(self):

@@ -155,6 +155,21 @@ def deepen(parent, student_cfg: StudentConfig, tokenizer, seed: int):
     return model
 
 
+def completion_loss(model, input_ids_B_T, mask_B_T, labels_B_T):
+    """Token-mean next-token cross-entropy over the labelled (completion) positions.
+
+    The same loss as `model(..., labels=...)`, with the lm_head applied to the labelled
+    positions only (prompt positions, over half the tokens, need no logits).
+    """
+    import torch
+
+    hidden_B_T_H = model.model(input_ids=input_ids_B_T, attention_mask=mask_B_T).last_hidden_state
+    targets_B_T = labels_B_T[:, 1:]
+    keep_B_T = targets_B_T != IGNORE_INDEX
+    logits_N_V = model.lm_head(hidden_B_T_H[:, :-1][keep_B_T])
+    return torch.nn.functional.cross_entropy(logits_N_V.float(), targets_B_T[keep_B_T])
+
+
 def lr_at(step: int, cfg: PretrainConfig) -> float:
     """Linear warmup to `lr`, then cosine decay to `min_lr_ratio * lr` at the last step."""
     if step < cfg.warmup_steps:
@@ -181,7 +196,7 @@ def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, s
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
-            loss = model(input_ids=input_ids_B_T, attention_mask=mask_B_T, labels=labels_B_T).loss
+            loss = completion_loss(model, input_ids_B_T, mask_B_T, labels_B_T)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

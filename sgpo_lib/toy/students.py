@@ -36,7 +36,7 @@ from .pretrain import build_model, deepen, pretrain
 from .tokenizer import build_tokenizer
 
 logger = logging.getLogger(__name__)
-CODE_VERSION = "toy-students-v3"
+CODE_VERSION = "toy-students-v4"
 META_FILE = "toy_student.json"
 LOSS_TAIL = 20
 
