@@ -126,7 +126,7 @@ def build_model(student_cfg: StudentConfig, tokenizer, seed: int):
         vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None, rope_theta=10000.0, **student_cfg.qwen2_kwargs(),
     )
-    config._attn_implementation = "eager"  # at these shapes 1.2-1.5x faster on CPU than SDPA (bench_pretrain)
+    config._attn_implementation = "eager"  # at these shapes 1.2-1.5x faster on CPU than SDPA (toy/README.md)
     torch.manual_seed(stable_seed(seed, "student-init") % 2**63)
     return Qwen2ForCausalLM(config).float()
 
