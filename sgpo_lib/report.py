@@ -15,26 +15,20 @@ import pandas as pd
 
 from . import io, plots, results
 from .config import RunConfig
-from .stages import metrics_of, scaling_runs, scaling_table
-from .sweep import collect
+from .stages import collected, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
 
 REPORT_HIDE_TAG = "report-hide"  # cells of 06_report that set up the run and are left out of report.html
 
 
-def _collected(run_dir: Path, name: str) -> pd.DataFrame:
-    root = run_dir / name
-    return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
-
-
 def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     """Main, ablation, scaling, guidance-shift and premise tables, the strategy report and the environment."""
     out = {}
-    main = _collected(run_dir, "main")
+    main = collected(run_dir / "main")
     if len(main):
         out["main"] = results.wide_table(main, "train.method")
-    abl = _collected(run_dir, "ablate")
+    abl = collected(run_dir / "ablate")
     if len(abl):
         abl["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in abl["run"]]
         out["ablation"] = results.wide_table(abl, "variant", with_base=False)
@@ -64,7 +58,7 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
         sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
         figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w",
                                                smooth=5)
-        main = _collected(run_dir, "main")
+        main = collected(run_dir / "main")
         figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
                                        baseline=results.base_accuracy(main, "train.method"))
     if (run_dir / "paired_stats.csv").exists():

@@ -172,7 +172,7 @@ def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
                 for a in cfg.experiment.ablations for s in cfg.experiment.ablation_seeds]
     df = _sweep(cfg, run_dir, "ablate", variants)
     df["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in df["run"]]
-    main = collect(run_dir / "main", require_complete=False) if (run_dir / "main").exists() else pd.DataFrame()
+    main = collected(run_dir / "main")
     if len(main):
         ref = main[(main["train.method"] == "sgpo") & main["seed"].isin(cfg.experiment.ablation_seeds)].copy()
         ref["variant"] = "sgpo (reference)"
@@ -194,12 +194,16 @@ def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     return scaling_table(scaling_runs(cfg, run_dir))
 
 
+def collected(root: Path) -> pd.DataFrame:
+    """`collect(root)` of a sweep folder, finished or not; empty when it holds no run yet."""
+    return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
+
+
 def _main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained)."""
-    root = run_dir / "main"
-    if not root.exists() or not any(root.iterdir()):
-        return pd.DataFrame()
-    main = collect(root, require_complete=False)
+    main = collected(run_dir / "main")
+    if not len(main):
+        return main
     keep = ((main["status"] == "done") & main["train.method"].isin(cfg.experiment.scaling_methods)
             & main["seed"].isin(cfg.experiment.scaling_seeds) & (main["student.size"] == cfg.student.size))
     return main[keep]
@@ -207,9 +211,7 @@ def _main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
 
 def scaling_runs(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """The scaling study's runs: its own sweep plus the reused main-table runs of the default size."""
-    root = run_dir / "scaling"
-    own = collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
-    return pd.concat([own, _main_runs_at_default_size(cfg, run_dir)], ignore_index=True)
+    return pd.concat([collected(run_dir / "scaling"), _main_runs_at_default_size(cfg, run_dir)], ignore_index=True)
 
 
 def scaling_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 `grid(**axes)` returns the override dicts of the Cartesian product; `run_name` turns one
 into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
 (in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
-when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done` is skipped, and a failure is recorded
-in its STATUS while the others go on. `collect(root)` reads every variant's `config.yaml`
+when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done`
+is skipped, and a failure is recorded in its STATUS while the others go on. `collect(root)` reads every variant's `config.yaml`
 and `results.json` into one pandas DataFrame (one row per run and evaluated benchmark).
 """
 

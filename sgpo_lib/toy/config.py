@@ -134,10 +134,10 @@ class PretrainConfig:
         for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction", "drill_fraction"):
             _check_fraction(s, name, getattr(self, name))
 
-
     def grow_config(self) -> "PretrainConfig":
         """The schedule of a grown size's extra training (same mixture and batch)."""
-        return replace(self, steps=self.grow_steps, lr=self.grow_lr, warmup_steps=min(self.warmup_steps, self.grow_steps // 10))
+        return replace(self, steps=self.grow_steps, lr=self.grow_lr,
+                       warmup_steps=min(self.warmup_steps, self.grow_steps // 10))
 
 
 PRESETS: dict[str, tuple[ToyWorldConfig, StudentConfig, PretrainConfig]] = {

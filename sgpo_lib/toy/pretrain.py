@@ -12,8 +12,9 @@ or OOD splits. The loss is the token-mean cross-entropy over completion tokens (
 
 Plain PyTorch: AdamW, linear warmup then cosine decay to `min_lr_ratio * lr`, gradient
 clipping. `deepen` grows a pretrained student by layers that start as the identity (the
-`base` size is `small` deepened, then trained on: `config.GROWN_FROM`). Every random draw comes from generators seeded by `(seed, ...)`, so a given seed
-and thread count give bit-identical weights on CPU.
+`base` size is `small` deepened, then trained on: `config.GROWN_FROM`). Every random draw
+comes from generators seeded by `(seed, ...)`, so a given seed and thread count give
+bit-identical weights on CPU.
 """
 
 from __future__ import annotations

@@ -68,13 +68,12 @@ def build_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretrai
     if parent:
         parent_dir = prepare_student(world_cfg, dataclasses.replace(student_cfg, size=parent), pretrain_cfg, seed, cache_dir)
         model = deepen(AutoModelForCausalLM.from_pretrained(parent_dir), student_cfg, tok, seed)
+        schedule, stream = pretrain_cfg.grow_config(), "grow-mixture"
     else:
         model = build_model(student_cfg, tok, seed)
+        schedule, stream = pretrain_cfg, "pretrain-mixture"
     t0 = time.perf_counter()
-    if parent:
-        losses = pretrain(model, tok, world_cfg, pretrain_cfg.grow_config(), seed, stream="grow-mixture")
-    else:
-        losses = pretrain(model, tok, world_cfg, pretrain_cfg, seed)
+    losses = pretrain(model, tok, world_cfg, schedule, seed, stream)
     model.generation_config.do_sample = False
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
