@@ -4,8 +4,11 @@ EXTRAS ?= cpu,dev
 PARAMS ?= params/toy-demo.yaml
 STAMP := .install-stamp
 PIP := $(PYTHON) -m pip
+# OpenMP threads sleep instead of spinning while they wait: on a 2-core machine shared with other
+# jobs, spinning threads made torch steps 3-4x slower (sgpo_lib/machine.py); quiet machines lose nothing.
+export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo smoke test test-unit test-notebooks bench clean-notebooks
+.PHONY: install demo smoke test test-unit test-notebooks bench bench-env clean-notebooks
 
 # Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
 install:
@@ -32,6 +35,10 @@ test-notebooks:
 
 bench: install
 	$(PYTHON) -m bench.run_all
+
+# About a minute: CPU facts and tokens/s of pretraining and training, to compare with the README's machine.
+bench-env: install
+	$(PYTHON) -m bench.bench_env
 
 clean-notebooks:
 	$(PYTHON) -m sgpo_lib.nbclean notebooks/

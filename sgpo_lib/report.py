@@ -42,7 +42,10 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     if (run_dir / "strategy_report.json").exists():
         out["strategy_report"] = pd.Series(io.read_json(run_dir / "strategy_report.json"), name="count").to_frame()
     env = io.read_json(run_dir / "env.json")
+    cpu = env.get("cpu", {})
     out["environment"] = pd.Series({**env.get("packages", {}), "python": env.get("python"), "device": env.get("device"),
+                                    "cpu": cpu.get("model"), "cpu_isa": " ".join(cpu.get("isa", [])),
+                                    "cpu_native_bf16": cpu.get("native_bf16"), "torch_threads": cpu.get("torch_threads"),
                                     "git_commit": env.get("git_commit")}, name="value").to_frame()
     return out
 

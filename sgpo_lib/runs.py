@@ -26,11 +26,13 @@ from typing import Any, Iterator
 
 from . import io
 from .config import RunConfig, config_to_yaml, load_config
+from .machine import cpu_facts
 from .paths import REPO_ROOT, resolve
 
 log = logging.getLogger(__name__)
 
-VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "vllm", "datasets", "math-verify", "papermill")
+VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "vllm", "datasets", "math-verify", "papermill",
+                      "tokenizers", "numpy")
 
 
 def make_run_id(params_file: str | Path, cfg: RunConfig) -> str:
@@ -99,7 +101,7 @@ def _git(*args: str) -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Versions, device and git commit for `env.json`."""
+    """Versions, device, CPU facts (`machine.cpu_facts`) and git commit for `env.json`."""
     versions = {}
     for name in VERSIONED_PACKAGES:
         try:
@@ -118,6 +120,7 @@ def environment() -> dict[str, Any]:
         "packages": versions,
         "device": device,
         "cuda_devices": torch.cuda.device_count(),
+        "cpu": cpu_facts(),
         "git_commit": _git("rev-parse", "HEAD").strip(),
         "git_dirty": bool(_git("status", "--porcelain").strip()),
     }

@@ -34,6 +34,7 @@ def test_run_folder_contents(params):
         assert (run_dir / name).exists(), name
     env = io.read_json(run_dir / "env.json")
     assert env["packages"]["torch"] and "python" in env
+    assert env["packages"]["numpy"] and env["cpu"]["cores"] >= 1 and "native_bf16" in env["cpu"]
     assert io.read_json(run_dir / "overrides.json") == {"distill.coef": 0.5}
 
 

@@ -103,8 +103,9 @@ class PretrainConfig:
     its step-by-step execution), else unguided: its target is a step-by-step execution with
     probability `unguided_stepwise_fraction`, else the strong solver's compressed response,
     whose style the student imitates without computing its large intermediate results.
-    `bf16_autocast` runs forward passes in bfloat16 on CPU (about 1.7x faster where the CPU
-    has bf16 instructions; weights stay float32). A grown size (`GROWN_FROM`) trains
+    `bf16_autocast` runs forward passes in bfloat16 on CPU (weights stay float32). Off by
+    default: with AMX it is no faster than float32 at these shapes, and on a CPU without
+    native bf16 (AVX2-only) it is about 10x slower (`sgpo_lib.machine`). A grown size (`GROWN_FROM`) trains
     `grow_steps` more steps at peak rate `grow_lr` after deepening its parent.
     """
 
@@ -119,7 +120,7 @@ class PretrainConfig:
     guided_fraction: float = 0.8
     unguided_stepwise_fraction: float = 0.15
     drill_fraction: float = 0.1
-    bf16_autocast: bool = True
+    bf16_autocast: bool = False
     grow_steps: int = 300
     grow_lr: float = 1e-3
 

@@ -24,6 +24,7 @@ import math
 import random
 import time
 
+from ..machine import native_bf16
 from ..prompts import guided_messages, render, unguided_messages
 from ..records import Problem
 from .config import PretrainConfig, StudentConfig, ToyWorldConfig
@@ -185,6 +186,9 @@ def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, s
     import torch
 
     sampler = MixtureSampler(world_cfg, cfg, tokenizer, seed, stream)
+    if cfg.bf16_autocast and not native_bf16():
+        logger.warning("pretrain.bf16_autocast is on but this CPU has no native bfloat16 (no AVX512-BF16/AMX): "
+                       "expect about 10x slower steps than float32; set pretrain.bf16_autocast: false")
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
