@@ -42,6 +42,7 @@ from .policy import hidden_states, lm_head_weight, pack, token_logprobs
 log = logging.getLogger(__name__)
 
 POSITION_CHUNK = 256  # completion positions projected to the vocabulary at once (teacher top-k check)
+PROBE_MAX_TOKENS = 64  # the sync probe's completion: the first tokens of a strong response (and EOS)
 
 
 class EngineSyncError(RuntimeError):
@@ -119,12 +120,13 @@ class SyncCheck:
 
     @classmethod
     def for_problem(cls, tokenizer, problem, instruction: str, tol: float) -> "SyncCheck":
-        """Probe = the unguided prompt of `problem` and its strong response (else its answer) + EOS."""
+        """Probe = the unguided prompt of `problem` and its strong response (else its answer), cut
+        to `PROBE_MAX_TOKENS` tokens with EOS last."""
         from .prompts import render, unguided_messages
 
         text = problem.strong_response or problem.answer
-        return cls(render(tokenizer, unguided_messages(problem, instruction)),
-                   _tokens(tokenizer, text) + [tokenizer.eos_token_id], tol)
+        completion = _tokens(tokenizer, text)[: PROBE_MAX_TOKENS - 1] + [tokenizer.eos_token_id]
+        return cls(render(tokenizer, unguided_messages(problem, instruction)), completion, tol)
 
     @torch.no_grad()
     def __call__(self, generator, model, tokenizer, pad_id: int, device, step: int, when: str) -> dict[str, float]:

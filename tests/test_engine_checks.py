@@ -3,13 +3,14 @@ data, and `train.rollout_is` inside the GRPO micro-batch loss (`none` is the los
 The checks against a real vLLM engine (agreement, stale weights, skipped sync, resume) are in
 test_vllm_backend.py, which shares that module's engine."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from sgpo_lib import losses
-from sgpo_lib.config import TrainConfig
+from sgpo_lib.config import ConfigError, TrainConfig, config_to_yaml, load_config
 from sgpo_lib.engine_checks import gap_metrics, group_stats
 from sgpo_lib.policy import pack, token_logprobs
 from sgpo_lib.records import Problem, Rollout
@@ -80,3 +81,18 @@ def test_rollout_is_in_the_grpo_loss(tiny_model):
     masked, _, m = _loss_and_grads(tiny_model, seqs, "sequence_mask")  # sequence ratios e^4, e^2 > 2: all masked
     assert float(masked) == 0.0 and m["rollout_is/weight_mean"] == 0.0
     assert all(s.meta["logprob_gap"].tolist() == pytest.approx([1.0] * len(s.completion_ids), abs=1e-5) for s in seqs)
+
+
+def test_rollout_is_default_follows_the_backend(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: %s\n" % (Path(__file__).parents[1] / "params" / "base.yaml"))
+    assert load_config(path).train.rollout_is == "none"  # transformers: the sampler is the trainer's model
+    assert load_config(path, {"rollout.backend": "vllm"}).train.rollout_is == "token_truncate"
+    vllm_none = load_config(path, {"rollout.backend": "vllm", "train.rollout_is": "none"})
+    assert vllm_none.train.rollout_is == "none"
+    (tmp_path / "resolved.yaml").write_text(config_to_yaml(load_config(path, {"rollout.backend": "vllm"})))
+    assert load_config(tmp_path / "resolved.yaml").train.rollout_is == "token_truncate"  # config.yaml holds the resolved value
+    with pytest.raises(ConfigError, match="train.rollout_is_cap"):
+        load_config(path, {"train.rollout_is_cap": 0.5})
+    with pytest.raises(ConfigError, match="train.rollout_is.*did you mean 'token_truncate'"):
+        load_config(path, {"train.rollout_is": "token_truncated"})
