@@ -52,13 +52,14 @@ def curves(series: dict[str, pd.DataFrame], key: str, title: str, ylabel: str | 
 
 
 def panels(series: dict[str, pd.DataFrame], keys: tuple[str, ...], title: str):
-    """One panel per metric of `keys`, side by side, one line per run (runs without it skipped)."""
+    """One panel per metric of `keys`, side by side, one line per run in one colour across the
+    panels (runs without a metric are skipped there); the legend is in the first panel."""
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for name, rows in series.items():
+        for i, (name, rows) in enumerate(series.items()):
             if key in rows:
                 part = rows[["step", key]].dropna()
-                ax.plot(part["step"], part[key], marker="o", ms=2, label=name)
+                ax.plot(part["step"], part[key], marker="o", ms=2, color=f"C{i % 10}", label=name)
         ax.set(title=key, xlabel="step")
         ax.grid(alpha=0.3)
     if series:

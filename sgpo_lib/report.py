@@ -19,7 +19,9 @@ from .stages import collected, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
 
-HEALTH_MEANS = ("frac_reward_zero_std", "frac_all_wrong", "guided_share", "guided_share_all_wrong", "mismatch/auto/mean")
+HEALTH_MEANS = ("frac_reward_zero_std", "frac_all_wrong", "guided_share", "guided_share_all_wrong", "mismatch/auto/mean",
+                "mismatch/guided/mean")
+HEALTH_MAXES = ("mismatch/auto/max", "mismatch/guided/max")
 REPORT_HIDE_TAG = "report-hide"  # cells of 06_report that set up the run and are left out of report.html
 
 
@@ -54,13 +56,11 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
 def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per run, over its training steps: how often autonomous groups had one reward value
     (`frac_reward_zero_std`) or were all wrong, the guided branch's share on those all-wrong
-    groups, and the largest engine-vs-trainer log-prob gap (`engine_checks`); means unless named max."""
-    rows = {}
-    for name, m in series.items():
-        if "frac_reward_zero_std" in m:
-            rows[name] = {k: m[k].mean() for k in HEALTH_MEANS if k in m}
-            rows[name].update({f"{k} (max)": m[k].max() for k in ("mismatch/auto/max", "mismatch/guided/max") if k in m})
-    return pd.DataFrame.from_dict(rows, orient="index")
+    groups, the engine-vs-trainer log-prob gap (`engine_checks`): means over steps, `*/max` the maximum."""
+    rows = {name: {**{k: m[k].mean() for k in HEALTH_MEANS if k in m}, **{k: m[k].max() for k in HEALTH_MAXES if k in m}}
+            for name, m in series.items() if "frac_reward_zero_std" in m}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table.reindex(columns=[k for k in HEALTH_MEANS + HEALTH_MAXES if k in table])
 
 
 def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:

@@ -96,3 +96,22 @@ def test_rollout_is_default_follows_the_backend(tmp_path):
         load_config(path, {"train.rollout_is_cap": 0.5})
     with pytest.raises(ConfigError, match="train.rollout_is.*did you mean 'token_truncate'"):
         load_config(path, {"train.rollout_is": "token_truncated"})
+
+
+def test_rollout_health_table_and_panels():
+    import pandas as pd
+
+    from sgpo_lib import plots
+    from sgpo_lib.report import rollout_health
+
+    sgpo = pd.DataFrame({"step": [1, 2], "frac_reward_zero_std": [0.5, 1.0], "frac_all_wrong": [0.25, 0.75],
+                         "guided_share_all_wrong": [1.0, 0.0], "mismatch/auto/mean": [1e-6, 3e-6],
+                         "mismatch/auto/max": [2e-6, 9e-6]})
+    sft = pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5]})
+    table = rollout_health({"sgpo": sgpo, "sft": sft})
+    assert list(table.index) == ["sgpo"]
+    assert table.loc["sgpo"].to_dict() == pytest.approx({"frac_reward_zero_std": 0.75, "frac_all_wrong": 0.5,
+                                                         "guided_share_all_wrong": 0.5, "mismatch/auto/mean": 2e-6,
+                                                         "mismatch/auto/max": 9e-6})
+    fig = plots.panels({"sgpo": sgpo, "sft": sft}, plots.ROLLOUT_HEALTH_KEYS, "health")
+    assert len(fig.axes) == len(plots.ROLLOUT_HEALTH_KEYS) and len(fig.axes[0].lines) == 1
