@@ -22,6 +22,8 @@ recomputed once before the first epoch (`old_logprobs`), not taken from the engi
 numerics differ. The engine's log-probs are the behaviour policy of `train.rollout_is`: the
 `rl` terms (the KL penalty included, when `train.beta > 0`) are multiplied by the truncated
 weights `losses.rollout_is_weights(pi_old, engine)`; `none` leaves the loss exactly as it was.
+Both are raw log-probs (temperature 1, `sgpo_lib.generation`), so the weights correct the
+engine's numerics and staleness, not the temperature or top-p the tokens were drawn with.
 The distillation term is not reweighted: its per-token KL to the teacher is taken at the
 states of the guided rollout, which the engine sampled under the *guided* prompt, so a
 correction would need `pi_old(.|guided)/mu(.|guided)`; that gap is measured instead
