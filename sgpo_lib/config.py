@@ -168,8 +168,17 @@ class TrainConfig:
     n_offpolicy: int = 1
     luffy_gamma: float = 0.1
     sft_epochs: int = 1
+    rollout_is: Literal["none", "token_truncate", "sequence_mask"] | None = None  # None: resolved from the backend
+    rollout_is_cap: float = 2.0
+    mismatch_threshold: float = 0.1
+    mismatch_sample: int = 8
+    sync_check_tol: float = 0.05
 
     def __post_init__(self):
+        _check(self.rollout_is_cap >= 1, "train.rollout_is_cap", "must be >= 1 (verl uses 2, TRL 3)")
+        _check(self.mismatch_threshold > 0 and self.sync_check_tol > 0, "train.mismatch_threshold",
+               "mismatch_threshold and sync_check_tol must be > 0 (log-prob units)")
+        _check(self.mismatch_sample >= 0, "train.mismatch_sample", "must be >= 0 (0 = no guided/teacher check)")
         _check(self.steps >= 1 and self.batch_problems >= 1, "train.steps", "steps and batch_problems must be >= 1")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
@@ -246,6 +255,8 @@ class RunConfig:
                "the KL reference is the base model with the adapter disabled: train.beta > 0 needs model.lora.enabled")
         _check(self.distill.teacher != "engine" or r.topk_logprobs >= self.distill.topk, "rollout.topk_logprobs",
                "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
+        if self.train.rollout_is is None:  # frozen: set the resolved default once, before anyone reads it
+            object.__setattr__(self, "train", dataclasses.replace(self.train, rollout_is=default_rollout_is(r.backend)))
 
     @property
     def instruction(self) -> str:
@@ -258,6 +269,12 @@ class RunConfig:
     def digest(self) -> str:
         """sha1 of the resolved config (sorted JSON): the content part of the run id."""
         return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def default_rollout_is(backend: str) -> str:
+    """`train.rollout_is: null` resolves to `token_truncate` for vLLM (as verl and TRL do) and
+    to `none` for transformers, whose sampler is the trainer's own model (no mismatch to correct)."""
+    return "token_truncate" if backend == "vllm" else "none"
 
 
 def _check(ok: bool, key: str, message: str) -> None:

@@ -13,6 +13,8 @@ Conventions shared with the transformers backend (see `sgpo_lib.generation`):
   (the draws themselves differ: the engines use different random streams);
 - prompts are tokenized here with `add_special_tokens=False` (the chat template already
   holds any BOS), and passed as token ids;
+- `score` gives the log-probs of a given completion (vLLM's prompt log-probs: raw in every
+  `logprobs_mode`), which the trainer's adapter-sync check compares with its own;
 - `finish_reason`: vLLM's "stop" becomes "eos" when no stop string fired (EOS or a stop
   token id), else "stop"; the text excludes the stop string (`include_stop_str_in_output=False`).
 
@@ -93,6 +95,18 @@ class VLLMGenerator:
         outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request)
         flat = [_to_completion(out.outputs[0], spec.topk_logprobs) for out in outputs]
         return [flat[i * spec.n : (i + 1) * spec.n] for i in range(len(prompts))]
+
+    def score(self, prompt: str, completion_ids: list[int]) -> list[float]:
+        """Raw log-probs (temperature 1, the module's convention) of the given completion tokens
+        after `prompt` under the served policy (adapter included), from vLLM's prompt log-probs."""
+        from vllm import SamplingParams
+
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = prompt_ids + list(completion_ids)
+        params = SamplingParams(max_tokens=1, temperature=0, prompt_logprobs=0)
+        (out,) = self.llm.generate([{"prompt_token_ids": ids}], params, use_tqdm=False, lora_request=self.lora_request)
+        positions = out.prompt_logprobs[len(prompt_ids):]
+        return [pos[t].logprob for t, pos in zip(completion_ids, positions)]
 
     def update_weights(self, model_or_adapter_dir) -> None:
         """Serve the LoRA adapter saved in `model_or_adapter_dir` (a PEFT folder) from the next

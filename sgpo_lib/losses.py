@@ -12,6 +12,8 @@ Signs, in words:
   `topk` (teacher top-k + one tail bucket), `sampled` (`-log p(y_t)`, SFT on the guided rollout).
 - Instance weights (section 5) and the section-6 normaliser (`distill_token_coefs`).
 - Baselines: SFT cross-entropy and the LUFFY-style off-policy shaped term `-A * pi/(pi+gamma)`.
+- Rollout importance sampling (`rollout_is_weights`): truncated weights `pi_old / mu` for the
+  gap between the rollout engine `mu` and the trainer's `pi_old`, multiplied into the GRPO term.
 
 Departures from the textbook, all deliberate and visible:
 - `group_advantages` divides by the *population* std (correction 0, as Dr. GRPO/verl's
@@ -135,6 +137,41 @@ def grpo_token_terms(
         if beta != 0.0:
             per_token_B_T = per_token_B_T + beta * k3_B_T
     return per_token_B_T, metrics
+
+
+ROLLOUT_IS_MODES = ("none", "token_truncate", "sequence_mask")
+
+
+def rollout_is_weights(old_logprobs_B_T, engine_logprobs_B_T, mask_B_T, mode: str, cap: float):
+    """Truncated importance weights for the engine-vs-trainer mismatch (`train.rollout_is`).
+
+    The rollouts were sampled by the engine (behaviour `mu`, its log-probs `engine_logprobs`),
+    the loss assumes `pi_old` (the trainer's numerics, `old_logprobs`); `r_t = exp(old_t - engine_t)`.
+    `token_truncate` (verl's token-level TIS): `w_t = min(r_t, cap)`. `sequence_mask` (TRL's):
+    `r = exp(sum_t m_t (old_t - engine_t))` per sequence, `w_t = r` if `r <= cap` else 0 for the
+    whole sequence. `none` returns None (the caller then leaves the loss untouched).
+    Metrics: `rollout_is/weight_mean` (kept tokens' mean weight), `rollout_is/frac_capped`
+    (tokens truncated or masked).
+
+    Shapes: all (B, T); returns (weights_B_T detached or None, metrics: dict[str, float]).
+    """
+    if mode == "none":
+        return None, {}
+    if mode not in ROLLOUT_IS_MODES:
+        raise ValueError(f"train.rollout_is={mode!r} is not defined; choose one of {list(ROLLOUT_IS_MODES)}")
+    mask_B_T = mask_B_T.to(old_logprobs_B_T.dtype)
+    log_ratio_B_T = (old_logprobs_B_T - engine_logprobs_B_T).detach() * mask_B_T
+    if mode == "token_truncate":
+        ratio_B_T = log_ratio_B_T.exp()
+        capped_B_T = ratio_B_T > cap
+        weights_B_T = ratio_B_T.clamp(max=cap)
+    else:
+        log_seq_B_1 = log_ratio_B_T.sum(-1, keepdim=True)
+        capped_B_T = (log_seq_B_1 > torch.log(torch.tensor(cap, dtype=log_seq_B_1.dtype))).expand_as(mask_B_T)
+        weights_B_T = torch.where(capped_B_T, torch.zeros_like(log_seq_B_1), log_seq_B_1.exp()).expand_as(mask_B_T)
+    metrics = {"rollout_is/weight_mean": _masked_mean(weights_B_T, mask_B_T),
+               "rollout_is/frac_capped": _masked_mean(capped_B_T.double(), mask_B_T)}
+    return weights_B_T, metrics
 
 
 # ----------------------------------------------------------------------------- baselines

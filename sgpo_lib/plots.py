@@ -14,6 +14,9 @@ import pandas as pd
 
 from . import io
 
+# engine-vs-trainer mismatch (sgpo_lib.engine_checks) beside the reward groups and the guided branch's share
+ROLLOUT_HEALTH_KEYS = ("mismatch/auto/mean", "mismatch/guided/mean", "frac_reward_zero_std", "guided_share")
+
 
 def save(fig, path: str | Path) -> Path:
     """Write `fig` as a PNG atomically; returns the path."""
@@ -43,6 +46,25 @@ def curves(series: dict[str, pd.DataFrame], key: str, title: str, ylabel: str | 
     ax.grid(alpha=0.3)
     if series:
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def panels(series: dict[str, pd.DataFrame], keys: tuple[str, ...], title: str):
+    """One panel per metric of `keys`, side by side, one line per run in one colour across the
+    panels (runs without a metric are skipped there); the legend is in the first panel."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, (name, rows) in enumerate(series.items()):
+            if key in rows:
+                part = rows[["step", key]].dropna()
+                ax.plot(part["step"], part[key], marker="o", ms=2, color=f"C{i % 10}", label=name)
+        ax.set(title=key, xlabel="step")
+        ax.grid(alpha=0.3)
+    if series:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     plt.close(fig)
     return fig

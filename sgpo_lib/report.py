@@ -19,6 +19,9 @@ from .stages import collected, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
 
+HEALTH_MEANS = ("frac_reward_zero_std", "frac_all_wrong", "guided_share", "guided_share_all_wrong", "mismatch/auto/mean",
+                "mismatch/guided/mean")
+HEALTH_MAXES = ("mismatch/auto/max", "mismatch/guided/max")
 REPORT_HIDE_TAG = "report-hide"  # cells of 06_report that set up the run and are left out of report.html
 
 
@@ -35,6 +38,9 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     scale = scaling_runs(cfg, run_dir)
     if len(scale):
         out["scaling"] = scaling_table(scale)
+    health = rollout_health(metrics_of(run_dir / "main"))
+    if len(health):
+        out["rollout_health"] = health
     if (run_dir / "guidance_shift.csv").exists():
         out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
     if (run_dir / "premise.csv").exists():
@@ -50,6 +56,16 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
+def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per run, over its training steps: how often autonomous groups had one reward value
+    (`frac_reward_zero_std`) or were all wrong, the guided branch's share on those all-wrong
+    groups, the engine-vs-trainer log-prob gap (`engine_checks`): means over steps, `*/max` the maximum."""
+    rows = {name: {**{k: m[k].mean() for k in HEALTH_MEANS if k in m}, **{k: m[k].max() for k in HEALTH_MAXES if k in m}}
+            for name, m in series.items() if "frac_reward_zero_std" in m}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table.reindex(columns=[k for k in HEALTH_MEANS + HEALTH_MAXES if k in table])
+
+
 def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     """Learning curves, the guidance weight, p_guided vs p_auto, main bars, scaling; PNGs saved."""
     figs = {}
@@ -61,6 +77,7 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
         sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
         figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w",
                                                smooth=5)
+        figs["engine_mismatch"] = plots.panels(main_metrics, plots.ROLLOUT_HEALTH_KEYS, "Rollout engine vs trainer, reward groups")
         main = collected(run_dir / "main")
         figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
                                        baseline=results.base_accuracy(main, "train.method"))

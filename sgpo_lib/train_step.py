@@ -19,7 +19,16 @@ depend on the micro-batch size:
 Old log-probs: with one optimizer epoch per rollout batch the policy has not moved, so
 `pi_old = pi_theta.detach()` exactly (ratio 1, delta 0); with `ppo_epochs > 1` they are
 recomputed once before the first epoch (`old_logprobs`), not taken from the engine, whose
-numerics differ; the engine-vs-trainer gap is reported as `logprob_mismatch`.
+numerics differ. The engine's log-probs are the behaviour policy of `train.rollout_is`: the
+`rl` terms (the KL penalty included, when `train.beta > 0`) are multiplied by the truncated
+weights `losses.rollout_is_weights(pi_old, engine)`; `none` leaves the loss exactly as it was.
+Both are raw log-probs (temperature 1, `sgpo_lib.generation`), so the weights correct the
+engine's numerics and staleness, not the temperature or top-p the tokens were drawn with.
+The distillation term is not reweighted: its per-token KL to the teacher is taken at the
+states of the guided rollout, which the engine sampled under the *guided* prompt, so a
+correction would need `pi_old(.|guided)/mu(.|guided)`; that gap is measured instead
+(`mismatch/guided`, `engine_checks`) and is about 0 when the engine agrees. Each `rl`
+sequence keeps its per-token gap `pi_old - engine` in `meta["logprob_gap"]`.
 """
 
 from __future__ import annotations
@@ -100,13 +109,14 @@ def old_logprobs(model, seqs: list[Seq], pad_id: int, device, micro: int) -> Non
             s.old_logprobs = lp.detach()
 
 
-def _old_B_T(seqs: list[Seq], logprobs_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> torch.Tensor:
-    """Old log-probs laid out like `logprobs_B_T`; `logprobs.detach()` where none were stored."""
-    old_B_T = logprobs_B_T.detach().clone()
-    for b, s in enumerate(seqs):
-        if s.old_logprobs is not None:
-            old_B_T[b][mask_B_T[b].bool()] = s.old_logprobs.to(old_B_T.dtype)
-    return old_B_T
+def _laid_out(rows: list, default_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> torch.Tensor:
+    """Per-sequence completion values (`old_logprobs`, `engine_logprobs`) laid out like
+    `default_B_T`, whose detached values stay where a row is None."""
+    out_B_T = default_B_T.detach().clone()
+    for b, row in enumerate(rows):
+        if row is not None:
+            out_B_T[b][mask_B_T[b].bool()] = torch.as_tensor(row, dtype=out_B_T.dtype, device=out_B_T.device)
+    return out_B_T
 
 
 def policy_loss(model, seqs: list[Seq], num_tokens: float, train_cfg, pad_id: int, device, ref_fn=None):
@@ -120,18 +130,23 @@ def policy_loss(model, seqs: list[Seq], num_tokens: float, train_cfg, pad_id: in
     logprobs_B_T = token_logprobs(model, batch)
     adv_B = torch.tensor([s.advantage for s in seqs], device=device, dtype=logprobs_B_T.dtype)
     ref_B_T = ref_fn(batch) if ref_fn is not None else None
-    rl_terms_B_T, metrics = losses.grpo_token_terms(
-        logprobs_B_T, _old_B_T(seqs, logprobs_B_T, mask_B_T), adv_B, mask_B_T, train_cfg.eps_low,
-        train_cfg.eps_high, train_cfg.beta, ref_B_T)
+    old_B_T = _laid_out([s.old_logprobs for s in seqs], logprobs_B_T, mask_B_T)
+    rl_terms_B_T, metrics = losses.grpo_token_terms(logprobs_B_T, old_B_T, adv_B, mask_B_T, train_cfg.eps_low,
+                                                    train_cfg.eps_high, train_cfg.beta, ref_B_T)
+    engine_B_T = _laid_out([s.engine_logprobs for s in seqs], old_B_T, mask_B_T)  # `off`: no engine, weight 1
+    is_B_T, is_metrics = losses.rollout_is_weights(old_B_T, engine_B_T, mask_B_T, train_cfg.rollout_is,
+                                                   train_cfg.rollout_is_cap)
+    if is_B_T is not None:
+        rl_terms_B_T = rl_terms_B_T * is_B_T
+        metrics.update(is_metrics)
+    for s, gap in zip(seqs, _completion_rows(old_B_T - engine_B_T, mask_B_T)):
+        if s.engine_logprobs is not None:
+            s.meta["logprob_gap"] = gap  # pi_old - engine per token, for engine_checks.gap_metrics
     off_B = torch.tensor([s.kind == "off" for s in seqs], device=device)
     off_terms_B_T = losses.offpolicy_shaped_token_terms(logprobs_B_T, adv_B, train_cfg.luffy_gamma)
     per_token_B_T = torch.where(off_B[:, None], off_terms_B_T, rl_terms_B_T)
     loss = losses.aggregate(per_token_B_T, mask_B_T, num_tokens=num_tokens)
     metrics["entropy_mc"] = float(-(logprobs_B_T.detach() * mask_B_T).sum() / mask_B_T.sum().clamp_min(1))
-    engine = [(s, lp) for s, lp in zip(seqs, _completion_rows(logprobs_B_T.detach(), mask_B_T)) if s.engine_logprobs]
-    if engine:
-        gaps = [(lp - torch.tensor(s.engine_logprobs, dtype=lp.dtype, device=lp.device)).abs().mean() for s, lp in engine]
-        metrics["logprob_mismatch"] = float(torch.stack(gaps).mean())
     return loss, metrics, float(mask_B_T.sum())
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint, io, losses
+from . import checkpoint, engine_checks, io, losses
 from .config import RunConfig, config_to_yaml
 from .evaluate import evaluate
 from .generation import SamplingSpec
@@ -111,6 +111,8 @@ class Trainer:
                                 cfg.distill.eps_kl, cfg.distill.is_clip_c,
                                 cfg.distill.topk if cfg.distill.teacher == "forward" and cfg.distill.estimator == "topk" else None)
         self.generator = self._make_generator()
+        self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
+                                                              cfg.train.sync_check_tol) if data.train else None
         self.nonfinite_in_row = 0
 
     # ------------------------------------------------------------ setup
@@ -132,16 +134,19 @@ class Trainer:
         TRL's colocate mode) instead of starting a distributed runtime of its own."""
         return {"distributed_executor_backend": "external_launcher"} if self.acc.num_processes > 1 else {}
 
-    def _sync_generator(self, step: int) -> None:
+    def _sync_generator(self, step: int, when: str = "sync") -> dict:
         """After an optimizer step: every rank's vLLM engine loads the new adapter (saved once, by
-        the main process); the transformers backend shares the model."""
+        the main process), then the sync check (`engine_checks.SyncCheck`) returns its metrics or
+        stops the run; the transformers backend shares the model."""
         if self.cfg.rollout.backend != "vllm":
-            return
+            return {}
         adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
         if self.acc.is_main_process:
             self.model.save_pretrained(adapter_dir)
         self.acc.wait_for_everyone()
         self.generator.update_weights(adapter_dir)
+        with self.acc.autocast():
+            return self.sync_check(self.generator, self.model, self.tok, self.pad_id, self.acc.device, step, when)
 
     def _sampling(self, topk: int = 0) -> SamplingSpec:
         r = self.cfg.rollout
@@ -186,7 +191,13 @@ class Trainer:
         weight_of = dict(zip(stats.index, w_P.tolist()))
         if n_guided:
             seqs += self._distill_seqs(paired, weight_of)
-        return seqs, self._rollout_metrics(paired, w_P)
+        metrics = self._rollout_metrics(paired, w_P)
+        metrics.update(engine_checks.group_stats(paired, seqs, cfg.distill.coef > 0))
+        if n_guided and cfg.train.mismatch_sample:
+            with self.acc.autocast():
+                metrics.update(engine_checks.guided_gap_metrics(self.model, self.tok, paired, cfg.train.mismatch_sample,
+                                                                cfg.train.mismatch_threshold, self.pad_id, self.acc.device))
+        return seqs, metrics
 
     def _distill_seqs(self, paired, weight_of: dict[str, float]) -> list[Seq]:
         on_correct = self.cfg.distill.on == "correct"
@@ -198,7 +209,7 @@ class Trainer:
                 if (on_correct and r.reward <= losses.CORRECT_REWARD_THRESHOLD) or not r.token_ids:
                     continue
                 out.append(Seq("distill", student_ids, r.token_ids, weight=weight_of[p.id], teacher_prompt_ids=teacher_ids,
-                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs))
+                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs, meta={"problem_id": p.id}))
         return out
 
     def _rollout_metrics(self, paired, w_P) -> dict:
@@ -285,8 +296,10 @@ class Trainer:
             if not self._all_finite(loss):
                 return self._skip_nonfinite(step, metrics)
             metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
+        metrics.update(engine_checks.gap_metrics([s.meta["logprob_gap"] for s in seqs if "logprob_gap" in s.meta],
+                                                 cfg.train.mismatch_threshold, "mismatch/auto"))
         self.nonfinite_in_row = 0
-        self._sync_generator(step)
+        metrics.update(self._sync_generator(step))
         t3 = time.perf_counter()
         n_train = sum(len(s.completion_ids) for s in seqs) * cfg.train.ppo_epochs
         metrics.update(teacher_s=t2 - t1, train_s=t3 - t2, step_s=t3 - t0, lr=self.sched.get_last_lr()[0],
@@ -348,7 +361,7 @@ class Trainer:
             self.metrics.truncate_after(step)
             if evals.exists():
                 io.write_jsonl(evals, [r for r in io.read_jsonl(evals, tolerate_torn_tail=True) if r["step"] <= step])
-        self._sync_generator(step)
+        self._sync_generator(step, "resume")
         log.info("resumed from step %d", step)
         return step
 

