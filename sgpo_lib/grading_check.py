@@ -35,6 +35,7 @@ _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 _UNITS_RE = re.compile(r"(?:\\(?:text|mathrm|mbox)\{[^{}]*\}|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,2}$")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+_ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
 _MATH_WORDS = frozenset("""sin cos tan cot sec csc log exp lim max min gcd lcm mod det deg arg inf sup and for all
                            arcsin arccos arctan sinh cosh tanh none""".split())
 _NUMBER_RE = re.compile(r"^([-+]?)(\d+(?:\.\d*)?|\.\d+)(?:e([-+]?\d+)|(?:\\times|\\cdot)10\^\{?([-+]?\d+)\}?)?$")
@@ -136,7 +137,7 @@ def looks_unparsed(pred: str) -> bool:
     >>> looks_unparsed("5 and then I added the rest"), looks_unparsed("12 cm"), looks_unparsed("sin(x) + 1")
     (True, False, False)
     """
-    s = _TEXT_WRAP_RE.sub(r" \1 ", _UNITS_RE.sub("", pred))
+    s = _TEXT_WRAP_RE.sub(r" \1 ", _ENVIRONMENT_RE.sub(" ", _UNITS_RE.sub("", pred)))
     if PYTHON_JUNK_RE.search(s):
         return True
     return any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(s))

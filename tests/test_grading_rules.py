@@ -101,6 +101,7 @@ def test_exact_kind_and_numbers():
     assert as_number("-\\frac{3}{4}")[0] == -0.75
     assert as_number("x + 1") is None
     assert not looks_unparsed("(2, 32) \\text{ and } (8, 18)")
+    assert not looks_unparsed("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}")
 
 
 def test_extraction_is_linear_in_the_tail():
