@@ -4,7 +4,7 @@
 killable worker processes (`sgpo_lib.grading_pool`); extraction (`sgpo_lib.grading_extract`)
 and equivalence (`sgpo_lib.grading_check`, `sgpo_lib.grading_sets`) both run there, under a
 per-answer budget of `budget_s` seconds (default 2) that includes replacing a stuck worker
-(a spare is always started). Answers travel in batches; strings and plain numbers are decided
+(each worker keeps a warm process that forks the replacement in milliseconds). Answers travel in batches; strings and plain numbers are decided
 before math-verify is asked.
 
 Every outcome is a `Grade(reward, reason, pred)`; failures are wrong answers with a reason,
@@ -73,7 +73,7 @@ def _to_grade(result: dict) -> Grade:
 
 
 class Grader:
-    """Grades batches of completions in `workers` killable processes (plus one spare).
+    """Grades batches of completions in `workers` killable processes.
 
     Workers start on the first call and stay up until `close()` (or the end of a `with`
     block). `reasons` counts every grade it has given.

@@ -5,11 +5,12 @@ one running task, and math-verify's own `signal.alarm` timeout cannot interrupt 
 code (a giant integer power), so each worker is a plain subprocess (`python -P -m
 sgpo_lib.grading_worker`: no `__main__` re-import as with multiprocessing's spawn, no fork of a
 parent that holds threads). Answers go to a worker in batches of up to `batch_size`; the worker
-replies per answer, and each answer has `timeout_s` from the previous reply (or the send). A
-worker that misses it is killed: that answer gets reason "timeout", the rest of its batch goes
-back to the queue, and one of the `spares` already-started workers takes over at once (a new
-spare starts in the background), so a timeout costs `timeout_s`, not a restart. A worker that
-dies gives "error". Neither ever raises: only a worker that cannot *start* raises.
+replies per answer, and each answer has `timeout_s` from the previous reply (or the send). When
+one misses it, the worker's grading child is killed: that answer gets reason "timeout", the rest
+of its batch goes back to the queue, and the worker's warm parent process forks the next child
+in milliseconds (pre-spawned: nothing is imported again), so a timeout costs `timeout_s`, not a
+restart. A child that crashes gives "error"; a worker process that dies is started again.
+Neither ever raises: only a worker that cannot *start* raises.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,8 @@ class _Worker:
     proc: subprocess.Popen
     deadline: float
     ready: bool = False
+    started: bool = False
+    child_pid: int | None = None
     pending: deque = field(default_factory=deque)
     buffer: bytes = b""
 
@@ -49,6 +53,11 @@ class _Worker:
         return self.proc.stdout.fileno()
 
     def kill(self) -> None:
+        if self.child_pid is not None:
+            try:
+                os.kill(self.child_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -81,19 +90,18 @@ def _timeout_result() -> dict:
 
 
 class WorkerPool:
-    """`n_workers` grading processes busy at a time plus `spares` started ones in reserve;
-    `run(tasks)` returns one result dict per task, in order.
+    """`n_workers` grading processes; `run(tasks)` returns one result dict per task, in order.
 
     A task is `{"text": str, "gold": str, "kind": str}`; a result is the worker's reply
     (`reward`, `reason`, `pred`, `blocked`) or `{"reward": 0.0, "reason": "timeout"|"error", "pred": ""}`.
     """
 
     def __init__(self, n_workers: int, timeout_s: float, memory_limit_mb: int, tail_chars: int,
-                 batch_size: int = 16, spares: int = 1, startup_timeout_s: float = 60.0, max_start_failures: int = 3):
-        if n_workers < 1 or timeout_s <= 0 or batch_size < 1 or spares < 0:
-            raise ValueError(f"WorkerPool: need n_workers >= 1, timeout_s > 0, batch_size >= 1, spares >= 0; "
-                             f"got {n_workers}, {timeout_s}, {batch_size}, {spares}")
-        self.n_workers, self.timeout_s, self.spares = n_workers, timeout_s, spares
+                 batch_size: int = 16, startup_timeout_s: float = 60.0, max_start_failures: int = 3):
+        if n_workers < 1 or timeout_s <= 0 or batch_size < 1:
+            raise ValueError(f"WorkerPool: need n_workers >= 1, timeout_s > 0, batch_size >= 1; "
+                             f"got {n_workers}, {timeout_s}, {batch_size}")
+        self.n_workers, self.timeout_s = n_workers, timeout_s
         self.memory_limit_mb, self.tail_chars, self.batch_size = memory_limit_mb, tail_chars, batch_size
         self.startup_timeout_s, self.max_start_failures = startup_timeout_s, max_start_failures
         self.restarts = 0
@@ -119,6 +127,17 @@ class WorkerPool:
         self.restarts += 1
         self._spawn()
 
+    def _kill_child(self, worker: _Worker, queue: deque) -> None:
+        """Kill the worker's grading child (its warm parent forks the next); unanswered tasks back to `queue`."""
+        try:
+            os.kill(worker.child_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        queue.extendleft(reversed(worker.pending))
+        worker.pending.clear()
+        worker.ready, worker.deadline = False, time.monotonic() + self.startup_timeout_s
+        self.restarts += 1
+
     def _start_failed(self, worker: _Worker, why: str) -> None:
         self._start_failures += 1
         if self._start_failures >= self.max_start_failures:
@@ -130,8 +149,7 @@ class WorkerPool:
     def _send(self, worker: _Worker, tasks: list[dict], queue: deque) -> None:
         """Give a batch from the front of `queue` to an idle worker; a worker that died while
         idle is replaced and the batch goes back to the queue (it did not cause the death)."""
-        busy = sum(1 for w in self._workers if w.pending)
-        share = -(-len(queue) // max(1, self.n_workers - busy))
+        share = -(-len(queue) // self.n_workers)
         worker.pending.extend(queue.popleft() for _ in range(min(self.batch_size, share, len(queue))))
         worker.deadline = time.monotonic() + self.timeout_s
         payload = {"items": [tasks[i] for i in worker.pending], "tail_chars": self.tail_chars}
@@ -143,12 +161,23 @@ class WorkerPool:
         except OSError:
             self._replace(worker, queue)
 
-    def _on_line(self, worker: _Worker, line: bytes, results: list) -> None:
-        reply = json.loads(line)
+    def _on_line(self, worker: _Worker, line: bytes, results: list, queue: deque) -> None:
+        try:
+            reply = json.loads(line)
+        except ValueError:  # the start of a line from a child killed while writing it
+            log.info("grading worker: dropped a partial line")
+            return
         if "error" in reply:
             self._start_failed(worker, reply["error"])
         elif reply.get("ready"):
-            worker.ready, self._start_failures = True, 0
+            worker.ready, worker.started, worker.child_pid, self._start_failures = True, True, reply["pid"], 0
+        elif "exited" in reply:
+            if reply["exited"] == worker.child_pid and worker.pending:  # crashed while grading
+                results[worker.pending.popleft()] = {"reward": 0.0, "reason": "error", "pred": ""}
+                queue.extendleft(reversed(worker.pending))
+                worker.pending.clear()
+            if reply["exited"] == worker.child_pid:
+                worker.ready, worker.deadline = False, time.monotonic() + self.startup_timeout_s
         elif worker.pending:
             results[worker.pending.popleft()] = reply
             worker.deadline = time.monotonic() + self.timeout_s
@@ -158,7 +187,7 @@ class WorkerPool:
         if not data:  # the worker died
             if worker.pending:
                 results[worker.pending.popleft()] = {"reward": 0.0, "reason": "error", "pred": ""}
-            if worker.ready:
+            if worker.started:
                 self._replace(worker, queue)
             else:
                 self._start_failed(worker, f"exit code {worker.proc.wait()}")
@@ -166,7 +195,8 @@ class WorkerPool:
         worker.buffer += data
         while b"\n" in worker.buffer and worker in self._workers:
             line, worker.buffer = worker.buffer.split(b"\n", 1)
-            self._on_line(worker, line, results)
+            if line.strip():
+                self._on_line(worker, line, results, queue)
 
     def _on_expired(self, now: float, results: list, queue: deque) -> None:
         for worker in [w for w in self._workers if w.deadline < now and (w.pending or not w.ready)]:
@@ -174,22 +204,21 @@ class WorkerPool:
                 self._start_failed(worker, f"no reply within {self.startup_timeout_s} s")
                 continue
             index = worker.pending.popleft()
-            log.info("grading answer %d timed out after %.2f s; replacing its worker", index, self.timeout_s)
+            log.info("grading answer %d timed out after %.2f s; replacing its grading child", index, self.timeout_s)
             results[index] = _timeout_result()
-            self._replace(worker, queue)
+            self._kill_child(worker, queue)
 
     def _assign(self, tasks: list[dict], queue: deque) -> None:
-        """Batches to idle ready workers while fewer than `n_workers` are busy."""
+        """A batch to every idle ready worker."""
         for worker in [w for w in self._workers if w.ready and not w.pending]:
-            if not queue or sum(1 for w in self._workers if w.pending) >= self.n_workers:
-                return
-            self._send(worker, tasks, queue)
+            if queue:
+                self._send(worker, tasks, queue)
 
     def run(self, tasks: list[dict]) -> list[dict[str, Any]]:
         """Grade all tasks (see the class docstring)."""
         results: list[dict | None] = [None] * len(tasks)
         queue = deque(range(len(tasks)))
-        while len(self._workers) < self.n_workers + self.spares:
+        while len(self._workers) < self.n_workers:
             self._spawn()
         while queue or any(w.pending for w in self._workers):
             self._assign(tasks, queue)

@@ -2,11 +2,15 @@
 Notation: the reward r(x, y)).
 
 Started by `sgpo_lib.grading_pool` as `python -P -m sgpo_lib.grading_worker --memory-mb N`
-(the package's `__init__` imports nothing). Protocol, one JSON object per line: parent -> child
-a batch `{"items": [{"text": str, "gold": str, "kind": "math"|"exact"}, ...], "tail_chars": int}`;
-child -> parent first `{"ready": true}` (or `{"error": "..."}` if start-up failed), then one
-`{"reward": float, "reason": str, "pred": str, "blocked": [...]}` per item, in order, as soon as
-that item is graded (the parent's per-answer clock restarts at each reply). Everything a
+(the package's `__init__` imports nothing). This process imports and warms everything up once,
+then forks the grading child that does the work, and forks a new one in milliseconds whenever
+the parent kills the child for a timeout: the replacement is always pre-spawned and warm.
+Protocol, one JSON object per line (blank lines ignored): parent -> child a batch
+`{"items": [{"text": str, "gold": str, "kind": "math"|"exact"}, ...], "tail_chars": int}`;
+child -> parent first `{"ready": true, "pid": int}` (or `{"error": "..."}` if start-up
+failed), then one `{"reward": float, "reason": str, "pred": str, "blocked": [...]}` per item,
+in order, as soon as that item is graded (the parent's per-answer clock restarts at each
+reply); `{"exited": pid}` when a child crashed. Everything a
 completion goes through (extraction in `sgpo_lib.grading_extract`, equivalence in
 `sgpo_lib.grading_check`) runs here, so the parent's kill bounds it all.
 
@@ -38,6 +42,7 @@ _BLOCKED_PREFIXES = (
 _ALLOWED_EVENTS = frozenset({"os.listdir", "os.scandir"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _blocked: list[str] = []
+_state = {"child": False}  # True in a grading child: it may not fork
 
 
 def _is_write_open(args: tuple) -> bool:
@@ -52,7 +57,8 @@ def _is_write_open(args: tuple) -> bool:
 def _audit_hook(event: str, args: tuple) -> None:
     """Refuse side effects; PermissionError so callers that tolerate OSError stay quiet."""
     refuse = event == "open" and _is_write_open(args)
-    refuse = refuse or (event.startswith(_BLOCKED_PREFIXES) and event not in _ALLOWED_EVENTS)
+    allowed = event in _ALLOWED_EVENTS or (event == "os.fork" and not _state["child"])
+    refuse = refuse or (event.startswith(_BLOCKED_PREFIXES) and not allowed)
     if refuse:
         _blocked.append(event)
         raise PermissionError(f"grading worker: '{event}' is not allowed")
@@ -89,6 +95,41 @@ def _start(memory_mb: int) -> None:
     sys.addaudithook(_audit_hook)
 
 
+def _send(message: dict) -> None:
+    """One reply line; it starts with a newline so that a line cut short by a kill stays apart."""
+    sys.stdout.write("\n" + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _serve() -> None:
+    """The grading child: batches from stdin, one reply per item, until stdin closes."""
+    _state["child"] = True
+    _send({"ready": True, "pid": os.getpid()})
+    for line in sys.stdin:
+        if line.strip():
+            batch = json.loads(line)
+            for item in batch["items"]:
+                _send(_handle(item, int(batch["tail_chars"])))
+
+
+def _fork_children() -> None:
+    """This warm process forks one grading child at a time and forks the next when it ends:
+    killed by the parent (timeout), crashed (reported as `{"exited": pid}`), or done (EOF)."""
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _serve()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if status == 0:
+            return
+        _send({"exited": pid})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--memory-mb", type=int, default=2048)
@@ -96,16 +137,9 @@ def main() -> None:
     try:
         _start(opts.memory_mb)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises
-        sys.stdout.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
-        sys.stdout.flush()
+        _send({"error": f"{type(e).__name__}: {e}"})
         return
-    sys.stdout.write(json.dumps({"ready": True}) + "\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
-        batch = json.loads(line)
-        for item in batch["items"]:
-            sys.stdout.write(json.dumps(_handle(item, int(batch["tail_chars"]))) + "\n")
-            sys.stdout.flush()
+    _fork_children()
 
 
 if __name__ == "__main__":

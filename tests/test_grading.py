@@ -72,17 +72,17 @@ def test_grade_convenience():
     assert grade("so \\boxed{\\frac{14}{2}}", _math("7")).reason == "correct"
 
 
-def test_stuck_worker_is_replaced_by_a_started_spare():
+def test_stuck_worker_is_replaced_by_a_warm_fork():
     """A timeout costs the budget, not a restart: the answers after it (same batch) go on at once."""
     with Grader(budget_s=1.0, workers=1) as g:
-        g.grade_many(["\\boxed{1}"], [_math("1")])  # workers (and the spare) started
+        g.grade_many(["\\boxed{1}"], [_math("1")])  # worker started
         texts = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{\\frac{6}{3}}", "\\boxed{9^{9^{9^{9}}}}", "\\boxed{3}"]
         start = time.monotonic()
         grades = g.grade_many(texts, [_math("1"), _math("2"), _math("1"), _math("3")])
         elapsed = time.monotonic() - start
     assert [x.reason for x in grades] == ["timeout", "correct", "timeout", "correct"]
     assert g.restarts == 2
-    assert elapsed < 10, f"budget not enforced: {elapsed:.1f} s for two 1 s timeouts"
+    assert elapsed < 6, f"budget not enforced: {elapsed:.1f} s for two 1 s timeouts"
 
 
 def test_recovers_from_killed_workers(grader):
@@ -94,6 +94,15 @@ def test_recovers_from_killed_workers(grader):
     grades = grader.grade_many(["\\boxed{\\frac{2}{4}}", "\\boxed{3}"], [_math("0.5"), _math("4")])
     assert [g.reason for g in grades] == ["correct", "wrong"]
     assert grader.restarts >= restarts + 1
+
+
+def test_recovers_from_killed_grading_children(grader):
+    """A grading child that dies is reported by its warm parent, which forks the next one."""
+    grader.grade_many(["\\boxed{1}"], [_math("1")])
+    for w in list(grader._pool._workers):
+        os.kill(w.child_pid, 9)
+    grades = grader.grade_many(["\\boxed{\\frac{2}{4}}", "\\boxed{3}"] * 4, [_math("0.5"), _math("4")] * 4)
+    assert [g.reason for g in grades] == ["correct", "wrong"] * 4
 
 
 def _payloads(target) -> list[str]:
@@ -215,7 +224,7 @@ def adversarial_texts():
 def test_adversarial_inputs_each_graded_within_the_budget(adversarial_texts, tmp_path):
     budget = 2.0
     with Grader(budget_s=budget, workers=2) as g:
-        g.grade_many(["\\boxed{1}"], [_math("1")])  # workers and spare started
+        g.grade_many(["\\boxed{1}"], [_math("1")])  # workers started
         texts = {**adversarial_texts, **{f"payload {i}": t for i, t in enumerate(_payloads(tmp_path / "pwned"))}}
         texts["reward hack"] = "\\boxed{(lambda: 0).__globals__['os'].system('ls')}"
         for name, text in texts.items():
