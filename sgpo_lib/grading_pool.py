@@ -34,12 +34,13 @@ log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 READ_CHUNK_BYTES = 65536
 CLOSE_GRACE_S = 1.0
+MAX_CRASHES = 2  # a task whose grading child died this often gets "error"
 
 
 @dataclass
 class _Worker:
-    """One child process; `pending` the task indices sent and not yet answered, `deadline` its
-    time limit (for the first pending answer, or for starting up)."""
+    """One worker process; `pending` the (task index, task id) sent and not yet answered,
+    `deadline` its time limit (for the first pending answer, or for starting up)."""
 
     proc: subprocess.Popen
     deadline: float
@@ -105,6 +106,8 @@ class WorkerPool:
         self.memory_limit_mb, self.tail_chars, self.batch_size = memory_limit_mb, tail_chars, batch_size
         self.startup_timeout_s, self.max_start_failures = startup_timeout_s, max_start_failures
         self.restarts = 0
+        self._next_id = 0
+        self._crashes: dict[int, int] = {}
         self._start_failures = 0
         self._workers: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers)
@@ -123,7 +126,7 @@ class WorkerPool:
         worker.kill()
         self._workers.remove(worker)
         if queue is not None:
-            queue.extendleft(reversed(worker.pending))
+            queue.extendleft(i for i, _ in reversed(worker.pending))
         self.restarts += 1
         self._spawn()
 
@@ -133,10 +136,22 @@ class WorkerPool:
             os.kill(worker.child_pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        queue.extendleft(reversed(worker.pending))
+        queue.extendleft(i for i, _ in reversed(worker.pending))
         worker.pending.clear()
         worker.ready, worker.deadline = False, time.monotonic() + self.startup_timeout_s
         self.restarts += 1
+
+    def _on_crash(self, worker: _Worker, results: list, queue: deque) -> None:
+        """The grading child died (not killed by us): its tasks go back to the queue, except the
+        one it was on when it died for the second time, which gets "error"."""
+        if worker.pending:
+            index = worker.pending[0][0]
+            self._crashes[index] = self._crashes.get(index, 0) + 1
+            if self._crashes[index] >= MAX_CRASHES:
+                results[worker.pending.popleft()[0]] = {"reward": 0.0, "reason": "error", "pred": ""}
+        queue.extendleft(i for i, _ in reversed(worker.pending))
+        worker.pending.clear()
+        worker.ready, worker.deadline = False, time.monotonic() + self.startup_timeout_s
 
     def _start_failed(self, worker: _Worker, why: str) -> None:
         self._start_failures += 1
@@ -150,9 +165,11 @@ class WorkerPool:
         """Give a batch from the front of `queue` to an idle worker; a worker that died while
         idle is replaced and the batch goes back to the queue (it did not cause the death)."""
         share = -(-len(queue) // self.n_workers)
-        worker.pending.extend(queue.popleft() for _ in range(min(self.batch_size, share, len(queue))))
+        for _ in range(min(self.batch_size, share, len(queue))):
+            self._next_id += 1
+            worker.pending.append((queue.popleft(), self._next_id))
         worker.deadline = time.monotonic() + self.timeout_s
-        payload = {"items": [tasks[i] for i in worker.pending], "tail_chars": self.tail_chars}
+        payload = {"items": [{**tasks[i], "id": tid} for i, tid in worker.pending], "tail_chars": self.tail_chars}
         try:
             if worker.proc.poll() is not None:
                 raise BrokenPipeError
@@ -172,21 +189,17 @@ class WorkerPool:
         elif reply.get("ready"):
             worker.ready, worker.started, worker.child_pid, self._start_failures = True, True, reply["pid"], 0
         elif "exited" in reply:
-            if reply["exited"] == worker.child_pid and worker.pending:  # crashed while grading
-                results[worker.pending.popleft()] = {"reward": 0.0, "reason": "error", "pred": ""}
-                queue.extendleft(reversed(worker.pending))
-                worker.pending.clear()
             if reply["exited"] == worker.child_pid:
-                worker.ready, worker.deadline = False, time.monotonic() + self.startup_timeout_s
-        elif worker.pending:
-            results[worker.pending.popleft()] = reply
+                self._on_crash(worker, results, queue)
+        elif worker.pending and reply.get("id") == worker.pending[0][1]:  # else a stale reply: dropped
+            results[worker.pending.popleft()[0]] = reply
             worker.deadline = time.monotonic() + self.timeout_s
 
     def _on_readable(self, worker: _Worker, results: list, queue: deque) -> None:
         data = os.read(worker.fileno(), READ_CHUNK_BYTES)
         if not data:  # the worker died
             if worker.pending:
-                results[worker.pending.popleft()] = {"reward": 0.0, "reason": "error", "pred": ""}
+                results[worker.pending.popleft()[0]] = {"reward": 0.0, "reason": "error", "pred": ""}
             if worker.started:
                 self._replace(worker, queue)
             else:
@@ -203,7 +216,7 @@ class WorkerPool:
             if not worker.pending:
                 self._start_failed(worker, f"no reply within {self.startup_timeout_s} s")
                 continue
-            index = worker.pending.popleft()
+            index = worker.pending.popleft()[0]
             log.info("grading answer %d timed out after %.2f s; replacing its grading child", index, self.timeout_s)
             results[index] = _timeout_result()
             self._kill_child(worker, queue)
@@ -217,6 +230,7 @@ class WorkerPool:
     def run(self, tasks: list[dict]) -> list[dict[str, Any]]:
         """Grade all tasks (see the class docstring)."""
         results: list[dict | None] = [None] * len(tasks)
+        self._crashes.clear()
         queue = deque(range(len(tasks)))
         while len(self._workers) < self.n_workers:
             self._spawn()

@@ -9,8 +9,8 @@ Protocol, one JSON object per line (blank lines ignored): parent -> child a batc
 `{"items": [{"text": str, "gold": str, "kind": "math"|"exact"}, ...], "tail_chars": int}`;
 child -> parent first `{"ready": true, "pid": int}` (or `{"error": "..."}` if start-up
 failed), then one `{"reward": float, "reason": str, "pred": str, "blocked": [...]}` per item,
-in order, as soon as that item is graded (the parent's per-answer clock restarts at each
-reply); `{"exited": pid}` when a child crashed. Everything a
+in order, with the item's `id`, as soon as that item is graded (the parent's per-answer clock
+restarts at each reply); `{"exited": pid}` when a child crashed. Everything a
 completion goes through (extraction in `sgpo_lib.grading_extract`, equivalence in
 `sgpo_lib.grading_check`) runs here, so the parent's kill bounds it all.
 
@@ -80,6 +80,7 @@ def _handle(item: dict, tail_chars: int) -> dict:
     except Exception as e:  # noqa: BLE001 - any failure is a graded "error", never a crash
         result = {"reward": 0.0, "reason": "error", "pred": "", "detail": type(e).__name__}
     result["blocked"] = list(_blocked)
+    result["id"] = item.get("id")
     return result
 
 
