@@ -3,7 +3,7 @@
 Throughput, side by side in one run on the same inputs: the 1,069 real model responses of
 ../shared/data/realcritic (GSM8K, MATH, Minerva, OlympiadBench; mixed lengths and answer kinds)
 graded against their references (a) by our `Grader` (warm workers, `--workers` of them) and
-(b) by a bare in-process loop of `math_verify.parse(response)`, `parse(reference)`, `verify`
+(b) by a bare in-process loop of `math_verify.parse(response)`, `parse("$reference$")`, `verify`
 (math-verify's own extraction and signal timeouts). Each is timed `--repeats` times; medians
 and their ratio are printed. Latency: adversarial inputs (giant exponents, deep nesting,
 unclosed boxes, 5 MB responses, null bytes, lone surrogates, code payloads) graded one at a
@@ -56,11 +56,17 @@ def _realcritic(limit: int | None) -> tuple[list[str], list[Problem]]:
     return [p.strong_response for p in problems], problems
 
 
-def _bare_math_verify(texts: list[str], problems: list[Problem]) -> list[bool]:
-    """The baseline: math-verify alone, in this process, with its default extraction and timeouts."""
+def _bare_math_verify(texts: list[str], problems: list[Problem], delimit: bool = True) -> list[bool]:
+    """The baseline: math-verify alone, in this process, with its default extraction and timeouts;
+    the reference in `$...$` as math-verify's README parses a gold answer (or bare, which often
+    parses to nothing and so is fast and wrong)."""
     from math_verify import parse, verify
 
-    return [bool(verify(parse(p.answer), parse(t))) for t, p in zip(texts, problems)]
+    return [bool(verify(parse(f"${p.answer}$" if delimit else p.answer), parse(t))) for t, p in zip(texts, problems)]
+
+
+def _bare_undelimited(texts: list[str], problems: list[Problem]) -> list[bool]:
+    return _bare_math_verify(texts, problems, delimit=False)
 
 
 def _timed(fn, texts, problems, repeats: int) -> dict:
@@ -96,8 +102,10 @@ def run(budget_s: float = DEFAULT_BUDGET_S, workers: int = 2, repeats: int = 3, 
             texts, problems = _realcritic(limit)
             ours = _timed(grader.grade_many, texts, problems, repeats)
             bare = _timed(_bare_math_verify, texts, problems, repeats)
-            result["throughput"] = {"grader": ours, "bare_math_verify": bare,
-                                    "ratio": ours["answers_per_s"] / bare["answers_per_s"]}
+            undelimited = _timed(_bare_undelimited, texts, problems, repeats)
+            result["throughput"] = {"grader": ours, "bare_math_verify": bare, "bare_undelimited_reference": undelimited,
+                                    "ratio": ours["answers_per_s"] / bare["answers_per_s"],
+                                    "ratio_undelimited": ours["answers_per_s"] / undelimited["answers_per_s"]}
         else:
             result["throughput"] = "skipped: ../shared/data/realcritic not found"
         result["adversarial"] = _adversarial(grader)
@@ -111,11 +119,12 @@ def _print_table(result: dict) -> None:
     if isinstance(tp, str):
         print(tp)
     else:
-        for key in ("grader", "bare_math_verify"):
+        for key in ("grader", "bare_math_verify", "bare_undelimited_reference"):
             r = tp[key]
-            print(f"{key:<18} {r['answers']:>5} realcritic answers  median {r['median_s']:7.2f} s  "
+            print(f"{key:<27} {r['answers']:>5} realcritic answers  median {r['median_s']:7.2f} s  "
                   f"{r['answers_per_s']:7.1f} answers/s  ({r['correct']:.0f} graded correct)")
-        print(f"throughput ratio grader / bare math-verify: {tp['ratio']:.2f}x (goal >= 0.8x)")
+        print(f"throughput ratio grader / bare math-verify: {tp['ratio']:.2f}x (goal >= 0.8x); "
+              f"/ bare with an undelimited reference: {tp['ratio_undelimited']:.2f}x")
     print(f"\n{'adversarial case':<34} {'chars':>9} {'seconds':>8}  reason")
     for r in result["adversarial"]:
         print(f"{r['case']:<34} {r['chars']:>9} {r['seconds']:8.2f}  {r['reason']}{' (restart)' if r['restarted'] else ''}")

@@ -241,3 +241,16 @@ def test_adversarial_inputs_each_graded_within_the_budget(adversarial_texts, tmp
     assert not (tmp_path / "pwned").exists()
 
 
+
+
+def test_grade_reason_table_for_the_report():
+    import pandas as pd
+
+    from sgpo_lib.results import grade_reasons
+
+    metrics = {"a": pd.DataFrame([{"step": 1, "grade/correct": 2, "grade/timeout": 1},
+                                  {"step": 2, "grade/correct": 3, "grade/timeout": 0}]),
+               "b": pd.DataFrame([{"step": 1, "loss": 0.1}])}
+    table = grade_reasons(metrics)
+    assert table.loc["a"].to_dict() == {"correct": 5, "timeout": 1}
+    assert table.loc["b"].to_dict() == {"correct": 0, "timeout": 0}
