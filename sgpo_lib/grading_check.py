@@ -1,7 +1,7 @@
 """Answer equivalence for the verifier (sgpo-method.md, Notation: r(x, y) ∈ {0, 1}).
 
-Runs inside the grading worker (imported by path: standard library at import time, math-verify
-and sympy on first use). `check(pred, gold, kind)` returns (reward, reason), reason one of
+Runs inside the grading worker process (standard library at import time, math-verify and sympy
+on first use). `check(pred, gold, kind)` returns (reward, reason), reason one of
 "correct", "wrong", "unparsed", "error":
 
 1. `kind == "exact"` (toy world): strings equal after `normalize_exact`.
@@ -9,8 +9,9 @@ and sympy on first use). `check(pred, gold, kind)` returns (reward, reason), rea
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
    words) compared exactly when both are integers, else to a relative `NUMERIC_REL_TOL` (the
    tolerance of the usual MATH/OlympiadBench judges); `x%` also equals `x/100`.
-3. A prediction that looks like code (`PYTHON_JUNK_RE`) is "unparsed" before any parser sees it,
-   and so is one in which math-verify finds no expression.
+3. A prediction must be a complete expression: one longer than `MAX_ANSWER_CHARS`, one that
+   looks like code (`PYTHON_JUNK_RE`) or holds leftover prose (`looks_unparsed`) is "unparsed"
+   before any parser sees it, and so is one in which math-verify finds no expression.
 4. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`), then rules it lacks:
    an inequality or a list of inequalities equals the same interval or union
    (`1/2 <= x <= 8` = `[1/2, 8]`), and solution families `a + c k` with an integer parameter
@@ -30,7 +31,7 @@ from fractions import Fraction
 NUMERIC_REL_TOL = 1e-4
 MAX_ANSWER_CHARS = 1000
 PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|globals|open)\b|['\"`;]|[\w)\]]\.[A-Za-z_]")
-_LATEX_NOISE_RE = re.compile(r"\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
+_LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*)\}")
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 _UNITS_RE = re.compile(r"(?:\\(?:text|mathrm|mbox)\{[^{}]*\}|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,2}$")

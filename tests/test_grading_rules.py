@@ -65,6 +65,7 @@ def test_only_the_tail_is_read_and_cleaned():
 @pytest.mark.parametrize("pred, gold, reason", [
     ("42", "42", "correct"),
     ("1,240", "1240", "correct"),
+    ("\\$1,240", "1240", "correct"),
     ("0.5", "\\frac{1}{2}", "correct"),
     ("17.5", "17.5\\%", "correct"),  # percent sign vs bare number
     ("17.5\\%", "17.5", "correct"),
