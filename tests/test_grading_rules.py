@@ -87,6 +87,8 @@ def test_only_the_tail_is_read_and_cleaned():
     ("\\frac{\\pi}{6} + k\\pi, \\frac{5\\pi}{6} + k\\pi", "\\frac{5}{6}\\pi+\\pi n,\\frac{7}{6}\\pi+\\pi n", "correct"),
     ("\\frac{\\pi}{3} + k\\pi", "\\frac{\\pi}{4}+k\\pi", "wrong"),
     ("1, 2", "\\{2, 1\\}", "correct"),
+    ("\\frac{1}{a} \\sinh(at)", "\\frac{1}{2a}(e^{at}-e^{-at})", "correct"),  # hyperbolic vs exp
+    ("\\frac{1}{a} \\cosh(at)", "\\frac{1}{2a}(e^{at}-e^{-at})", "wrong"),
     ("\\frac{t}{m}", "\\frac{1}{m}t", "correct"),  # a trailing letter is a variable, not a unit
     ("(lambda: 0).__globals__['os'].system('ls')", "0", "unparsed"),
     ("0 and then some more words", "0", "unparsed"),
