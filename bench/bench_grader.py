@@ -1,22 +1,25 @@
-"""Grader throughput and worst-case latency (`sgpo_lib.grading`).
+"""Grader throughput against a bare math-verify loop, and worst-case latency (`sgpo_lib.grading`).
 
-Throughput: the MATH reference solutions of ../shared/data/realcritic/math.jsonl graded
-against their own answers (most hit the string fast path) and against another problem's
-answer (every one goes through math-verify), with warm workers. Latency: adversarial answers
-(giant exponents, huge nested expressions, deep braces, long strings, code payloads) graded
-one at a time; each must end within the timeout plus a worker restart. Writes
-`outputs/bench/grader.json`.
+Throughput, side by side in one run on the same inputs: the 1,069 real model responses of
+../shared/data/realcritic (GSM8K, MATH, Minerva, OlympiadBench; mixed lengths and answer kinds)
+graded against their references (a) by our `Grader` (warm workers, `--workers` of them) and
+(b) by a bare in-process loop of `math_verify.parse(response)`, `parse("$reference$")`, `verify`
+(math-verify's own extraction and signal timeouts). Each is timed `--repeats` times; medians
+and their ratio are printed. Latency: adversarial inputs (giant exponents, deep nesting,
+unclosed boxes, 5 MB responses, null bytes, lone surrogates, code payloads) graded one at a
+time; the worst must stay within the per-answer budget. Writes `outputs/bench/grader.json`.
 
-    python -m bench.bench_grader [--timeout 5] [--workers 2]
+    python -m bench.bench_grader [--budget 2] [--workers 2] [--repeats 3] [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import time
 
-from sgpo_lib.grading import DEFAULT_TIMEOUT_S, Grader
+from sgpo_lib.grading import DEFAULT_BUDGET_S, Grader
 from sgpo_lib.io import write_json
 from sgpo_lib.paths import outputs_dir, shared_data_dir
 from sgpo_lib.records import Problem
@@ -25,19 +28,20 @@ logger = logging.getLogger(__name__)
 
 ADVERSARIAL = {
     "power tower 9^9^9^9": "\\boxed{9^{9^{9^{9}}}}",
+    "exponent tower x50": "\\boxed{" + "9^{" * 50 + "9" + "}" * 50 + "}",
     "giant power 123456789^987654321": "\\boxed{123456789^{987654321}}",
     "factorial (10^9)!": "\\boxed{(10^{9})!}",
     "nested parentheses x200": "\\boxed{" + "(" * 200 + "x+1" + ")" * 200 + "}",
-    "nested braces x400": "\\boxed{" + "{" * 400 + "1" + "}" * 400 + "}",
     "nested braces x5000": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
-    "nested fractions x60": "\\boxed{" + "\\frac{1}{2+" * 60 + "1" + "}" * 60 + "}",
     "nested fractions x150": "\\boxed{" + "\\frac{1}{2+" * 150 + "1" + "}" * 150 + "}",
     "long sum (990 chars)": "\\boxed{" + "x^{2}+" * 165 + "1}",
-    "too long (100k chars)": "\\boxed{" + "1+" * 50_000 + "1}",
-    "1 MB of prose, no box": "we try again. " * 75_000,
+    "1,000 unclosed boxes, 100 KB": "\\boxed{" * 1000 + "so we try again. " * 5500,
+    "5 MB of prose, then a box": "we try again. " * 370_000 + "\\boxed{1}",
+    "null bytes": "\x00" * 10_000 + "\\boxed{1\x00}",
+    "lone surrogates": "\ud800\udfff" * 5000 + "\\boxed{\ud8001}",
     "integral": "\\boxed{\\int_0^1 e^{x^{x}} \\, dx}",
     "huge sum": "\\boxed{\\sum_{k=1}^{10^{12}} k^{k}}",
-    "python payload": "\\boxed{__import__('os').system('echo pwned')}",
+    "python payload": "\\boxed{(lambda: 0).__globals__['os'].system('echo pwned')}",
 }
 
 
@@ -45,23 +49,36 @@ def _problem(answer: str, pid: str = "bench") -> Problem:
     return Problem(id=pid, problem="?", answer=answer, source="bench", split="test")
 
 
-def _throughput(grader: Grader, texts: list[str], problems: list[Problem]) -> dict:
-    start = time.perf_counter()
-    grades = grader.grade_many(texts, problems)
-    seconds = time.perf_counter() - start
-    return {"answers": len(texts), "seconds": seconds, "answers_per_s": len(texts) / seconds,
-            "correct": sum(g.reward for g in grades)}
+def _realcritic(limit: int | None) -> tuple[list[str], list[Problem]]:
+    from sgpo_lib.data import REALCRITIC_FILES, load_realcritic
+
+    problems = [p for name in REALCRITIC_FILES for p in load_realcritic(name, correct_only=False)][:limit]
+    return [p.strong_response for p in problems], problems
 
 
-def _math_reference(grader: Grader) -> dict:
-    """Own-answer and cross-answer throughput on the MATH reference solutions."""
-    from sgpo_lib.data import load_realcritic
+def _bare_math_verify(texts: list[str], problems: list[Problem], delimit: bool = True) -> list[bool]:
+    """The baseline: math-verify alone, in this process, with its default extraction and timeouts;
+    the reference in `$...$` as math-verify's README parses a gold answer (or bare, which often
+    parses to nothing and so is fast and wrong)."""
+    from math_verify import parse, verify
 
-    problems = load_realcritic("math", correct_only=False)
-    solutions = [p.meta["orig_solution"] for p in problems]
-    others = [next(q for q in problems[i + 1:] + problems if q.answer != p.answer) for i, p in enumerate(problems)]
-    return {"own_answer": _throughput(grader, solutions, problems),
-            "other_answer": _throughput(grader, solutions, others)}
+    return [bool(verify(parse(f"${p.answer}$" if delimit else p.answer), parse(t))) for t, p in zip(texts, problems)]
+
+
+def _bare_undelimited(texts: list[str], problems: list[Problem]) -> list[bool]:
+    return _bare_math_verify(texts, problems, delimit=False)
+
+
+def _timed(fn, texts, problems, repeats: int) -> dict:
+    seconds, correct = [], 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(texts, problems)
+        seconds.append(time.perf_counter() - start)
+        correct = float(sum(getattr(x, "reward", x) for x in out))
+    median = statistics.median(seconds)
+    return {"answers": len(texts), "seconds": seconds, "median_s": median,
+            "answers_per_s": len(texts) / median, "correct": correct}
 
 
 def _adversarial(grader: Grader) -> list[dict]:
@@ -75,15 +92,22 @@ def _adversarial(grader: Grader) -> list[dict]:
     return rows
 
 
-def run(timeout_s: float = DEFAULT_TIMEOUT_S, workers: int = 2) -> dict:
-    """Both measurements; the MATH one is skipped (with a message) without ../shared/data."""
-    result: dict = {"timeout_s": timeout_s, "workers": workers}
-    with Grader(timeout_s=timeout_s, workers=workers) as grader:
+def run(budget_s: float = DEFAULT_BUDGET_S, workers: int = 2, repeats: int = 3, limit: int | None = None) -> dict:
+    """Both measurements; throughput is skipped (with a message) without ../shared/data."""
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    result: dict = {"budget_s": budget_s, "workers": workers, "repeats": repeats}
+    with Grader(budget_s=budget_s, workers=workers) as grader:
         grader.grade_many(["\\boxed{\\frac{1}{2}}"] * workers, [_problem("0.5")] * workers)  # warm start
-        if (shared_data_dir() / "realcritic" / "math.jsonl").exists():
-            result["math_reference"] = _math_reference(grader)
+        if (shared_data_dir() / "realcritic").exists():
+            texts, problems = _realcritic(limit)
+            ours = _timed(grader.grade_many, texts, problems, repeats)
+            bare = _timed(_bare_math_verify, texts, problems, repeats)
+            undelimited = _timed(_bare_undelimited, texts, problems, repeats)
+            result["throughput"] = {"grader": ours, "bare_math_verify": bare, "bare_undelimited_reference": undelimited,
+                                    "ratio": ours["answers_per_s"] / bare["answers_per_s"],
+                                    "ratio_undelimited": ours["answers_per_s"] / undelimited["answers_per_s"]}
         else:
-            result["math_reference"] = "skipped: ../shared/data/realcritic/math.jsonl not found"
+            result["throughput"] = "skipped: ../shared/data/realcritic not found"
         result["adversarial"] = _adversarial(grader)
     result["worst_case_s"] = max(r["seconds"] for r in result["adversarial"])
     write_json(outputs_dir() / "bench" / "grader.json", result)
@@ -91,27 +115,32 @@ def run(timeout_s: float = DEFAULT_TIMEOUT_S, workers: int = 2) -> dict:
 
 
 def _print_table(result: dict) -> None:
-    ref = result["math_reference"]
-    if isinstance(ref, str):
-        print(ref)
+    tp = result["throughput"]
+    if isinstance(tp, str):
+        print(tp)
     else:
-        for key, r in ref.items():
-            print(f"MATH reference solutions vs {key:<13} {r['answers']:>4} answers  {r['seconds']:6.2f} s  "
+        for key in ("grader", "bare_math_verify", "bare_undelimited_reference"):
+            r = tp[key]
+            print(f"{key:<27} {r['answers']:>5} realcritic answers  median {r['median_s']:7.2f} s  "
                   f"{r['answers_per_s']:7.1f} answers/s  ({r['correct']:.0f} graded correct)")
+        print(f"throughput ratio grader / bare math-verify: {tp['ratio']:.2f}x (goal >= 0.8x); "
+              f"/ bare with an undelimited reference: {tp['ratio_undelimited']:.2f}x")
     print(f"\n{'adversarial case':<34} {'chars':>9} {'seconds':>8}  reason")
     for r in result["adversarial"]:
         print(f"{r['case']:<34} {r['chars']:>9} {r['seconds']:8.2f}  {r['reason']}{' (restart)' if r['restarted'] else ''}")
-    print(f"\nworst case {result['worst_case_s']:.2f} s with timeout {result['timeout_s']} s; "
+    print(f"\nworst case {result['worst_case_s']:.2f} s per answer, budget {result['budget_s']} s; "
           f"written to {outputs_dir() / 'bench' / 'grader.json'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per answer")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds per answer, all included")
     parser.add_argument("--workers", type=int, default=2, help="grading worker processes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each throughput measurement")
+    parser.add_argument("--limit", type=int, default=None, help="grade only the first N realcritic responses")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    _print_table(run(args.timeout, args.workers))
+    _print_table(run(args.budget, args.workers, args.repeats, args.limit))
 
 
 if __name__ == "__main__":

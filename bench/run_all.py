@@ -60,7 +60,7 @@ def cpu_jobs(quick: bool, threads: int, loss_threads: int) -> list[Job]:
     return [
         Job("losses", "bench_losses", (*size, "--vocab", "32000", "--hidden", "512", "--repeats", "1", *lt)),
         Job("rollouts", "bench_rollouts", ("--repeats", "1", "--max-new-tokens", "16") + t if quick else ("--repeats", "3") + t),
-        Job("grader", "bench_grader", ("--timeout", "1") if quick else ()),
+        Job("grader", "bench_grader", ("--repeats", "1", "--limit", "200") if quick else ()),
         Job("train_step", "bench_train_step", step + t),
         Job("teacher", "bench_teacher", step + t),
         Job("demo", "bench_demo"),

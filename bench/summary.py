@@ -51,16 +51,17 @@ def rollouts_rows(d: dict, bench: str = "rollouts") -> list[dict]:
 
 
 def grader_rows(d: dict, bench: str = "grader") -> list[dict]:
-    """Answers/s on the MATH reference solutions and the adversarial worst case."""
-    rows, ref = [], d.get("math_reference")
-    if isinstance(ref, dict):
-        rows += [row(bench, f"answers/s vs {k}", r.get("answers_per_s")) for k, r in ref.items()]
-    elif ref:
-        rows.append(row(bench, str(ref)))
+    """Answers/s of the grader vs a bare math-verify loop on realcritic, and the adversarial worst case."""
+    rows, tp = [], d.get("throughput")
+    if isinstance(tp, dict):
+        rows.append(row(bench, "answers/s (realcritic)", tp["grader"].get("answers_per_s"), tp.get("ratio"),
+                        "(vs bare math-verify)"))
+    elif tp:
+        rows.append(row(bench, str(tp)))
     if "worst_case_s" in d:
-        timeout = d.get("timeout_s")
+        budget = d.get("budget_s")
         rows.append(row(bench, "adversarial worst_case_s", d["worst_case_s"],
-                        d["worst_case_s"] / timeout if timeout else None, f"timeout {timeout} s + restart"))
+                        d["worst_case_s"] / budget if budget else None, f"budget {budget} s"))
     return rows
 
 

@@ -81,10 +81,10 @@ def strategy_library(cfg: RunConfig):
     folder = cache_dir("strategies", key)
     if (folder / "library.jsonl").exists():
         return StrategyLibrary.load(folder / "library.jsonl"), Counter(io.read_json(folder / "report.json"))
-    from .grading import Grader
+    from .grading import grader_for
 
     train = problems(cfg)["train"]
-    with Grader() as grader:  # a strategy is extracted only from a strong response graded correct
+    with grader_for(cfg) as grader:  # a strategy is extracted only from a strong response graded correct
         library, report = extract_strategies(train, _extractor(cfg), extractor=cfg.strategy.extractor, grader=grader,
                                              **_limits(cfg))
     library.save(folder / "library.jsonl")

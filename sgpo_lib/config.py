@@ -201,6 +201,19 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class GradingConfig:
+    budget_s: float = 2.0
+    tail_kb: int = 8
+    workers: int = 2
+    batch_size: int = 16
+
+    def __post_init__(self):
+        _check(self.budget_s > 0.5, "grading.budget_s", "must be > 0.5 s (0.25 s of it is kept for replacing a stuck worker)")
+        _check(self.tail_kb >= 1, "grading.tail_kb", "must be >= 1 (KB of the completion's end that are read)")
+        _check(self.workers >= 1 and self.batch_size >= 1, "grading.workers", "grading.workers and grading.batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     methods: tuple[str, ...] = ("sft", "grpo", "hybrid", "sgpo")
     seeds: tuple[int, ...] = (0,)
@@ -239,6 +252,7 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    grading: GradingConfig = field(default_factory=GradingConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 

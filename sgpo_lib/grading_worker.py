@@ -1,11 +1,18 @@
-"""Child process that checks answer equivalence with math-verify (architecture.md, `grading`).
+"""Child process that extracts and grades answers (architecture.md, `grading`; sgpo-method.md,
+Notation: the reward r(x, y)).
 
-Started by `sgpo_lib.grading_pool` as `python -P grading_worker.py --memory-mb N` (by path, so
-importing it pulls in nothing from `sgpo_lib`). Protocol, one JSON object per line:
-parent -> child `{"pred": str, "gold": str}`; child -> parent first `{"ready": true}` (or
-`{"error": "..."}` if start-up failed), then one `{"ok": bool, "status": str, "blocked": [...]}`
-per request, where `status` is "ok", "parse_error" (math-verify found no expression in the
-prediction), "gold_parse_error" or "error".
+Started by `sgpo_lib.grading_pool` as `python -P -m sgpo_lib.grading_worker --memory-mb N`
+(the package's `__init__` imports nothing). This process imports and warms everything up once,
+then forks the grading child that does the work, and forks a new one in milliseconds whenever
+the parent kills the child for a timeout: the replacement is always pre-spawned and warm.
+Protocol, one JSON object per line (blank lines ignored): parent -> child a batch
+`{"items": [{"text": str, "gold": str, "kind": "math"|"exact"}, ...], "tail_chars": int}`;
+child -> parent first `{"ready": true, "pid": int}` (or `{"error": "..."}` if start-up
+failed), then one `{"reward": float, "reason": str, "pred": str, "blocked": [...]}` per item,
+in order, with the item's `id`, as soon as that item is graded (the parent's per-answer clock
+restarts at each reply); `{"exited": pid}` when a child crashed. Everything a
+completion goes through (extraction in `sgpo_lib.grading_extract`, equivalence in
+`sgpo_lib.grading_check`) runs here, so the parent's kill bounds it all.
 
 Model text is data, never code. No path of math-verify we use evaluates text as Python:
 `latex2sympy` parses with an ANTLR grammar, and math-verify's only `parse_expr` call sees a
@@ -13,9 +20,6 @@ regex match of digits and operators. As defence in depth this process (i) instal
 hook, after its imports and a warm-up, that refuses every process spawn, file write, file-system
 change, socket and `ctypes` load, and (ii) caps its own address space. The parent enforces the
 wall-clock limit by killing the process, so math-verify's own `signal.alarm` timeouts are off.
-
-Departure from math-verify: two plain numbers must also agree to a relative `NUMERIC_REL_TOL`
-(math-verify's 6-decimal rounding makes all numbers below 5e-7 equal; Minerva has many).
 """
 
 from __future__ import annotations
@@ -27,15 +31,18 @@ import os
 import resource
 import sys
 
+from .grading_check import MAX_ANSWER_CHARS, check
+from .grading_extract import extract_answer
+
 # Event prefixes refused once the hook is on; `os.listdir`/`os.scandir` stay allowed (imports).
 _BLOCKED_PREFIXES = (
     "os.", "subprocess.", "shutil.", "socket.", "ctypes.", "pty.", "webbrowser.", "urllib.",
     "http.", "ftplib.", "smtplib.", "poplib.", "imaplib.", "telnetlib.", "nntplib.",
 )
 _ALLOWED_EVENTS = frozenset({"os.listdir", "os.scandir"})
-NUMERIC_REL_TOL = 1e-4
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _blocked: list[str] = []
+_state = {"child": False}  # True in a grading child: it may not fork
 
 
 def _is_write_open(args: tuple) -> bool:
@@ -50,58 +57,30 @@ def _is_write_open(args: tuple) -> bool:
 def _audit_hook(event: str, args: tuple) -> None:
     """Refuse side effects; PermissionError so callers that tolerate OSError stay quiet."""
     refuse = event == "open" and _is_write_open(args)
-    refuse = refuse or (event.startswith(_BLOCKED_PREFIXES) and event not in _ALLOWED_EVENTS)
+    allowed = event in _ALLOWED_EVENTS or (event == "os.fork" and not _state["child"])
+    refuse = refuse or (event.startswith(_BLOCKED_PREFIXES) and not allowed)
     if refuse:
         _blocked.append(event)
         raise PermissionError(f"grading worker: '{event}' is not allowed")
 
 
-def _has_expression(parsed: list) -> bool:
-    """math-verify returns [sympy_expr, str] on success and only [str] when parsing failed."""
-    return any(not isinstance(x, str) for x in parsed)
+def grade_item(item: dict, tail_chars: int) -> dict:
+    """Extract the prediction of one completion and grade it: reward, reason, pred."""
+    pred, _how = extract_answer(str(item["text"]), tail_chars)
+    if pred is None:
+        return {"reward": 0.0, "reason": "no_answer", "pred": ""}
+    reward, reason = check(pred, str(item["gold"]), str(item.get("kind", "math")))
+    return {"reward": reward, "reason": reason, "pred": pred[:MAX_ANSWER_CHARS]}
 
 
-def _relatively_close(gold_parsed: list, pred_parsed: list) -> bool:
-    """False for two numbers whose relative difference exceeds `NUMERIC_REL_TOL`.
-
-    math-verify compares numbers after rounding to 6 decimals, so 2.88e-19 and 2.89e-19 (any
-    two numbers below 5e-7) look equal; this test removes such false positives and nothing else.
-    """
-    gold, pred = gold_parsed[0], pred_parsed[0]
-    if not (getattr(gold, "is_number", False) and getattr(pred, "is_number", False)):
-        return True
-    try:
-        g, p = complex(gold.evalf()), complex(pred.evalf())
-    except (TypeError, ValueError):
-        return True
-    scale = max(abs(g), abs(p))
-    return scale == 0 or abs(g - p) <= NUMERIC_REL_TOL * scale
-
-
-def check(pred: str, gold: str) -> dict:
-    """Equivalence of two LaTeX answers, each wrapped in `\\boxed{}` as math-verify expects."""
-    from math_verify import parse, verify
-
-    gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-    pred_parsed = parse("\\boxed{" + pred + "}", parsing_timeout=None)
-    if (gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None)
-            and _relatively_close(gold_parsed, pred_parsed)):
-        return {"ok": True, "status": "ok"}
-    if not _has_expression(gold_parsed):
-        return {"ok": False, "status": "gold_parse_error"}
-    if not _has_expression(pred_parsed):
-        return {"ok": False, "status": "parse_error"}
-    return {"ok": False, "status": "ok"}
-
-
-def _handle(line: str) -> dict:
+def _handle(item: dict, tail_chars: int) -> dict:
     del _blocked[:]
     try:
-        request = json.loads(line)
-        result = check(str(request["pred"]), str(request["gold"]))
+        result = grade_item(item, tail_chars)
     except Exception as e:  # noqa: BLE001 - any failure is a graded "error", never a crash
-        result = {"ok": False, "status": "error", "detail": type(e).__name__}
+        result = {"reward": 0.0, "reason": "error", "pred": "", "detail": type(e).__name__}
     result["blocked"] = list(_blocked)
+    result["id"] = item.get("id")
     return result
 
 
@@ -109,11 +88,47 @@ def _start(memory_mb: int) -> None:
     """Imports and warm-up (which may write caches), then the memory cap and the audit hook."""
     sys.dont_write_bytecode = True
     logging.disable(logging.CRITICAL)  # math-verify logs every failed parse
-    check("\\frac{1}{2}", "0.5")
-    check("(1,2)", "x^2+\\sqrt{3}")
+    for text, gold in (("\\boxed{\\frac{1}{2}}", "0.5"), ("so (1,2)", "x^2+\\sqrt{3}"),
+                       ("\\boxed{x<1}", "(-\\infty,1)"), ("\\boxed{\\frac{\\pi}{4}+k\\pi}", "-\\frac{3\\pi}{4}+n\\pi")):
+        grade_item({"text": text, "gold": gold}, 1000)
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sys.addaudithook(_audit_hook)
+
+
+def _send(message: dict) -> None:
+    """One reply line; it starts with a newline so that a line cut short by a kill stays apart."""
+    sys.stdout.write("\n" + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _serve() -> None:
+    """The grading child: batches from stdin, one reply per item, until stdin closes."""
+    _state["child"] = True
+    _send({"ready": True, "pid": os.getpid()})
+    for line in sys.stdin:
+        if line.strip():
+            batch = json.loads(line)
+            for item in batch["items"]:
+                _send(_handle(item, int(batch["tail_chars"])))
+
+
+def _fork_children() -> None:
+    """This warm process forks one grading child at a time and forks the next when it ends:
+    killed by the parent (timeout), crashed (reported as `{"exited": pid}`), or done (EOF)."""
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _serve()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if status == 0:
+            return
+        _send({"exited": pid})
 
 
 def main() -> None:
@@ -123,14 +138,9 @@ def main() -> None:
     try:
         _start(opts.memory_mb)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises
-        sys.stdout.write(json.dumps({"error": f"{type(e).__name__}: {e}"}) + "\n")
-        sys.stdout.flush()
+        _send({"error": f"{type(e).__name__}: {e}"})
         return
-    sys.stdout.write(json.dumps({"ready": True}) + "\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
-        sys.stdout.write(json.dumps(_handle(line)) + "\n")
-        sys.stdout.flush()
+    _fork_children()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ REPORT_HIDE_TAG = "report-hide"  # cells of 06_report that set up the run and ar
 
 
 def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
-    """Main, ablation, scaling, guidance-shift and premise tables, the strategy report and the environment."""
+    """Main, ablation, scaling, guidance-shift and premise tables, grade reasons, the strategy report and the environment."""
     out = {}
     main = collected(run_dir / "main")
     if len(main):
@@ -45,6 +45,9 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
         out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
     if (run_dir / "premise.csv").exists():
         out["premise"] = pd.read_csv(run_dir / "premise.csv")
+    reasons = results.grade_reasons(metrics_of(run_dir / "main"))
+    if len(reasons.columns):
+        out["grade_reasons"] = reasons
     if (run_dir / "strategy_report.json").exists():
         out["strategy_report"] = pd.Series(io.read_json(run_dir / "strategy_report.json"), name="count").to_frame()
     env = io.read_json(run_dir / "env.json")

@@ -57,3 +57,9 @@ def numeric_table(df: pd.DataFrame, group: str, metric: str = "greedy") -> pd.Da
     long = long_table(df, group, metric)
     macro = long[long["source"] == "macro"]
     return macro.pivot_table(index=group, columns="split", values=["mean", "std"]).sort_index()
+
+
+def grade_reasons(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rollout grades by reason (`grade/<reason>` of metrics.jsonl, summed over steps), one row per run."""
+    rows = {run: df.filter(like="grade/").sum().rename(lambda c: c.split("/", 1)[1]) for run, df in metrics.items()}
+    return pd.DataFrame(rows).T.fillna(0).astype(int) if rows else pd.DataFrame()

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def _grader(cfg: RunConfig):
-    from .grading import Grader
+    from .grading import grader_for
 
-    return Grader()
+    return grader_for(cfg)
 
 
 def prepare(cfg: RunConfig, run_dir: Path) -> dict:

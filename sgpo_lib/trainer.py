@@ -34,6 +34,7 @@ from . import checkpoint, engine_checks, io, losses
 from .config import RunConfig, config_to_yaml
 from .evaluate import evaluate
 from .generation import SamplingSpec
+from .grading import reason_counts
 from .losses_chunked import DistillSpec
 from .policy import load_policy
 from .records import Problem, Strategy
@@ -216,7 +217,8 @@ class Trainer:
         st = paired.stats
         m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
              "generate_s": paired.generate_s, "grade_s": paired.grade_s,
-             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts)}
+             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
+             **reason_counts(r.grade_reason for r in paired.rollouts)}
         if st["n_guided"].sum() > 0:
             m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
         for source, g in st.groupby("source"):

@@ -1,17 +1,21 @@
-"""The verifier: answer extraction, exact and math-verify grading, hard timeouts, safety, and
-agreement with real labelled responses (../shared/data/realcritic, skipped when absent)."""
+"""The verifier through its workers: exact and math grading, reasons, the per-answer budget,
+adversarial inputs, safety, and agreement with real labelled responses
+(../shared/data/realcritic, skipped when absent). The rules themselves: test_grading_rules.py."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import re
 import time
 from collections import Counter
 
 import pytest
 
-from sgpo_lib.grading import Grade, Grader, extract_answer, grade, normalize_exact
-from sgpo_lib.grading_pool import WORKER_PATH
+from sgpo_lib.grading import REASONS, Grade, Grader, extract_answer, grade, reason_counts
+from sgpo_lib.grading_check import check
+from sgpo_lib.grading_pool import PACKAGE_ROOT
 from sgpo_lib.paths import shared_data_dir
 from sgpo_lib.records import Problem
 
@@ -28,34 +32,14 @@ def _exact(answer: str) -> Problem:
 
 @pytest.fixture(scope="module")
 def grader():
-    with Grader(timeout_s=3.0, workers=2) as g:
+    with Grader(workers=2) as g:
         yield g
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("x = \\boxed{\\frac{1}{2}}", ("\\frac{1}{2}", "boxed")),
-    ("first \\boxed{1}, finally \\boxed{\\sqrt{\\frac{a}{b}}} done", ("\\sqrt{\\frac{a}{b}}", "boxed")),
-    ("\\boxed{\\text{outer \\boxed{inner}}}", ("\\text{outer \\boxed{inner}}", "boxed")),
-    ("so \\fbox{7}.", ("7", "fbox")),
-    ("\\boxed{3} and an unclosed \\boxed{4", ("3", "boxed")),
-    ("reasoning 3+4=7\n#### 1,240", ("1240", "hash")),
-    ("The final answer is $\\frac{3}{4}$.", ("\\frac{3}{4}", "answer_is")),
-    ("Final Answer: **42**", ("42", "answer_is")),
-    ("So the answer is 3.5. Check: 7/2 = 3.5 holds.", ("3.5", "answer_is")),
-    ("we get 3, then 17.5 apples", ("17.5", "last_number")),
-    ("no answer at all", (None, "none")),
-])
-def test_extract_answer(text, expected):
-    assert extract_answer(text) == expected
-
-
-def test_exact_grading_runs_in_process():
-    g = Grader()
-    grades = g.grade_many(["\\boxed{ 4 2 . }", "the answer is 41", "nothing"], [_exact("42")] * 3)
+def test_exact_grading(grader):
+    grades = grader.grade_many(["\\boxed{ 4 2 . }", "the answer is 41", "nothing"], [_exact("42")] * 3)
     assert [x.reason for x in grades] == ["correct", "wrong", "no_answer"]
     assert [x.reward for x in grades] == [1.0, 0.0, 0.0]
-    assert g._pool is None, "exact answers must not start math-verify workers"
-    assert normalize_exact("x = 3.") == "x=3"
 
 
 def test_math_equivalence(grader):
@@ -74,10 +58,13 @@ def test_math_equivalence(grader):
     assert grades[0] == Grade(1.0, "correct", "0.5")
 
 
-def test_reason_counter_and_length_guard():
-    with Grader(timeout_s=3.0, workers=1, max_answer_chars=50) as g:
-        g.grade_many(["\\boxed{" + "1+" * 40 + "1}", "nothing", "\\boxed{5}"], [_math("5")] * 3)
-        assert g.reasons == Counter({"too_long": 1, "no_answer": 1, "correct": 1})
+def test_reasons_counter_and_length_guard():
+    with Grader(workers=1) as g:
+        grades = g.grade_many(["\\boxed{" + "1+" * 600 + "1}", "nothing", "\\boxed{5}", "\\boxed{import os}"], [_math("5")] * 4)
+        assert g.reasons == Counter({"unparsed": 2, "no_answer": 1, "correct": 1})
+    assert reason_counts(x.reason for x in grades) == {"grade/correct": 1, "grade/wrong": 0, "grade/no_answer": 1,
+                                                        "grade/unparsed": 2, "grade/timeout": 0, "grade/error": 0}
+    assert set(REASONS) == {"correct", "wrong", "no_answer", "unparsed", "timeout", "error"}
 
 
 def test_grade_convenience():
@@ -85,15 +72,17 @@ def test_grade_convenience():
     assert grade("so \\boxed{\\frac{14}{2}}", _math("7")).reason == "correct"
 
 
-def test_stuck_worker_is_killed_and_replaced():
-    with Grader(timeout_s=1.0, workers=1) as g:
-        texts = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{\\frac{6}{3}}"]
+def test_stuck_worker_is_replaced_by_a_warm_fork():
+    """A timeout costs the budget, not a restart: the answers after it (same batch) go on at once."""
+    with Grader(budget_s=1.0, workers=1) as g:
+        g.grade_many(["\\boxed{1}"], [_math("1")])  # worker started
+        texts = ["\\boxed{9^{9^{9^{9}}}}", "\\boxed{\\frac{6}{3}}", "\\boxed{9^{9^{9^{9}}}}", "\\boxed{3}"]
         start = time.monotonic()
-        grades = g.grade_many(texts, [_math("1"), _math("2")])
+        grades = g.grade_many(texts, [_math("1"), _math("2"), _math("1"), _math("3")])
         elapsed = time.monotonic() - start
-    assert [x.reason for x in grades] == ["timeout", "correct"]
-    assert g.restarts == 1
-    assert elapsed < 15, f"timeout not enforced: {elapsed:.1f} s"
+    assert [x.reason for x in grades] == ["timeout", "correct", "timeout", "correct"]
+    assert g.restarts == 2
+    assert elapsed < 6, f"budget not enforced: {elapsed:.1f} s for two 1 s timeouts"
 
 
 def test_recovers_from_killed_workers(grader):
@@ -105,6 +94,17 @@ def test_recovers_from_killed_workers(grader):
     grades = grader.grade_many(["\\boxed{\\frac{2}{4}}", "\\boxed{3}"], [_math("0.5"), _math("4")])
     assert [g.reason for g in grades] == ["correct", "wrong"]
     assert grader.restarts >= restarts + 1
+
+
+def test_recovers_from_killed_grading_children(grader):
+    """A grading child that dies is reported by its warm parent, which forks the next one."""
+    grader.grade_many(["\\boxed{1}"], [_math("1")])
+    children = [w.child_pid for w in grader._pool._workers if w.ready]
+    assert children
+    for pid in children:
+        os.kill(pid, 9)
+    grades = grader.grade_many(["\\boxed{\\frac{2}{4}}", "\\boxed{3}"] * 4, [_math("0.5"), _math("4")] * 4)
+    assert [g.reason for g in grades] == ["correct", "wrong"] * 4
 
 
 def _payloads(target) -> list[str]:
@@ -133,26 +133,22 @@ def test_model_text_is_never_executed(tmp_path, grader):
 
 def test_math_verify_itself_does_not_eval_payloads(tmp_path):
     """The worker's checker in *this* process, without the audit hook: still nothing runs."""
-    sys.path.insert(0, str(WORKER_PATH.parent))
-    try:
-        from grading_worker import check
-    finally:
-        sys.path.remove(str(WORKER_PATH.parent))
     target = tmp_path / "pwned"
     for text in _payloads(target):
         pred, _ = extract_answer(text)
-        assert check(pred, "12345")["ok"] is False
+        assert check(pred, "12345")[0] == 0.0
     assert not target.exists()
 
 
 def test_worker_audit_hook_blocks_side_effects(tmp_path):
     target = tmp_path / "pwned"
-    code = (f"import sys; sys.path.insert(0, {str(WORKER_PATH.parent)!r}); import grading_worker as w; w._start(2048)\n"
+    code = ("from sgpo_lib import grading_worker as w; w._start(2048)\n"
             "import os, subprocess\n"
             f"for f in (lambda: os.system('touch {target}'), lambda: open({str(target)!r}, 'w'),\n"
             f"          lambda: subprocess.run(['touch', {str(target)!r}])):\n"
             "    try:\n        f(); print('ALLOWED')\n    except PermissionError:\n        print('BLOCKED')\n")
-    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)})
     assert out.stdout.split() == ["BLOCKED"] * 3, out.stderr
     assert not target.exists()
 
@@ -173,15 +169,88 @@ def test_math_reference_solutions_grade_correct(grader):
     assert sum(g.reward for g in cross) <= 0.01 * len(cross), [g for g in cross if g.reward]
 
 
+_SCI_GOLD_RE = re.compile(r"^(-?\d+(?:\.\d+)?)e([-+]?\d+)$")
+
+
+def _labeller_failure(p: Problem) -> str | None:
+    """The source's two systematic label errors, found from its own `response_pred` alone:
+    an e-notation reference (`1.07e16`) against the same number written `1.07\\times10^{16}`,
+    and a list in another order (`4,8` vs `8,4`), both labelled wrong."""
+    if p.meta["response_correct"] in (True, "True"):
+        return None
+    src = str(p.meta.get("response_pred") or "").replace(" ", "").replace("\\,", "")
+    m = _SCI_GOLD_RE.match(p.answer)
+    if m and src in (f"{m.group(1)}\\times10^{{{int(m.group(2))}}}", f"{m.group(1)}\\times10^{int(m.group(2))}"):
+        return "e-notation reference"
+    items = src.split(",")
+    if len(items) > 1 and items != p.answer.split(",") and sorted(items) == sorted(p.answer.split(",")):
+        return "order of a list"
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not REALCRITIC.exists(), reason="../shared/data/realcritic absent")
 def test_agreement_with_realcritic_labels():
+    """Agreement with the source's labels, raw and with its two systematic label errors
+    (`_labeller_failure`) set right. A generous budget: load must not change the figure."""
     from sgpo_lib.data import REALCRITIC_FILES, load_realcritic
 
     problems = [p for name in REALCRITIC_FILES for p in load_realcritic(name, correct_only=False)]
     assert len(problems) == 1069
-    with Grader(timeout_s=5.0, workers=2) as g:
+    with Grader(budget_s=10.0, workers=2) as g:
         grades = g.grade_many([p.strong_response for p in problems], problems)
     labels = [p.meta["response_correct"] in (True, "True") for p in problems]
-    agree = sum((gr.reward == 1.0) == label for gr, label in zip(grades, labels)) / len(problems)
-    assert agree >= 0.94, f"agreement {agree:.3f}"
+    fixed = [label or _labeller_failure(p) is not None for p, label in zip(problems, labels)]
+    raw = sum((gr.reward == 1.0) == label for gr, label in zip(grades, labels)) / len(problems)
+    corrected = sum((gr.reward == 1.0) == label for gr, label in zip(grades, fixed)) / len(problems)
+    assert sum(f != label for f, label in zip(fixed, labels)) < 30, "label corrections must stay few"
+    assert raw >= 0.955, f"raw agreement {raw:.3f}"
+    assert corrected >= 0.97, f"agreement with corrected labels {corrected:.3f} (raw {raw:.3f})"
+
+
+@pytest.fixture(scope="module")
+def adversarial_texts():
+    tower = "\\boxed{" + "9^{" * 50 + "9" + "}" * 50 + "}"
+    return {
+        "1,000 unclosed boxes in 100 KB": "\\boxed{" * 1000 + "so we try again. " * 5500,
+        "5 MB response": "we try again. " * 370_000 + "\\boxed{2}",
+        "null bytes": "\x00" * 10_000 + "\\boxed{2\x00}",
+        "lone surrogates": "\ud800\udfff" * 5000 + "\\boxed{\ud8002}",
+        "nested exponent tower": tower,
+        "power tower 9^9^9^9": "\\boxed{9^{9^{9^{9}}}}",
+        "giant factorial": "\\boxed{(10^{9})!}",
+        "deep braces": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
+    }
+
+
+def test_adversarial_inputs_each_graded_within_the_budget(adversarial_texts, tmp_path):
+    budget = 2.0
+    with Grader(budget_s=budget, workers=2) as g:
+        g.grade_many(["\\boxed{1}"], [_math("1")])  # workers started
+        texts = {**adversarial_texts, **{f"payload {i}": t for i, t in enumerate(_payloads(tmp_path / "pwned"))}}
+        texts["reward hack"] = "\\boxed{(lambda: 0).__globals__['os'].system('ls')}"
+        for name, text in texts.items():
+            start = time.monotonic()
+            [result] = g.grade_many([text], [_math("12345" if name.startswith("payload") else "0" if name == "reward hack" else "2")])
+            elapsed = time.monotonic() - start
+            assert elapsed < budget + 1.0, f"{name}: {elapsed:.2f} s"
+            assert result.reason in REASONS, name
+            if name.startswith("payload") or name == "reward hack":
+                assert result.reward == 0.0, name
+    assert result.reason == "unparsed"
+    assert not (tmp_path / "pwned").exists()
+
+
+
+
+def test_grade_reason_table_for_the_report():
+    import pandas as pd
+
+    from sgpo_lib.results import grade_reasons
+
+    metrics = {"a": pd.DataFrame([{"step": 1, "grade/correct": 2, "grade/timeout": 1},
+                                  {"step": 2, "grade/correct": 3, "grade/timeout": 0}]),
+               "b": pd.DataFrame([{"step": 1, "loss": 0.1}])}
+    table = grade_reasons(metrics)
+    assert table.loc["a"].to_dict() == {"correct": 5, "timeout": 1}
+    assert table.loc["b"].to_dict() == {"correct": 0, "timeout": 0}

@@ -30,7 +30,8 @@ class ParityGrader:
     def grade_many(self, texts, problems):
         from types import SimpleNamespace
 
-        return [SimpleNamespace(reward=float(len(t) % 2 == 0), reason="parity", pred=t) for t in texts]
+        return [SimpleNamespace(reward=float(len(t) % 2 == 0), reason="correct" if len(t) % 2 == 0 else "wrong", pred=t)
+                for t in texts]
 
 
 def make_data(model_dir) -> TrainData:
@@ -64,6 +65,9 @@ def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
         assert key in rows[-1], key
     if method != "sft":
         assert {"reward_auto", "w_mean", "generate_s", "grade_s", "p_auto/toy/add", "entropy_mc"} <= set(rows[-1])
+        graded = rows[-1]["grade/correct"] + rows[-1]["grade/wrong"]  # every rollout of the step, by reason
+        assert graded == 2 * cfg.rollout.n_autonomous + 2 * cfg.rollout.n_guided * (method == "sgpo")
+        assert rows[-1]["grade/timeout"] == 0
     if method == "sgpo":
         assert "reward_guided" in rows[-1] and "distill/term" in rows[-1]
     assert results["final_step"] == 2 and (tmp_path / "run" / "STATUS").read_text().startswith("done")
