@@ -82,7 +82,7 @@ def test_stuck_worker_is_replaced_by_a_warm_fork():
         elapsed = time.monotonic() - start
     assert [x.reason for x in grades] == ["timeout", "correct", "timeout", "correct"]
     assert g.restarts == 2
-    assert elapsed < 6, f"budget not enforced: {elapsed:.1f} s for two 1 s timeouts"
+    assert elapsed < 20, f"budget not enforced: {elapsed:.1f} s for two 1 s timeouts"  # ~2.1 s quiet; 10x for a busy machine
 
 
 def test_recovers_from_killed_workers(grader):
