@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from . import io
-from .config import yaml_load
+from .config import load_config, parse_assignment  # noqa: F401 (parse_assignment: re-exported)
 from .paths import REPO_ROOT
 from .runs import read_status
 
@@ -50,14 +50,6 @@ def run_name(overrides: dict[str, Any]) -> str:
         'distill.estimator=sampled_seed=1'
     """
     return "_".join(f"{k}={v}" for k, v in overrides.items()) or "base"
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """`"distill.coef=0.5"` -> `("distill.coef", 0.5)` (the value is parsed as YAML)."""
-    if "=" not in text:
-        raise ValueError(f"expected key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml_load(value)
 
 
 def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int) -> None:
