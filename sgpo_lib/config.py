@@ -219,6 +219,7 @@ class ExperimentConfig:
 class OutputConfig:
     root: str = "outputs"
     keep_checkpoints: int = 2
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
 
 
 @dataclass(frozen=True)

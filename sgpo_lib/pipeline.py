@@ -125,7 +125,7 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
     from .report import render_report
 
     cfg = load_config(params_file, overrides)
-    run_id = run_id or make_run_id(params_file, cfg)
+    run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir, todo = run_dir_for(cfg, run_id), selected(only)
     with run_lock(run_dir):
         if not only and not force and is_complete(run_dir):

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -50,7 +51,7 @@ def start_run(
 ) -> tuple[RunConfig, Path]:
     """Validate params, create or reuse the run folder, seed every RNG. Returns (cfg, run_dir)."""
     cfg = load_config(params_file, overrides)
-    run_id = run_id or make_run_id(params_file, cfg)
+    run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir = run_dir_for(cfg, run_id)
     resolved = config_to_yaml(cfg)
     config_path = run_dir / "config.yaml"
@@ -68,6 +69,7 @@ def start_run(
         io.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
     seed_everything(cfg.seed)
     configure_logging()
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
     log.info("run %s in %s", run_id, run_dir)
     return cfg, run_dir
 

@@ -40,6 +40,7 @@ from .rollouts import sample_paired
 from .locks import run_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
+from .tracking import make_sink
 from .train_step import MetricSums, Seq, distill_loss, micro_batches, old_logprobs, policy_loss, sft_loss, teacher_states
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ class Trainer:
         from transformers import get_scheduler
 
         self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
-        self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),))
+        tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
+        self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
         self.spec = DistillSpec(cfg.distill.estimator, cfg.distill.direction, cfg.distill.proximal,
                                 cfg.distill.eps_kl, cfg.distill.is_clip_c,
                                 cfg.distill.topk if cfg.distill.teacher == "forward" and cfg.distill.estimator == "topk" else None)
