@@ -62,11 +62,11 @@ def _elapsed(seconds: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(seconds))
 
 
-def _tail(path: Path, stem: str, stop: threading.Event, t0: float) -> None:
-    """Print the new lines of `path` as `[stem +elapsed] message`, or a heartbeat after a quiet spell."""
-    offset, last, buffer = path.stat().st_size if path.exists() else 0, time.monotonic(), ""
+def _tail(path: Path, offset: int, stem: str, stop: threading.Event, t0: float) -> None:
+    """Print the lines of `path` past `offset` as `[stem +elapsed] message`, or a heartbeat after a quiet spell."""
+    last, buffer = time.monotonic(), ""
     while True:
-        stopping = stop.wait(0.5)
+        stopping = stop.wait(min(0.5, HEARTBEAT_S / 4))
         if path.exists():
             with open(path, encoding="utf-8", errors="replace") as f:
                 f.seek(offset)
@@ -90,7 +90,8 @@ def progress(run_dir: Path, stem: str) -> Iterator[None]:
     path, before = Path(run_dir) / "progress.log", os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = str(path)
     stop = threading.Event()
-    thread = threading.Thread(target=_tail, args=(path, stem, stop, time.monotonic()), daemon=True)
+    offset = path.stat().st_size if path.exists() else 0
+    thread = threading.Thread(target=_tail, args=(path, offset, stem, stop, time.monotonic()), daemon=True)
     thread.start()
     try:
         yield
