@@ -155,3 +155,28 @@ def test_a_sweep_with_failed_points_exits_non_zero_and_prints_a_summary(params, 
     assert "distill.coef" in full
     monkeypatch.setattr(stages, "train_variant", lambda p, o, d: _fake_train(p, {**o, "seed": 0}, d))
     assert main(["sweep", "--params", str(params), "--grid", "seed=0,1", "--out", "sw"]) == 0
+
+
+def test_a_second_pipeline_or_train_on_a_folder_in_use_fails_at_once(params, tmp_path, fake_papermill):
+    import signal
+    import subprocess
+    import sys
+
+    from sgpo_lib.config import load_config
+    from sgpo_lib.locks import RunLockedError
+    from sgpo_lib.trainer import train
+
+    hold = "import sys, time\nfrom sgpo_lib.locks import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(120)"
+    for folder in (tmp_path / "out" / "r", tmp_path / "t"):
+        proc = subprocess.Popen([sys.executable, "-c", hold, str(folder)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "held"
+            with pytest.raises(RunLockedError, match=f"in use by pid {proc.pid}"):
+                if folder.name == "r":
+                    pipeline.run_pipeline(params, run_id="r")
+                else:
+                    train(load_config(params), None, folder, None)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert fake_papermill == [] and not (tmp_path / "t" / "STATUS").exists()

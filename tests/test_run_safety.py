@@ -249,3 +249,36 @@ def test_a_truncated_latest_json_falls_back_to_the_newest_checkpoint_on_disk(tmp
     with caplog.at_level(logging.WARNING, logger="sgpo_lib.checkpoint"):
         assert checkpoint.load_latest(tmp_path)["step"] == 2
     assert f"{tmp_path / 'latest.json'} is unreadable" in caplog.text
+
+
+def test_rewind_logs_drops_rows_and_completions_past_the_checkpoint(tmp_path):
+    from sgpo_lib import io
+    from sgpo_lib.runs import rewind_logs
+
+    for step in range(4):
+        io.append_jsonl(tmp_path / "metrics.jsonl", {"step": step})
+        io.append_jsonl(tmp_path / "evals.jsonl", {"step": step, "source": "macro"})
+        if step:
+            io.write_jsonl(tmp_path / "completions" / f"step_{step:06d}.jsonl", [{"step": step}])
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "lo')  # torn by the kill
+    rewind_logs(tmp_path, 1)
+    assert [r["step"] for r in io.read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1]
+    assert [r["step"] for r in io.read_jsonl(tmp_path / "evals.jsonl")] == [0, 1]
+    assert [p.name for p in (tmp_path / "completions").iterdir()] == ["step_000001.jsonl"]
+    rewind_logs(tmp_path, -1)  # no checkpoint: the run starts over, step 0 included
+    assert io.read_jsonl(tmp_path / "metrics.jsonl") == [] and io.read_jsonl(tmp_path / "evals.jsonl") == []
+    assert list((tmp_path / "completions").iterdir()) == []
+
+
+def test_a_truncated_cached_student_fails_naming_its_file(tmp_path):
+    from sgpo_lib.toy import PretrainConfig, StudentConfig, ToyWorldConfig, prepare_student
+
+    spec = (ToyWorldConfig(n_train=4, n_test=4, n_ood=4), StudentConfig(size="tiny"),
+            PretrainConfig(steps=2, batch_size=4, warmup_steps=1))
+    folder = prepare_student(*spec, seed=0, cache_dir=tmp_path)
+    weights = folder / "model.safetensors"
+    assert not (folder / "builder.json").exists()
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(RuntimeError, match=rf"{weights}: cannot be read .*delete {folder} and run again"):
+        prepare_student(*spec, seed=0, cache_dir=tmp_path)

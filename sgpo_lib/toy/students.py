@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..checkpoint import check_model_files
 from ..io import write_json
 from ..locks import identity, process_alive
 from ..paths import outputs_dir
@@ -96,6 +97,7 @@ def prepare_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretr
     root = Path(cache_dir) if cache_dir is not None else outputs_dir() / "cache"
     final = root / f"toy-student-{student_cfg.size}-{cache_key(student_spec(world_cfg, student_cfg, pretrain_cfg, seed))}"
     if (final / META_FILE).exists():
+        check_model_files(final)  # a damaged cached folder fails here, naming its file
         logger.info("toy student %s: cached at %s", student_cfg.size, final)
         return final
     root.mkdir(parents=True, exist_ok=True)
