@@ -6,7 +6,13 @@ calls. It validates the params, derives `run_id = <params stem>-<sha1(resolved c
 `outputs/<run_id>/` with `config.yaml`, `params_source.yaml`, `env.json`, `code.diff`, and
 seeds `random`/`numpy`/`torch` once from the config's single `seed`. Calling it again for
 the next notebook of the same run reuses the folder; a folder whose `config.yaml` differs
-from the resolved config is refused.
+from the resolved config is refused. A run id given by hand must be a safe folder name
+(`paths.safe_name`), so no run folder can land outside the outputs root.
+
+STATUS names the process of a `running` run, so that a killed one reads `stale`. A resumed
+training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `completions/`) to
+its checkpoint (`rewind_logs`), so a re-run after a kill at any point writes them exactly as an
+uninterrupted run. `Progress` logs step/total and ETA lines, which the pipeline shows.
 """
 
 from __future__ import annotations
@@ -230,10 +236,6 @@ class MetricsLogger:
 
     def read(self) -> list[dict[str, Any]]:
         return io.read_jsonl(self.path, tolerate_torn_tail=True) if self.path.exists() else []
-
-    def truncate_after(self, step: int) -> None:
-        """Drop rows past `step` (a resumed run re-logs them)."""
-        io.write_jsonl(self.path, [r for r in self.read() if r.get("step", 0) <= step])
 
 
 def _jsonable(v: Any) -> Any:
