@@ -5,8 +5,9 @@
     python -m sgpo_lib train    --params P --set distill.coef=0 --out-dir DIR   # one run
     python -m sgpo_lib sweep    --params P --grid distill.coef=0,0.5,1 --grid seed=0,1 --out DIR
 
-Folders given to `train --out-dir` and `sweep --out` are relative to the outputs root (and
-must lie inside it); exit status 1 when a sweep has runs that did not finish.
+Folders given to `train --out-dir` and `sweep --out` are relative to the repository (like
+every path here) and must lie inside the outputs root; exit status 1 when a sweep has runs
+that did not finish.
 """
 
 from __future__ import annotations
@@ -64,21 +65,20 @@ def _parser() -> argparse.ArgumentParser:
                                 "then marked partial, not done)")
             p.add_argument("--force", action="store_true", help="redo a run whose STATUS is done")
         if name == "train":
-            p.add_argument("--out-dir", required=True, help="folder of this training run (relative to the outputs root)")
+            p.add_argument("--out-dir", required=True, help="folder of this training run, inside the outputs root (e.g. outputs/my-run)")
         if name == "sweep":
             p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="one axis (repeatable)")
-            p.add_argument("--out", required=True, help="root folder of the sweep (relative to the outputs root)")
+            p.add_argument("--out", required=True, help="root folder of the sweep, inside the outputs root (e.g. outputs/sweep-coef)")
             p.add_argument("--parallel", type=int, default=1, help="runs at once, as subprocesses when > 1")
     return parser
 
 
 def _folder(params: str, overrides: dict, given: str) -> Path:
-    """`given` under the params' outputs root (relative) or checked to lie inside it (absolute)."""
+    """`given` (relative to the repository) if it lies inside the params' outputs root, else ValueError."""
     from .config import load_config
-    from .paths import inside, output_root
+    from .paths import inside, output_root, resolve
 
-    root = output_root(load_config(params, overrides).output.root)
-    return inside(root, root / given)
+    return inside(output_root(load_config(params, overrides).output.root), resolve(given))
 
 
 def _kill_own_group_on_sigterm() -> None:

@@ -123,8 +123,8 @@ def test_run_id_is_rejected_where_the_folder_is_named_otherwise(params, command,
 
 
 def test_out_dirs_stay_inside_the_outputs_root(params, tmp_path):
-    for argv in (["train", "--out-dir", "../../escape"], ["train", "--out-dir", "/tmp/escape"],
-                 ["sweep", "--out", "../x", "--grid", "seed=0"]):
+    for argv in (["train", "--out-dir", "outputs/x"], ["train", "--out-dir", str(tmp_path / "out" / ".." / "escape")],
+                 ["train", "--out-dir", "/tmp/escape"], ["sweep", "--out", str(tmp_path / "x"), "--grid", "seed=0"]):
         with pytest.raises(ValueError, match="is outside the outputs root"):
             main([argv[0], "--params", str(params), *argv[1:]])
     assert not (tmp_path / "escape").exists()
@@ -146,7 +146,8 @@ def test_a_sweep_with_failed_points_exits_non_zero_and_prints_a_summary(params, 
     from sgpo_lib import stages
 
     monkeypatch.setattr(stages, "train_variant", _fake_train)
-    assert main(["sweep", "--params", str(params), "--grid", "seed=0,1", "--out", "sw"]) == 1
+    sw = str(tmp_path / "out" / "sw")
+    assert main(["sweep", "--params", str(params), "--grid", "seed=0,1", "--out", sw]) == 1
     out, err = capsys.readouterr()
     assert "1 of 2 runs did not finish" in err and "seed=1" in err
     assert max(len(line) for line in out.splitlines()) < 160  # axes, status, headline metrics only
@@ -154,7 +155,7 @@ def test_a_sweep_with_failed_points_exits_non_zero_and_prints_a_summary(params, 
     full = (tmp_path / "out" / "sw" / "sweep_table.csv").read_text()
     assert "distill.coef" in full
     monkeypatch.setattr(stages, "train_variant", lambda p, o, d: _fake_train(p, {**o, "seed": 0}, d))
-    assert main(["sweep", "--params", str(params), "--grid", "seed=0,1", "--out", "sw"]) == 0
+    assert main(["sweep", "--params", str(params), "--grid", "seed=0,1", "--out", sw]) == 0
 
 
 def test_a_second_pipeline_or_train_on_a_folder_in_use_fails_at_once(params, tmp_path, fake_papermill):
