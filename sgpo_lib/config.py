@@ -386,11 +386,9 @@ def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None
         data = apply_overrides(data, overrides)
         where += f" with overrides {overrides}"
     try:
-        cfg = _build(RunConfig, data)
-        check_variants(cfg)
+        return _build(RunConfig, data)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
-    return cfg
 
 
 def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
@@ -403,15 +401,17 @@ def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
                         for z in e.scaling_sizes for m in e.scaling_methods for s in e.scaling_seeds]}
 
 
-def check_variants(cfg: RunConfig) -> None:
-    """Build the config of every run the experiment will make, so a bad one fails now, not hours later."""
+def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
+    """Build the config of every run the experiment of `cfg` will make (a run's own params, not a
+    sweep point's), so a bad one fails now, not hours later; returns `cfg`."""
     base = cfg.to_dict()
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:
             try:
                 _build(RunConfig, apply_overrides(base, variant))
             except ConfigError as e:
-                raise ConfigError(f"experiment.{section} run {variant}: {e}") from None
+                raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
+    return cfg
 
 
 def config_to_yaml(cfg: RunConfig) -> str:

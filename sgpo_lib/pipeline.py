@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import io
-from .config import load_config
+from .config import check_variants, load_config
 from .locks import run_lock
 from .paths import NOTEBOOKS_DIR, resolve
 from .runs import PROGRESS_ENV, make_run_id, read_status, run_dir_for, write_status
@@ -125,7 +125,7 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
     """Execute the notebooks; returns the path of `report.html` (the run folder if no report yet)."""
     from .report import render_report
 
-    cfg = load_config(params_file, overrides)
+    cfg = check_variants(load_config(params_file, overrides), str(params_file))
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir, todo = run_dir_for(cfg, run_id), selected(only)
     with run_lock(run_dir):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import io
-from .config import RunConfig, config_to_yaml, load_config
+from .config import RunConfig, check_variants, config_to_yaml, load_config
 from .locks import identity, process_alive
 from .paths import REPO_ROOT, output_root, resolve, safe_name
 
@@ -56,7 +56,7 @@ def start_run(
     params_file: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None
 ) -> tuple[RunConfig, Path]:
     """Validate params, create or reuse the run folder, seed every RNG. Returns (cfg, run_dir)."""
-    cfg = load_config(params_file, overrides)
+    cfg = check_variants(load_config(params_file, overrides), str(params_file))
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir = run_dir_for(cfg, run_id)
     resolved = config_to_yaml(cfg)

@@ -156,8 +156,31 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
      r"experiment.ablate run .*'rollout.n_guided': train.method 'sgpo' needs guided rollouts"),
 ])
 def test_every_planned_run_is_validated_before_any_starts(tmp_path, text, match):
+    from sgpo_lib.config import check_variants
+
     with pytest.raises(ConfigError, match=match):
-        load_config(_write(tmp_path, text))
+        check_variants(load_config(_write(tmp_path, text)))
+
+
+def test_a_sweep_points_config_is_not_checked_against_its_own_ablations(tmp_path):
+    """The ablation `distill.estimator=sampled` is valid; its config must not be re-ablated with
+    `distill.direction=reverse` (sampled + reverse is invalid, and is no run of the experiment)."""
+    from sgpo_lib.config import check_variants
+
+    p = _write(tmp_path, "experiment:\n  ablations: [distill.estimator=sampled, distill.direction=reverse]\n")
+    check_variants(load_config(p))
+    assert load_config(p, {"distill.estimator": "sampled"}).distill.estimator == "sampled"
+
+
+def test_start_run_and_the_pipeline_check_every_planned_run(tmp_path):
+    from sgpo_lib import pipeline
+    from sgpo_lib.runs import start_run
+
+    p = _write(tmp_path, f"output:\n  root: {tmp_path / 'out'}\nexperiment:\n  ablations: [distill.estimater=sampled]\n")
+    for call in (lambda: start_run(p), lambda: pipeline.run_pipeline(p)):
+        with pytest.raises(ConfigError, match=r"p\.yaml: experiment.ablate run .*did you mean 'distill.estimator'"):
+            call()
+    assert not (tmp_path / "out").exists()
 
 
 def test_experiment_variants_cover_every_run(tmp_path):
