@@ -159,12 +159,14 @@ def run_sweep(
             if read_status(out_dir) != "failed":
                 io.write_text(out_dir / "STATUS", f"failed\n{type(e).__name__}: {e}\n")
 
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            list(pool.map(one, range(len(variants))))
-    except BaseException:
+        list(pool.map(one, range(len(variants))))
+    except BaseException:  # Ctrl-C: start nothing more and take the running children down first
+        pool.shutdown(wait=False, cancel_futures=True)
         kill_children()
         raise
+    pool.shutdown()
     return collect(root, require_complete=False)
 
 

@@ -282,3 +282,38 @@ def test_a_truncated_cached_student_fails_naming_its_file(tmp_path):
     weights.write_bytes(weights.read_bytes()[:500])
     with pytest.raises(RuntimeError, match=rf"{weights}: cannot be read .*delete {folder} and run again"):
         prepare_student(*spec, seed=0, cache_dir=tmp_path)
+
+
+SWEEP_OF_TWO = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from sgpo_lib import sweep
+    sweep._subprocess_run = lambda params, overrides, out_dir, device, threads: sweep._spawn(
+        [sys.executable, "-c", sys.argv[1]], dict(os.environ), Path(out_dir).parent / f"{out_dir.name}.log")
+    sweep.run_sweep(sys.argv[2], [{"seed": 0}, {"seed": 1}], Path(sys.argv[3]), parallel=2)
+""")
+
+
+def test_ctrl_c_on_a_parallel_sweep_kills_its_children(tmp_path, params):
+    root = tmp_path / "s"
+    root.mkdir()
+    sweep = subprocess.Popen([sys.executable, "-c", SWEEP_OF_TWO, CHILD, str(params), str(root)])
+    pids = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(pids) < 2:
+            pids = [int(p.read_text().split("\nREADY ")[1].split()[0]) for p in root.glob("*.log")
+                    if "\nREADY " in p.read_text()]
+            time.sleep(0.1)
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        sweep.send_signal(signal.SIGINT)
+        assert sweep.wait(timeout=30) != 0
+        deadline = time.time() + 20
+        while time.time() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.1)
+        survivors = [p for p in pids if _alive(p)]
+    finally:
+        sweep.kill()
+        for p in pids:
+            subprocess.run(["kill", "-KILL", "--", f"-{p}"], stderr=subprocess.DEVNULL)
+    assert survivors == []
