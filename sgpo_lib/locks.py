@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -116,3 +116,9 @@ def run_lock(folder: str | os.PathLike) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def rank_zero_lock(folder: str | os.PathLike):
+    """`run_lock(folder)` in the main process of a distributed launch (`RANK` 0 or unset); the
+    other ranks, siblings of the main one under `accelerate launch`, work under its lock."""
+    return run_lock(folder) if int(os.environ.get("RANK", "0")) == 0 else nullcontext()

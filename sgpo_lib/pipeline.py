@@ -35,7 +35,7 @@ from .runs import PROGRESS_ENV, make_run_id, read_status, run_dir_for, write_sta
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 10.0
+HEARTBEAT_S = 8.0  # a line at least every 10 s, with the polling on top
 
 
 def notebooks() -> list[Path]:
@@ -106,12 +106,12 @@ def progress(run_dir: Path, stem: str) -> Iterator[None]:
 
 def _execute(nb: Path, run_dir: Path, params: dict) -> float:
     """Run one notebook into the run folder; returns its seconds (STATUS failed if it raises)."""
-    import papermill as pm
-
     write_status(run_dir, "running", f"notebook: {nb.name}")
     t0 = time.perf_counter()
     try:
         with progress(run_dir, nb.stem):
+            import papermill as pm  # its first import takes seconds on a loaded machine: under the heartbeat
+
             pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=params, cwd=str(NOTEBOOKS_DIR),
                                 kernel_name="python3", progress_bar=False, log_output=False)
     except BaseException as e:

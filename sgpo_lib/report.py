@@ -79,25 +79,30 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
 
 NOT_RUN = {
     "main": "No training run has finished yet (notebook 03, `experiment.methods`).",
-    "main_bars": "No training run has finished yet (notebook 03).",
+    "main_bars": "",  # "" = said by the section's other cell
     "learning_curves": "No training run has logged metrics yet (notebook 03).",
-    "reward": "No training run has logged metrics yet (notebook 03).",
+    "reward": "",
     "guidance_weight": "No SGPO run has logged metrics yet (notebook 03).",
     "guidance_shift": "Not measured: notebook 03 has not run.",
     "guided_vs_auto": "Not measured: notebook 02 has not run.",
     "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",
     "scaling": "Not run: `experiment.scaling_sizes` is empty, so no scaling study was made.",
+    "scaling_figure": "",
     "premise": "Not measured: the premise table exists for the toy world only (notebook 00).",
     "strategy_report": "Not available: notebook 01 has not run.",
     "completions": "No completions logged: no rollout-based training run has run yet (notebook 03).",
 }
 
 
-def show(items: dict, name: str):
-    """`items[name]` (a table or figure) for a report cell, or a plain sentence when the section has no data."""
+def show(items: dict, name: str, note: str | None = None):
+    """`items[name]` (a table or figure) for a report cell, or a plain sentence when the section has
+    no data (`NOT_RUN[note or name]`; nothing when that is "", said by another cell)."""
     from IPython.display import Markdown
 
-    return items[name] if name in items else Markdown(f"*{NOT_RUN.get(name, 'No data for this section.')}*")
+    if name in items:
+        return items[name]
+    text = NOT_RUN.get(note or name, "No data for this section.")
+    return Markdown(f"*{text}*") if text else None
 
 
 def sgpo_completions(run_dir: Path, rows: int = 8) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from .losses_chunked import DistillSpec
 from .policy import load_policy
 from .records import Problem, Strategy
 from .rollouts import sample_paired
-from .locks import run_lock
+from .locks import rank_zero_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
 from .tracking import make_sink
@@ -401,7 +401,7 @@ class Trainer:
 def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
     """Run (or resume) one training run into `out_dir` (holding its lock); returns its results."""
     trainer = None
-    with run_lock(out_dir):
+    with rank_zero_lock(out_dir):
         try:
             trainer = Trainer(cfg, data, out_dir, grader)
             return trainer.run()

@@ -187,3 +187,10 @@ def test_start_run_silences_the_ipywidgets_warning_of_tqdm(tmp_path):
         warnings.warn("something else", UserWarning)
     assert [str(w.message) for w in caught] == ["something else"]
     json.dumps([])
+
+
+def test_a_section_said_by_another_cell_shows_nothing():
+    from sgpo_lib.report import show
+
+    assert show({}, "scaling", note="scaling_figure") is None and show({}, "main_bars") is None
+    assert show({"scaling": "fig"}, "scaling", note="scaling_figure") == "fig"

@@ -317,3 +317,19 @@ def test_ctrl_c_on_a_parallel_sweep_kills_its_children(tmp_path, params):
         for p in pids:
             subprocess.run(["kill", "-KILL", "--", f"-{p}"], stderr=subprocess.DEVNULL)
     assert survivors == []
+
+
+def test_only_rank_zero_of_a_distributed_launch_takes_the_lock(tmp_path, monkeypatch):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        monkeypatch.setenv("RANK", "1")  # a sibling rank of the holder under `accelerate launch`
+        with locks.rank_zero_lock(tmp_path):
+            pass
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(RunLockedError):
+            with locks.rank_zero_lock(tmp_path):
+                pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
