@@ -13,8 +13,10 @@ PARAMS = sorted(PARAMS_DIR.glob("*.yaml"))
 
 @pytest.mark.parametrize("path", PARAMS, ids=[p.name for p in PARAMS])
 def test_every_params_file_validates(path):
+    from sgpo_lib.config import check_variants
+
     cfg = load_config(path)
-    assert isinstance(cfg, RunConfig)
+    assert isinstance(cfg, RunConfig) and check_variants(cfg) is cfg  # and every run of its experiment
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=[p.name for p in PARAMS])
