@@ -4,16 +4,32 @@
     python -m sgpo_lib prepare  --params params/toy-smoke.yaml     # one stage
     python -m sgpo_lib train    --params P --set distill.coef=0 --out-dir DIR   # one run
     python -m sgpo_lib sweep    --params P --grid distill.coef=0,0.5,1 --grid seed=0,1 --out DIR
+
+Folders given to `train --out-dir` and `sweep --out` are relative to the repository (like
+every path here) and must lie inside the outputs root; exit status 1 when a sweep has runs
+that did not finish.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
-STAGES = ("prepare", "extract", "rollouts", "main", "ablate", "scaling")
+COMMANDS = {
+    "pipeline": "run notebooks 00-06 of one params file into its run folder and render report.html",
+    "train": "train one config (params + --set overrides) into --out-dir",
+    "sweep": "train every point of a --grid, one folder each, and print a summary table",
+    "prepare": "stage 00: problems, base student(s), premise table",
+    "extract": "stage 01: the strategy library and its rejection report",
+    "rollouts": "stage 02: paired rollouts of the base student (p_auto vs p_guided)",
+    "main": "stage 03: SGPO and the baselines over experiment.seeds (main table)",
+    "ablate": "stage 04: the SGPO ablations of experiment.ablations",
+    "scaling": "stage 05: methods over experiment.scaling_sizes",
+}
 
 
 def _overrides(assignments: list[str]) -> dict:
@@ -32,25 +48,76 @@ def _grid(axes: list[str]) -> dict[str, list]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sgpo_lib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("pipeline", "train", "sweep", *STAGES):
-        p = sub.add_parser(name)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--params", required=True, help="params YAML file")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override (repeatable)")
-        p.add_argument("--run-id", default=None)
+        if name not in ("train", "sweep"):  # those name their folder with --out-dir / --out
+            p.add_argument("--run-id", default=None, help="run folder name under the outputs root "
+                           "(letters, digits, ._=+,-; default <params stem>-<config hash>)")
         if name == "pipeline":
-            p.add_argument("--only", nargs="*", help="notebook stems to run (default all)")
+            p.add_argument("--only", nargs="+", metavar="STEM",
+                           help="notebook stems to run, e.g. 00_prepare 03_train_sgpo (default all; the run is "
+                                "then marked partial, not done)")
             p.add_argument("--force", action="store_true", help="redo a run whose STATUS is done")
         if name == "train":
-            p.add_argument("--out-dir", required=True, help="folder of this training run")
+            p.add_argument("--out-dir", required=True, help="folder of this training run, inside the outputs root (e.g. outputs/my-run)")
         if name == "sweep":
             p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="one axis (repeatable)")
-            p.add_argument("--out", required=True, help="root folder of the sweep")
-            p.add_argument("--parallel", type=int, default=1)
-    args = parser.parse_args(argv)
+            p.add_argument("--out", required=True, help="root folder of the sweep, inside the outputs root (e.g. outputs/sweep-coef)")
+            p.add_argument("--parallel", type=int, default=1, help="runs at once, as subprocesses when > 1")
+    return parser
+
+
+def _folder(params: str, overrides: dict, given: str) -> Path:
+    """`given` (relative to the repository) if it lies inside the params' outputs root, else ValueError."""
+    from .config import load_config
+    from .paths import inside, output_root, resolve
+
+    return inside(output_root(load_config(params, overrides).output.root), resolve(given))
+
+
+def _kill_own_group_on_sigterm() -> None:
+    """A sweep's child leads its own process group: SIGTERM (the sweep died) takes the group down."""
+    if os.getsid(0) == os.getpid():
+        signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+
+
+def _sweep(args, overrides: dict) -> int:
+    from .sweep import grid, kill_children, run_sweep, summary, unfinished
+
+    signal.signal(signal.SIGTERM, lambda *_: (kill_children(), os._exit(143)))
+    root, axes = _folder(args.params, overrides, args.out), _grid(args.grid)
+    variants = grid(**axes)
+    table = run_sweep(args.params, variants, root, base_overrides=overrides, parallel=args.parallel)
+    table.to_csv(root / "sweep_table.csv", index=False)
+    print(summary(table, list(axes)).to_string())
+    print(f"full table: {root / 'sweep_table.csv'}")
+    bad = unfinished(root, variants)
+    if bad:
+        print(f"{len(bad)} of {len(variants)} runs did not finish: {bad}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _stage(args, overrides: dict) -> None:
+    from . import stages
+    from .locks import run_lock
+    from .runs import start_run
+
+    cfg, run_dir = start_run(args.params, overrides, args.run_id)
+    fn = {"rollouts": stages.paired_rollouts, "main": stages.train_main, "extract": stages.extract}.get(
+        args.command, getattr(stages, args.command, None))
+    with run_lock(run_dir):
+        result = fn(cfg, run_dir)
+    print(result if not isinstance(result, dict) else {k: v for k, v in result.items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     from .runs import configure_logging
 
     configure_logging()
@@ -63,22 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         from .stages import train_variant
 
-        train_variant(args.params, overrides, Path(args.out_dir))
+        _kill_own_group_on_sigterm()
+        train_variant(args.params, overrides, _folder(args.params, overrides, args.out_dir))
     elif args.command == "sweep":
-        from .sweep import grid, run_sweep
-
-        table = run_sweep(args.params, grid(**_grid(args.grid)), Path(args.out), base_overrides=overrides,
-                          parallel=args.parallel)
-        print(table.to_string())
+        return _sweep(args, overrides)
     else:
-        from . import stages
-        from .runs import start_run
-
-        cfg, run_dir = start_run(args.params, overrides, args.run_id)
-        fn = {"rollouts": stages.paired_rollouts, "main": stages.train_main, "extract": stages.extract}.get(
-            args.command, getattr(stages, args.command, None))
-        result = fn(cfg, run_dir)
-        print(result if not isinstance(result, dict) else {k: v for k, v in result.items()})
+        _stage(args, overrides)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Each checkpoint is one `step_NNNNNN.pt` written atomically (temp file + rename), then
 `latest.json` is re-pointed atomically, so a run killed at any instant resumes from the last
-complete checkpoint. Only the `keep` newest checkpoints are kept. The data position is the
+complete checkpoint; a damaged newest checkpoint or `latest.json` (a disk full, a copy cut
+short) falls back to the previous checkpoint with a warning. Only the `keep` newest are kept. The data position is the
 step itself: batches and sampling seeds are derived from `(seed, step, ...)`.
 """
 
@@ -51,13 +52,43 @@ def save(ckpt_dir: Path, step: int, model, optimizer, scheduler, extra: dict | N
     return path
 
 
-def load_latest(ckpt_dir: Path) -> dict[str, Any] | None:
-    """The newest complete checkpoint's state dict, or None when there is none."""
-    pointer = Path(ckpt_dir) / "latest.json"
+def _candidates(ckpt_dir: Path) -> list[Path]:
+    """Checkpoint files to try, best first: the one `latest.json` names, then the others newest first."""
+    pointer, on_disk = ckpt_dir / "latest.json", sorted(ckpt_dir.glob("step_*.pt"), reverse=True)
     if not pointer.exists():
-        return None
-    path = Path(ckpt_dir) / io.read_json(pointer)["file"]
-    return torch.load(path, map_location="cpu", weights_only=False)
+        return on_disk
+    try:
+        named = ckpt_dir / io.read_json(pointer)["file"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("%s is unreadable (%s: %s); falling back to the checkpoints on disk", pointer, type(e).__name__, e)
+        return on_disk
+    return [named] + [p for p in on_disk if p != named]
+
+
+def load_latest(ckpt_dir: Path) -> dict[str, Any] | None:
+    """The newest checkpoint that loads, or None when there is none. A damaged one (a truncated
+    file, a bad `latest.json`) is skipped with a warning naming it, for the previous one."""
+    for path in _candidates(Path(ckpt_dir)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            int(state["step"])
+            return state
+        except Exception as e:  # torch.load raises many types for a damaged file
+            log.warning("checkpoint %s cannot be loaded (%s: %s); trying the previous one", path, type(e).__name__, e)
+    return None
+
+
+def check_model_files(model_dir: Path) -> None:
+    """Open every `*.safetensors` of a model folder; a damaged one raises naming the file."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as e:
+            raise RuntimeError(f"{path}: cannot be read ({type(e).__name__}: {e}); the folder is damaged: "
+                               f"delete {model_dir} and run again to rebuild it") from e
 
 
 def restore(state: dict[str, Any], model, optimizer, scheduler) -> int:

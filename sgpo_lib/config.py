@@ -18,7 +18,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from typing import Any, Literal
 import yaml
 
 from .paths import resolve
-from .toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
+from .yaml12 import parse_assignment, yaml_load  # noqa: F401 (yaml_load: re-exported)
+from .toy.config import SIZES, PretrainConfig, StudentConfig, ToyWorldConfig
 
 
 class ConfigError(ValueError):
@@ -198,6 +198,8 @@ class EvalConfig:
     def __post_init__(self):
         _check(self.k >= 1, "eval.k", "must be >= 1")
         _check(self.every >= 1, "eval.every", "must be >= 1")
+        _check(self.max_problems is None or self.max_problems >= 1, "eval.max_problems",
+               "must be >= 1, or null for every problem (0 would evaluate nothing)")
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,9 @@ class ExperimentConfig:
     def __post_init__(self):
         bad = [m for m in self.methods + self.scaling_methods if m not in ("sgpo", "grpo", "sft", "hybrid")]
         _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from sgpo, grpo, sft, hybrid")
+        _check(len(self.methods) > 0, "experiment.methods", "must name at least one method (sgpo, grpo, sft, hybrid)")
+        unknown = [z for z in self.scaling_sizes if z not in SIZES]
+        _check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
         _check(all("=" in a for a in self.ablations), "experiment.ablations", "each entry is 'dotted.key=value'")
         _check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
 
@@ -236,6 +241,7 @@ class ExperimentConfig:
 class OutputConfig:
     root: str = "outputs"
     keep_checkpoints: int = 2
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
 
 
 @dataclass(frozen=True)
@@ -359,23 +365,6 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"section '{prefix.rstrip('.') or 'top'}': {e}") from None
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so `on:` and `no` stay strings."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
-def yaml_load(text: str) -> Any:
-    """Parse YAML with YAML 1.2 booleans (see `_Yaml12Loader`)."""
-    return yaml.load(text, Loader=_Yaml12Loader)
-
-
 def deep_merge(base: dict, over: dict) -> dict:
     """`over` merged into a copy of `base`; nested mappings merge, everything else replaces."""
     out = dict(base)
@@ -391,9 +380,12 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if path in chain:
         raise ConfigError(f"{path}: circular 'extends' chain {[str(p) for p in chain]}")
     try:
-        data = yaml_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the params file is empty; write the keys to change, e.g. 'extends: base.yaml' "
+                          "(an empty file would silently run every default)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     parent = data.pop("extends", None)
@@ -428,6 +420,29 @@ def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None
         return _build(RunConfig, data)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
+    """The override dicts of every training run notebooks 03-05 make (main, ablate, scaling)."""
+    e = cfg.experiment
+    return {"main": [{"train.method": m, "seed": s} for m in e.methods for s in e.seeds],
+            "ablate": [{"train.method": "sgpo", **dict([parse_assignment(a)]), "seed": s}
+                       for a in e.ablations for s in e.ablation_seeds],
+            "scaling": [{"student.size": z, "train.method": m, "seed": s}
+                        for z in e.scaling_sizes for m in e.scaling_methods for s in e.scaling_seeds]}
+
+
+def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
+    """Build the config of every run the experiment of `cfg` will make (a run's own params, not a
+    sweep point's), so a bad one fails now, not hours later; returns `cfg`."""
+    base = cfg.to_dict()
+    for section, variants in experiment_variants(cfg).items():
+        for variant in variants:
+            try:
+                _build(RunConfig, apply_overrides(base, variant))
+            except ConfigError as e:
+                raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
+    return cfg
 
 
 def config_to_yaml(cfg: RunConfig) -> str:

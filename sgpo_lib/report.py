@@ -3,7 +3,8 @@
 `tables(cfg, run_dir)` and `figures(cfg, run_dir)` read what stages 00-05 wrote (figures are
 also saved as PNG under `figures/`); `render_report(run_dir)` converts the executed
 `06_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden and the
-set-up cells (tagged `report-hide`) left out.
+set-up cells (tagged `report-hide`) left out. `show(items, name)` gives each report cell its
+table or figure, or a plain "not run" sentence for a section without data.
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     if len(abl):
         abl["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in abl["run"]]
         out["ablation"] = results.wide_table(abl, "variant", with_base=False)
-    scale = scaling_runs(cfg, run_dir)
+    scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         out["scaling"] = scaling_table(scale)
     health = rollout_health(metrics_of(run_dir / "main"))
     if len(health):
         out["rollout_health"] = health
+    completions = sgpo_completions(run_dir)
+    if len(completions):
+        out["completions"] = completions
     if (run_dir / "guidance_shift.csv").exists():
         out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
     if (run_dir / "premise.csv").exists():
@@ -86,7 +90,7 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
                                        baseline=results.base_accuracy(main, "train.method"))
     if (run_dir / "paired_stats.csv").exists():
         figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
-    scale = scaling_runs(cfg, run_dir)
+    scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         table = scaling_table(scale)
         final = table[table["phase"] == "final"].merge(_sizes(run_dir), on="student.size")
@@ -94,6 +98,47 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     for name, fig in figs.items():
         plots.save(fig, run_dir / "figures" / f"{name}.png")
     return figs
+
+
+NOT_RUN = {
+    "main": "No training run has finished yet (notebook 03, `experiment.methods`).",
+    "main_bars": "",  # "" = said by the section's other cell
+    "learning_curves": "No training run has logged metrics yet (notebook 03).",
+    "reward": "",
+    "guidance_weight": "No SGPO run has logged metrics yet (notebook 03).",
+    "guidance_shift": "Not measured: notebook 03 has not run.",
+    "guided_vs_auto": "Not measured: notebook 02 has not run.",
+    "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",
+    "scaling": "Not run: `experiment.scaling_sizes` is empty, so no scaling study was made.",
+    "scaling_figure": "",
+    "premise": "Not measured: the premise table exists for the toy world only (notebook 00).",
+    "strategy_report": "Not available: notebook 01 has not run.",
+    "completions": "No completions logged: no rollout-based training run has run yet (notebook 03).",
+}
+
+
+def show(items: dict, name: str, note: str | None = None):
+    """`items[name]` (a table or figure) for a report cell, or a plain sentence when the section has
+    no data (`NOT_RUN[note or name]`; nothing when that is "", said by another cell)."""
+    from IPython.display import Markdown
+
+    if name in items:
+        return items[name]
+    text = NOT_RUN.get(note or name, "No data for this section.")
+    return Markdown(f"*{text}*") if text else None
+
+
+def sgpo_completions(run_dir: Path, rows: int = 8) -> pd.DataFrame:
+    """The first `rows` completions of the last logged step of the main table's first SGPO run
+    (prompt, strategy, response, reward, grade); empty when there is none."""
+    from .runs import read_completions
+
+    runs = sorted(Path(run_dir).glob("main/train.method=sgpo_*/completions"))
+    if not runs:
+        return pd.DataFrame()
+    table = read_completions(runs[0].parent).head(rows)
+    return table.assign(run=runs[0].parent.name)[["run", "step", "prompt", "guided", "strategy", "response", "reward",
+                                                   "grade"]]
 
 
 def _sizes(run_dir: Path) -> pd.DataFrame:

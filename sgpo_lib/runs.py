@@ -6,28 +6,37 @@ calls. It validates the params, derives `run_id = <params stem>-<sha1(resolved c
 `outputs/<run_id>/` with `config.yaml`, `params_source.yaml`, `env.json`, `code.diff`, and
 seeds `random`/`numpy`/`torch` once from the config's single `seed`. Calling it again for
 the next notebook of the same run reuses the folder; a folder whose `config.yaml` differs
-from the resolved config is refused.
+from the resolved config is refused. A run id given by hand must be a safe folder name
+(`paths.safe_name`), so no run folder can land outside the outputs root.
+
+STATUS names the process of a `running` run, so that a killed one reads `stale`. A resumed
+training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `completions/`) to
+its checkpoint (`rewind_logs`), so a re-run after a kill at any point writes them exactly as an
+uninterrupted run. `Progress` logs step/total and ETA lines, which the pipeline shows.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import random
 import subprocess
 import sys
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
 from . import io
-from .config import RunConfig, config_to_yaml, load_config
+from .config import RunConfig, check_variants, config_to_yaml, load_config
+from .locks import identity, process_alive
 from .machine import cpu_facts
-from .paths import REPO_ROOT, resolve
+from .paths import REPO_ROOT, output_root, resolve, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +50,16 @@ def make_run_id(params_file: str | Path, cfg: RunConfig) -> str:
 
 
 def run_dir_for(cfg: RunConfig, run_id: str) -> Path:
-    return resolve(cfg.output.root) / run_id
+    """`<outputs root>/<run_id>`; the run id must be a safe folder name (no path can escape the root)."""
+    return output_root(cfg.output.root) / safe_name(run_id, "run id")
 
 
 def start_run(
     params_file: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None
 ) -> tuple[RunConfig, Path]:
     """Validate params, create or reuse the run folder, seed every RNG. Returns (cfg, run_dir)."""
-    cfg = load_config(params_file, overrides)
-    run_id = run_id or make_run_id(params_file, cfg)
+    cfg = check_variants(load_config(params_file, overrides), str(params_file))
+    run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir = run_dir_for(cfg, run_id)
     resolved = config_to_yaml(cfg)
     config_path = run_dir / "config.yaml"
@@ -67,6 +77,7 @@ def start_run(
         io.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
     seed_everything(cfg.seed)
     configure_logging()
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
     log.info("run %s in %s", run_id, run_dir)
     return cfg, run_dir
 
@@ -81,15 +92,42 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+PROGRESS_ENV = "SGPO_PROGRESS"  # set by the pipeline: its notebooks' kernels also log to this file, which it tails
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """A plain stderr handler for the `sgpo_lib` logger (idempotent; notebooks show it)."""
+    """A plain stderr handler for the `sgpo_lib` logger (idempotent; notebooks show it), and a
+    file handler on `$SGPO_PROGRESS` when the pipeline set it."""
     logger = logging.getLogger("sgpo_lib")
+    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S")
     if not any(getattr(h, "_sgpo", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(fmt)
         handler._sgpo = True
         logger.addHandler(handler)
+    progress = os.environ.get(PROGRESS_ENV)
+    if progress and not any(getattr(h, "baseFilename", None) == str(Path(progress).resolve()) for h in logger.handlers):
+        file_handler = logging.FileHandler(progress, encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        logger.addHandler(file_handler)
     logger.setLevel(level)
+
+
+class Progress:
+    """Logs `<desc>: step i/total, s/step, ETA` (at most one line per `every_s`, and the last step)."""
+
+    def __init__(self, desc: str, total: int, initial: int = 0, every_s: float = 2.0):
+        self.desc, self.total, self.initial, self.every_s = desc, total, initial, every_s
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, i: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s and i != self.total:
+            return
+        self.last = now
+        per = (now - self.t0) / max(i - self.initial, 1)
+        eta = time.strftime("%H:%M:%S", time.gmtime(per * (self.total - i)))
+        log.info("%s: step %d/%d, %.1f s/step, ETA %s", self.desc, i, self.total, per, eta)
 
 
 def _git(*args: str) -> str:
@@ -130,14 +168,27 @@ def environment() -> dict[str, Any]:
 
 
 def write_status(run_dir: Path, state: str, detail: str = "") -> None:
-    """STATUS holds `running|done|failed` on its first line, then details (the error)."""
+    """STATUS holds `running|partial|done|failed` on its first line, then details (the error);
+    a `running` one also names the process (`pid:`, `pid_start:`) so that a reader can tell a
+    live run from one that was killed."""
+    if state == "running":
+        me = identity()
+        detail = f"pid: {me['pid']}\npid_start: {me['start']}\nsince: {me['since']}\n{detail}"
     io.write_text(Path(run_dir) / "STATUS", f"{state}\n{detail}".rstrip() + "\n")
 
 
 def read_status(run_dir: Path) -> str:
-    """The first line of STATUS, or "" when there is none."""
+    """The first line of STATUS, "" when there is none, and `stale` for a `running` one whose
+    process is gone (killed: the next run resumes it)."""
     path = Path(run_dir) / "STATUS"
-    return path.read_text(encoding="utf-8").split("\n", 1)[0].strip() if path.exists() else ""
+    if not path.exists():
+        return ""
+    state, *lines = path.read_text(encoding="utf-8").split("\n")
+    state = state.strip()
+    fields = dict(line.split(": ", 1) for line in lines if ": " in line)
+    if state == "running" and fields.get("pid", "").isdigit() and not process_alive(int(fields["pid"]), fields.get("pid_start")):
+        return "stale"
+    return state
 
 
 @contextmanager
@@ -189,10 +240,6 @@ class MetricsLogger:
     def read(self) -> list[dict[str, Any]]:
         return io.read_jsonl(self.path, tolerate_torn_tail=True) if self.path.exists() else []
 
-    def truncate_after(self, step: int) -> None:
-        """Drop rows past `step` (a resumed run re-logs them)."""
-        io.write_jsonl(self.path, [r for r in self.read() if r.get("step", 0) <= step])
-
 
 def _jsonable(v: Any) -> Any:
     if hasattr(v, "item") and getattr(v, "ndim", 0) == 0:
@@ -200,3 +247,48 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (str, int, float, bool, type(None), list, dict)):
         return v
     return json.loads(json.dumps(v, default=str))
+
+
+# ---------------------------------------------------------------- resuming and completions
+
+LOGS_BY_STEP = ("metrics.jsonl", "evals.jsonl")
+
+
+def rewind_logs(run_dir: Path, step: int) -> None:
+    """Make the step logs of a resumed run what they were at checkpoint `step` (-1: no checkpoint,
+    the run starts over): rows past it go from every JSONL and `completions/` files past it go,
+    so the re-run writes them exactly once."""
+    run_dir = Path(run_dir)
+    for name in LOGS_BY_STEP:
+        path = run_dir / name
+        if path.exists():
+            io.write_jsonl(path, [r for r in io.read_jsonl(path, tolerate_torn_tail=True) if r.get("step", 0) <= step])
+    for path in sorted((run_dir / "completions").glob("step_*.jsonl")):
+        if int(path.name[5:11]) > step:
+            path.unlink()
+
+
+def write_completions(run_dir: Path, step: int, paired, strategy_for, suffix: str = "") -> Path:
+    """`completions/step_NNNNNN<suffix>.jsonl`: one row per rollout of the step (prompt, strategy,
+    response, reward, grade reason), for reading what the policy wrote."""
+    question = {p.id: p.problem for p in paired.problems}
+    strategies = {p.id: strategy_for(p) for p in paired.problems}
+    rows = [{"step": step, "problem_id": r.problem_id, "prompt": question[r.problem_id], "guided": r.guided,
+             "strategy": _strategy_text(strategies[r.problem_id]) if r.guided else "",
+             "response": r.text, "reward": r.reward, "grade": r.grade_reason, "pred": r.pred}
+            for r in paired.rollouts]
+    path = Path(run_dir) / "completions" / f"step_{step:06d}{suffix}.jsonl"
+    io.write_jsonl(path, rows)
+    return path
+
+
+def _strategy_text(strategy) -> str:
+    return f"{strategy.name}: {strategy.key_insight}" if strategy is not None else ""
+
+
+def read_completions(run_dir: Path, last: int = 1):
+    """The completion tables of the `last` logged steps of a run (a pandas DataFrame)."""
+    import pandas as pd
+
+    files = sorted((Path(run_dir) / "completions").glob("step_*.jsonl"))[-last:] if last else []
+    return pd.DataFrame([r for f in files for r in io.read_jsonl(f)])

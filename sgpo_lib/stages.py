@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import assets, io, results
-from .config import RunConfig, load_config
+from .config import RunConfig, experiment_variants, load_config
 from .runs import read_status, seed_everything
-from .sweep import collect, parse_assignment, run_sweep
+from .sweep import collect, run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +161,13 @@ def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd
 
 def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """The main table: every method of `experiment.methods` x `experiment.seeds`."""
-    variants = [{"train.method": m, "seed": s} for m in cfg.experiment.methods for s in cfg.experiment.seeds]
-    df = _sweep(cfg, run_dir, "main", variants)
+    df = _sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"])
     return results.wide_table(df, "train.method")
 
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """SGPO ablations; the reference row is the main table's SGPO runs (same seeds)."""
-    variants = [{"train.method": "sgpo", **dict([parse_assignment(a)]), "seed": s}
-                for a in cfg.experiment.ablations for s in cfg.experiment.ablation_seeds]
-    df = _sweep(cfg, run_dir, "ablate", variants)
+    df = _sweep(cfg, run_dir, "ablate", experiment_variants(cfg)["ablate"])
     df["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in df["run"]]
     main = collected(run_dir / "main")
     if len(main):
@@ -187,9 +184,8 @@ def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
         return pd.DataFrame()
     reused = _main_runs_at_default_size(cfg, run_dir)
     taken = set(zip(reused["train.method"], reused["seed"])) if len(reused) else set()
-    variants = [{"student.size": z, "train.method": m, "seed": s} for z in cfg.experiment.scaling_sizes
-                for m in cfg.experiment.scaling_methods for s in cfg.experiment.scaling_seeds
-                if not (z == cfg.student.size and (m, s) in taken)]
+    variants = [v for v in experiment_variants(cfg)["scaling"]
+                if not (v["student.size"] == cfg.student.size and (v["train.method"], v["seed"]) in taken)]
     _sweep(cfg, run_dir, "scaling", variants)
     return scaling_table(scaling_runs(cfg, run_dir))
 

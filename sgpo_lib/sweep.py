@@ -4,7 +4,10 @@
 into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
 (in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
 when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done`
-is skipped, and a failure is recorded in its STATUS while the others go on. `collect(root)` reads every variant's `config.yaml`
+is skipped, and a failure is recorded in its STATUS while the others go on. Every variant's
+folder name (a safe name: grid values with `/` or `..` are refused) and config are checked
+before the first run starts. Children run in their own process group, die with the sweep
+(Linux `PR_SET_PDEATHSIG`, then they kill their group) and append to `stdout.log`. `collect(root)` reads every variant's `config.yaml`
 and `results.json` into one pandas DataFrame (one row per run and evaluated benchmark).
 """
 
@@ -14,8 +17,10 @@ import itertools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -24,11 +29,13 @@ import pandas as pd
 import yaml
 
 from . import io
-from .config import yaml_load
-from .paths import REPO_ROOT
+from .config import load_config, parse_assignment  # noqa: F401 (parse_assignment: re-exported)
+from .locks import RunLockedError, holder
+from .paths import REPO_ROOT, safe_name
 from .runs import read_status
 
 log = logging.getLogger(__name__)
+_CHILDREN: set[subprocess.Popen] = set()  # this sweep's running `train` children
 
 
 def grid(**axes: list[Any]) -> list[dict[str, Any]]:
@@ -43,21 +50,46 @@ def grid(**axes: list[Any]) -> list[dict[str, Any]]:
 
 
 def run_name(overrides: dict[str, Any]) -> str:
-    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`.
+    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`; a key or value that
+    is not a safe folder name (a `/`, `..`, spaces) raises ValueError naming it.
 
     Example:
         >>> run_name({"distill.estimator": "sampled", "seed": 1})
         'distill.estimator=sampled_seed=1'
     """
-    return "_".join(f"{k}={v}" for k, v in overrides.items()) or "base"
+    for k, v in overrides.items():
+        safe_name(f"{k}={v}", f"sweep value {k}={v!r} (it becomes a folder name):")
+    return safe_name("_".join(f"{k}={v}" for k, v in overrides.items()) or "base", "sweep run name")
 
 
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """`"distill.coef=0.5"` -> `("distill.coef", 0.5)` (the value is parsed as YAML)."""
-    if "=" not in text:
-        raise ValueError(f"expected key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml_load(value)
+def _die_with_parent() -> None:
+    """In a sweep's child, before exec: receive SIGTERM when the sweep dies (even by SIGKILL)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG (Linux)
+
+
+def _spawn(cmd: list[str], env: dict, log_path: Path) -> int:
+    """Run `cmd` in its own process group, appending to `log_path`; returns its exit code."""
+    with open(log_path, "a") as logf:  # append: a re-run never truncates the log of an earlier attempt
+        logf.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    _CHILDREN.add(proc)
+    try:
+        return proc.wait()
+    finally:
+        _CHILDREN.discard(proc)
+
+
+def kill_children() -> None:
+    """SIGKILL the process group of every running child of this sweep (on Ctrl-C, SIGTERM)."""
+    for proc in list(_CHILDREN):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int) -> None:
@@ -70,10 +102,17 @@ def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: st
     for k, v in overrides.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "stdout.log", "w") as logf:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}; see {out_dir / 'stdout.log'}")
+    code = _spawn(cmd, env, out_dir / "stdout.log")
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}; see {out_dir / 'stdout.log'}")
+
+
+def _check_variants(params_file: str, variants: list[dict], base_overrides: dict) -> list[Path]:
+    """Every variant's folder name and config, checked before the first run starts."""
+    names = [run_name(v) for v in variants]
+    for v in variants:
+        load_config(params_file, {**base_overrides, **v})
+    return names
 
 
 def run_sweep(
@@ -88,35 +127,68 @@ def run_sweep(
     """Run each variant into `root/<run_name>`; skip finished ones; record failures.
 
     `train_fn(params_file, overrides, out_dir)` runs one variant in-process (used with
-    `parallel == 1`); by default that is `stages.train_variant`. Returns `collect(root)`.
+    `parallel == 1`); by default that is `stages.train_variant`. Every variant is validated
+    first. A folder in use by another live process is left alone (counted as failed). Returns
+    `collect(root)`.
     """
     from .stages import train_variant
 
     train_fn = train_fn or train_variant
-    root = Path(root)
+    root, base_overrides = Path(root), base_overrides or {}
+    names = _check_variants(str(params_file), variants, base_overrides)
     devices = _gpu_ids()
 
-    def one(i_variant: tuple[int, dict]) -> None:
-        i, variant = i_variant
-        out_dir = root / run_name(variant)
+    def one(i: int) -> None:
+        out_dir, overrides = root / names[i], {**base_overrides, **variants[i]}
         if read_status(out_dir) == "done":
             log.info("sweep: %s done, skipped", out_dir.name)
             return
-        overrides = {**(base_overrides or {}), **variant}
+        if (busy := holder(out_dir)) is not None:
+            log.error("sweep: %s is in use by pid %s; left alone", out_dir.name, busy["pid"])
+            return
         try:
             if parallel == 1:
                 train_fn(str(params_file), overrides, out_dir)
             else:
                 _subprocess_run(str(params_file), overrides, out_dir, devices[i % len(devices)] if devices else None,
                                 max(1, (os.cpu_count() or 1) // parallel))
+        except RunLockedError as e:  # another process took the folder meanwhile: its STATUS is its own
+            log.error("sweep: %s", e)
         except Exception as e:  # a failed run is recorded and the sweep goes on
             log.error("sweep: %s failed: %s", out_dir.name, e)
             if read_status(out_dir) != "failed":
                 io.write_text(out_dir / "STATUS", f"failed\n{type(e).__name__}: {e}\n")
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        list(pool.map(one, enumerate(variants)))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+    try:
+        list(pool.map(one, range(len(variants))))
+    except BaseException:  # Ctrl-C: start nothing more and take the running children down first
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_children()
+        raise
+    pool.shutdown()
     return collect(root, require_complete=False)
+
+
+def unfinished(root: Path, variants: list[dict[str, Any]]) -> dict[str, str]:
+    """`{run name: status}` of the variants whose STATUS is not `done`."""
+    statuses = {run_name(v): read_status(Path(root) / run_name(v)) for v in variants}
+    return {name: status or "missing" for name, status in statuses.items() if status != "done"}
+
+
+HEADLINE = ("greedy", "avg@k", "pass@k")
+
+
+def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """One row per run: the grid axes, its status and the final test macro metrics (the full
+    table goes to a file)."""
+    if not len(df):
+        return df
+    runs = df.groupby("run", sort=True).first()[[a for a in axes if a in df.columns] + ["status"]]
+    if "phase" not in df.columns:
+        return runs
+    final = df[(df["phase"] == "final") & (df["split"] == "test") & (df["source"] == "macro")]
+    return runs.join(final.set_index("run")[list(HEADLINE)], how="left")
 
 
 def _gpu_ids() -> list[str]:

@@ -28,7 +28,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import checkpoint, engine_checks, io, losses
 from .config import RunConfig, config_to_yaml
@@ -39,8 +38,10 @@ from .losses_chunked import DistillSpec
 from .policy import load_policy
 from .records import Problem, Strategy
 from .rollouts import sample_paired
-from .runs import ConsoleSink, MetricsLogger, write_status
+from .locks import rank_zero_lock
+from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
+from .tracking import make_sink
 from .train_step import MetricSums, Seq, distill_loss, micro_batches, old_logprobs, policy_loss, sft_loss, teacher_states
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Trainer:
         self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
         self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
+        checkpoint.check_model_files(data.model_dir)  # a damaged cached student fails naming its file
         self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device,
                                            cfg.model.attn_implementation)
         self.pad_id = self.tok.pad_token_id
@@ -107,7 +109,8 @@ class Trainer:
         from transformers import get_scheduler
 
         self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
-        self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),))
+        tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
+        self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
         self.spec = DistillSpec(cfg.distill.estimator, cfg.distill.direction, cfg.distill.proximal,
                                 cfg.distill.eps_kl, cfg.distill.is_clip_c,
                                 cfg.distill.topk if cfg.distill.teacher == "forward" and cfg.distill.estimator == "topk" else None)
@@ -178,6 +181,8 @@ class Trainer:
         topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher == "engine" else 0
         paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, cfg.rollout.n_autonomous,
                                n_guided, self._sampling(topk), cfg.seed, step, self.grader, cfg.instruction)
+        rank = f".rank{self.acc.process_index}" if self.acc.num_processes > 1 else ""
+        write_completions(self.out_dir, step, paired, self.data.strategy_for, rank)
         seqs: list[Seq] = []
         for p in batch:
             auto = paired.group(p.id, guided=False)
@@ -355,14 +360,13 @@ class Trainer:
     def _resume(self) -> int:
         state = checkpoint.load_latest(self.out_dir / "checkpoints")
         if state is None:
+            if self.acc.is_main_process:  # killed before the first checkpoint: start over, step 0 included
+                rewind_logs(self.out_dir, -1)
             return 0
         step = checkpoint.restore(state, self.model, self.opt, self.sched)
         self.nonfinite_in_row = state["extra"].get("nonfinite_in_row", 0)
-        evals = self.out_dir / "evals.jsonl"
         if self.acc.is_main_process:  # logs are re-written past the checkpoint
-            self.metrics.truncate_after(step)
-            if evals.exists():
-                io.write_jsonl(evals, [r for r in io.read_jsonl(evals, tolerate_torn_tail=True) if r["step"] <= step])
+            rewind_logs(self.out_dir, step)
         self._sync_generator(step, "resume")
         log.info("resumed from step %d", step)
         return step
@@ -377,9 +381,11 @@ class Trainer:
         start = self._resume()
         if start == 0 and main:
             self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))
-        for step in tqdm(range(start + 1, cfg.train.steps + 1), desc=f"train {cfg.train.method}", initial=start,
-                         total=cfg.train.steps, disable=not self.acc.is_main_process):
+        progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
+        for step in range(start + 1, cfg.train.steps + 1):
             metrics = self.train_step(step)
+            if main:
+                progress.update(step)
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
                 metrics.update(self._eval_metrics(self.evaluate(step)))
             if not main:
@@ -408,14 +414,17 @@ class Trainer:
 
 
 def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
-    """Run (or resume) one training run into `out_dir`; returns its results."""
-    trainer = Trainer(cfg, data, out_dir, grader)
-    try:
-        return trainer.run()
-    except BaseException:
-        import traceback
+    """Run (or resume) one training run into `out_dir` (holding its lock); returns its results."""
+    trainer = None
+    with rank_zero_lock(out_dir):
+        try:
+            trainer = Trainer(cfg, data, out_dir, grader)
+            return trainer.run()
+        except BaseException:
+            import traceback
 
-        write_status(out_dir, "failed", traceback.format_exc())
-        raise
-    finally:
-        trainer.close()
+            write_status(out_dir, "failed", traceback.format_exc())
+            raise
+        finally:
+            if trainer is not None:
+                trainer.close()

@@ -13,8 +13,10 @@ PARAMS = sorted(PARAMS_DIR.glob("*.yaml"))
 
 @pytest.mark.parametrize("path", PARAMS, ids=[p.name for p in PARAMS])
 def test_every_params_file_validates(path):
+    from sgpo_lib.config import check_variants
+
     cfg = load_config(path)
-    assert isinstance(cfg, RunConfig)
+    assert isinstance(cfg, RunConfig) and check_variants(cfg) is cfg  # and every run of its experiment
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=[p.name for p in PARAMS])
@@ -121,3 +123,74 @@ def test_yaml_12_booleans(tmp_path):
     """`on:` (distill.on) and `no` (mixed_precision) must not turn into booleans (YAML 1.1 trap)."""
     cfg = load_config(_write(tmp_path, "distill:\n  on: all\ntrain:\n  mixed_precision: no\n"))
     assert (cfg.distill.on, cfg.train.mixed_precision) == ("all", "no")
+
+
+def test_yaml_12_floats_in_files_and_overrides(tmp_path):
+    """`lr: 1e-4` is how people write a learning rate: YAML 1.2 reads it as a float (1.1 as a string)."""
+    from sgpo_lib.sweep import parse_assignment
+
+    cfg = load_config(_write(tmp_path, "train:\n  lr: 1e-4\n  max_grad_norm: 5E+0\n  steps: 3\n"))
+    assert (cfg.train.lr, cfg.train.max_grad_norm, cfg.train.steps) == (1e-4, 5.0, 3)
+    assert parse_assignment("train.lr=3e-5") == ("train.lr", 3e-5)
+    assert load_config(_write(tmp_path, "seed: 1\n"), dict([parse_assignment("train.lr=2e-3")])).train.lr == 2e-3
+
+
+def test_empty_params_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"p\.yaml: the params file is empty"):
+        load_config(_write(tmp_path, "# only a comment\n"))
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
+    with pytest.raises(ConfigError, match=r"p\.yaml: malformed YAML: duplicate key 'lr' \(first on line 2\)(.|\n)*line 3"):
+        load_config(_write(tmp_path, "train:\n  lr: 0.1\n  lr: 0.2\n"))
+    with pytest.raises(ConfigError, match=r"duplicate key 'train'"):
+        load_config(_write(tmp_path, "train:\n  lr: 0.1\ntrain:\n  steps: 2\n"))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("experiment:\n  methods: []\n", r"'experiment.methods': must name at least one method"),
+    ("eval:\n  max_problems: 0\n", r"'eval.max_problems': must be >= 1, or null"),
+    ("experiment:\n  scaling_sizes: [tiny, huge]\n", r"'experiment.scaling_sizes': unknown sizes \['huge'\]"),
+    ("experiment:\n  ablations: [distill.estimater=sampled]\n",
+     r"experiment.ablate run .*unknown key 'distill.estimater' \(did you mean 'distill.estimator'"),
+    ("experiment:\n  ablations: [distill.estimator=sampeld]\n", r"experiment.ablate run .*'sampeld' is not one of"),
+    ("experiment:\n  ablation_seeds: [0]\n  ablations: [rollout.n_guided=0]\n",
+     r"experiment.ablate run .*'rollout.n_guided': train.method 'sgpo' needs guided rollouts"),
+])
+def test_every_planned_run_is_validated_before_any_starts(tmp_path, text, match):
+    from sgpo_lib.config import check_variants
+
+    with pytest.raises(ConfigError, match=match):
+        check_variants(load_config(_write(tmp_path, text)))
+
+
+def test_a_sweep_points_config_is_not_checked_against_its_own_ablations(tmp_path):
+    """The ablation `distill.estimator=sampled` is valid; its config must not be re-ablated with
+    `distill.direction=reverse` (sampled + reverse is invalid, and is no run of the experiment)."""
+    from sgpo_lib.config import check_variants
+
+    p = _write(tmp_path, "experiment:\n  ablations: [distill.estimator=sampled, distill.direction=reverse]\n")
+    check_variants(load_config(p))
+    assert load_config(p, {"distill.estimator": "sampled"}).distill.estimator == "sampled"
+
+
+def test_start_run_and_the_pipeline_check_every_planned_run(tmp_path):
+    from sgpo_lib import pipeline
+    from sgpo_lib.runs import start_run
+
+    p = _write(tmp_path, f"output:\n  root: {tmp_path / 'out'}\nexperiment:\n  ablations: [distill.estimater=sampled]\n")
+    for call in (lambda: start_run(p), lambda: pipeline.run_pipeline(p)):
+        with pytest.raises(ConfigError, match=r"p\.yaml: experiment.ablate run .*did you mean 'distill.estimator'"):
+            call()
+    assert not (tmp_path / "out").exists()
+
+
+def test_experiment_variants_cover_every_run(tmp_path):
+    from sgpo_lib.config import experiment_variants
+
+    cfg = load_config(_write(tmp_path, "experiment:\n  methods: [grpo, sgpo]\n  seeds: [0, 1]\n"
+                                       "  ablations: [distill.coef=0]\n  scaling_sizes: [tiny]\n  scaling_seeds: [2]\n"))
+    v = experiment_variants(cfg)
+    assert v["main"] == [{"train.method": m, "seed": s} for m in ("grpo", "sgpo") for s in (0, 1)]
+    assert v["ablate"] == [{"train.method": "sgpo", "distill.coef": 0, "seed": 0}]
+    assert len(v["scaling"]) == 2 and {r["student.size"] for r in v["scaling"]} == {"tiny"}

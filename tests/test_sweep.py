@@ -65,25 +65,23 @@ def test_wide_table_mean_and_std_over_seeds(tmp_path):
 
 
 def test_parallel_runs_are_subprocesses_sharing_the_cpu_cores(tmp_path, monkeypatch):
-    import subprocess
-
     from sgpo_lib import sweep
 
     params = tmp_path / "p.yaml"
     params.write_text("seed: 0\n")
     seen, train = [], fake_train([])
 
-    def fake_run(cmd, cwd, env, stdout, stderr):
+    def fake_spawn(cmd, env, log_path):
         overrides = dict(parse_assignment(a) for a in cmd[cmd.index("--set") + 1 :: 2])
         seen.append((overrides["distill.coef"], env["OMP_NUM_THREADS"]))
         out_dir = sweep.Path(cmd[cmd.index("--out-dir") + 1])
         try:
             train(str(params), overrides, out_dir)
         except RuntimeError:
-            return subprocess.CompletedProcess(cmd, 1)
-        return subprocess.CompletedProcess(cmd, 0)
+            return 1
+        return 0
 
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep, "_spawn", fake_spawn)
     monkeypatch.setattr(sweep, "_gpu_ids", lambda: [])
     monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
     df = run_sweep(params, grid(**{"distill.coef": [0.0, 0.5, 1.0]}), tmp_path / "sweep", parallel=2)

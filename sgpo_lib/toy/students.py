@@ -14,7 +14,8 @@ student spec, the pretraining spec, the seed and `CODE_VERSION` (bump it wheneve
 here, in the families or in the wordings changes what a student learns): a second
 preparation with the same spec returns the cached folder at once. A folder is built in a
 temporary directory beside its final place and renamed into place, so a crash never leaves
-a half-written student in the cache.
+a half-written student in the cache; the hidden folders of killed builds are removed by the
+next preparation (`clean_stale_builds`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..checkpoint import check_model_files
 from ..io import write_json
+from ..locks import identity, process_alive
 from ..paths import outputs_dir
 from .config import GROW_FIELDS, GROWN_FROM, PretrainConfig, StudentConfig, ToyWorldConfig
 from .pretrain import build_model, deepen, pretrain
@@ -38,6 +41,7 @@ from .tokenizer import build_tokenizer
 logger = logging.getLogger(__name__)
 CODE_VERSION = "toy-students-v4"
 META_FILE = "toy_student.json"
+BUILDER_FILE = "builder.json"  # in a folder being built: the building process (pid, start time)
 LOSS_TAIL = 20
 
 
@@ -93,12 +97,16 @@ def prepare_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretr
     root = Path(cache_dir) if cache_dir is not None else outputs_dir() / "cache"
     final = root / f"toy-student-{student_cfg.size}-{cache_key(student_spec(world_cfg, student_cfg, pretrain_cfg, seed))}"
     if (final / META_FILE).exists():
+        check_model_files(final)  # a damaged cached folder fails here, naming its file
         logger.info("toy student %s: cached at %s", student_cfg.size, final)
         return final
     root.mkdir(parents=True, exist_ok=True)
+    clean_stale_builds(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    write_json(tmp / BUILDER_FILE, identity())
     try:
         meta = build_student(world_cfg, student_cfg, pretrain_cfg, seed, tmp, root)
+        (tmp / BUILDER_FILE).unlink()
         try:
             os.replace(tmp, final)
         except OSError:
@@ -111,6 +119,24 @@ def prepare_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretr
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def clean_stale_builds(root: Path, orphan_age_s: float = 3600.0) -> list[Path]:
+    """Remove the hidden half-built student folders of builds whose process is gone (killed);
+    a folder without a builder record (older code) goes once it is `orphan_age_s` old."""
+    removed = []
+    for tmp in Path(root).glob(".toy-student-*"):
+        builder = tmp / BUILDER_FILE
+        try:
+            who = json.loads(builder.read_text())
+            stale = not process_alive(who["pid"], who.get("start"))
+        except (OSError, ValueError, KeyError, TypeError):
+            stale = not builder.exists() and time.time() - tmp.stat().st_mtime > orphan_age_s
+        if stale and tmp.is_dir():
+            logger.warning("removing %s: a half-built student left by a killed build", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
 
 
 def prepare_all_sizes(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretrain_cfg: PretrainConfig,
