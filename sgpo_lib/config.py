@@ -241,7 +241,7 @@ class ExperimentConfig:
 class OutputConfig:
     root: str = "outputs"
     keep_checkpoints: int = 2
-    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "tensorboard"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Experiment tracking sinks behind `output.report_to`: none, tensorboard, trackio, wandb.
 
 `metrics.jsonl` in the run folder is always written (the record of truth); a sink mirrors each
-row's numbers to a tracker. `tensorboard` and `trackio` are local and need no account (event
-files under `<run>/tensorboard/`, a local trackio project); `wandb` needs a login. Each
-package is imported only when selected, and a missing one fails at the start of the run with
-the install command (the `tracking` extra of pyproject.toml).
+row's numbers to a tracker. `tensorboard` (the default, a core dependency) and `trackio` are
+local and need no account (event files under `<run>/tensorboard/`, a local trackio project);
+`wandb` needs a login. Each package is imported only when selected, and a missing one fails at
+the start of the run with the install command (the `tracking` extra of pyproject.toml).
 """
 
 from __future__ import annotations

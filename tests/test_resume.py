@@ -141,6 +141,22 @@ def test_tracking_sinks_are_chosen_by_params_and_imported_lazily(tmp_path, monke
     assert logged == [("init", "sgpo", "main/seed=0", {"seed": 0}), (3, {"loss": 0.5, "n": 2.0})]
 
 
+def test_tensorboard_is_the_default_and_its_event_files_read_back(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from sgpo_lib import tracking
+    from sgpo_lib.config import RunConfig
+
+    assert RunConfig().output.report_to == "tensorboard"
+    sink = tracking.make_sink("tensorboard", tmp_path, {})
+    sink.log({"step": 0, "loss": 1.5, "flag": True})
+    sink.log({"step": 1, "loss": 0.5})
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(0, 1.5), (1, 0.5)]
+    assert events.Tags()["scalars"] == ["loss"]
+
+
 def test_the_report_to_key_is_validated(tmp_path):
     from sgpo_lib.config import ConfigError, load_config
 
