@@ -34,7 +34,7 @@ from .world import held_out_texts, make_problem, stable_seed
 
 logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
-LOG_EVERY = 50
+LOG_EVERY_S = 5.0  # a progress line at least this often (seconds of work)
 MAX_RESAMPLES = 1000
 LENGTH_GROUP = 8
 
@@ -194,7 +194,7 @@ def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, s
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.95))
     model.train()
-    losses, t0, n_tokens = [], time.perf_counter(), 0
+    losses, t0, n_tokens, logged_at = [], time.perf_counter(), 0, 0.0
     batches = sampler.batches(cfg.batch_size, tokenizer.pad_token_id)
     for step in range(cfg.steps):
         input_ids_B_T, mask_B_T, labels_B_T = next(batches)
@@ -208,9 +208,12 @@ def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, s
         opt.step()
         losses.append(loss.item())
         n_tokens += int(mask_B_T.sum())
-        if (step + 1) % LOG_EVERY == 0 or step + 1 == cfg.steps:
-            elapsed = time.perf_counter() - t0
-            logger.info("pretrain step %d/%d loss %.4f (%.0f tokens/s)", step + 1, cfg.steps, loss.item(), n_tokens / elapsed)
+        elapsed = time.perf_counter() - t0
+        if elapsed - logged_at >= LOG_EVERY_S or step + 1 == cfg.steps:
+            logged_at = elapsed
+            eta = elapsed / (step + 1) * (cfg.steps - step - 1)
+            logger.info("pretrain step %d/%d loss %.4f (%.0f tokens/s, ETA %.0fs)", step + 1, cfg.steps, loss.item(),
+                        n_tokens / elapsed, eta)
     if sampler.skipped_too_long:
         logger.warning("pretrain: %d examples longer than max_seq_len=%d were redrawn", sampler.skipped_too_long, cfg.max_seq_len)
     model.eval()
