@@ -38,7 +38,7 @@ def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
         return generate_world(cfg.world, cfg.world_seed)
     from .data import load_benchmark
 
-    local = lambda name: str(resolve(cfg.data.local_dir) / f"{name}.jsonl") if cfg.data.source == "jsonl" else None  # noqa: E731
+    local = lambda name: str(resolve(cfg.data.local_dir) / cfg.data.local_file(name)) if cfg.data.source == "jsonl" else None  # noqa: E731
     train = [p for name in cfg.data.train_sets for p in load_benchmark(name, split="train", limit=cfg.data.train_limit,
                                                                         local_path=local(name))]
     test = [p for name in cfg.data.eval_sets for p in load_benchmark(name, split="test", limit=cfg.data.eval_limit,

@@ -71,14 +71,23 @@ class DataConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     local_dir: str = ""
+    local_files: tuple[str, ...] = ()
     instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."
 
     def __post_init__(self):
+        names = set(self.train_sets) | set(self.eval_sets)
+        for entry in self.local_files:
+            _check("=" in entry and entry.split("=", 1)[0] in names, "data.local_files",
+                   f"entry {entry!r}: write 'name=file.jsonl' with a name of data.train_sets or data.eval_sets")
         if self.source != "toy":
             _check(len(self.train_sets) > 0 and len(self.eval_sets) > 0, "data.train_sets",
                    "real data needs data.train_sets and data.eval_sets (benchmark names)")
         _check(self.source != "jsonl" or self.local_dir, "data.local_dir",
                "is required when data.source is 'jsonl'")
+
+    def local_file(self, name: str) -> str:
+        """File name of data set `name` under `local_dir`: its `local_files` entry, else `<name>.jsonl`."""
+        return dict(e.split("=", 1) for e in self.local_files).get(name, f"{name}.jsonl")
 
 
 @dataclass(frozen=True)
