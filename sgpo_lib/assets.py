@@ -69,7 +69,8 @@ def _extractor(cfg: RunConfig):
 
     s = cfg.strategy
     client = OpenAIClient(base_url=s.base_url, model=s.extractor_model, api_key_env=s.api_key_env,
-                          cache_dir=outputs_dir() / "cache" / "openai")
+                          cache_dir=outputs_dir() / "cache" / "openai", max_tokens=s.max_tokens,
+                          concurrency=s.concurrency, return_errors=True)
     return client.complete
 
 
@@ -80,13 +81,20 @@ def strategy_library(cfg: RunConfig):
     key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
     folder = cache_dir("strategies", key)
     if (folder / "library.jsonl").exists():
-        return StrategyLibrary.load(folder / "library.jsonl"), Counter(io.read_json(folder / "report.json"))
+        library = StrategyLibrary.load(folder / "library.jsonl")
+        if len(library):
+            return library, Counter(io.read_json(folder / "report.json"))
+        log.warning("cached strategy library %s is empty: extracting again", folder)
     from .grading import Grader
+    from .strategy_yield import check_yield
 
-    train = problems(cfg)["train"]
+    train, examples = problems(cfg)["train"], {}
     with Grader() as grader:  # a strategy is extracted only from a strong response graded correct
         library, report = extract_strategies(train, _extractor(cfg), extractor=cfg.strategy.extractor, grader=grader,
-                                             **_limits(cfg))
+                                             examples=examples, **_limits(cfg))
+    name = cfg.strategy.extractor if cfg.strategy.extractor == "offline" else \
+        f"openai:{cfg.strategy.extractor_model} at {cfg.strategy.base_url}"
+    check_yield(report, cfg.strategy.min_accepted_fraction, name, examples)
     library.save(folder / "library.jsonl")
     io.write_json(folder / "report.json", dict(report))
     return library, report

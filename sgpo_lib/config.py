@@ -101,9 +101,16 @@ class StrategyConfig:
     max_chars: int = 1200
     max_copied_numbers: int = 1
     retrieve_by_type: bool = True
+    min_accepted_fraction: float = 0.1
+    max_tokens: int = 1024
+    concurrency: int = 4
 
     def __post_init__(self):
         _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
+        _check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction",
+               "must be in [0, 1] (0 still stops on an empty library)")
+        _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens",
+               "strategy.max_tokens and strategy.concurrency must be >= 1")
         _check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
                "is required when strategy.extractor is 'openai'")
 

@@ -87,8 +87,6 @@ class StrategyLimits:
     generic_numbers: tuple[str, ...] = ("0", "1", "2")
 
 
-
-
 def make_limits(**limits: Any) -> StrategyLimits:
     """`StrategyLimits` from keyword overrides; an unknown key raises with the valid ones."""
     valid = set(StrategyLimits.__dataclass_fields__)
@@ -308,13 +306,16 @@ def _usable(problems: Iterable[Problem], grader, counts: Counter) -> list[Proble
 
 
 def extract_strategies(problems: Iterable[Problem], complete: CompleteFn, *, extractor: str = "extractor",
-                       batch_size: int = 64, grader=None, **limits: Any) -> tuple["StrategyLibrary", Counter]:
+                       batch_size: int = 64, grader=None, examples: dict[str, str] | None = None,
+                       **limits: Any) -> tuple["StrategyLibrary", Counter]:
     """Extract, validate and collect one strategy per problem (sgpo-method.md §1).
 
-    `complete` maps a list of chat-message lists to raw completions. `grader`
+    `complete` maps a list of chat-message lists to raw completions; an exception in place of a
+    completion (a request the server refused, e.g. `openai_client.RequestFailed`) is a
+    rejection with the exception's `reason` (default "request_failed"). `grader`
     (a `sgpo_lib.grading.Grader`) optionally re-checks that each strong response is correct.
     `limits` are `StrategyLimits` fields. Returns the library and a Counter with "accepted"
-    and one key per rejection reason.
+    and one key per rejection reason; `examples`, if given, receives the first detail of each.
     """
     make_limits(**limits)
     counts: Counter = Counter()
@@ -324,11 +325,16 @@ def extract_strategies(problems: Iterable[Problem], complete: CompleteFn, *, ext
         if len(raws) != len(batch):
             raise ValueError(f"extract_strategies: complete() returned {len(raws)} texts for {len(batch)} prompts")
         for problem, raw in zip(batch, raws):
-            result = parse_strategy(raw, problem, extractor=extractor, **limits)
+            if isinstance(raw, Exception):
+                result = Rejection(getattr(raw, "reason", "request_failed"), str(raw))
+            else:
+                result = parse_strategy(raw, problem, extractor=extractor, **limits)
             if isinstance(result, Strategy) and result.id in library:
                 result = Rejection("duplicate", f"strategy {result.id} already extracted")
             if isinstance(result, Rejection):
                 counts[result.reason] += 1
+                if examples is not None:
+                    examples.setdefault(result.reason, f"{problem.id}: {result.detail}")
                 log.info("strategy for %s rejected: %s (%s)", problem.id, result.reason, result.detail)
             else:
                 library.add(result)
