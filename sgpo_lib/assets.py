@@ -47,7 +47,10 @@ def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
 
 
 def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
-    """The base student's model folder: a cached toy student of `size`, or `model.name_or_path`."""
+    """The base student's model folder: a cached toy student of `size`, the project-built tiny
+    Qwen2 (`model.source: tiny`), or `model.name_or_path`."""
+    if cfg.model.source == "tiny":
+        return tiny_model_dir()
     if cfg.model.source == "hf":
         path = resolve(cfg.model.name_or_path)
         return path if path.exists() else Path(cfg.model.name_or_path)
@@ -59,19 +62,19 @@ def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
     return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed)
 
 
-def _extractor(cfg: RunConfig):
-    """The strategy extractor's `complete(messages_list) -> list[str]`."""
-    if cfg.strategy.extractor == "offline":
-        from .toy.extractor import OfflineExtractor
+TINY_MODEL = {"hidden_size": 128, "num_layers": 2, "seed": 0, "max_position_embeddings": 8192}
 
-        return OfflineExtractor(fault_rate=cfg.world.extractor_fault_rate, seed=cfg.world_seed).complete
-    from .openai_client import OpenAIClient
 
-    s = cfg.strategy
-    client = OpenAIClient(base_url=s.base_url, model=s.extractor_model, api_key_env=s.api_key_env,
-                          cache_dir=outputs_dir() / "cache" / "openai", max_tokens=s.max_tokens,
-                          concurrency=s.concurrency, return_errors=True)
-    return client.complete
+def tiny_model_dir() -> Path:
+    """The small random Qwen2 with a chat template (`sgpo_lib.generation_tiny`), built once into the cache."""
+    from .generation_tiny import build_tiny_model_dir
+
+    folder = cache_dir("models", {"tiny_qwen2": TINY_MODEL})
+    if not (folder / "config.json").exists():
+        tmp = folder.with_name(folder.name + ".tmp")
+        build_tiny_model_dir(tmp, **TINY_MODEL)
+        tmp.replace(folder)  # complete or absent, never half written
+    return folder
 
 
 def strategy_library(cfg: RunConfig):
@@ -86,24 +89,18 @@ def strategy_library(cfg: RunConfig):
             return library, Counter(io.read_json(folder / "report.json"))
         log.warning("cached strategy library %s is empty: extracting again", folder)
     from .grading import Grader
+    from .strategy_extractor import extractor, extractor_name, limits_of
     from .strategy_yield import check_yield
 
     train, examples = problems(cfg)["train"], {}
-    with Grader() as grader:  # a strategy is extracted only from a strong response graded correct
-        library, report = extract_strategies(train, _extractor(cfg), extractor=cfg.strategy.extractor, grader=grader,
-                                             examples=examples, **_limits(cfg))
-    name = cfg.strategy.extractor if cfg.strategy.extractor == "offline" else \
-        f"openai:{cfg.strategy.extractor_model} at {cfg.strategy.base_url}"
-    check_yield(report, cfg.strategy.min_accepted_fraction, name, examples)
+    with Grader() as grader, extractor(cfg, lambda: student_dir(cfg)) as complete:
+        # a strategy is extracted only from a strong response graded correct
+        library, report = extract_strategies(train, complete, extractor=cfg.strategy.extractor, grader=grader,
+                                             examples=examples, **limits_of(cfg))
+    check_yield(report, cfg.strategy.min_accepted_fraction, extractor_name(cfg), examples)
     library.save(folder / "library.jsonl")
     io.write_json(folder / "report.json", dict(report))
     return library, report
-
-
-def _limits(cfg: RunConfig) -> dict:
-    s = cfg.strategy
-    return {"min_steps": s.min_steps, "max_steps": s.max_steps, "max_chars": s.max_chars,
-            "max_copied_numbers": s.max_copied_numbers}
 
 
 def train_data(cfg: RunConfig, size: str | None = None):

@@ -38,7 +38,8 @@ def vllm_generator(cfg, model_dir: Path, **launch_kwargs):
     return VLLMGenerator(str(model_dir), tensor_parallel_size=r.tensor_parallel_size, enable_lora=True,
                          max_lora_rank=cfg.model.lora.r, gpu_memory_utilization=r.gpu_memory_utilization,
                          max_model_len=r.max_model_len, dtype=cfg.model.dtype, seed=cfg.seed,
-                         max_logprobs=max(20, r.topk_logprobs), **launch_kwargs)
+                         max_logprobs=max(20, r.topk_logprobs), enforce_eager=r.enforce_eager,
+                         kv_cache_gib=r.kv_cache_gib, **launch_kwargs)
 
 
 def generator_device(generator) -> str:

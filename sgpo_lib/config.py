@@ -52,14 +52,14 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    source: Literal["toy", "hf"] = "toy"
+    source: Literal["toy", "hf", "tiny"] = "toy"
     name_or_path: str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
-        _check(self.source == "toy" or self.name_or_path, "model.name_or_path",
+        _check(self.source != "hf" or self.name_or_path, "model.name_or_path",
                "is required when model.source is 'hf' (a hub name or a local model folder)")
 
 
@@ -104,6 +104,11 @@ class StrategyConfig:
     min_accepted_fraction: float = 0.1
     max_tokens: int = 1024
     concurrency: int = 4
+    json_schema: bool = False
+    serve: Literal["none", "local"] = "none"
+    serve_model: str = ""
+    serve_args: tuple[str, ...] = ()
+    serve_timeout_s: float = 900.0
 
     def __post_init__(self):
         _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
@@ -111,6 +116,9 @@ class StrategyConfig:
                "must be in [0, 1] (0 still stops on an empty library)")
         _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens",
                "strategy.max_tokens and strategy.concurrency must be >= 1")
+        _check(self.serve == "none" or (self.extractor == "openai" and self.serve_model), "strategy.serve",
+               "'local' starts a vLLM server for the openai extractor: set strategy.extractor: openai and "
+               "strategy.serve_model (a model folder or hub name, or 'student')")
         _check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
                "is required when strategy.extractor is 'openai'")
 
@@ -128,6 +136,8 @@ class RolloutConfig:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.5
     max_model_len: int = 4096
+    enforce_eager: bool = False
+    kv_cache_gib: float | None = None
 
     def __post_init__(self):
         _check(self.n_autonomous >= 0 and self.n_guided >= 0, "rollout.n_autonomous", "must be >= 0")
@@ -254,8 +264,10 @@ class RunConfig:
         _check(m != "sgpo" or r.n_guided >= 1, "rollout.n_guided", "train.method 'sgpo' needs guided rollouts (>= 1)")
         _check(m == "sft" or r.n_autonomous >= 2, "rollout.n_autonomous",
                f"train.method '{m}' needs >= 2 autonomous rollouts per problem for group advantages")
-        _check(self.data.source == "toy" or self.model.source == "hf", "model.source",
-               "real data (data.source hub/jsonl) needs a real model: set model.source: hf")
+        _check(self.data.source == "toy" or self.model.source != "toy", "model.source",
+               "real data (data.source hub/jsonl) needs a real model: set model.source: hf (or tiny for CPU checks)")
+        _check(self.strategy.serve_model != "student" or self.model.source != "toy", "strategy.serve_model",
+               "'student' serves the run's hf/tiny model; toy students are not served: name a model folder")
         _check(r.backend != "vllm" or self.model.lora.enabled, "rollout.backend",
                "vllm hot-loads LoRA adapters only: set model.lora.enabled: true or rollout.backend: transformers")
         _check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",

@@ -169,6 +169,8 @@ def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """SGPO ablations; the reference row is the main table's SGPO runs (same seeds)."""
+    if not cfg.experiment.ablations:
+        return pd.DataFrame()
     variants = [{"train.method": "sgpo", **dict([parse_assignment(a)]), "seed": s}
                 for a in cfg.experiment.ablations for s in cfg.experiment.ablation_seeds]
     df = _sweep(cfg, run_dir, "ablate", variants)

@@ -8,7 +8,8 @@ with a reason. Rejections are counted and logged, never silently dropped. Every 
 keyword argument (a `StrategyLimits` field, e.g. `max_steps=5`), so a config can set it.
 
 Validation, in order: JSON repair (prose or code fences around the object, trailing commas,
-truncated output closed at the last complete value), required fields, types, length limits
+truncated output closed at the last complete value; raw control characters such as newlines
+inside strings are read as they are), required fields, types, length limits
 (`StrategyLimits`), then the leak check: a strategy that states the reference answer, or copies
 more than `max_copied_numbers` of the problem's numbers, is a trajectory, not a strategy.
 
@@ -184,7 +185,7 @@ def repair_json(raw: str) -> tuple[dict, bool]:
             try:
                 for candidate, repaired in _candidates(block[start:]):
                     try:
-                        return json.loads(candidate), repaired or block is not raw or start > 0
+                        return json.loads(candidate, strict=False), repaired or block is not raw or start > 0
                     except json.JSONDecodeError:
                         continue
             except ValueError:
