@@ -5,7 +5,7 @@ PARAMS ?= params/toy-demo.yaml
 STAMP := .install-stamp
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo smoke test test-unit test-notebooks bench clean-notebooks
+.PHONY: install demo smoke test test-unit test-notebooks bench gpu-check clean-notebooks
 
 # Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
 install:
@@ -32,6 +32,10 @@ test-notebooks:
 
 bench: install
 	$(PYTHON) -m bench.run_all
+
+# On a CUDA machine with the GPU environment (environment.yml): the real-path stages, no hub.
+gpu-check:
+	$(PYTHON) -m bench.gpu_check
 
 clean-notebooks:
 	$(PYTHON) -m sgpo_lib.nbclean notebooks/

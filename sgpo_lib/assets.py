@@ -38,7 +38,11 @@ def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
         return generate_world(cfg.world, cfg.world_seed)
     from .data import load_benchmark
 
-    local = lambda name: str(resolve(cfg.data.local_dir) / cfg.data.local_file(name)) if cfg.data.source == "jsonl" else None  # noqa: E731
+    files = dict(e.split("=", 1) for e in cfg.data.local_files)  # name -> file under local_dir
+
+    def local(name: str) -> str | None:
+        return str(resolve(cfg.data.local_dir) / files.get(name, f"{name}.jsonl")) if cfg.data.source == "jsonl" else None
+
     train = [p for name in cfg.data.train_sets for p in load_benchmark(name, split="train", limit=cfg.data.train_limit,
                                                                         local_path=local(name))]
     test = [p for name in cfg.data.eval_sets for p in load_benchmark(name, split="test", limit=cfg.data.eval_limit,

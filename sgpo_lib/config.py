@@ -75,19 +75,13 @@ class DataConfig:
     instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."
 
     def __post_init__(self):
-        names = set(self.train_sets) | set(self.eval_sets)
-        for entry in self.local_files:
-            _check("=" in entry and entry.split("=", 1)[0] in names, "data.local_files",
-                   f"entry {entry!r}: write 'name=file.jsonl' with a name of data.train_sets or data.eval_sets")
+        bad = [e for e in self.local_files if "=" not in e or e.split("=")[0] not in self.train_sets + self.eval_sets]
+        _check(not bad, "data.local_files", f"{bad}: write 'name=file.jsonl', name one of data.train_sets/eval_sets")
         if self.source != "toy":
             _check(len(self.train_sets) > 0 and len(self.eval_sets) > 0, "data.train_sets",
                    "real data needs data.train_sets and data.eval_sets (benchmark names)")
         _check(self.source != "jsonl" or self.local_dir, "data.local_dir",
                "is required when data.source is 'jsonl'")
-
-    def local_file(self, name: str) -> str:
-        """File name of data set `name` under `local_dir`: its `local_files` entry, else `<name>.jsonl`."""
-        return dict(e.split("=", 1) for e in self.local_files).get(name, f"{name}.jsonl")
 
 
 @dataclass(frozen=True)
@@ -112,13 +106,10 @@ class StrategyConfig:
 
     def __post_init__(self):
         _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
-        _check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction",
-               "must be in [0, 1] (0 still stops on an empty library)")
-        _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens",
-               "strategy.max_tokens and strategy.concurrency must be >= 1")
+        _check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction", "must be in [0, 1]")
+        _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens", "and strategy.concurrency: >= 1")
         _check(self.serve == "none" or (self.extractor == "openai" and self.serve_model), "strategy.serve",
-               "'local' starts a vLLM server for the openai extractor: set strategy.extractor: openai and "
-               "strategy.serve_model (a model folder or hub name, or 'student')")
+               "'local' serves the openai extractor: set strategy.extractor: openai and strategy.serve_model")
         _check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
                "is required when strategy.extractor is 'openai'")
 
@@ -266,8 +257,6 @@ class RunConfig:
                f"train.method '{m}' needs >= 2 autonomous rollouts per problem for group advantages")
         _check(self.data.source == "toy" or self.model.source != "toy", "model.source",
                "real data (data.source hub/jsonl) needs a real model: set model.source: hf (or tiny for CPU checks)")
-        _check(self.strategy.serve_model != "student" or self.model.source != "toy", "strategy.serve_model",
-               "'student' serves the run's hf/tiny model; toy students are not served: name a model folder")
         _check(r.backend != "vllm" or self.model.lora.enabled, "rollout.backend",
                "vllm hot-loads LoRA adapters only: set model.lora.enabled: true or rollout.backend: transformers")
         _check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",

@@ -199,14 +199,19 @@ def test_luffy_openr1_46k_layout(tmp_path, monkeypatch):
     assert calls == [("Elliott/Openr1-Math-46k-8192", None, "train[:1]")]
 
 
-def test_local_files_map_a_name_to_a_file():
-    from sgpo_lib.config import ConfigError, DataConfig
+def test_local_files_map_a_name_to_a_file(tmp_path, monkeypatch):
+    from sgpo_lib import assets
+    from sgpo_lib.config import ConfigError, DataConfig, ModelConfig, RunConfig
 
-    cfg = DataConfig(source="jsonl", train_sets=("math",), eval_sets=("aime24",), local_dir="d",
-                     local_files=("math=math_train4500.jsonl",))
-    assert (cfg.local_file("math"), cfg.local_file("aime24")) == ("math_train4500.jsonl", "aime24.jsonl")
-    with pytest.raises(ConfigError, match="data.local_files"):
-        DataConfig(source="jsonl", train_sets=("math",), eval_sets=("aime24",), local_dir="d", local_files=("gsm8k=x",))
+    _write_jsonl(tmp_path / "mine.jsonl", [_hub_row(BENCHMARKS["math"], i) for i in range(2)])
+    _write_jsonl(tmp_path / "aime24.jsonl", [_hub_row(BENCHMARKS["aime24"], i) for i in range(3)])
+    data_cfg = DataConfig(source="jsonl", train_sets=("math",), eval_sets=("aime24",), local_dir=str(tmp_path),
+                          local_files=("math=mine.jsonl",))
+    by_split = assets.problems(RunConfig(data=data_cfg, model=ModelConfig(source="tiny")))
+    assert (len(by_split["train"]), len(by_split["test"])) == (2, 3)
+    for bad in ("gsm8k=x.jsonl", "math"):
+        with pytest.raises(ConfigError, match="data.local_files"):
+            DataConfig(source="jsonl", train_sets=("math",), eval_sets=("aime24",), local_dir="d", local_files=(bad,))
 
 
 BENCH_DIR = shared_data_dir() / "benchmarks"
