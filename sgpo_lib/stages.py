@@ -203,7 +203,10 @@ def collected(root: Path) -> pd.DataFrame:
 
 
 def _main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained)."""
+    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained);
+    none without a scaling study (real models have no student sizes)."""
+    if not cfg.experiment.scaling_sizes:
+        return pd.DataFrame()
     main = collected(run_dir / "main")
     if not len(main):
         return main

@@ -44,6 +44,7 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     from sgpo_lib import backends, io
     from sgpo_lib.config import load_config
     from sgpo_lib.pipeline import run_pipeline
+    from sgpo_lib.report import tables
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "outputs"))  # cold cache: model, strategies, responses
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -69,6 +70,7 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     assert {r["source"] for r in final} >= set(cfg.data.eval_sets)
     html = report.read_text()
     assert all(name in html for name in cfg.data.eval_sets)
+    assert "scaling" not in tables(cfg, run)  # no toy-size scaling table for a real model
 
     server_log = tmp_path / "outputs" / "logs" / "extractor_server.log"
     assert "tiny-extractor" in server_log.read_text()
