@@ -39,6 +39,15 @@ def _hub_row(spec, i: int) -> dict:
     return row
 
 
+def _fake_hub(monkeypatch, rows: list[dict]) -> list[tuple]:
+    """Replace `datasets.load_dataset` (nothing downloaded): it returns `rows`; the calls are recorded."""
+    import datasets
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, config, split: calls.append((repo, config, split)) or rows)
+    return calls
+
+
 FLAT = sorted(n for n, s in BENCHMARKS.items() if "." not in s.problem_field + s.answer_field + str(s.response_field))
 
 
@@ -62,15 +71,7 @@ def test_every_benchmark_loads_from_local_jsonl(tmp_path, name):
 
 
 def test_hub_path_uses_the_registered_repo_and_split(monkeypatch):
-    calls = []
-
-    def fake_load_dataset(repo, config, split):
-        calls.append((repo, config, split))
-        return [_hub_row(BENCHMARKS["gsm8k"], i) for i in range(4)]
-
-    import datasets
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    calls = _fake_hub(monkeypatch, [_hub_row(BENCHMARKS["gsm8k"], i) for i in range(4)])
     test = load_benchmark("gsm8k", limit=3)
     train = load_benchmark("gsm8k", split="train")
     assert calls == [("openai/gsm8k", "main", "test[:3]"), ("openai/gsm8k", "main", "train")]
@@ -160,15 +161,7 @@ def test_realcritic_model_filter():
 
 
 def test_hub_limit_reads_a_slice(monkeypatch):
-    calls = []
-
-    def fake_load_dataset(repo, config, split):
-        calls.append((repo, config, split))
-        return [_hub_row(BENCHMARKS["math"], i) for i in range(3)]
-
-    import datasets
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    calls = _fake_hub(monkeypatch, [_hub_row(BENCHMARKS["math"], i) for i in range(3)])
     assert len(load_benchmark("math", split="train", limit=3)) == 3
     assert calls == [("DigitalLearningGmbH/MATH-lighteval", "default", "train[:3]")]
 
@@ -191,10 +184,7 @@ def test_luffy_openr1_46k_layout(tmp_path, monkeypatch):
     del bad["reward_model"]["ground_truth"]
     with pytest.raises(ValueError, match=r"bad.jsonl:1: missing field 'reward_model.ground_truth'"):
         load_benchmark("openr1_46k", local_path=_write_jsonl(tmp_path / "bad.jsonl", [bad]))
-    calls = []
-    import datasets
-
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, split: calls.append((*a, split)) or [_luffy_row(0)])
+    calls = _fake_hub(monkeypatch, [_luffy_row(0)])
     assert load_benchmark("openr1_46k", split="train", limit=1)[0].answer == "1"
     assert calls == [("Elliott/Openr1-Math-46k-8192", None, "train[:1]")]
 
