@@ -5,8 +5,6 @@ transformers copy and swaps each SGPO run's adapter into one engine; both record
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from sgpo_lib import assets, backends, io, policy, stages
@@ -97,7 +95,7 @@ def test_trainer_builds_its_vllm_engine_through_the_shared_builder(monkeypatch):
     from sgpo_lib.trainer import Trainer
 
     fake = Trainer.__new__(Trainer)
-    fake.cfg = dataclasses.replace(_cfg("vllm"))
+    fake.cfg = _cfg("vllm")
     fake.data = TrainData(model_dir="m", train=[], eval=[], strategy_for=lambda p: None)
     fake.acc = type("Acc", (), {"num_processes": 1})()
     assert fake._make_generator() == "e" and calls == [("m", {})]
