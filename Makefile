@@ -8,7 +8,7 @@ PIP := $(PYTHON) -m pip
 # jobs, spinning threads made torch steps 3-4x slower (sgpo_lib/machine.py: passive_omp_wait).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo smoke test test-unit test-notebooks bench bench-env clean-notebooks
+.PHONY: install demo smoke test test-unit test-notebooks bench bench-env gpu-check clean-notebooks
 
 # Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
 install:
@@ -39,6 +39,10 @@ bench: install
 # About a minute: CPU facts and tokens/s of pretraining and training, to compare with the README's machine.
 bench-env: install
 	$(PYTHON) -m bench.bench_env
+
+# On a CUDA machine with the GPU environment (environment.yml): the real-path stages, no hub.
+gpu-check:
+	$(PYTHON) -m bench.gpu_check
 
 clean-notebooks:
 	$(PYTHON) -m sgpo_lib.nbclean notebooks/

@@ -38,7 +38,11 @@ def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
         return generate_world(cfg.world, cfg.world_seed)
     from .data import load_benchmark
 
-    local = lambda name: str(resolve(cfg.data.local_dir) / f"{name}.jsonl") if cfg.data.source == "jsonl" else None  # noqa: E731
+    files = dict(e.split("=", 1) for e in cfg.data.local_files)  # name -> file under local_dir
+
+    def local(name: str) -> str | None:
+        return str(resolve(cfg.data.local_dir) / files.get(name, f"{name}.jsonl")) if cfg.data.source == "jsonl" else None
+
     train = [p for name in cfg.data.train_sets for p in load_benchmark(name, split="train", limit=cfg.data.train_limit,
                                                                         local_path=local(name))]
     test = [p for name in cfg.data.eval_sets for p in load_benchmark(name, split="test", limit=cfg.data.eval_limit,
@@ -47,7 +51,10 @@ def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
 
 
 def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
-    """The base student's model folder: a cached toy student of `size`, or `model.name_or_path`."""
+    """The base student's model folder: a cached toy student of `size`, the project-built tiny
+    Qwen2 (`model.source: tiny`), or `model.name_or_path`."""
+    if cfg.model.source == "tiny":
+        return tiny_model_dir()
     if cfg.model.source == "hf":
         path = resolve(cfg.model.name_or_path)
         return path if path.exists() else Path(cfg.model.name_or_path)
@@ -59,18 +66,19 @@ def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
     return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed)
 
 
-def _extractor(cfg: RunConfig):
-    """The strategy extractor's `complete(messages_list) -> list[str]`."""
-    if cfg.strategy.extractor == "offline":
-        from .toy.extractor import OfflineExtractor
+TINY_MODEL = {"hidden_size": 128, "num_layers": 2, "seed": 0, "max_position_embeddings": 8192}
 
-        return OfflineExtractor(fault_rate=cfg.world.extractor_fault_rate, seed=cfg.world_seed).complete
-    from .openai_client import OpenAIClient
 
-    s = cfg.strategy
-    client = OpenAIClient(base_url=s.base_url, model=s.extractor_model, api_key_env=s.api_key_env,
-                          cache_dir=outputs_dir() / "cache" / "openai")
-    return client.complete
+def tiny_model_dir() -> Path:
+    """The small random Qwen2 with a chat template (`sgpo_lib.generation_tiny`), built once into the cache."""
+    from .generation_tiny import build_tiny_model_dir
+
+    folder = cache_dir("models", {"tiny_qwen2": TINY_MODEL})
+    if not (folder / "config.json").exists():
+        tmp = folder.with_name(folder.name + ".tmp")
+        build_tiny_model_dir(tmp, **TINY_MODEL)
+        tmp.replace(folder)  # complete or absent, never half written
+    return folder
 
 
 def strategy_library(cfg: RunConfig):
@@ -80,22 +88,23 @@ def strategy_library(cfg: RunConfig):
     key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
     folder = cache_dir("strategies", key)
     if (folder / "library.jsonl").exists():
-        return StrategyLibrary.load(folder / "library.jsonl"), Counter(io.read_json(folder / "report.json"))
+        library = StrategyLibrary.load(folder / "library.jsonl")
+        if len(library):
+            return library, Counter(io.read_json(folder / "report.json"))
+        log.warning("cached strategy library %s is empty: extracting again", folder)
     from .grading import grader_for
+    from .strategy_extractor import extractor, extractor_name, limits_of
+    from .strategy_yield import check_yield
 
-    train = problems(cfg)["train"]
-    with grader_for(cfg) as grader:  # a strategy is extracted only from a strong response graded correct
-        library, report = extract_strategies(train, _extractor(cfg), extractor=cfg.strategy.extractor, grader=grader,
-                                             **_limits(cfg))
+    train, examples = problems(cfg)["train"], {}
+    with grader_for(cfg) as grader, extractor(cfg, lambda: student_dir(cfg)) as complete:
+        # a strategy is extracted only from a strong response graded correct
+        library, report = extract_strategies(train, complete, extractor=cfg.strategy.extractor, grader=grader,
+                                             examples=examples, **limits_of(cfg))
+    check_yield(report, cfg.strategy.min_accepted_fraction, extractor_name(cfg), examples)
     library.save(folder / "library.jsonl")
     io.write_json(folder / "report.json", dict(report))
     return library, report
-
-
-def _limits(cfg: RunConfig) -> dict:
-    s = cfg.strategy
-    return {"min_steps": s.min_steps, "max_steps": s.max_steps, "max_chars": s.max_chars,
-            "max_copied_numbers": s.max_copied_numbers}
 
 
 def train_data(cfg: RunConfig, size: str | None = None):

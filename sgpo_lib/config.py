@@ -52,14 +52,14 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    source: Literal["toy", "hf"] = "toy"
+    source: Literal["toy", "hf", "tiny"] = "toy"
     name_or_path: str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
-        _check(self.source == "toy" or self.name_or_path, "model.name_or_path",
+        _check(self.source != "hf" or self.name_or_path, "model.name_or_path",
                "is required when model.source is 'hf' (a hub name or a local model folder)")
 
 
@@ -71,9 +71,12 @@ class DataConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     local_dir: str = ""
+    local_files: tuple[str, ...] = ()
     instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."
 
     def __post_init__(self):
+        bad = [e for e in self.local_files if "=" not in e or e.split("=")[0] not in self.train_sets + self.eval_sets]
+        _check(not bad, "data.local_files", f"{bad}: write 'name=file.jsonl', name one of data.train_sets/eval_sets")
         if self.source != "toy":
             _check(len(self.train_sets) > 0 and len(self.eval_sets) > 0, "data.train_sets",
                    "real data needs data.train_sets and data.eval_sets (benchmark names)")
@@ -92,9 +95,21 @@ class StrategyConfig:
     max_chars: int = 1200
     max_copied_numbers: int = 1
     retrieve_by_type: bool = True
+    min_accepted_fraction: float = 0.1
+    max_tokens: int = 1024
+    concurrency: int = 4
+    json_schema: bool = False
+    serve: Literal["none", "local"] = "none"
+    serve_model: str = ""
+    serve_args: tuple[str, ...] = ()
+    serve_timeout_s: float = 900.0
 
     def __post_init__(self):
         _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
+        _check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction", "must be in [0, 1]")
+        _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens", "and strategy.concurrency: >= 1")
+        _check(self.serve == "none" or (self.extractor == "openai" and self.serve_model), "strategy.serve",
+               "'local' serves the openai extractor: set strategy.extractor: openai and strategy.serve_model")
         _check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
                "is required when strategy.extractor is 'openai'")
 
@@ -112,6 +127,8 @@ class RolloutConfig:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.5
     max_model_len: int = 4096
+    enforce_eager: bool = False
+    kv_cache_gib: float | None = None
 
     def __post_init__(self):
         _check(self.n_autonomous >= 0 and self.n_guided >= 0, "rollout.n_autonomous", "must be >= 0")
@@ -267,8 +284,8 @@ class RunConfig:
         _check(m != "sgpo" or r.n_guided >= 1, "rollout.n_guided", "train.method 'sgpo' needs guided rollouts (>= 1)")
         _check(m == "sft" or r.n_autonomous >= 2, "rollout.n_autonomous",
                f"train.method '{m}' needs >= 2 autonomous rollouts per problem for group advantages")
-        _check(self.data.source == "toy" or self.model.source == "hf", "model.source",
-               "real data (data.source hub/jsonl) needs a real model: set model.source: hf")
+        _check(self.data.source == "toy" or self.model.source != "toy", "model.source",
+               "real data (data.source hub/jsonl) needs a real model: set model.source: hf (or tiny for CPU checks)")
         _check(r.backend != "vllm" or self.model.lora.enabled, "rollout.backend",
                "vllm hot-loads LoRA adapters only: set model.lora.enabled: true or rollout.backend: transformers")
         _check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",

@@ -66,10 +66,12 @@ def build_tiny_model_dir(
     num_layers: int = 2,
     initializer_range: float = 0.2,
     seed: int = 0,
+    max_position_embeddings: int = 1024,
 ) -> Path:
     """Save a random Qwen2 (head dim 64, float32) plus its tokenizer into `out_dir`.
 
     The vocabulary is padded to a multiple of 64; the generation config's EOS is `<|im_end|>`.
+    `max_position_embeddings` is the context vLLM allows (real benchmark prompts need > 1024).
     Returns `out_dir` as a Path.
     """
     import torch
@@ -86,7 +88,7 @@ def build_tiny_model_dir(
         num_hidden_layers=num_layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,
-        max_position_embeddings=1024,
+        max_position_embeddings=max_position_embeddings,
         initializer_range=initializer_range,
         tie_word_embeddings=False,
         eos_token_id=tokenizer.eos_token_id,

@@ -9,7 +9,11 @@ What it adds over a bare HTTP call: retries with exponential backoff on HTTP 429
 timeouts and connection errors (honouring `Retry-After`), a simple requests-per-second limit
 shared by all threads, `concurrency` requests in flight at once, and a response cache on disk
 (one JSON file per sha256 of the request body, base URL and key excluded) so that a re-run
-costs nothing. Other HTTP errors (400, 401, 404) fail at once with the server's message.
+costs nothing. Other HTTP errors (400, 401, 404) fail at once with the server's message as a
+`RequestFailed` (reason `http_<status>`); with `return_errors=True` that error is returned in
+place of the request's text instead of raised, so that one refused request (say, a prompt
+longer than the server's context) is counted by the caller (`extract_strategies` counts it as
+a rejection by reason) rather than aborting the batch. Giving up after retries still raises.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
+class RequestFailed(RuntimeError):
+    """A request the server refused for good (a non-retryable HTTP status); `reason` is `http_<status>`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _completion_text(body: dict) -> str:
     """`choices[0].message.content` of an OpenAI chat response ("" when the model said nothing)."""
     try:
@@ -45,7 +57,8 @@ class OpenAIClient:
 
     The API key is read from the environment variable `api_key_env` (none sent when unset,
     as local servers need none). `extra_body` is merged into every request (e.g. `{"seed": 0}`).
-    `stats` counts "requests", "cache_hits" and "retries".
+    `stats` counts "requests", "cache_hits", "retries" and "failed". `return_errors`: see the
+    module docstring.
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
@@ -53,7 +66,7 @@ class OpenAIClient:
                  max_tokens: int = 1024, timeout_s: float = 120.0, max_retries: int = 6,
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  requests_per_s: float | None = None, concurrency: int = 4,
-                 extra_body: dict | None = None):
+                 extra_body: dict | None = None, return_errors: bool = False):
         import httpx
 
         if concurrency < 1 or max_retries < 0 or (requests_per_s is not None and requests_per_s <= 0):
@@ -64,6 +77,7 @@ class OpenAIClient:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
         self.requests_per_s, self.concurrency = requests_per_s, concurrency
+        self.return_errors = return_errors
         self.stats: Counter = Counter()
         self._lock = threading.Lock()
         self._next_slot = 0.0
@@ -125,7 +139,7 @@ class OpenAIClient:
                 error = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code not in RETRY_STATUS:
                     hint = f" (is ${self.api_key_env} set?)" if response.status_code in (401, 403) else ""
-                    raise RuntimeError(f"{self.url}: {error}{hint}")
+                    raise RequestFailed(f"http_{response.status_code}", f"{self.url}: {error}{hint}")
                 retry_after = response.headers.get("retry-after")
             if attempt == self.max_retries:
                 raise RuntimeError(f"{self.url}: gave up after {attempt + 1} attempts; last error {error}")
@@ -135,18 +149,26 @@ class OpenAIClient:
             time.sleep(delay)
             attempt += 1
 
-    def _complete_one(self, request: dict) -> str:
+    def _complete_one(self, request: dict) -> str | RequestFailed:
         path = self._cache_path(request)
         if path is not None and path.exists():
             self._count("cache_hits")
             return read_json(path)["text"]
-        text = self._post(request)
+        try:
+            text = self._post(request)
+        except RequestFailed as e:
+            if not self.return_errors:
+                raise
+            self._count("failed")
+            log.warning("%s", e)
+            return e
         if path is not None:
             write_json(path, {"request": request, "text": text})
         return text
 
-    def complete(self, messages_list: list[list[dict]]) -> list[str]:
-        """One completion text per chat-message list, in order (identical requests sent once)."""
+    def complete(self, messages_list: list[list[dict]]) -> list[str | RequestFailed]:
+        """One completion text per chat-message list, in order (identical requests sent once);
+        a `RequestFailed` in place of a text only with `return_errors`."""
         requests = [self._request(m) for m in messages_list]
         unique = list({json.dumps(r, sort_keys=True): r for r in requests}.items())
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:

@@ -14,7 +14,6 @@ notebook displays. The notebooks hold no algorithm (architecture.md, "The flow o
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -73,31 +72,17 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
             "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
 
 
-def _paired_batch(cfg: RunConfig, per_source: int, adapter_dir: Path | None = None):
-    """Paired rollouts of the base student (or of a trained run's `final` folder: a LoRA adapter
-    or a whole model) on the first `per_source` training problems of each family / benchmark,
-    with step-0 seeds."""
+def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
+    """Paired rollouts of one policy (`generator`, see `backends.PolicySampler`) on the first
+    `per_source` training problems of each family / benchmark, with step-0 seeds."""
+    from .generation import SamplingSpec
+    from .rollouts import sample_paired
     from .trainer import eval_subset
 
-    from .generation import SamplingSpec, TransformersGenerator
-    from .policy import load_policy
-    from .rollouts import sample_paired
-
-    data = assets.train_data(cfg)
-    model_dir = data.model_dir
-    if adapter_dir is not None and not (adapter_dir / "adapter_config.json").exists():
-        model_dir, adapter_dir = adapter_dir, None  # full fine-tuning: the whole model was saved
-    model, tok = load_policy(model_dir, dataclasses.replace(cfg.model.lora, enabled=False), cfg.model.dtype,
-                             attn_implementation=cfg.model.attn_implementation)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter_dir).eval()
-    gen = TransformersGenerator(model, tok, batch_size=cfg.rollout.batch_size)
     spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                         max_new_tokens=cfg.rollout.max_new_tokens)
     with _grader(cfg) as grader:
-        return sample_paired(gen, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
+        return sample_paired(generator, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
                              cfg.rollout.n_autonomous, max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
 
 
@@ -107,9 +92,14 @@ def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.D
 
     Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
     """
+    from .backends import PolicySampler, record
     from .rollouts import save_rollouts
 
-    batch = _paired_batch(cfg, per_source)
+    data = assets.train_data(cfg)
+    with PolicySampler(cfg, data.model_dir) as sampler:
+        generator, tok = sampler.policy(None)
+        record(run_dir, "02_paired_rollouts", generator)
+        batch = _paired_batch(cfg, data, generator, tok, per_source)
     save_rollouts(run_dir / "paired_rollouts.jsonl", batch.rollouts)
     batch.stats.to_csv(run_dir / "paired_stats.csv", index=False)
     return batch.stats
@@ -120,27 +110,38 @@ def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.Da
 
     The per-step `w_mean` of training is measured on a new batch every step, so it is noisy;
     here notebook 02's problems are sampled again, with the same seeds, by the base student and
-    by each SGPO run of the main table (its final adapter). One row per policy: mean p_auto,
-    p_guided and w (`distill.weighting`) over the problems that have a strategy. Saved as
-    `guidance_shift.csv`.
+    by each SGPO run of the main table (its final adapter), with the configured backend and
+    device (`backends.PolicySampler`). One row per policy: mean p_auto, p_guided and w
+    (`distill.weighting`) over the problems that have a strategy. Saved as `guidance_shift.csv`.
     """
-    import torch
-
-    from . import losses
+    from .backends import PolicySampler, record
 
     policies = {"base student": None}
     policies.update({d.name: d / "final" for d in sorted((run_dir / "main").glob("train.method=sgpo_*"))
                      if read_status(d) == "done"})
-    rows = []
-    for name, adapter in policies.items():
-        stats = _paired_batch(cfg, per_source, adapter).stats.dropna(subset=["p_guided"])
-        w = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
-                                    cfg.distill.weighting, cfg.distill.gamma)
-        rows.append({"policy": name, "problems": len(stats), "p_auto": stats["p_auto"].mean(),
-                     "p_guided": stats["p_guided"].mean(), "w": float(w.mean())})
+    data = assets.train_data(cfg)
+    with PolicySampler(cfg, data.model_dir) as sampler:
+        rows = []
+        for name, final in policies.items():
+            generator, tok = sampler.policy(final)
+            record(run_dir, f"03_guidance_shift/{name}", generator)
+            rows.append(_shift_row(cfg, name, _paired_batch(cfg, data, generator, tok, per_source).stats))
     table = pd.DataFrame(rows).set_index("policy")
     table.to_csv(run_dir / "guidance_shift.csv")
     return table
+
+
+def _shift_row(cfg: RunConfig, name: str, stats: pd.DataFrame) -> dict:
+    """Mean p_auto, p_guided and guidance weight w of one policy over problems with a strategy."""
+    import torch
+
+    from . import losses
+
+    stats = stats.dropna(subset=["p_guided"])
+    w = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
+                                cfg.distill.weighting, cfg.distill.gamma)
+    return {"policy": name, "problems": len(stats), "p_auto": stats["p_auto"].mean(),
+            "p_guided": stats["p_guided"].mean(), "w": float(w.mean())}
 
 
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
@@ -167,6 +168,8 @@ def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """SGPO ablations; the reference row is the main table's SGPO runs (same seeds)."""
+    if not cfg.experiment.ablations:
+        return pd.DataFrame()
     df = _sweep(cfg, run_dir, "ablate", experiment_variants(cfg)["ablate"])
     df["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in df["run"]]
     main = collected(run_dir / "main")
@@ -196,7 +199,10 @@ def collected(root: Path) -> pd.DataFrame:
 
 
 def _main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained)."""
+    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained);
+    none without a scaling study (real models have no student sizes)."""
+    if not cfg.experiment.scaling_sizes:
+        return pd.DataFrame()
     main = collected(run_dir / "main")
     if not len(main):
         return main

@@ -8,7 +8,8 @@ with a reason. Rejections are counted and logged, never silently dropped. Every 
 keyword argument (a `StrategyLimits` field, e.g. `max_steps=5`), so a config can set it.
 
 Validation, in order: JSON repair (prose or code fences around the object, trailing commas,
-truncated output closed at the last complete value), required fields, types, length limits
+truncated output closed at the last complete value; raw control characters such as newlines
+inside strings are read as they are), required fields, types, length limits
 (`StrategyLimits`), then the leak check: a strategy that states the reference answer, or copies
 more than `max_copied_numbers` of the problem's numbers, is a trajectory, not a strategy.
 
@@ -85,8 +86,6 @@ class StrategyLimits:
     max_chars: int = 1200
     max_copied_numbers: int = 1
     generic_numbers: tuple[str, ...] = ("0", "1", "2")
-
-
 
 
 def make_limits(**limits: Any) -> StrategyLimits:
@@ -186,7 +185,7 @@ def repair_json(raw: str) -> tuple[dict, bool]:
             try:
                 for candidate, repaired in _candidates(block[start:]):
                     try:
-                        return json.loads(candidate), repaired or block is not raw or start > 0
+                        return json.loads(candidate, strict=False), repaired or block is not raw or start > 0
                     except json.JSONDecodeError:
                         continue
             except ValueError:
@@ -308,13 +307,16 @@ def _usable(problems: Iterable[Problem], grader, counts: Counter) -> list[Proble
 
 
 def extract_strategies(problems: Iterable[Problem], complete: CompleteFn, *, extractor: str = "extractor",
-                       batch_size: int = 64, grader=None, **limits: Any) -> tuple["StrategyLibrary", Counter]:
+                       batch_size: int = 64, grader=None, examples: dict[str, str] | None = None,
+                       **limits: Any) -> tuple["StrategyLibrary", Counter]:
     """Extract, validate and collect one strategy per problem (sgpo-method.md §1).
 
-    `complete` maps a list of chat-message lists to raw completions. `grader`
+    `complete` maps a list of chat-message lists to raw completions; an exception in place of a
+    completion (a request the server refused, e.g. `openai_client.RequestFailed`) is a
+    rejection with the exception's `reason` (default "request_failed"). `grader`
     (a `sgpo_lib.grading.Grader`) optionally re-checks that each strong response is correct.
     `limits` are `StrategyLimits` fields. Returns the library and a Counter with "accepted"
-    and one key per rejection reason.
+    and one key per rejection reason; `examples`, if given, receives the first detail of each.
     """
     make_limits(**limits)
     counts: Counter = Counter()
@@ -324,11 +326,16 @@ def extract_strategies(problems: Iterable[Problem], complete: CompleteFn, *, ext
         if len(raws) != len(batch):
             raise ValueError(f"extract_strategies: complete() returned {len(raws)} texts for {len(batch)} prompts")
         for problem, raw in zip(batch, raws):
-            result = parse_strategy(raw, problem, extractor=extractor, **limits)
+            if isinstance(raw, Exception):
+                result = Rejection(getattr(raw, "reason", "request_failed"), str(raw))
+            else:
+                result = parse_strategy(raw, problem, extractor=extractor, **limits)
             if isinstance(result, Strategy) and result.id in library:
                 result = Rejection("duplicate", f"strategy {result.id} already extracted")
             if isinstance(result, Rejection):
                 counts[result.reason] += 1
+                if examples is not None:
+                    examples.setdefault(result.reason, f"{problem.id}: {result.detail}")
                 log.info("strategy for %s rejected: %s (%s)", problem.id, result.reason, result.detail)
             else:
                 library.add(result)

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, engine_checks, io, losses
+from . import backends, checkpoint, engine_checks, io, losses
 from .config import RunConfig, config_to_yaml
 from .evaluate import evaluate
 from .generation import SamplingSpec
@@ -123,12 +123,9 @@ class Trainer:
     def _make_generator(self):
         r = self.cfg.rollout
         if r.backend == "vllm":
-            from .generation_vllm import VLLMGenerator
+            from .backends import vllm_generator
 
-            return VLLMGenerator(str(self.data.model_dir), tensor_parallel_size=r.tensor_parallel_size, enable_lora=True,
-                                 max_lora_rank=self.cfg.model.lora.r, gpu_memory_utilization=r.gpu_memory_utilization,
-                                 max_model_len=r.max_model_len, dtype=self.cfg.model.dtype, seed=self.cfg.seed,
-                                 max_logprobs=max(20, r.topk_logprobs), **self._vllm_launch_kwargs())
+            return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
         from .generation import TransformersGenerator
 
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size)
@@ -378,6 +375,7 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             io.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
+            backends.record(self.out_dir, "train", self.generator)
         start = self._resume()
         if start == 0 and main:
             self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))

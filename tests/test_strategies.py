@@ -51,6 +51,12 @@ def test_repaired_outputs_are_accepted(raw):
     assert s.provenance["repaired"] is True and s.name == GOOD["name"]
 
 
+def test_raw_newlines_inside_strings_are_read():
+    s = parse_strategy(_raw().replace("Multiply the small", "Multiply the\tsmall\n"), PROBLEM)
+    assert isinstance(s, Strategy), s
+    assert s.steps[1] == "Multiply the\tsmall\n remainders."
+
+
 def test_truncated_json_is_closed():
     raw = _raw()
     cut_in_pitfall = raw[: raw.index("final reduction")]

@@ -1,0 +1,86 @@
+"""The strategy extractor of a run, as a `complete(messages_list)` callable (sgpo-method.md §1).
+
+`extractor(cfg)` is a context manager: the toy world's offline extractor, or an
+`OpenAIClient` for `strategy.extractor_model` at `strategy.base_url`, or, with
+`strategy.serve: local`, at a vLLM server that it starts for the block and stops after
+(`sgpo_lib.local_server`). Refused requests come back as counted rejections
+(`return_errors`). With `strategy.json_schema` every request carries the §1 schema as an
+OpenAI `response_format` (vLLM decodes under it), with the validation limits of
+`strategies.StrategyLimits` as array sizes and string lengths, so that a schema-valid output
+also passes the length checks.
+
+Departure: the schema gives each text field an equal share of `max_chars` (3 fields, the
+steps and at most two pitfalls), stricter than the validation's per-field limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from .config import RunConfig
+from .paths import outputs_dir
+from .strategies import CompleteFn, make_limits
+
+
+def response_format(**limits) -> dict:
+    """The §1 JSON schema as an OpenAI `response_format` (strategy limits as keyword overrides).
+
+    >>> schema = response_format(min_steps=3, max_steps=4, max_chars=900)["json_schema"]["schema"]
+    >>> schema["properties"]["steps"]["minItems"], schema["properties"]["steps"]["items"]["maxLength"]
+    (3, 100)
+    """
+    lim = make_limits(**limits)
+    share = lim.max_chars // (3 + lim.max_steps + 2)
+
+    def text(limit: int) -> dict:
+        return {"type": "string", "minLength": 1, "maxLength": min(limit, share)}
+
+    properties = {"name": text(lim.max_name_chars), "problem_type": text(lim.max_type_chars),
+                  "key_insight": text(lim.max_insight_chars),
+                  "steps": {"type": "array", "items": text(lim.max_step_chars), "minItems": lim.min_steps,
+                            "maxItems": lim.max_steps},
+                  "pitfalls": {"type": "array", "items": text(lim.max_pitfall_chars), "maxItems": min(2, lim.max_pitfalls)}}
+    schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "strategy", "schema": schema}}
+
+
+def limits_of(cfg: RunConfig) -> dict:
+    """The strategy limits the config sets (keyword arguments of `extract_strategies`)."""
+    s = cfg.strategy
+    return {"min_steps": s.min_steps, "max_steps": s.max_steps, "max_chars": s.max_chars,
+            "max_copied_numbers": s.max_copied_numbers}
+
+
+def extractor_name(cfg: RunConfig) -> str:
+    s = cfg.strategy
+    return s.extractor if s.extractor == "offline" else f"openai:{s.extractor_model} ({s.serve} server {s.base_url})"
+
+
+@contextlib.contextmanager
+def extractor(cfg: RunConfig, model_dir_of_student=None) -> Iterator[CompleteFn]:
+    """The configured extractor's `complete`; `model_dir_of_student()` gives the folder that
+    `strategy.serve_model: student` serves."""
+    s = cfg.strategy
+    if s.extractor == "offline":
+        from .toy.extractor import OfflineExtractor
+
+        yield OfflineExtractor(fault_rate=cfg.world.extractor_fault_rate, seed=cfg.world_seed).complete
+        return
+    from .openai_client import OpenAIClient
+
+    with contextlib.ExitStack() as stack:
+        base_url = s.base_url
+        if s.serve == "local":
+            from .local_server import LocalServer
+
+            model = model_dir_of_student() if s.serve_model == "student" else s.serve_model
+            server = stack.enter_context(LocalServer(str(model), s.extractor_model, outputs_dir() / "logs" /
+                                                     "extractor_server.log", s.serve_args, s.serve_timeout_s))
+            base_url = server.base_url
+        extra = {"response_format": response_format(**limits_of(cfg))} if s.json_schema else None
+        client = stack.enter_context(OpenAIClient(
+            base_url=base_url, model=s.extractor_model, api_key_env=s.api_key_env,
+            cache_dir=outputs_dir() / "cache" / "openai", max_tokens=s.max_tokens, concurrency=s.concurrency,
+            extra_body=extra, return_errors=True))
+        yield client.complete
