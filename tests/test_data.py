@@ -90,7 +90,9 @@ def test_answer_formats():
     assert data._answer_text(["$69$,$84$"], "list", where) == "69,84"
     assert data._answer_text(["$(-\\infty, 0) \\cup\\{1\\}$."], "list", where) == "(-\\infty, 0) \\cup\\{1\\}"
     assert data._answer_text(["$f(x)=a x+b$, where $b$ is an integer"], "list", where) == "f(x)=a x+b"
-    assert data._answer_text("We get $\\boxed{\\frac{1}{2}}$, not \\boxed{3}? No: \\boxed{4}.", "boxed", where) == "4"
+    assert data._answer_text("We get $\\boxed{\\frac{1}{2}}$,\nnot \\boxed{3}?\nNo: \\boxed{4}.", "boxed", where) == "4"
+    # several boxes on the final line are one answer (a set), as the grader reads a response
+    assert data._answer_text("So $x = \\boxed{2}$ or $x = \\boxed{5}$.", "boxed", where) == "2, 5"
     with pytest.raises(ValueError, match="no .boxed"):
         data._answer_text("The answer is 4.", "boxed", where)
     with pytest.raises(ValueError, match="####"):
