@@ -15,11 +15,8 @@ Lists in YAML become tuples so that every config object is frozen and hashable.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,12 +24,9 @@ from typing import Any, Literal
 import yaml
 
 from .paths import resolve
+from .schema import ConfigError, apply_overrides, build, deep_merge, plain, read_yaml  # noqa: F401 (re-exported)
 from .yaml12 import parse_assignment, yaml_load  # noqa: F401 (yaml_load: re-exported)
 from .toy.config import SIZES, PretrainConfig, StudentConfig, ToyWorldConfig
-
-
-class ConfigError(ValueError):
-    """A params file, key or combination is invalid; the message names where and the fix."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +295,7 @@ class RunConfig:
         return self.world.instruction if self.data.source == "toy" else self.data.instruction
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def digest(self) -> str:
         """sha1 of the resolved config (sorted JSON): the content part of the run id."""
@@ -319,122 +313,16 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"key '{key}': {message}")
 
 
-def _plain(obj: Any) -> Any:
-    """Tuples to lists, recursively, for YAML/JSON output."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-# ---------------------------------------------------------------- schema checking
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check `value` against type hint `tp`; return it (lists as tuples, ints as floats)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"key '{key}': expected a mapping (section {tp.__name__}), got {value!r}")
-        return _build(tp, value, key + ".")
-    if origin is Literal:
-        if value not in args:
-            hint = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-            fix = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ConfigError(f"key '{key}': {value!r} is not one of {list(args)}{fix}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"key '{key}': expected a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float) and isinstance(value, bool) or not isinstance(value, tp):
-        raise ConfigError(f"key '{key}': expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Instantiate dataclass `cls` from `data`, rejecting unknown keys with a suggestion."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            fix = f" (did you mean '{prefix}{hint[0]}'?)" if hint else f"; known keys: {names}"
-            raise ConfigError(f"unknown key '{prefix}{key}'{fix}")
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError as e:
-        raise ConfigError(str(e)) from None
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"section '{prefix.rstrip('.') or 'top'}': {e}") from None
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """`over` merged into a copy of `base`; nested mappings merge, everything else replaces."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
-    """Read a params file and resolve its `extends:` chain (deep merge, child wins)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found")
-    if path in chain:
-        raise ConfigError(f"{path}: circular 'extends' chain {[str(p) for p in chain]}")
-    try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: malformed YAML: {e}") from None
-    if data is None:
-        raise ConfigError(f"{path}: the params file is empty; write the keys to change, e.g. 'extends: base.yaml' "
-                          "(an empty file would silently run every default)")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    return deep_merge(_read_yaml((path.parent / parent).resolve(), chain + (path,)), data)
-
-
-def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
-    """Set dotted keys (`{"distill.coef": 0.5}`) in a copy of `data`."""
-    out = json.loads(json.dumps(data))
-    for dotted, value in (overrides or {}).items():
-        node = out
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{dotted}': '{p}' is not a section")
-        node[leaf] = value
-    return out
-
-
 def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load, layer, override and validate a params file into a `RunConfig`."""
     path = resolve(params_file)
-    data = _read_yaml(path)
+    data = read_yaml(path)
     where = str(path)
     if overrides:
         data = apply_overrides(data, overrides)
         where += f" with overrides {overrides}"
     try:
-        return _build(RunConfig, data)
+        return build(RunConfig, data)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -456,7 +344,7 @@ def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:
             try:
-                _build(RunConfig, apply_overrides(base, variant))
+                build(RunConfig, apply_overrides(base, variant))
             except ConfigError as e:
                 raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
     return cfg

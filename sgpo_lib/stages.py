@@ -77,7 +77,7 @@ def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
     `per_source` training problems of each family / benchmark, with step-0 seeds."""
     from .generation import SamplingSpec
     from .rollouts import sample_paired
-    from .trainer import eval_subset
+    from .batches import eval_subset
 
     spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                         max_new_tokens=cfg.rollout.max_new_tokens)

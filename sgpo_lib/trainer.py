@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import backends, checkpoint, engine_checks, io, losses
+from .batches import batch_for_step, eval_subset
 from .config import RunConfig, config_to_yaml
 from .evaluate import evaluate
 from .generation import SamplingSpec
@@ -57,34 +58,6 @@ class TrainData:
     train: list[Problem]
     eval: list[Problem]
     strategy_for: Callable[[Problem], Strategy | None]
-
-
-def batch_for_step(problems: list[Problem], seed: int, step: int, size: int) -> list[Problem]:
-    """The step's problems: epoch-wise permutations derived from `(seed, epoch)`, no state.
-
-    Example:
-        >>> ps = [Problem(str(i), "q", "a", "s", "train") for i in range(5)]
-        >>> [p.id for p in batch_for_step(ps, 0, 1, 2)] == [p.id for p in batch_for_step(ps, 0, 1, 2)]
-        True
-    """
-    out = []
-    for i in range((step - 1) * size, step * size):
-        epoch, pos = divmod(i, len(problems))
-        order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(len(problems))
-        out.append(problems[order[pos]])
-    return out
-
-
-def eval_subset(problems: list[Problem], splits: tuple[str, ...], per_benchmark: int | None) -> list[Problem]:
-    """The first `per_benchmark` problems of each (split, source) among `splits` (all if None)."""
-    taken: dict[tuple[str, str], int] = {}
-    out = []
-    for p in problems:
-        key = (p.split, p.source)
-        if p.split in splits and (per_benchmark is None or taken.get(key, 0) < per_benchmark):
-            taken[key] = taken.get(key, 0) + 1
-            out.append(p)
-    return out
 
 
 def _tokens(tokenizer, text: str) -> list[int]:

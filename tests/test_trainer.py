@@ -13,7 +13,8 @@ import torch
 from sgpo_lib import io
 from sgpo_lib.config import load_config
 from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.trainer import Trainer, TrainData, batch_for_step
+from sgpo_lib.batches import batch_for_step
+from sgpo_lib.trainer import Trainer, TrainData
 
 PARAMS = """
 model: {{source: hf, name_or_path: "{model}", lora: {{r: 4, alpha: 8}}}}
