@@ -40,6 +40,7 @@ def _servers_alive(marker: str) -> list[str]:
     return alive
 
 
+@pytest.mark.timeout(2400)  # 184 s on a quiet 2-core machine, 454 s at load 6; the project default is 900 s
 def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     from sgpo_lib import backends, io
     from sgpo_lib.config import load_config
