@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 install:
 	@want="$$(cat pyproject.toml | sha1sum | cut -c1-16)-$(EXTRAS)"; \
 	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
-	  $(PIP) install -q --disable-pip-version-check -e ".[$(EXTRAS)]" && \
+	  $(PIP) install -q --disable-pip-version-check -e ".[$(EXTRAS)]" || exit 1; \
 	  $(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null; \
 	  $(PYTHON) -c "import torch, transformers, peft, sgpo_lib" && echo "$$want" > $(STAMP); \
 	else echo "install: up to date"; fi
