@@ -18,16 +18,22 @@ from pathlib import Path
 
 from . import io
 from .config import RunConfig
-from .paths import outputs_dir, resolve
+from .paths import output_root, resolve
 from .records import Problem
 
 log = logging.getLogger(__name__)
 
 
-def cache_dir(kind: str, key: dict) -> Path:
-    """`outputs/cache/<kind>/<sha1(key)[:12]>`."""
+def cache_root(cfg: RunConfig) -> Path:
+    """`<outputs root>/cache`: under the run's configured root (`output.root`, `SGPO_OUTPUTS`), so
+    nothing a run makes lands outside it; runs that share the root share the cache."""
+    return output_root(cfg.output.root) / "cache"
+
+
+def cache_dir(cfg: RunConfig, kind: str, key: dict) -> Path:
+    """`<outputs root>/cache/<kind>/<sha1(key)[:12]>`."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return outputs_dir() / "cache" / kind / digest
+    return cache_root(cfg) / kind / digest
 
 
 def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
@@ -54,7 +60,7 @@ def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
     """The base student's model folder: a cached toy student of `size`, the project-built tiny
     Qwen2 (`model.source: tiny`), or `model.name_or_path`."""
     if cfg.model.source == "tiny":
-        return tiny_model_dir()
+        return tiny_model_dir(cfg)
     if cfg.model.source == "hf":
         path = resolve(cfg.model.name_or_path)
         return path if path.exists() else Path(cfg.model.name_or_path)
@@ -63,17 +69,17 @@ def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
     from .toy.students import prepare_student
 
     student = dataclasses.replace(cfg.student, size=size) if size else cfg.student
-    return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed)
+    return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed, cache_root(cfg))
 
 
 TINY_MODEL = {"hidden_size": 128, "num_layers": 2, "seed": 0, "max_position_embeddings": 8192}
 
 
-def tiny_model_dir() -> Path:
+def tiny_model_dir(cfg: RunConfig) -> Path:
     """The small random Qwen2 with a chat template (`sgpo_lib.generation_tiny`), built once into the cache."""
     from .generation_tiny import build_tiny_model_dir
 
-    folder = cache_dir("models", {"tiny_qwen2": TINY_MODEL})
+    folder = cache_dir(cfg, "models", {"tiny_qwen2": TINY_MODEL})
     if not (folder / "config.json").exists():
         tmp = folder.with_name(folder.name + ".tmp")
         build_tiny_model_dir(tmp, **TINY_MODEL)
@@ -86,7 +92,7 @@ def strategy_library(cfg: RunConfig):
     from .strategies import StrategyLibrary, extract_strategies
 
     key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
-    folder = cache_dir("strategies", key)
+    folder = cache_dir(cfg, "strategies", key)
     if (folder / "library.jsonl").exists():
         library = StrategyLibrary.load(folder / "library.jsonl")
         if len(library):

@@ -49,7 +49,7 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
         held_out = by_split["test"] + by_split["ood"]
         tables = []
         for size, d in students.items():
-            cached = assets.cache_dir("premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
+            cached = assets.cache_dir(cfg, "premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
             if not cached.exists():
                 table = premise_table(Path(d), held_out, family_strategies(cfg.world.families), cfg.instruction)
                 io.write_text(cached, table.to_csv(index=False))

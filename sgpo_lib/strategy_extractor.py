@@ -19,7 +19,7 @@ import contextlib
 from typing import Iterator
 
 from .config import RunConfig
-from .paths import outputs_dir
+from .paths import output_root
 from .strategies import CompleteFn, make_limits
 
 
@@ -75,12 +75,12 @@ def extractor(cfg: RunConfig, model_dir_of_student=None) -> Iterator[CompleteFn]
             from .local_server import LocalServer
 
             model = model_dir_of_student() if s.serve_model == "student" else s.serve_model
-            server = stack.enter_context(LocalServer(str(model), s.extractor_model, outputs_dir() / "logs" /
+            server = stack.enter_context(LocalServer(str(model), s.extractor_model, output_root(cfg.output.root) / "logs" /
                                                      "extractor_server.log", s.serve_args, s.serve_timeout_s))
             base_url = server.base_url
         extra = {"response_format": response_format(**limits_of(cfg))} if s.json_schema else None
         client = stack.enter_context(OpenAIClient(
             base_url=base_url, model=s.extractor_model, api_key_env=s.api_key_env,
-            cache_dir=outputs_dir() / "cache" / "openai", max_tokens=s.max_tokens, concurrency=s.concurrency,
+            cache_dir=output_root(cfg.output.root) / "cache" / "openai", max_tokens=s.max_tokens, concurrency=s.concurrency,
             extra_body=extra, return_errors=True))
         yield client.complete

@@ -57,6 +57,19 @@ def test_sgpo_outputs_moves_run_folders_and_the_cache(tmp_path, monkeypatch):
     assert run_dir.parent == tmp_path / "elsewhere" and outputs_dir() / "cache" == tmp_path / "elsewhere" / "cache"
 
 
+def test_a_custom_output_root_holds_the_cache_too(tmp_path, monkeypatch):
+    from sgpo_lib import assets
+    from sgpo_lib.config import load_config
+
+    monkeypatch.delenv("SGPO_OUTPUTS", raising=False)
+    p = tmp_path / "exp.yaml"
+    p.write_text(f"output:\n  root: {tmp_path / 'mine'}\n")
+    cfg = load_config(p)
+    assert assets.cache_dir(cfg, "strategies", {"k": 1}).parent.parent == tmp_path / "mine" / "cache"
+    library, _ = assets.strategy_library(cfg)  # the toy extractor: offline, seconds
+    assert len(library) and list((tmp_path / "mine" / "cache" / "strategies").iterdir())
+
+
 @pytest.mark.parametrize("value", ["../up", "a/b", "/abs", "two words", "x\ny"])
 def test_unsafe_grid_values_are_refused_before_any_run_starts(tmp_path, params, value):
     with pytest.raises(ValueError, match="sweep value .* is not a safe folder name"):
