@@ -3,7 +3,7 @@ trains on its share of the problems, and the run reaches the weights of a one-pr
 the whole batch. (`accelerate launch --cpu` starts one process, whatever `--num_processes` says.)"""
 
 import os
-import shutil
+import importlib.util
 import subprocess
 import sys
 
@@ -14,7 +14,7 @@ from sgpo_lib import io
 
 from test_trainer import SCRIPT, params_file
 
-pytestmark = pytest.mark.skipif(shutil.which("accelerate") is None, reason="needs the accelerate launcher")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="needs the accelerate launcher")
 
 
 def _script(tmp_path, params, model, out):
@@ -32,7 +32,8 @@ def test_two_process_launch_matches_one_process(tmp_path, tiny_model_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run([sys.executable, _script(tmp_path, params, tiny_model_dir, one)], env=env, check=True, capture_output=True)
-    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+    # this interpreter's launcher (its ranks run sys.executable too), not whichever `accelerate` is on PATH
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
               "--dynamo_backend", "no", "--main_process_port", "29511", _script(tmp_path, params, tiny_model_dir, two)]
     proc = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

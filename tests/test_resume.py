@@ -101,7 +101,8 @@ def test_completion_tables_are_written_per_step(tmp_path, tiny_model_dir):
     guided = [r for r in rows if r["guided"]]
     assert guided and all(r["strategy"] == "double: Adding a number to itself doubles it." for r in guided)
     assert all(r["strategy"] == "" for r in rows if not r["guided"])
-    assert all(r["grade"] == "parity" and r["reward"] == float(len(r["response"]) % 2 == 0) for r in rows)
+    assert all(r["reward"] == float(len(r["response"]) % 2 == 0) for r in rows)
+    assert all(r["grade"] == ("correct" if r["reward"] else "wrong") for r in rows)  # ParityGrader's reasons
     assert rows[0]["prompt"].startswith("What is")
     table = sgpo_completions(tmp_path, rows=3)
     assert len(table) == 3 and list(table.columns) == ["run", "step", "prompt", "guided", "strategy", "response",
