@@ -47,9 +47,10 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     from sgpo_lib.pipeline import run_pipeline
     from sgpo_lib.report import tables
 
-    monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "outputs"))  # cold cache: model, strategies, responses
+    monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "outputs"))  # nothing lands in the repository's outputs/
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     start = time.monotonic()
+    # a cold cache (model, strategies, responses) under the run's own outputs root
     report = run_pipeline(PARAMS, {"output.root": str(tmp_path / "runs")}, run_id="real-cpu")
     elapsed = time.monotonic() - start
     run = report.parent
@@ -73,6 +74,7 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     assert all(name in html for name in cfg.data.eval_sets)
     assert "scaling" not in tables(cfg, run)  # no toy-size scaling table for a real model
 
-    server_log = tmp_path / "outputs" / "logs" / "extractor_server.log"
+    assert (tmp_path / "runs" / "cache" / "strategies").is_dir() and not (tmp_path / "outputs").exists()
+    server_log = tmp_path / "runs" / "logs" / "extractor_server.log"
     assert "tiny-extractor" in server_log.read_text()
     assert _servers_alive(str(tmp_path)) == []
