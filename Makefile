@@ -4,9 +4,6 @@ EXTRAS ?= cpu,dev
 PARAMS ?= params/toy-demo.yaml
 STAMP := .install-stamp
 PIP := $(PYTHON) -m pip
-# OpenMP threads sleep instead of spinning while they wait: on a 2-core machine shared with other
-# jobs, spinning threads made torch steps 3-4x slower (sgpo_lib/machine.py: passive_omp_wait).
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install demo smoke test test-unit test-notebooks bench bench-env gpu-check clean-notebooks
 

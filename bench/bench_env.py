@@ -24,8 +24,8 @@ import time
 from bench.common import publish
 
 # The README's machine (2 shared cores, Intel Xeon with AMX; torch 2.13.0+cpu, transformers 5.19.0),
-# float32 pretraining of `small` at batch 32, quiet, OMP_WAIT_POLICY=PASSIVE: see README "Times".
-REFERENCE = "reference (README machine): pretrain float32 ~0.14 s/step (~19k tokens/s), bf16 about the same"
+# float32 pretraining of `small` at batch 32, quiet machine (see the toy README, "Speed").
+REFERENCE = "reference (README machine, quiet): pretrain float32 0.15 s/step, bf16 about the same; LoRA step ~0.2 s"
 
 
 def _time_interleaved(steps: dict, batches, warmup: int = 2) -> dict:

@@ -117,9 +117,6 @@ def _stage(args, overrides: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .machine import passive_omp_wait
-
-    passive_omp_wait()  # before torch is imported
     args = _parser().parse_args(argv)
     from .runs import configure_logging
 

@@ -60,12 +60,3 @@ def cpu_facts() -> dict:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
 
-
-def passive_omp_wait() -> None:
-    """Let idle OpenMP threads sleep instead of spin (`OMP_WAIT_POLICY=PASSIVE`) unless the user chose.
-
-    Called by the command lines before torch is imported (OpenMP reads it once, at load). On a
-    2-core machine shared with other jobs, spinning threads made a toy pretraining step 3-4x
-    slower (0.68-0.90 s vs 0.18-0.40 s per step at load 4-6).
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -14,6 +14,8 @@ notebook displays. The notebooks hold no algorithm (architecture.md, "The flow o
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 from pathlib import Path
 
@@ -27,10 +29,19 @@ from .sweep import collect, run_sweep
 log = logging.getLogger(__name__)
 
 
+_GRADERS: dict = {}  # grading settings -> the Grader every run of this process shares
+
+
 def _grader(cfg: RunConfig):
+    """A context yielding this process's warm `Grader` for `cfg.grading`: its worker processes
+    (math-verify imported and warmed, seconds each) start once, not once per sweep run; they are
+    closed when the process exits."""
     from .grading import grader_for
 
-    return grader_for(cfg)
+    if cfg.grading not in _GRADERS:
+        _GRADERS[cfg.grading] = grader_for(cfg)
+        atexit.register(_GRADERS[cfg.grading].close)
+    return contextlib.nullcontext(_GRADERS[cfg.grading])
 
 
 def prepare(cfg: RunConfig, run_dir: Path) -> dict:

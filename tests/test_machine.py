@@ -1,7 +1,6 @@
 """CPU facts in env.json, the bf16 warning on CPUs without native bfloat16, and `make bench-env`."""
 
 import logging
-import os
 
 import pytest
 
@@ -43,11 +42,3 @@ def test_bench_env_times_every_variant_side_by_side():
         assert out[name]["step_s"] > 0 and out[name]["tokens_per_s"] > 0
     assert isinstance(out["native_bf16"], bool)
 
-
-def test_command_lines_let_openmp_threads_sleep(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    machine.passive_omp_wait()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    machine.passive_omp_wait()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # a user's choice stands

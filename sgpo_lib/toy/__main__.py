@@ -33,9 +33,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     import dataclasses
 
-    from ..machine import passive_omp_wait
-
-    passive_omp_wait()  # before torch is imported
     import pandas as pd
     import torch
 
