@@ -28,7 +28,8 @@ import functools
 import re
 from fractions import Fraction
 
-NUMERIC_REL_TOL = 1e-4
+from .grading_sets import NUMERIC_REL_TOL, equivalent
+
 MAX_ANSWER_CHARS = 1000
 PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|globals|open)\b|['\"`;]|[\w)\]]\.[A-Za-z_]")
 _LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
@@ -156,7 +157,6 @@ def check(pred: str, gold: str, kind: str = "math") -> tuple[float, str]:
         return float(fast), "correct" if fast else "wrong"
     if looks_unparsed(pred):
         return 0.0, "unparsed"
-    from .grading_sets import equivalent  # noqa: PLC0415 - sympy/math-verify only when needed
 
     gold_parsed = parse_boxed(protect_trailing_letter(to_latex_number(gold)))
     pred_parsed = parse_boxed(protect_trailing_letter(to_latex_number(pred)))
