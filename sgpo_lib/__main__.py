@@ -88,12 +88,14 @@ def _kill_own_group_on_sigterm() -> None:
 
 
 def _sweep(args, overrides: dict) -> int:
+    from .stages import train_variant
     from .sweep import grid, kill_children, run_sweep, summary, unfinished
 
     signal.signal(signal.SIGTERM, lambda *_: (kill_children(), os._exit(143)))
     root, axes = _folder(args.params, overrides, args.out), _grid(args.grid)
     variants = grid(**axes)
-    table = run_sweep(args.params, variants, root, base_overrides=overrides, parallel=args.parallel)
+    table = run_sweep(args.params, variants, root, base_overrides=overrides, parallel=args.parallel,
+                      train_fn=train_variant)
     table.to_csv(root / "sweep_table.csv", index=False)
     print(summary(table, list(axes)).to_string())
     print(f"full table: {root / 'sweep_table.csv'}")

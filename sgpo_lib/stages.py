@@ -168,7 +168,8 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
     """Run `variants` of the run's resolved config into `run_dir/name/<variant>`."""
-    return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel)
+    return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
+                     train_fn=train_variant)
 
 
 def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:

@@ -126,14 +126,14 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run each variant into `root/<run_name>`; skip finished ones; record failures.
 
-    `train_fn(params_file, overrides, out_dir)` runs one variant in-process (used with
-    `parallel == 1`); by default that is `stages.train_variant`. Every variant is validated
-    first. A folder in use by another live process is left alone (counted as failed). Returns
-    `collect(root)`.
+    `train_fn(params_file, overrides, out_dir)` runs one variant in-process (needed with
+    `parallel == 1`; the project's is `stages.train_variant`, passed in by its callers so that
+    this module does not depend on the stages); with `parallel > 1` each variant runs in a
+    `python -m sgpo_lib train` subprocess. Every variant is validated first. A folder in use by
+    another live process is left alone (counted as failed). Returns `collect(root)`.
     """
-    from .stages import train_variant
-
-    train_fn = train_fn or train_variant
+    if parallel == 1 and train_fn is None:
+        raise ValueError("run_sweep(parallel=1) needs train_fn, e.g. sgpo_lib.stages.train_variant")
     root, base_overrides = Path(root), base_overrides or {}
     names = _check_variants(str(params_file), variants, base_overrides)
     devices = _gpu_ids()

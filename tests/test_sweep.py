@@ -102,7 +102,7 @@ def test_scaling_reuses_the_main_tables_runs_of_the_default_size(tmp_path, monke
     for method in ("grpo", "sgpo"):  # the main table's runs of the default student (small)
         train(str(params), {"train.method": method, "seed": 0}, tmp_path / "main" / f"train.method={method}_seed=0")
     swept = []
-    monkeypatch.setattr(stages, "run_sweep", lambda params_file, variants, root, parallel: swept.extend(variants) or
+    monkeypatch.setattr(stages, "run_sweep", lambda params_file, variants, root, parallel, train_fn: swept.extend(variants) or
                         [train(str(params), v, root / run_name(v)) for v in variants])
     table = stages.scaling(cfg, tmp_path)
     assert swept == [{"student.size": "tiny", "train.method": m, "seed": 0} for m in ("grpo", "sgpo")]
