@@ -33,13 +33,13 @@ COMMANDS = {
 
 
 def _overrides(assignments: list[str]) -> dict:
-    from .sweep import parse_assignment
+    from .yaml12 import parse_assignment
 
     return dict(parse_assignment(a) for a in assignments or [])
 
 
 def _grid(axes: list[str]) -> dict[str, list]:
-    from .config import yaml_load
+    from .yaml12 import yaml_load
 
     out = {}
     for axis in axes or []:

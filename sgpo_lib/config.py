@@ -24,8 +24,8 @@ from typing import Any, Literal
 import yaml
 
 from .paths import resolve
-from .schema import ConfigError, apply_overrides, build, deep_merge, plain, read_yaml  # noqa: F401 (re-exported)
-from .yaml12 import parse_assignment, yaml_load  # noqa: F401 (yaml_load: re-exported)
+from .schema import ConfigError, apply_overrides, build, plain, read_yaml
+from .yaml12 import parse_assignment
 from .toy.config import SIZES, PretrainConfig, StudentConfig, ToyWorldConfig
 
 

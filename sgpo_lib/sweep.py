@@ -29,7 +29,7 @@ import pandas as pd
 import yaml
 
 from . import io
-from .config import load_config, parse_assignment  # noqa: F401 (parse_assignment: re-exported)
+from .config import load_config
 from .locks import RunLockedError, holder
 from .paths import REPO_ROOT, safe_name
 from .runs import read_status

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sgpo_lib.config import ConfigError, RunConfig, apply_overrides, deep_merge, load_config
+from sgpo_lib.config import ConfigError, RunConfig, apply_overrides, load_config
+from sgpo_lib.schema import deep_merge
 from sgpo_lib.paths import PARAMS_DIR
 
 PARAMS = sorted(PARAMS_DIR.glob("*.yaml"))
@@ -127,7 +128,7 @@ def test_yaml_12_booleans(tmp_path):
 
 def test_yaml_12_floats_in_files_and_overrides(tmp_path):
     """`lr: 1e-4` is how people write a learning rate: YAML 1.2 reads it as a float (1.1 as a string)."""
-    from sgpo_lib.sweep import parse_assignment
+    from sgpo_lib.yaml12 import parse_assignment
 
     cfg = load_config(_write(tmp_path, "train:\n  lr: 1e-4\n  max_grad_norm: 5E+0\n  steps: 3\n"))
     assert (cfg.train.lr, cfg.train.max_grad_norm, cfg.train.steps) == (1e-4, 5.0, 3)

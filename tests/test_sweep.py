@@ -6,7 +6,8 @@ import pytest
 from sgpo_lib import io, results
 from sgpo_lib.config import config_to_yaml, load_config
 from sgpo_lib.runs import write_status
-from sgpo_lib.sweep import collect, grid, parse_assignment, run_name, run_sweep
+from sgpo_lib.sweep import collect, grid, run_name, run_sweep
+from sgpo_lib.yaml12 import parse_assignment
 
 
 def fake_train(calls):
