@@ -93,7 +93,7 @@ def run(model_dir: str | Path | None = None, n: int = 4, max_new_tokens: int = 6
     import torch
     from transformers import AutoTokenizer
 
-    from sgpo_lib.generation_tiny import build_tiny_model_dir
+    from sgpo_lib.testing import build_tiny_model_dir
 
     if threads is not None:
         torch.set_num_threads(threads)

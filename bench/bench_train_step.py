@@ -3,7 +3,7 @@
 Issue 7, item 4 (sgpo-method.md sections 2-6: one step = paired rollouts, grading, teacher
 states, loss, optimizer step). The three variants run on identical settings, each in its own
 spawned process with `torch.set_num_threads(threads)`: the same model folder (default: the
-tiny random Qwen2 of `sgpo_lib.generation_tiny`), P prompts per step, G rollouts per prompt,
+tiny random Qwen2 of `sgpo_lib.testing`), P prompts per step, G rollouts per prompt,
 the same maximum completion length, LoRA (same r, alpha, target modules) or full fine-tuning,
 float32 on CPU, one optimizer step per generation, no KL reference (beta 0), clip range
 [0.2, 0.28], unscaled group advantages, token-mean loss, and the same verifier
@@ -297,7 +297,7 @@ def ratio(num: dict, den: dict, target_max: float | None) -> dict:
 
 def bench_config(model_dir, s: StepSettings, load_before: tuple, **extra) -> dict:
     """The settings, device, threads and the machine's load averages before and after."""
-    return {**dataclasses.asdict(s), "model_dir": str(model_dir or "tiny random Qwen2 (generation_tiny)"),
+    return {**dataclasses.asdict(s), "model_dir": str(model_dir or "tiny random Qwen2 (testing)"),
             "device": "cpu", "dtype": "float32", "torch_threads": s.threads, "distill": {"on": "all", "weighting": "constant"},
             "loadavg_before": load_before, "loadavg_after": os.getloadavg(), **extra}
 
@@ -305,7 +305,7 @@ def bench_config(model_dir, s: StepSettings, load_before: tuple, **extra) -> dic
 def run(model_dir: str | Path | None = None, settings: StepSettings = StepSettings(), trl: bool = True,
         isolate: bool = True) -> dict:
     """Measure our GRPO, our SGPO and (if `trl` and installed) TRL's GRPO step; results and ratios."""
-    from sgpo_lib.generation_tiny import build_tiny_model_dir
+    from sgpo_lib.testing import build_tiny_model_dir
 
     load_before, skip = os.getloadavg(), trl_missing() if trl else "trl=False"
     with tempfile.TemporaryDirectory() as tmp:

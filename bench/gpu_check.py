@@ -2,7 +2,7 @@
 tokens/s and peak memory.
 
 For a lent GPU machine that cannot reach the hub: nothing is downloaded and nothing large is
-carried. The model is built on the machine with `sgpo_lib.generation_tiny` at a larger size
+carried. The model is built on the machine with `sgpo_lib.testing` at a larger size
 (default hidden 1536 x 28 layers, ~0.7B random weights, the builder's small byte-level BPE
 vocabulary), the data are the shipped JSONL files (`../shared/data/benchmarks`), and the
 strategy extractor is the same model behind the run's own vLLM OpenAI server
@@ -75,7 +75,7 @@ def run(args) -> dict:
     import torch
 
     from sgpo_lib import stages
-    from sgpo_lib.generation_tiny import build_tiny_model_dir
+    from sgpo_lib.testing import build_tiny_model_dir
     from sgpo_lib.runs import start_run
 
     out = Path(args.out)

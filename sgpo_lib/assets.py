@@ -76,8 +76,8 @@ TINY_MODEL = {"hidden_size": 128, "num_layers": 2, "seed": 0, "max_position_embe
 
 
 def tiny_model_dir(cfg: RunConfig) -> Path:
-    """The small random Qwen2 with a chat template (`sgpo_lib.generation_tiny`), built once into the cache."""
-    from .generation_tiny import build_tiny_model_dir
+    """The small random Qwen2 with a chat template (`sgpo_lib.testing`), built once into the cache."""
+    from .testing import build_tiny_model_dir
 
     folder = cache_dir(cfg, "models", {"tiny_qwen2": TINY_MODEL})
     if not (folder / "config.json").exists():

@@ -26,7 +26,7 @@ Departures from the textbook, all deliberate and visible:
 - No hidden clamps on log-ratios (verl clamps them to +-20 silently); every clip reports a
   fraction in the metrics.
 The proximal constraint and the assembled distillation loss, dense and memory-bounded chunked,
-live in `losses_chunked.py`.
+live in `distill.py`.
 """
 
 from __future__ import annotations

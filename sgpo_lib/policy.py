@@ -90,7 +90,7 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None) -> tor
     """
     from torch.utils.checkpoint import checkpoint
 
-    from .losses_chunked import default_chunk_size
+    from .distill import default_chunk_size
 
     hidden_B_T_H = hidden_states(model, batch)
     mask_B_T = batch.completion_mask_B_T.bool()

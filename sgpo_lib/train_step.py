@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import losses
-from .losses_chunked import DistillSpec, chunked_distill, distill_metrics
+from .distill import DistillSpec, chunked_distill, distill_metrics
 from .policy import SeqBatch, hidden_states, lm_head_weight, pack, token_logprobs
 
 

@@ -35,7 +35,7 @@ from .config import RunConfig, config_to_yaml
 from .evaluate import evaluate
 from .generation import SamplingSpec
 from .grading import reason_counts
-from .losses_chunked import DistillSpec
+from .distill import DistillSpec
 from .policy import load_policy
 from .records import Problem, Strategy
 from .rollouts import sample_paired

@@ -1,4 +1,4 @@
-"""Tests of sgpo_lib.losses / losses_chunked against float64 references written from the definitions.
+"""Tests of sgpo_lib.losses / distill against float64 references written from the definitions.
 
 The references (`ref_*`) use numpy and explicit Python loops in probability space and share no
 code with the implementation. Property tests check the method's claims (selective gradient,
@@ -27,7 +27,7 @@ from sgpo_lib.losses import (
     sft_token_terms,
     sgpo_loss,
 )
-from sgpo_lib.losses_chunked import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
+from sgpo_lib.distill import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
 
 F64 = torch.float64
 
