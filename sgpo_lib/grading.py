@@ -29,7 +29,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from .grading_check import normalize_exact, normalize_latex_light, to_latex_number
+from .grading_check import mentions_percent, normalize_exact, normalize_latex_light, to_latex_number
 from .grading_extract import extract_answer
 from .grading_pool import WorkerPool
 from .records import Problem
@@ -104,7 +104,8 @@ class Grader:
         if bad:
             raise ValueError(f"grade_many: unknown answer_kind {bad} (expected 'math' or 'exact')")
         tail = self.tail_kb * 1024
-        tasks = [{"text": t[-tail:], "gold": p.answer, "kind": p.answer_kind} for t, p in zip(texts, problems)]
+        tasks = [{"text": t[-tail:], "gold": p.answer, "kind": p.answer_kind, "percent": mentions_percent(p.problem)}
+                 for t, p in zip(texts, problems)]
         grades = [_to_grade(r) for r in self._get_pool().run(tasks)] if tasks else []
         self.reasons.update(g.reason for g in grades)
         return grades

@@ -8,7 +8,8 @@ on first use). `check(pred, gold, kind)` returns (reward, reason), reason one of
 2. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
    words) compared exactly when both are integers, else to a relative `NUMERIC_REL_TOL` (the
-   tolerance of the usual MATH/OlympiadBench judges); `x%` also equals `x/100`.
+   tolerance of the usual MATH/OlympiadBench judges); `x%` also equals `x/100`, and in a problem
+   stated in percent a bare `0.625` equals a bare `62.5`.
 3. A prediction must be a complete expression: one longer than `MAX_ANSWER_CHARS`, one that
    looks like code (`PYTHON_JUNK_RE`) or holds leftover prose (`looks_unparsed`) is "unparsed"
    before any parser sees it, and so is one in which math-verify finds no expression.
@@ -44,6 +45,13 @@ _NUMBER_RE = re.compile(r"^([-+]?)(\d+(?:\.\d*)?|\.\d+)(?:e([-+]?\d+)|(?:\\times
 _FRACTION_RE = re.compile(r"^([-+]?)\\frac\{([^{}]+)\}\{([^{}]+)\}$|^([^/]+)/([^/]+)$")
 _TRAILING_LETTER_RE = re.compile(r"\}\s*([A-Za-z])\s*$")
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)$")
+_PERCENT_RE = re.compile(r"%|(?i:\bpercent)")
+_GREEK = "alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|phi|chi|psi|omega"
+# a subscript naming a variable (`L_{\odot}`, `\lambda_{\text{red}}`, `m_{\max}`): after a lone letter or a
+# Greek letter, never after `\int`, `\sum`, `\log` ...; one level of braces inside
+_NAMED_SUBSCRIPT_RE = re.compile(r"((?<![\\A-Za-z])[A-Za-z]|\\(?:var)?(?:" + _GREEK + r")(?![A-Za-z]))_\{((?:[^{}]|\{[^{}]*\})*)\}")
+_LETTER_SUBSCRIPT_RE = re.compile(r"_\{[A-Za-z]+\}")
+_SUBSCRIPT_NOISE_RE = re.compile(r"\\(?:text|mathrm|rm|mbox|operatorname)\s*|[\\{}\s]")
 
 
 def normalize_exact(s: str) -> str:
@@ -107,12 +115,16 @@ def as_number(s: str) -> tuple[Fraction, bool] | None:
     return None if value is None else (value, percent)
 
 
-def numbers_equal(pred: tuple[Fraction, bool], gold: tuple[Fraction, bool]) -> bool:
-    """Plain numbers: exact for two integers, else relative `NUMERIC_REL_TOL`; `x%` = `x/100`."""
+def numbers_equal(pred: tuple[Fraction, bool], gold: tuple[Fraction, bool], percent_problem: bool = False) -> bool:
+    """Plain numbers: exact for two integers, else relative `NUMERIC_REL_TOL`; `x%` = `x/100`;
+    in a problem stated in percent (`percent_problem`), a bare fraction of one `v` (0 < |v| < 1)
+    also equals the bare percentage `100 v` (a probability 0.625 for a reference 62.5)."""
     (p, p_pct), (g, g_pct) = pred, gold
     candidates = [(p, g)]
     if p_pct != g_pct:
         candidates.append((p / 100, g) if p_pct else (p, g / 100))
+    elif percent_problem and not p_pct:
+        candidates += [(100 * a, b) for a, b in ((p, g), (g, p)) if 0 < abs(a) < 1]
     for a, b in candidates:
         if a.denominator == 1 and b.denominator == 1:
             if a == b:
@@ -122,50 +134,81 @@ def numbers_equal(pred: tuple[Fraction, bool], gold: tuple[Fraction, bool]) -> b
     return False
 
 
-def fast_check(pred: str, gold: str) -> bool | None:
+def fast_check(pred: str, gold: str, percent_problem: bool = False) -> bool | None:
     """True/False when strings or plain numbers decide, None when math-verify must."""
     if normalize_latex_light(pred) == normalize_latex_light(gold):
         return True
     p, g = as_number(pred), as_number(gold)
     if p is not None and g is not None:
-        return numbers_equal(p, g)
+        return numbers_equal(p, g, percent_problem)
     return None
+
+
+def mentions_percent(problem: str) -> bool:
+    """True for a problem stated in percent (a `%` sign or the word), for `numbers_equal`.
+
+    >>> mentions_percent("a $50 \\%$ chance"), mentions_percent("What percentage ..."), mentions_percent("p = 0.5")
+    (True, True, False)
+    """
+    return bool(_PERCENT_RE.search(problem))
 
 
 def looks_unparsed(pred: str) -> bool:
     """True for code (`PYTHON_JUNK_RE`) or leftover prose: a word of 3+ letters that is no
-    LaTeX command, function name or one of two trailing unit words.
+    LaTeX command, function name, subscript name (`v_{max}`) or one of two trailing unit words.
 
     >>> looks_unparsed("5 and then I added the rest"), looks_unparsed("12 cm"), looks_unparsed("sin(x) + 1")
     (True, False, False)
     """
-    s = _TEXT_WRAP_RE.sub(r" \1 ", _ENVIRONMENT_RE.sub(" ", _UNITS_RE.sub("", pred)))
+    s = _TEXT_WRAP_RE.sub(r" \1 ", _ENVIRONMENT_RE.sub(" ", _UNITS_RE.sub("", plain_subscripts(pred))))
     if PYTHON_JUNK_RE.search(s):
         return True
-    return any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(s))
+    return any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(_LETTER_SUBSCRIPT_RE.sub(" ", s)))
 
 
-def check(pred: str, gold: str, kind: str = "math") -> tuple[float, str]:
-    """(reward, reason) for one extracted prediction against a reference answer."""
+def check(pred: str, gold: str, kind: str = "math", percent_problem: bool = False) -> tuple[float, str]:
+    """(reward, reason) for one extracted prediction against a reference answer; `percent_problem`:
+    the problem is stated in percent (`mentions_percent`)."""
     if kind == "exact":
         same = normalize_exact(pred) == normalize_exact(gold)
         return float(same), "correct" if same else "wrong"
     if len(pred) > MAX_ANSWER_CHARS:
         return 0.0, "unparsed"
-    fast = fast_check(pred, gold)
+    fast = fast_check(pred, gold, percent_problem)
     if fast is not None:
         return float(fast), "correct" if fast else "wrong"
     if looks_unparsed(pred):
         return 0.0, "unparsed"
 
-    gold_parsed = parse_boxed(protect_trailing_letter(to_latex_number(gold)))
-    pred_parsed = parse_boxed(protect_trailing_letter(to_latex_number(pred)))
+    gold_parsed = parse_boxed(for_parser(gold))
+    pred_parsed = parse_boxed(for_parser(pred))
     if not has_expression(gold_parsed):
         return 0.0, "error"
     if not has_expression(pred_parsed):
         return 0.0, "unparsed"
     ok = equivalent(gold_parsed, pred_parsed)
     return float(ok), "correct" if ok else "wrong"
+
+
+def for_parser(s: str) -> str:
+    """The LaTeX math-verify is given: e-notation, trailing letters and named subscripts rewritten."""
+    return protect_trailing_letter(plain_subscripts(to_latex_number(s)))
+
+
+def plain_subscripts(s: str) -> str:
+    """`L_{\\odot}` -> `L_{odot}`, `\\lambda_{\\text{red}}` -> `\\lambda_{red}`: a subscript that names a
+    variable with LaTeX commands becomes plain letters, which math-verify reads as one symbol
+    (it fails on the whole expression otherwise). Applied to both sides alike.
+
+    >>> plain_subscripts("\\\\frac{L_{\\\\odot}}{M_{\\\\text {core }}} + x_{1} + \\\\int_{\\\\pi}^{2} t")
+    '\\\\frac{L_{odot}}{M_{core}} + x_{1} + \\\\int_{\\\\pi}^{2} t'
+    """
+    return _NAMED_SUBSCRIPT_RE.sub(_plain_subscript, s)
+
+
+def _plain_subscript(m: re.Match) -> str:
+    name = m.group(2)
+    return m.group() if "\\" not in name else m.group(1) + "_{" + _SUBSCRIPT_NOISE_RE.sub("", name) + "}"
 
 
 def to_latex_number(s: str) -> str:

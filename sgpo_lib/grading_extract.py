@@ -6,7 +6,8 @@ full-width digits become ASCII; null bytes dropped; lone surrogates replaced; `â
 become LaTeX), and then takes, in this order:
 
 1. the last `\\boxed{}` / `\\fbox{}` with balanced braces; when several outermost boxes share
-   that box's line, all of them, joined by ", " (graded as a set or tuple);
+   that box's line, all of them (graded as a set or tuple; or the last alone against a
+   one-item reference: `answer_for`);
 2. the last GSM8K `#### ...` line;
 3. what follows the last "final answer" / "the answer is" phrase: the math segment (`$..$`,
    `\\(..\\)`, `\\[..\\]`) it starts with, else the text up to the end of the sentence;
@@ -36,6 +37,7 @@ _PHRASE_RE = re.compile(r"(?i)(?:final answer|the answer)[ \t]*(?:is\b|:)[ \t]*:
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
 _EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|\\%|[0-9{}^/.()*%+\-])+")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _LAST_EQ_RE = re.compile(r"^.*(?:=|\\approx)", re.S)
 
 
@@ -88,15 +90,14 @@ def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _final_boxes(text: str, boxes: list[tuple[int, int]]) -> str:
-    """The last box, or all distinct outermost boxes on its line joined by ", "."""
+def _final_boxes(text: str, boxes: list[tuple[int, int]]) -> list[str]:
+    """The last box, or all distinct outermost boxes on its line, in order."""
     last = max(boxes, key=lambda s: s[1])
     line_start = text.rfind("\n", 0, last[0]) + 1
     line_end = text.find("\n", last[1])
     line_end = len(text) if line_end < 0 else line_end
     same = [text[s:e].strip() for s, e in _outermost(boxes) if s >= line_start and e <= line_end]
-    same = list(dict.fromkeys(c for c in same if c)) or [text[last[0]:last[1]].strip()]
-    return ", ".join(same)
+    return list(dict.fromkeys(c for c in same if c)) or [text[last[0]:last[1]].strip()]
 
 
 def strip_wrappers(s: str) -> str:
@@ -141,7 +142,8 @@ def _last_expression(text: str, maths: list[tuple[int, int]]) -> str | None:
 
 
 def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[str | None, str]:
-    """(prediction, how) with how in {"boxed", "hash", "answer_is", "last_expression", "none"}.
+    """(prediction, how) with how in {"boxed", "hash", "answer_is", "last_expression", "none"};
+    several boxes on the final line are joined by ", " (see `extract_answers`).
 
     Example:
         >>> extract_answer("so $x = \\\\boxed{\\\\frac{1}{2}}$.")
@@ -155,16 +157,35 @@ def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[str
         >>> extract_answer("no digits here")
         (None, 'none')
     """
+    parts, how = extract_answers(text, tail_chars)
+    return (", ".join(parts) if parts else None), how
+
+
+def answer_for(parts: list[str], gold: str) -> str:
+    """The prediction graded against `gold`: the boxes of the final line joined as a list, except
+    when the reference is one item (no comma): then the last box, the usual final answer, since
+    a list of several answers can never equal it (`price \\boxed{6.2}, quantity \\boxed{57}`).
+
+    >>> answer_for(["6.2", "57"], "57"), answer_for(["1", "5"], "1, 5")
+    ('57', '1, 5')
+    """
+    single = "," not in _THOUSANDS_COMMA_RE.sub("", gold)
+    return parts[-1] if single else ", ".join(parts)
+
+
+def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[list[str] | None, str]:
+    """(answers, how): the rules of the module docstring; several answers only for several boxes
+    on the final line (rule 1), else one."""
     text = clean_text(text, tail_chars)
     boxes, maths = _scan(text)
     if boxes:
         return _final_boxes(text, boxes), "boxed"
     found = [strip_wrappers(c) for c in _HASH_RE.findall(text)]
     if found and found[-1]:
-        return (found[-1].replace(",", "") if _THOUSANDS_RE.match(found[-1]) else found[-1]), "hash"
+        return [found[-1].replace(",", "") if _THOUSANDS_RE.match(found[-1]) else found[-1]], "hash"
     phrases = [m.end() for m in _PHRASE_RE.finditer(text)]
     answer = strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else ""
     if answer:
-        return (answer.replace(",", "") if _THOUSANDS_RE.match(answer) else answer), "answer_is"
+        return [answer.replace(",", "") if _THOUSANDS_RE.match(answer) else answer], "answer_is"
     expr = _last_expression(text, maths)
-    return (expr, "last_expression") if expr else (None, "none")
+    return ([expr], "last_expression") if expr else (None, "none")

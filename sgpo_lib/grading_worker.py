@@ -6,7 +6,8 @@ Started by `sgpo_lib.grading_pool` as `python -P -m sgpo_lib.grading_worker --me
 then forks the grading child that does the work, and forks a new one in milliseconds whenever
 the parent kills the child for a timeout: the replacement is always pre-spawned and warm.
 Protocol, one JSON object per line (blank lines ignored): parent -> child a batch
-`{"items": [{"text": str, "gold": str, "kind": "math"|"exact"}, ...], "tail_chars": int}`;
+`{"items": [{"text": str, "gold": str, "kind": "math"|"exact", "percent": bool}, ...], "tail_chars": int}`
+(`percent`: the problem is stated in percent, `sgpo_lib.grading_check.mentions_percent`);
 child -> parent first `{"ready": true, "pid": int}` (or `{"error": "..."}` if start-up
 failed), then one `{"reward": float, "reason": str, "pred": str, "blocked": [...]}` per item,
 in order, with the item's `id`, as soon as that item is graded (the parent's per-answer clock
@@ -32,7 +33,7 @@ import resource
 import sys
 
 from .grading_check import MAX_ANSWER_CHARS, check
-from .grading_extract import extract_answer
+from .grading_extract import answer_for, extract_answers
 
 # Event prefixes refused once the hook is on; `os.listdir`/`os.scandir` stay allowed (imports).
 _BLOCKED_PREFIXES = (
@@ -66,10 +67,12 @@ def _audit_hook(event: str, args: tuple) -> None:
 
 def grade_item(item: dict, tail_chars: int) -> dict:
     """Extract the prediction of one completion and grade it: reward, reason, pred."""
-    pred, _how = extract_answer(str(item["text"]), tail_chars)
-    if pred is None:
+    parts, _how = extract_answers(str(item["text"]), tail_chars)
+    if not parts:
         return {"reward": 0.0, "reason": "no_answer", "pred": ""}
-    reward, reason = check(pred, str(item["gold"]), str(item.get("kind", "math")))
+    gold = str(item["gold"])
+    pred = answer_for(parts, gold)
+    reward, reason = check(pred, gold, str(item.get("kind", "math")), bool(item.get("percent", False)))
     return {"reward": reward, "reason": reason, "pred": pred[:MAX_ANSWER_CHARS]}
 
 

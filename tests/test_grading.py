@@ -58,6 +58,18 @@ def test_math_equivalence(grader):
     assert grades[0] == Grade(1.0, "correct", "0.5")
 
 
+def test_problem_text_and_reference_shape_reach_the_worker(grader):
+    """A problem stated in percent lets 0.625 match 62.5; a one-item reference is graded against
+    the last of several final boxes, a list reference against all of them."""
+    in_percent = Problem(id="p", problem="A $50 \\%$ chance ... What is the probability?", answer="62.5",
+                         source="test", split="test")
+    texts = ["so \\boxed{0.625}", "so \\boxed{0.625}", "price \\boxed{6.2}, quantity \\boxed{57}",
+             "price \\boxed{6.2}, quantity \\boxed{57}"]
+    grades = grader.grade_many(texts, [in_percent, _math("62.5"), _math("57"), _math("6.2, 57")])
+    assert [(g.reason, g.pred) for g in grades] == [("correct", "0.625"), ("wrong", "0.625"), ("correct", "57"),
+                                                     ("correct", "6.2, 57")]
+
+
 def test_reasons_counter_and_length_guard():
     with Grader(workers=1) as g:
         grades = g.grade_many(["\\boxed{" + "1+" * 600 + "1}", "nothing", "\\boxed{5}", "\\boxed{import os}"], [_math("5")] * 4)
@@ -192,20 +204,30 @@ def _labeller_failure(p: Problem) -> str | None:
 @pytest.mark.skipif(not REALCRITIC.exists(), reason="../shared/data/realcritic absent")
 def test_agreement_with_realcritic_labels():
     """Agreement with the source's labels, raw and with its two systematic label errors
-    (`_labeller_failure`) set right. A generous budget: load must not change the figure."""
+    (`_labeller_failure`) set right. A generous budget: load must not change the figure, and
+    no answer of these real responses may come near it (no timeouts at all).
+
+    Measured: raw 96.35% (39 of 1,069 disagree), corrected 98.32%. All 39 were read by hand
+    and are label errors by the source's own definition (is the final answer right): 31
+    labelled wrong whose final answer is right (20 e-notation references against the same number
+    written `\\times 10^{k}`, 8 lists in another order or spacing, 3 equivalent expressions) and 8
+    labelled right whose final answer is wrong (the labeller's 1e-4 tolerance on integers and
+    exact fractions, its x100 percent rule without a percent, commas deleted from lists, ...).
+    The bounds keep a margin of three rows."""
     from sgpo_lib.data import REALCRITIC_FILES, load_realcritic
 
     problems = [p for name in REALCRITIC_FILES for p in load_realcritic(name, correct_only=False)]
     assert len(problems) == 1069
     with Grader(budget_s=10.0, workers=2) as g:
         grades = g.grade_many([p.strong_response for p in problems], problems)
+    assert not [p.id for p, gr in zip(problems, grades) if gr.reason == "timeout"]
     labels = [p.meta["response_correct"] in (True, "True") for p in problems]
     fixed = [label or _labeller_failure(p) is not None for p, label in zip(problems, labels)]
     raw = sum((gr.reward == 1.0) == label for gr, label in zip(grades, labels)) / len(problems)
     corrected = sum((gr.reward == 1.0) == label for gr, label in zip(grades, fixed)) / len(problems)
     assert sum(f != label for f, label in zip(fixed, labels)) < 30, "label corrections must stay few"
-    assert raw >= 0.955, f"raw agreement {raw:.3f}"
-    assert corrected >= 0.97, f"agreement with corrected labels {corrected:.3f} (raw {raw:.3f})"
+    assert raw >= 0.96, f"raw agreement {raw:.4f}"
+    assert corrected >= 0.98, f"agreement with corrected labels {corrected:.4f} (raw {raw:.4f})"
 
 
 @pytest.fixture(scope="module")

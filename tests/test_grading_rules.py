@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sgpo_lib.grading_check import as_number, check, looks_unparsed
-from sgpo_lib.grading_extract import clean_text, extract_answer
+from sgpo_lib.grading_check import as_number, check, looks_unparsed, mentions_percent, plain_subscripts
+from sgpo_lib.grading_extract import answer_for, clean_text, extract_answer, extract_answers
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -93,6 +93,16 @@ def test_only_the_tail_is_read_and_cleaned():
     ("(lambda: 0).__globals__['os'].system('ls')", "0", "unparsed"),
     ("0 and then some more words", "0", "unparsed"),
     ("\\text{Monday}", "Monday", "correct"),
+    # named subscripts: a reference with `L_{\\odot}` or `\\text{}` in a subscript parses (it was "error")
+    ("\\frac{10^8 L_{\\odot}}{7 c^2 M_{\\odot}^6} M^6", "\\frac{10^{5}L_{\\odot}}{0.007c^{2}M_{\\odot}^{6}}M^{6}", "correct"),
+    ("\\frac{10^8 L_{\\odot}}{7 c^2 M_{\\odot}^6} M^5", "\\frac{10^{5}L_{\\odot}}{0.007c^{2}M_{\\odot}^{6}}M^{6}", "wrong"),
+    ("\\frac{\\lambda_{\\text{red}}}{\\sqrt{2}}", "\\lambda_{\\text {red}}/\\sqrt{2}", "correct"),
+    ("\\frac{\\lambda_{\\text{blue}}}{\\sqrt{2}}", "\\lambda_{\\text {red}}/\\sqrt{2}", "wrong"),
+    ("m_{\\max} = n^2 - n - 1", "m_{\\max}=n^{2}-n-1", "correct"),
+    # e-notation and `\\times 10^{k}` are one number, both ways, with or without a unit
+    ("4.5e33", "4.5 \\times 10^{33} \\, \\text{erg/s}", "correct"),
+    ("10^{-8} \\text{ F}", "1e-8", "correct"),
+    ("3 \\times 10^8", "3e9", "wrong"),
 ])
 def test_equivalence_rules(pred, gold, reason):
     assert check(pred, gold) == (float(reason == "correct"), reason)
@@ -113,3 +123,45 @@ def test_extraction_is_linear_in_the_tail():
         start = time.perf_counter()
         extract_answer(text)
         assert time.perf_counter() - start < 1.0
+
+
+def test_named_subscripts_become_plain_symbols():
+    assert plain_subscripts("M_{\\text {core }} + \\lambda_{\\max}") == "M_{core} + \\lambda_{max}"
+    for untouched in ("x_{1} + a_{n+1}", "\\sum_{\\alpha} x", "\\int_{\\pi}^{2\\pi} t", "\\log_{\\frac12} x"):
+        assert plain_subscripts(untouched) == untouched
+
+
+@pytest.mark.parametrize("pred, gold, problem, reason", [
+    ("0.625", "62.5", "A $50 \\%$ chance ... what is the probability?", "correct"),  # fraction of one = percentage
+    ("62.5", "0.625", "What percentage of the apples are red?", "correct"),
+    ("0.625", "62.5", "What is the probability?", "wrong"),  # no percent in the problem: no factor 100
+    ("1", "100", "A 20% discount ... how many ways?", "wrong"),  # integers are counts, never fractions of one
+    ("0.6", "62.5", "A 50% chance ...", "wrong"),
+    ("62.5\\%", "0.625", "What is the probability?", "correct"),  # a percent sign decides alone
+])
+def test_percent_scale_in_a_problem_stated_in_percent(pred, gold, problem, reason):
+    assert check(pred, gold, percent_problem=mentions_percent(problem)) == (float(reason == "correct"), reason)
+
+
+@pytest.mark.parametrize("text, gold, expected", [
+    ("so the price is \\boxed{6.2} and the quantity is \\boxed{57}.", "57", "57"),  # one item: the last box
+    ("so the price is \\boxed{6.2} and the quantity is \\boxed{57}.", "6.2, 57", "6.2, 57"),
+    ("the roots are \\boxed{1} and \\boxed{5}", "\\{1, 5\\}", "1, 5"),
+    ("the roots are \\boxed{1} and \\boxed{5}", "1,240", "5"),  # a thousands separator is no list
+    ("\\boxed{3}.\nSo \\boxed{4}", "4", "4"),
+])
+def test_several_final_boxes_against_the_reference(text, expected, gold):
+    parts, how = extract_answers(text)
+    assert how == "boxed" and answer_for(parts, gold) == expected
+
+
+def test_equations_in_other_symbols_are_wrong_without_solving():
+    """math-verify `solve`s two equations for all their symbols before calling them different:
+    about 20 s for this pair on a busy 2-core machine, and more for longer ones."""
+    pred = "\\frac{d^2y}{dt^2} - (g/l) * sin(y) = f(t) / (m * l)"
+    gold = "m l \\ddot{y}(t) + m g \\sin y(t) = u(t) \\cos y(t)"
+    check("y = 1", "y = 1")  # math-verify imported
+    start = time.perf_counter()
+    assert check(pred, gold) == (0.0, "wrong")
+    assert time.perf_counter() - start < 1.0  # ~1 ms quiet
+    assert check("y = 2x + 1", "2x - y + 1 = 0") == (1.0, "correct")  # same symbols: still compared
