@@ -36,7 +36,9 @@ PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|glo
 _LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*)\}")
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
-_UNITS_RE = re.compile(r"(?:\\(?:text|mathrm|mbox)\{[^{}]*\}|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,2}$")
+# up to three trailing unit groups: `\text{ kcal} \text{m}^{-2} \text{yr}^{-1}`, `\text{ erg} \cdot \text{s}^{-1}`, ` cm`
+_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~)?\s*\\(?:text|mathrm|mbox)\{[^{}]*\}(?:\^\{?-?\d\}?)?"
+                       r"|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
 _MATH_WORDS = frozenset("""sin cos tan cot sec csc log exp lim max min gcd lcm mod det deg arg inf sup and for all
@@ -155,7 +157,7 @@ def mentions_percent(problem: str) -> bool:
 
 def looks_unparsed(pred: str) -> bool:
     """True for code (`PYTHON_JUNK_RE`) or leftover prose: a word of 3+ letters that is no
-    LaTeX command, function name, subscript name (`v_{max}`) or one of two trailing unit words.
+    LaTeX command, function name, subscript name (`v_{max}`) or one of three trailing unit words.
 
     >>> looks_unparsed("5 and then I added the rest"), looks_unparsed("12 cm"), looks_unparsed("sin(x) + 1")
     (True, False, False)

@@ -103,6 +103,9 @@ def test_only_the_tail_is_read_and_cleaned():
     ("4.5e33", "4.5 \\times 10^{33} \\, \\text{erg/s}", "correct"),
     ("10^{-8} \\text{ F}", "1e-8", "correct"),
     ("3 \\times 10^8", "3e9", "wrong"),
+    # units of up to three groups, joined by `\\cdot` or `\\,`, are no leftover text
+    ("7.6 \\times 10^{37} \\text{ erg} \\cdot \\text{s}^{-1}", "7.6e37", "correct"),
+    ("11000 \\text{ kcal} \\text{m}^{-2} \\text{yr}^{-1}", "15000", "wrong"),
 ])
 def test_equivalence_rules(pred, gold, reason):
     assert check(pred, gold) == (float(reason == "correct"), reason)
