@@ -18,9 +18,10 @@ Model text is data, never code: nothing evaluates it; the worker's safeguards ar
 in `sgpo_lib.grading_worker`.
 
 Departures from plain math-verify: our own extractor (the same answer whatever the
-benchmark; several boxes on the final line form a set), plain numbers compared with a
-relative tolerance, percent signs, intervals vs inequalities and `+ k pi` families (see
-`sgpo_lib.grading_check`).
+benchmark; several boxes on the final line form a set, or against a one-item reference the
+last of them counts), plain numbers compared with a relative tolerance, percent signs (and, in
+a problem stated in percent, `0.625` = `62.5`: each task carries `mentions_percent(problem)`),
+intervals vs inequalities and `+ k pi` families (see `sgpo_lib.grading_check`).
 """
 
 from __future__ import annotations
