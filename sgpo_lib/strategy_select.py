@@ -13,8 +13,8 @@ one per problem:
   the first valid candidate, counted with its reason.
 
 Counts, never silently dropped: the returned Counter has one outcome per problem ("accepted",
-or, when no candidate is valid, the commonest rejection reason among its candidates, ties to
-the earliest: with one candidate exactly v1's counts), so `strategy_yield` reads it as before.
+or, when no candidate is valid, the commonest rejection reason among the candidates the
+extractor returned, ties to the earliest: with one candidate exactly v1's counts), so `strategy_yield` reads it as before.
 `stats` (a Counter, optional) receives `candidate/valid` and `candidate/<reason>` per
 candidate, and per problem with a valid candidate one `select/<how>`: `only_valid`, `first`,
 `ranked_first` / `ranked_other` (the ranking chose the first valid / another one) or
@@ -152,8 +152,9 @@ def _outcome(problem: Problem, results: list, rank_raw: Any) -> Strategy | Rejec
     """The selected candidate (provenance completed), or the problem's commonest rejection."""
     valid = [(i, r) for i, r in enumerate(results) if isinstance(r, Strategy)]
     if not valid:
-        reason = Counter(r.reason for r in results).most_common(1)[0][0]
-        return next(r for r in results if r.reason == reason)
+        returned = [r for r in results if r.reason != "missing_candidate"] or results
+        reason = Counter(r.reason for r in returned).most_common(1)[0][0]
+        return next(r for r in returned if r.reason == reason)
     pos, how = _choose(valid, rank_raw)
     index, chosen = valid[pos]
     provenance = {**chosen.provenance, "candidate": index, "n_candidates": len(results), "n_valid": len(valid),

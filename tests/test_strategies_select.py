@@ -106,6 +106,10 @@ def test_missing_candidates_and_refused_requests_are_counted():
     stats = Counter()
     _, counts = extract_strategies([PROBLEM], None, sample=lambda ms, n: [[SHORT]], n_candidates=3, stats=stats)
     assert counts == Counter(accepted=1) and stats["candidate/missing_candidate"] == 2
+    _, counts = extract_strategies([PROBLEM], None, sample=lambda ms, n: [["Sorry."]], n_candidates=3)
+    assert counts == Counter(invalid_json=1)  # not the two missing ones
+    _, counts = extract_strategies([PROBLEM], None, sample=lambda ms, n: [[]], n_candidates=3)
+    assert counts == Counter(missing_candidate=1)
     refused = RequestFailed("http_400", "too long")
     _, counts = extract_strategies([PROBLEM], None, sample=lambda ms, n: [refused], n_candidates=3, stats=stats)
     assert counts == Counter(http_400=1) and stats["candidate/http_400"] == 3
