@@ -13,11 +13,8 @@ All records round-trip through plain dicts (`to_dict` / `from_dict`) for JSONL s
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from typing import Any
-
-_log = logging.getLogger(__name__)
 
 
 def _from_dict(cls, row: dict[str, Any], where: str = ""):
@@ -99,7 +96,7 @@ class Strategy:
     `steps`: high-level procedural steps (no concrete computation, no answer), a tuple so the
     record stays hashable and frozen. `render()` is the block of the guided prompt
     (`problem_type` is not shown: it serves retrieval, as in v1). A v1 row (name, key_insight,
-    steps, pitfalls) loads through `fold_v1_fields`, with a warning naming where it came from.
+    steps, pitfalls) loads through `fold_v1_fields` (`StrategyLibrary.load` warns, naming the file).
     """
 
     id: str
@@ -133,8 +130,6 @@ class Strategy:
         if v1:
             if "strategy" in row:
                 raise ValueError(f"{where}Strategy: has both the v1 keys {v1} and the v2 key 'strategy'")
-            _log.warning("%sa v1 strategy row (keys %s): read as strategy = name + key insight, pitfalls at "
-                         "the end of the last step", where, v1)
             row = fold_v1_fields(row)
         return _from_dict(cls, row, where)
 

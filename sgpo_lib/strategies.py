@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .io import read_jsonl, write_jsonl
-from .records import Problem, Strategy
+from .records import V1_STRATEGY_KEYS, Problem, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,10 @@ class StrategyLibrary:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StrategyLibrary":
         rows = read_jsonl(path)
+        v1 = [i for i, row in enumerate(rows, 1) if V1_STRATEGY_KEYS & set(row)]
+        if v1:
+            log.warning("%s: %d v1 strategy rows (first: row %d) read as strategy = name + 'Key insight: ...', "
+                        "the pitfalls ending the last step (records.fold_v1_fields)", path, len(v1), v1[0])
         return cls(Strategy.from_dict(row, where=f"{path} row {i}: ") for i, row in enumerate(rows, 1))
 
     def problem_type_of(self, problem: Problem) -> str | None:

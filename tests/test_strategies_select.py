@@ -216,9 +216,9 @@ def test_a_v1_library_row_loads_with_the_same_rendering(tmp_path, caplog):
           "pitfalls": ["Skip no term."], "source_problem_id": "toy-sum-train-00000", "provenance": {}}
     path = tmp_path / "v1.jsonl"
     path.write_text(json.dumps(v1) + "\n")
-    with caplog.at_level(logging.WARNING, logger="sgpo_lib.records"):
+    with caplog.at_level(logging.WARNING, logger="sgpo_lib.strategies"):
         [strategy] = StrategyLibrary.load(path)
-    assert f"{path} row 1: a v1 strategy row" in caplog.text
+    assert f"{path}: 1 v1 strategy rows (first: row 1)" in caplog.text
     assert strategy.render() + "\n\nProblem: Evaluate 12-2+3." == V1_RUNNING_TOTAL
     assert strategy.problem_type == "sum" and len(strategy.steps) == 3
     assert Strategy.from_dict(strategy.to_dict()) == strategy  # saved again in the v2 shape
