@@ -88,29 +88,43 @@ def tiny_model_dir(cfg: RunConfig) -> Path:
 
 
 def strategy_library(cfg: RunConfig):
-    """Extract (or load from cache) the strategy library; returns `(library, rejection Counter)`."""
-    from .strategies import StrategyLibrary, extract_strategies
+    """Extract (or load from cache) the strategy library; returns `(library, rejection Counter)`.
+    The candidate and selection counts go to `selection.json` beside it (`strategy_selection`)."""
+    from .strategies import StrategyLibrary
+    from .strategy_select import extract_strategies
 
-    key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
-    folder = cache_dir(cfg, "strategies", key)
+    folder = _strategy_folder(cfg)
     if (folder / "library.jsonl").exists():
         library = StrategyLibrary.load(folder / "library.jsonl")
         if len(library):
             return library, Counter(io.read_json(folder / "report.json"))
         log.warning("cached strategy library %s is empty: extracting again", folder)
     from .grading import grader_for
-    from .strategy_extractor import extractor, extractor_name, limits_of
+    from .strategy_extractor import extractor, extractor_name, limits_of, selection_of
     from .strategy_yield import check_yield
 
-    train, examples = problems(cfg)["train"], {}
-    with grader_for(cfg) as grader, extractor(cfg, lambda: student_dir(cfg)) as complete:
+    train, examples, selection = problems(cfg)["train"], {}, Counter()
+    with grader_for(cfg) as grader, extractor(cfg, lambda: student_dir(cfg)) as ex:
         # a strategy is extracted only from a strong response graded correct
-        library, report = extract_strategies(train, complete, extractor=cfg.strategy.extractor, grader=grader,
-                                             examples=examples, **limits_of(cfg))
+        library, report = extract_strategies(train, ex.complete, sample=ex.sample, rank=ex.rank,
+                                             extractor=cfg.strategy.extractor, grader=grader, examples=examples,
+                                             stats=selection, **selection_of(cfg), **limits_of(cfg))
     check_yield(report, cfg.strategy.min_accepted_fraction, extractor_name(cfg), examples)
+    io.write_json(folder / "selection.json", dict(selection))
     library.save(folder / "library.jsonl")
     io.write_json(folder / "report.json", dict(report))
     return library, report
+
+
+def strategy_selection(cfg: RunConfig) -> Counter:
+    """The candidate and selection counts of the (cached) strategy library (`strategy_select`)."""
+    strategy_library(cfg)
+    return Counter(io.read_json(_strategy_folder(cfg) / "selection.json"))
+
+
+def _strategy_folder(cfg: RunConfig) -> Path:
+    key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
+    return cache_dir(cfg, "strategies", key)
 
 
 def train_data(cfg: RunConfig, size: str | None = None):

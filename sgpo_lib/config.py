@@ -97,9 +97,14 @@ class StrategyConfig:
     serve_model: str = ""
     serve_args: tuple[str, ...] = ()
     serve_timeout_s: float = 900.0
+    n_candidates: int = 5
+    select: Literal["rank", "first"] = "rank"
+    candidate_temperature: float = 0.7
 
     def __post_init__(self):
         _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
+        _check(self.n_candidates >= 1, "strategy.n_candidates", "must be >= 1 (1 = single shot)")
+        _check(self.candidate_temperature >= 0, "strategy.candidate_temperature", "must be >= 0")
         _check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction", "must be in [0, 1]")
         _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens", "and strategy.concurrency: >= 1")
         _check(self.serve == "none" or (self.extractor == "openai" and self.serve_model), "strategy.serve",

@@ -3,7 +3,8 @@
 Architecture.md, `rollout`: "an OpenAI-compatible client for an external strong model /
 extractor" (a local vLLM/SGLang server or a hosted API). `OpenAIClient.complete(messages_list)`
 returns one completion text per chat, in order, so it plugs straight into
-`sgpo_lib.strategies.extract_strategies` like any other `complete` callable.
+`sgpo_lib.strategy_select.extract_strategies` like any other `complete` callable;
+`sample(messages_list, n, temperature)` returns `n` per chat (its candidates).
 
 What it adds over a bare HTTP call: retries with exponential backoff on HTTP 429/5xx,
 timeouts and connection errors (honouring `Retry-After`), a simple requests-per-second limit
@@ -43,13 +44,16 @@ class RequestFailed(RuntimeError):
         self.reason = reason
 
 
-def _completion_text(body: dict) -> str:
-    """`choices[0].message.content` of an OpenAI chat response ("" when the model said nothing)."""
+def _completion_texts(body: dict) -> list[str]:
+    """`choices[i].message.content` of an OpenAI chat response, by index ("" when the model said nothing)."""
     try:
-        content = body["choices"][0]["message"].get("content")
+        choices = sorted(body["choices"], key=lambda c: c.get("index", 0))
+        texts = [c["message"].get("content") or "" for c in choices]
     except (KeyError, IndexError, TypeError, AttributeError) as e:
         raise RuntimeError(f"not an OpenAI chat completion response: {str(body)[:300]}") from e
-    return content or ""
+    if not texts:
+        raise RuntimeError(f"not an OpenAI chat completion response (no choices): {str(body)[:300]}")
+    return texts
 
 
 class OpenAIClient:
@@ -120,7 +124,7 @@ class OpenAIClient:
         except ValueError:  # an HTTP date instead of seconds
             return delay
 
-    def _post(self, request: dict) -> str:
+    def _post(self, request: dict) -> list[str]:
         """One completion, retrying transient failures; raises RuntimeError when it gives up."""
         import httpx
 
@@ -135,7 +139,7 @@ class OpenAIClient:
                 error = f"{type(e).__name__}: {e}"
             else:
                 if response.status_code == 200:
-                    return _completion_text(response.json())
+                    return _completion_texts(response.json())
                 error = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code not in RETRY_STATUS:
                     hint = f" (is ${self.api_key_env} set?)" if response.status_code in (401, 403) else ""
@@ -149,13 +153,15 @@ class OpenAIClient:
             time.sleep(delay)
             attempt += 1
 
-    def _complete_one(self, request: dict) -> str | RequestFailed:
+    def _complete_one(self, request: dict) -> list[str] | RequestFailed:
+        """The texts of all choices of one request (from the cache when there)."""
         path = self._cache_path(request)
         if path is not None and path.exists():
             self._count("cache_hits")
-            return read_json(path)["text"]
+            cached = read_json(path)
+            return cached["texts"] if "texts" in cached else [cached["text"]]
         try:
-            text = self._post(request)
+            texts = self._post(request)
         except RequestFailed as e:
             if not self.return_errors:
                 raise
@@ -163,17 +169,26 @@ class OpenAIClient:
             log.warning("%s", e)
             return e
         if path is not None:
-            write_json(path, {"request": request, "text": text})
-        return text
+            write_json(path, {"request": request, "texts": texts})
+        return texts
 
-    def complete(self, messages_list: list[list[dict]]) -> list[str | RequestFailed]:
-        """One completion text per chat-message list, in order (identical requests sent once);
-        a `RequestFailed` in place of a text only with `return_errors`."""
-        requests = [self._request(m) for m in messages_list]
+    def _run(self, requests: list[dict]) -> list[list[str] | RequestFailed]:
+        """All choices of each request, in order, `concurrency` at a time (identical requests sent once)."""
         unique = list({json.dumps(r, sort_keys=True): r for r in requests}.items())
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             texts = dict(zip((k for k, _ in unique), pool.map(self._complete_one, [r for _, r in unique])))
         return [texts[json.dumps(r, sort_keys=True)] for r in requests]
+
+    def complete(self, messages_list: list[list[dict]]) -> list[str | RequestFailed]:
+        """One completion text per chat-message list, in order (identical requests sent once);
+        a `RequestFailed` in place of a text only with `return_errors`."""
+        return [t if isinstance(t, RequestFailed) else t[0] for t in self._run([self._request(m) for m in messages_list])]
+
+    def sample(self, messages_list: list[list[dict]], n: int, temperature: float) -> list[list[str] | RequestFailed]:
+        """`n` completions per chat-message list at `temperature` (one request each, with the
+        API's `n`), in order; a server may return fewer. A `RequestFailed` in place of the list
+        only with `return_errors`."""
+        return self._run([{**self._request(m), "n": n, "temperature": temperature} for m in messages_list])
 
     __call__ = complete
 

@@ -2,7 +2,8 @@
 
 `Problem` is the one canonical problem record: toy-world problems and real benchmarks
 (MATH500, GSM8K, ...) are both `Problem`s, so nothing downstream can tell them apart except
-by `source`. `Strategy` is the schema of sgpo-method.md section 1. `Rollout` is one sampled
+by `source`. `Strategy` is the three-field schema of sgpo-method.md section 1 (v1 rows
+still load, see `fold_v1_fields`). `Rollout` is one sampled
 completion with everything the trainer needs (token ids, sampling log-probs, reward).
 
 All records round-trip through plain dicts (`to_dict` / `from_dict`) for JSONL storage;
@@ -60,41 +61,76 @@ class Problem:
         return _from_dict(cls, row, where)
 
 
+V1_STRATEGY_KEYS = frozenset({"name", "key_insight", "pitfalls"})
+
+
+def fold_v1_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The three §1 fields of a v1 strategy dict (name, key_insight, steps, pitfalls), such
+    that the v2 `Strategy.render()` equals the v1 rendering byte for byte.
+
+    `strategy` = name, a newline, "Key insight: " + key_insight; the pitfalls (stripped, empty
+    ones dropped, as v1 validation did) become a "Pitfalls: a; b" line at the end of the last
+    step. A partial row (a cut-off extractor answer) maps to a partial row: `strategy` only if
+    name and key_insight are both there, `steps` only if steps are; other keys pass through.
+
+    >>> fold_v1_fields({"name": "N", "key_insight": "K", "steps": ["a ", "b"], "pitfalls": ["p", " "]})
+    {'strategy': 'N\\nKey insight: K', 'steps': ['a', 'b\\nPitfalls: p']}
+    """
+    out = {k: v for k, v in row.items() if k not in V1_STRATEGY_KEYS | {"steps"}}
+    if "name" in row and "key_insight" in row:
+        out["strategy"] = f"{row['name'].strip()}\nKey insight: {row['key_insight'].strip()}"
+    if "steps" in row:
+        steps = [s.strip() for s in row["steps"]]
+        pitfalls = [p.strip() for p in row.get("pitfalls", []) if p.strip()]
+        if steps and pitfalls:
+            steps[-1] += "\nPitfalls: " + "; ".join(pitfalls)
+        out["steps"] = steps
+    return out
+
+
 @dataclass(frozen=True)
 class Strategy:
-    """A reusable strategy (sgpo-method.md section 1), plus its id and provenance.
+    """A reusable strategy with the three fields of sgpo-method.md section 1, its id and provenance.
 
-    `steps` and `pitfalls` are tuples so the record stays hashable and frozen.
+    `problem_type`: the kind of problem; `strategy`: the principle / theorem / technique;
+    `steps`: high-level procedural steps (no concrete computation, no answer), a tuple so the
+    record stays hashable and frozen. `render()` is the block of the guided prompt
+    (`problem_type` is not shown: it serves retrieval, as in v1). A v1 row (name, key_insight,
+    steps, pitfalls) loads through `fold_v1_fields` (`StrategyLibrary.load` warns, naming the file).
     """
 
     id: str
-    name: str
     problem_type: str
-    key_insight: str
+    strategy: str
     steps: tuple[str, ...]
-    pitfalls: tuple[str, ...] = ()
     source_problem_id: str = ""
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "steps", tuple(self.steps))
-        object.__setattr__(self, "pitfalls", tuple(self.pitfalls))
 
     def render(self) -> str:
         """The strategy block put in the guided prompt (plain text, no ids)."""
-        lines = [f"Strategy: {self.name}", f"Key insight: {self.key_insight}", "Steps:"]
+        lines = [f"Strategy: {self.strategy}", "Steps:"]
         lines += [f"{i}. {s}" for i, s in enumerate(self.steps, 1)]
-        if self.pitfalls:
-            lines.append("Pitfalls: " + "; ".join(self.pitfalls))
         return "\n".join(lines)
+
+    def fields(self) -> dict[str, Any]:
+        """The three §1 fields as a JSON-ready dict."""
+        return {"problem_type": self.problem_type, "strategy": self.strategy, "steps": list(self.steps)}
 
     def to_dict(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
-        row["steps"], row["pitfalls"] = list(self.steps), list(self.pitfalls)
+        row["steps"] = list(self.steps)
         return row
 
     @classmethod
     def from_dict(cls, row: dict[str, Any], where: str = "") -> "Strategy":
+        v1 = sorted(V1_STRATEGY_KEYS & set(row))
+        if v1:
+            if "strategy" in row:
+                raise ValueError(f"{where}Strategy: has both the v1 keys {v1} and the v2 key 'strategy'")
+            row = fold_v1_fields(row)
         return _from_dict(cls, row, where)
 
 

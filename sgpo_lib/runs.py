@@ -283,7 +283,7 @@ def write_completions(run_dir: Path, step: int, paired, strategy_for, suffix: st
 
 
 def _strategy_text(strategy) -> str:
-    return f"{strategy.name}: {strategy.key_insight}" if strategy is not None else ""
+    return strategy.strategy if strategy is not None else ""
 
 
 def read_completions(run_dir: Path, last: int = 1):

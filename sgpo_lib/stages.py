@@ -73,14 +73,19 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
 
 
 def extract(cfg: RunConfig, run_dir: Path) -> dict:
-    """The strategy library (copied into the run folder) and the rejection counts by reason."""
+    """The strategy library (copied into the run folder), the outcome per problem by reason, and
+    the candidate / selection counts (`strategy_select`)."""
     library, report = assets.strategy_library(cfg)
+    selection = assets.strategy_selection(cfg)
     library.save(run_dir / "strategies.jsonl")
     io.write_json(run_dir / "strategy_report.json", dict(report))
-    table = pd.DataFrame([{"id": s.id, "problem_type": s.problem_type, "name": s.name, "key_insight": s.key_insight,
-                           "steps": len(s.steps)} for s in library])
+    io.write_json(run_dir / "strategy_selection.json", dict(selection))
+    table = pd.DataFrame([{"id": s.id, "problem_type": s.problem_type, "strategy": s.strategy, "steps": len(s.steps),
+                           "candidate": s.provenance.get("candidate"), "selected": s.provenance.get("selected")}
+                          for s in library])
     return {"library": library, "table": table,
-            "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False)}
+            "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False),
+            "selection": pd.Series(dict(selection), name="count", dtype=int).sort_index()}
 
 
 def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):

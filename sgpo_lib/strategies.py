@@ -1,11 +1,12 @@
 """Strategy extraction, validation and the strategy library (sgpo-method.md §1).
 
-An extractor LLM reads a problem and a strong model's correct solution and returns JSON with
-the §1 schema. `extract_strategies` sends the prompts through any `complete` callable
-(`OpenAIClient`, a local generator, or the toy world's offline extractor: all return
-raw text), and `parse_strategy` turns each raw completion into a `Strategy` or a `Rejection`
-with a reason. Rejections are counted and logged, never silently dropped. Every limit is a
-keyword argument (a `StrategyLimits` field, e.g. `max_steps=5`), so a config can set it.
+An extractor LLM reads a problem and a strong model's correct solution (`extraction_messages`)
+and returns JSON with the three §1 fields: `problem_type`, `strategy` (the principle /
+theorem / technique) and procedural `steps` (high level, no computation, no answer); other
+keys are ignored. `parse_strategy` turns each raw completion into a `Strategy` or a
+`Rejection` with a reason; `strategy_select.extract_strategies` sends the prompts, samples the
+candidates and selects one per problem. Every limit is a keyword argument (a
+`StrategyLimits` field, e.g. `max_steps=5`), so a config can set it.
 
 Validation, in order: JSON repair (prose or code fences around the object, trailing commas,
 truncated output closed at the last complete value; raw control characters such as newlines
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from .io import read_jsonl, write_jsonl
-from .records import Problem, Strategy
+from .records import V1_STRATEGY_KEYS, Problem, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,13 @@ EXTRACTION_SYSTEM = (
 )
 EXTRACTION_TEMPLATE = """Below is a problem and a correct solution written by a strong solver.
 Describe the general strategy behind the solution so that a weaker solver could apply it to
-other problems of the same type. Be abstract: do not state the final answer and do not copy
-numbers from this particular problem.
+other problems of the same type. Be abstract: do not state the final answer, do not copy
+numbers from this particular problem and do not carry out any computation.
 
 Return exactly this JSON schema (all values plain text):
-{{"name": "short name of the strategy",
- "problem_type": "the kind of problem it applies to",
- "key_insight": "one sentence",
- "steps": ["{min_steps} to {max_steps} abstract steps, no numbers from this instance"],
- "pitfalls": ["common mistakes to avoid"]}}
+{{"problem_type": "the kind of problem it applies to",
+ "strategy": "the principle, theorem or technique that solves it, in one or two sentences",
+ "steps": ["{min_steps} to {max_steps} high-level procedural steps: no concrete computation, no numbers from this instance, no answer"]}}
 
 Problem:
 {problem}
@@ -63,7 +62,7 @@ Problem:
 Solution:
 {solution}"""
 
-_STR_FIELDS = ("name", "problem_type", "key_insight")
+_STR_FIELDS = ("problem_type", "strategy")
 _NUMBER_RE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d])")
 _LEAK_NOISE_RE = re.compile(r"\s+|\$|\\left|\\right|\\,|\\!")
 _WORD_RE = re.compile(r"[a-z]{3,}")
@@ -77,12 +76,9 @@ class StrategyLimits:
 
     min_steps: int = 3
     max_steps: int = 6
-    max_name_chars: int = 80
     max_type_chars: int = 80
-    max_insight_chars: int = 400
+    max_strategy_chars: int = 400
     max_step_chars: int = 400
-    max_pitfalls: int = 6
-    max_pitfall_chars: int = 400
     max_chars: int = 1200
     max_copied_numbers: int = 1
     generic_numbers: tuple[str, ...] = ("0", "1", "2")
@@ -201,24 +197,19 @@ def _check_fields(obj: dict, limits: StrategyLimits) -> Rejection | None:
     for key in _STR_FIELDS:
         if not isinstance(obj[key], str):
             return Rejection("wrong_type", f"{key} must be a string, got {type(obj[key]).__name__}")
-    for key in ("steps", "pitfalls"):
-        value = obj.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return Rejection("wrong_type", f"{key} must be a list of strings")
+    if not isinstance(obj["steps"], list) or not all(isinstance(v, str) for v in obj["steps"]):
+        return Rejection("wrong_type", "steps must be a list of strings")
     if any(not obj[k].strip() for k in _STR_FIELDS) or any(not s.strip() for s in obj["steps"]):
         return Rejection("empty_field", "a field or step is empty")
     if not limits.min_steps <= len(obj["steps"]) <= limits.max_steps:
         return Rejection("step_count", f"{len(obj['steps'])} steps, need {limits.min_steps}-{limits.max_steps}")
-    if len(obj.get("pitfalls", [])) > limits.max_pitfalls:
-        return Rejection("too_long", f"{len(obj['pitfalls'])} pitfalls > {limits.max_pitfalls}")
     return _check_lengths(obj, limits)
 
 
 def _check_lengths(obj: dict, limits: StrategyLimits) -> Rejection | None:
-    sized = [("name", obj["name"], limits.max_name_chars), ("problem_type", obj["problem_type"], limits.max_type_chars),
-             ("key_insight", obj["key_insight"], limits.max_insight_chars)]
+    sized = [("problem_type", obj["problem_type"], limits.max_type_chars),
+             ("strategy", obj["strategy"], limits.max_strategy_chars)]
     sized += [("steps", s, limits.max_step_chars) for s in obj["steps"]]
-    sized += [("pitfalls", s, limits.max_pitfall_chars) for s in obj.get("pitfalls", [])]
     for key, text, limit in sized:
         if len(text) > limit:
             return Rejection("too_long", f"{key}: {len(text)} chars > {limit}")
@@ -272,76 +263,13 @@ def parse_strategy(raw: str, problem: Problem, *, extractor: str = "unknown", **
     if bad:
         return bad
     fields = {k: obj[k].strip() for k in _STR_FIELDS}
-    steps, pitfalls = [s.strip() for s in obj["steps"]], [s.strip() for s in obj.get("pitfalls", []) if s.strip()]
-    leak = _leak("\n".join([*fields.values(), *steps, *pitfalls]), problem, limits)
+    steps = [s.strip() for s in obj["steps"]]
+    leak = _leak("\n".join([*fields.values(), *steps]), problem, limits)
     if leak:
         return leak
     raw_sha = hashlib.sha256(raw.encode()).hexdigest()
     provenance = {"extractor": extractor, "source": problem.source, "raw_sha256": raw_sha, "repaired": repaired}
-    return Strategy(id=f"{problem.id}#{raw_sha[:10]}", steps=tuple(steps), pitfalls=tuple(pitfalls),
-                    source_problem_id=problem.id, provenance=provenance, **fields)
-
-
-def _batches(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _usable(problems: Iterable[Problem], grader, counts: Counter) -> list[Problem]:
-    """Problems with a strong response (that `grader`, if given, marks correct)."""
-    usable = []
-    for p in problems:
-        if p.strong_response:
-            usable.append(p)
-        else:
-            counts["no_strong_response"] += 1
-            log.info("strategy extraction: %s has no strong response", p.id)
-    if grader is None or not usable:
-        return usable
-    grades = grader.grade_many([p.strong_response for p in usable], usable)
-    for p, g in zip(usable, grades):
-        if g.reward < 1.0:
-            counts["strong_response_wrong"] += 1
-            log.info("strategy extraction: strong response of %s graded %s (%s)", p.id, g.reason, g.pred)
-    return [p for p, g in zip(usable, grades) if g.reward == 1.0]
-
-
-def extract_strategies(problems: Iterable[Problem], complete: CompleteFn, *, extractor: str = "extractor",
-                       batch_size: int = 64, grader=None, examples: dict[str, str] | None = None,
-                       **limits: Any) -> tuple["StrategyLibrary", Counter]:
-    """Extract, validate and collect one strategy per problem (sgpo-method.md §1).
-
-    `complete` maps a list of chat-message lists to raw completions; an exception in place of a
-    completion (a request the server refused, e.g. `openai_client.RequestFailed`) is a
-    rejection with the exception's `reason` (default "request_failed"). `grader`
-    (a `sgpo_lib.grading.Grader`) optionally re-checks that each strong response is correct.
-    `limits` are `StrategyLimits` fields. Returns the library and a Counter with "accepted"
-    and one key per rejection reason; `examples`, if given, receives the first detail of each.
-    """
-    make_limits(**limits)
-    counts: Counter = Counter()
-    library = StrategyLibrary()
-    for batch in _batches(_usable(problems, grader, counts), batch_size):
-        raws = complete([extraction_messages(p, **limits) for p in batch])
-        if len(raws) != len(batch):
-            raise ValueError(f"extract_strategies: complete() returned {len(raws)} texts for {len(batch)} prompts")
-        for problem, raw in zip(batch, raws):
-            if isinstance(raw, Exception):
-                result = Rejection(getattr(raw, "reason", "request_failed"), str(raw))
-            else:
-                result = parse_strategy(raw, problem, extractor=extractor, **limits)
-            if isinstance(result, Strategy) and result.id in library:
-                result = Rejection("duplicate", f"strategy {result.id} already extracted")
-            if isinstance(result, Rejection):
-                counts[result.reason] += 1
-                if examples is not None:
-                    examples.setdefault(result.reason, f"{problem.id}: {result.detail}")
-                log.info("strategy for %s rejected: %s (%s)", problem.id, result.reason, result.detail)
-            else:
-                library.add(result)
-                counts["accepted"] += 1
-    log.info("strategy extraction by %s: %s", extractor, dict(counts))
-    return library, counts
+    return Strategy(id=f"{problem.id}#{raw_sha[:10]}", steps=tuple(steps), source_problem_id=problem.id, provenance=provenance, **fields)
 
 
 def _words(text: str) -> set[str]:
@@ -387,6 +315,10 @@ class StrategyLibrary:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StrategyLibrary":
         rows = read_jsonl(path)
+        v1 = [i for i, row in enumerate(rows, 1) if V1_STRATEGY_KEYS & set(row)]
+        if v1:
+            log.warning("%s: %d v1 strategy rows (first: row %d) read as strategy = name + 'Key insight: ...', "
+                        "the pitfalls ending the last step (records.fold_v1_fields)", path, len(v1), v1[0])
         return cls(Strategy.from_dict(row, where=f"{path} row {i}: ") for i, row in enumerate(rows, 1))
 
     def problem_type_of(self, problem: Problem) -> str | None:

@@ -28,6 +28,8 @@ FIXES = {
     "http_400": "the server refused requests (often: prompt plus strategy.max_tokens longer than its context): "
                 "serve with a longer context, lower strategy.max_tokens, or use shorter strong responses",
     "http_404": "the server does not know the model: strategy.extractor_model must equal the served model name",
+    "missing_candidate": "the server returned fewer candidates than strategy.n_candidates (it may not support the "
+                         "API's n): set strategy.n_candidates: 1",
 }
 DEFAULT_FIX = "see the rejection details in the log (logger sgpo_lib.strategies)"
 

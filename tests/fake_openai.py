@@ -1,7 +1,9 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1 for tests (real HTTP, real httpx client).
 
 `FakeOpenAIServer(script, delay_s, content)`: POST /v1/chat/completions answers
-`content(request body)`; `script` gives the status codes of the first requests (then 200).
+`content(request body)` (a text, or a list of texts: one choice each; a text is repeated for
+the request's `n`); `script` gives the status codes of the first requests (then 200).
+`max_in_flight` is the most requests it served at once.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ def _echo(body: dict) -> str:
     return "echo: " + body["messages"][-1]["content"]
 
 
+def _choices(content, n: int) -> list[dict]:
+    texts = content if isinstance(content, list) else [content] * n
+    return [{"index": i, "message": {"role": "assistant", "content": t}} for i, t in enumerate(texts)]
+
+
 class FakeOpenAIServer:
     """Answers POST /v1/chat/completions with `content(request body)` ("echo: <last message>");
     `script` gives the status codes of the first requests (then 200); `hits` counts requests."""
 
     def __init__(self, script=(), delay_s=0.0, content=_echo):
         self.script, self.delay_s, self.hits, self.bodies = list(script), delay_s, 0, []
+        self.in_flight = self.max_in_flight = 0
         self.content = content
         self.lock = threading.Lock()
         server = self
@@ -33,9 +41,12 @@ class FakeOpenAIServer:
                     server.hits += 1
                     server.bodies.append((self.path, dict(self.headers), body))
                     status = server.script.pop(0) if server.script else 200
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 time.sleep(server.delay_s)
-                reply = {"error": "busy"} if status != 200 else {
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": server.content(body)}}]}
+                with server.lock:
+                    server.in_flight -= 1
+                reply = {"error": "busy"} if status != 200 else {"choices": _choices(server.content(body), body.get("n", 1))}
                 data = json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

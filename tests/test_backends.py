@@ -16,7 +16,7 @@ from sgpo_lib.trainer import TrainData
 
 PROBLEMS = [Problem(id=f"t/{i}", problem=f"What is {i} + {i}?", answer=str(2 * i), source="t", split="train",
                     answer_kind="exact") for i in range(2)]
-STRATEGY = Strategy(id="s#1", name="double", problem_type="sum", key_insight="Add it to itself.",
+STRATEGY = Strategy(id="s#1", problem_type="sum", strategy="Add it to itself.",
                     steps=("Read it.", "Add.", "Check."), source_problem_id="t/0")
 SENTINEL = "cpu:0"  # a device string torch accepts, but not the default "cpu"
 

@@ -74,12 +74,22 @@ def test_gives_up_and_hard_errors():
 
 def test_plugs_into_extract_strategies():
     from sgpo_lib.records import Problem
-    from sgpo_lib.strategies import extract_strategies
+    from sgpo_lib.strategy_select import extract_strategies
 
-    strategy = {"name": "n", "problem_type": "t", "key_insight": "k", "steps": ["a", "b", "c"]}
+    strategy = {"problem_type": "t", "strategy": "k", "steps": ["a", "b", "c"]}
     problem = Problem(id="p", problem="2+3?", answer="5", source="s", split="train", strong_response="5")
     with _Server(content=lambda body: "```json\n" + json.dumps(strategy) + "\n```") as server:
         with OpenAIClient(server.url, "m", api_key_env=None) as client:
             library, counts = extract_strategies([problem], client.complete, extractor=client.name)
     assert counts == {"accepted": 1}
     assert next(iter(library)).provenance["extractor"] == "openai:m"
+
+
+def test_sample_returns_n_choices_per_chat_and_caches_them(tmp_path):
+    with _Server(content=lambda body: [f"{body['messages'][-1]['content']}#{i}" for i in range(body.get("n", 1))]) as server:
+        with OpenAIClient(server.url, "m", api_key_env=None, cache_dir=tmp_path, concurrency=2) as client:
+            first = client.sample(_chats(3), 2, temperature=0.7)
+            assert first == [["q0#0", "q0#1"], ["q1#0", "q1#1"], ["q2#0", "q2#1"]] and server.hits == 3
+            assert {(b["n"], b["temperature"]) for _, _, b in server.bodies} == {(2, 0.7)}
+            assert client.sample(_chats(3), 2, temperature=0.7) == first and server.hits == 3  # cached
+            assert client.complete(_chats(1)) == ["q0#0"]  # a plain request (no n) takes the first choice

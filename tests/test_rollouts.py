@@ -13,7 +13,7 @@ from sgpo_lib.rollouts import STATS_COLUMNS, load_rollouts, prompt_seed, sample_
 from sgpo_lib.seeding import derive_seed
 
 PROBLEMS = [Problem(f"toy/p{i}", f"What is {i} + 40?", str(i + 40), "toy/add", "train") for i in range(3)]
-STRATEGY = Strategy("s1", "Add tens first", "addition", "Split into tens and units.", ("Add tens.", "Add units."))
+STRATEGY = Strategy("s1", "addition", "Add tens first: split into tens and units.", ("Add tens.", "Add units."))
 
 
 class FakeGenerator:

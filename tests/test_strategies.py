@@ -10,18 +10,17 @@ from collections import Counter
 import pytest
 
 from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.strategies import (Rejection, StrategyLibrary, extract_strategies, extraction_messages,
-                                 make_limits, parse_strategy, repair_json)
+from sgpo_lib.strategies import (Rejection, StrategyLibrary, extraction_messages, make_limits, parse_strategy,
+                                 repair_json)
+from sgpo_lib.strategy_select import extract_strategies
 
 PROBLEM = Problem(id="p1", problem="What is the remainder when 1234 * 5678 is divided by 97?", answer="41",
                   source="toy/remainder", split="train", strong_response="1234*5678 = 7006652, mod 97 = 41.")
 GOOD = {
-    "name": "Reduce before multiplying",
     "problem_type": "modular arithmetic",
-    "key_insight": "Remainders can be taken before multiplying, which keeps numbers small.",
+    "strategy": "Remainders can be taken before multiplying, which keeps numbers small.",
     "steps": ["Reduce each factor modulo the divisor.", "Multiply the small remainders.",
-              "Reduce the product modulo the divisor again."],
-    "pitfalls": ["Forgetting the final reduction."],
+              "Reduce the product modulo the divisor again, not forgetting the final reduction."],
 }
 
 
@@ -48,7 +47,7 @@ def test_clean_json_is_accepted_with_provenance():
 def test_repaired_outputs_are_accepted(raw):
     s = parse_strategy(raw, PROBLEM)
     assert isinstance(s, Strategy), s
-    assert s.provenance["repaired"] is True and s.name == GOOD["name"]
+    assert s.provenance["repaired"] is True and s.strategy == GOOD["strategy"]
 
 
 def test_raw_newlines_inside_strings_are_read():
@@ -59,9 +58,9 @@ def test_raw_newlines_inside_strings_are_read():
 
 def test_truncated_json_is_closed():
     raw = _raw()
-    cut_in_pitfall = raw[: raw.index("final reduction")]
-    s = parse_strategy(cut_in_pitfall, PROBLEM)
-    assert isinstance(s, Strategy) and s.pitfalls == ("Forgetting the",)
+    cut_in_last_step = raw[: raw.index("final reduction")]
+    s = parse_strategy(cut_in_last_step, PROBLEM)
+    assert isinstance(s, Strategy) and s.steps[-1] == "Reduce the product modulo the divisor again, not forgetting the"
     cut_in_steps = raw[: raw.index("Multiply the small") + 5]
     assert parse_strategy(cut_in_steps, PROBLEM) == Rejection("step_count", "2 steps, need 3-6")
     assert repair_json('{"a": 1, "b": {"c": [1, 2')[0] == {"a": 1, "b": {"c": [1, 2]}}
@@ -75,17 +74,18 @@ def test_truncated_json_is_closed():
     ("{this is not json}", "invalid_json"),
     ("```json\n[1, 2, 3]\n```", "invalid_json"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "steps"}), "missing_field"),
-    (json.dumps({k: v for k, v in GOOD.items() if k != "key_insight"}), "missing_field"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "strategy"}), "missing_field"),
+    (json.dumps({"name": "n", "problem_type": "t", "key_insight": "k", "steps": ["a", "b", "c"]}), "missing_field"),
     (_raw(steps="Reduce, multiply, reduce."), "wrong_type"),
-    (_raw(name=["a", "b"]), "wrong_type"),
+    (_raw(strategy=["a", "b"]), "wrong_type"),
     (_raw(steps=["a", 2, "c"]), "wrong_type"),
-    (_raw(pitfalls="none"), "wrong_type"),
-    (_raw(name="  "), "empty_field"),
+    (_raw(strategy="  "), "empty_field"),
     (_raw(steps=GOOD["steps"][:2]), "step_count"),
     (_raw(steps=GOOD["steps"] * 3), "step_count"),
-    (_raw(key_insight="x" * 401), "too_long"),
+    (_raw(strategy="x" * 401), "too_long"),
+    (_raw(problem_type="x" * 81), "too_long"),
     (_raw(steps=["y" * 390] * 3 + ["z" * 390]), "too_long"),
-    (_raw(key_insight="The remainder is 41 in the end."), "answer_leak"),
+    (_raw(strategy="The remainder is 41 in the end."), "answer_leak"),
     (_raw(steps=GOOD["steps"] + ["Compute 1234 mod 97 and 5678 mod 97."]), "number_leak"),
     (_raw(steps=GOOD["steps"] + ["Compute 1,234 times 5,678."]), "number_leak"),
 ])
@@ -102,7 +102,7 @@ def test_leak_check_limits():
     small_answer = Problem(id="p2", problem="What is 17 mod 5?", answer="2", source="t", split="train")
     assert isinstance(parse_strategy(generic, small_answer), Strategy)  # 2 is a generic number
     latex = Problem(id="p3", problem="Simplify 91/26.", answer="\\frac{7}{2}", source="t", split="train")
-    leak = _raw(key_insight="It simplifies to $\\frac{7}{ 2}$.")
+    leak = _raw(strategy="It simplifies to $\\frac{7}{ 2}$.")
     assert parse_strategy(leak, latex).reason == "answer_leak"
     with pytest.raises(ValueError, match="unknown strategy limits"):
         make_limits(max_stepz=3)
@@ -111,15 +111,16 @@ def test_leak_check_limits():
 def test_extraction_prompt_asks_for_the_schema():
     system, user = extraction_messages(PROBLEM, min_steps=2, max_steps=4)
     assert system["role"] == "system" and user["role"] == "user"
-    for text in ('"problem_type"', '"key_insight"', '"steps"', '"pitfalls"', "2 to 4", PROBLEM.problem,
-                 PROBLEM.strong_response):
+    for text in ('"problem_type"', '"strategy"', '"steps"', "principle, theorem or technique", "no concrete computation",
+                 "2 to 4", PROBLEM.problem, PROBLEM.strong_response):
         assert text in user["content"]
+    assert '"key_insight"' not in user["content"] and '"pitfalls"' not in user["content"]
 
 
 def _library(*specs) -> StrategyLibrary:
     lib = StrategyLibrary()
     for sid, ptype, words, source in specs:
-        lib.add(Strategy(id=sid, name=words, problem_type=ptype, key_insight=words, steps=(words,) * 3,
+        lib.add(Strategy(id=sid, problem_type=ptype, strategy=words, steps=(words,) * 3,
                          source_problem_id=sid.split("#")[0], provenance={"source": source}))
     return lib
 
@@ -129,7 +130,7 @@ def test_extract_strategies_counts_every_outcome(caplog):
                                     split="train", strong_response="3 + 4 = 7") for i in range(4)]
     problems.append(Problem(id="none", problem="?", answer="1", source="t", split="train"))
     outputs = {"p1": _raw(), "q0": "```json\n" + _raw() + "\n```", "q1": _raw(steps=["a"]),
-               "q2": "Sorry.", "q3": _raw(key_insight="gives 7")}
+               "q2": "Sorry.", "q3": _raw(strategy="gives 7")}
     seen = []
 
     def complete(messages_list):
@@ -138,7 +139,7 @@ def test_extract_strategies_counts_every_outcome(caplog):
                for m in messages_list]
         return [outputs[i] for i in ids]
 
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.strategies"):
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.strategy_select"):
         library, counts = extract_strategies(problems, complete, extractor="fake", batch_size=2)
     assert counts == Counter(accepted=2, step_count=1, invalid_json=1, answer_leak=1, no_strong_response=1)
     assert seen == [2, 2, 1]
@@ -187,6 +188,10 @@ def test_library_rejects_duplicates_and_bad_rows(tmp_path):
     with pytest.raises(ValueError, match="duplicate strategy id"):
         lib.add(lib.get("a#1"))
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps({"id": "x", "name": "n"}) + "\n")
+    path.write_text(json.dumps({"id": "x", "strategy": "n"}) + "\n")
     with pytest.raises(ValueError, match="row 1: Strategy: missing keys"):
+        StrategyLibrary.load(path)
+    path.write_text(json.dumps({"id": "x", "name": "n", "key_insight": "k", "strategy": "s", "steps": [],
+                                "problem_type": "t"}) + "\n")
+    with pytest.raises(ValueError, match="bad.jsonl row 1: Strategy: has both the v1 keys"):
         StrategyLibrary.load(path)

@@ -16,7 +16,7 @@ from sgpo_lib.openai_client import OpenAIClient, RequestFailed
 from sgpo_lib.records import Problem
 from sgpo_lib.strategy_yield import ExtractionError, check_yield
 
-GOOD = json.dumps({"name": "Add the parts", "problem_type": "sum", "key_insight": "Sum term by term.",
+GOOD = json.dumps({"problem_type": "sum", "strategy": "Add the parts term by term.",
                    "steps": ["List the terms.", "Add them in order.", "Check the total."]})
 PROBLEMS = [Problem(id=f"s/{i}", problem=f"Problem {i}: add {i + 10} and {i + 20}.", answer=str(2 * i + 30),
                     source="s", split="train", strong_response=f"So the sum is \\boxed{{{2 * i + 30}}}.")
@@ -32,6 +32,7 @@ def run_env(tmp_path, monkeypatch):
 
 
 def _cfg(url: str, **strategy) -> RunConfig:
+    strategy = {"n_candidates": 1, **strategy}  # v1's single shot; candidates: test_strategies_select
     return RunConfig(strategy=StrategyConfig(extractor="openai", base_url=url, extractor_model="served-name",
                                              api_key_env=None, **strategy))
 

@@ -119,8 +119,8 @@ def test_canonical_strategies_are_abstract_and_well_formed(world):
         assert [s.id.rsplit("/", 1)[1] for s in items] == list(get_family(family).strategy_keys)
         for s in items:
             assert isinstance(s, Strategy) and s.problem_type == family
-            assert 3 <= len(s.steps) <= 6 and s.pitfalls
-            text = " ".join([s.name, s.key_insight, *s.steps, *s.pitfalls])
+            assert 3 <= len(s.steps) <= 6 and "\nKey insight: " in s.strategy and "\nPitfalls: " in s.steps[-1]
+            text = " ".join([s.problem_type, s.strategy, *s.steps])
             assert not re.search(r"\d", text), text  # no digit at all, so no number of any instance
 
 
@@ -148,10 +148,11 @@ def test_extractor_recovers_the_strategy_of_each_strong_response(world):
     assert len(replies) == len(problems)
     for p, reply in zip(problems, replies):
         row = parse_reply(reply)
-        assert set(row) == {"name", "problem_type", "key_insight", "steps", "pitfalls"}
+        assert set(row) == {"problem_type", "strategy", "steps"}
         assert row["problem_type"] == p.meta["family"]
-        assert row["name"] in WORDINGS[p.meta["family"]][p.meta["strategy"]]["name"], (p.id, row)
-    assert len({parse_reply(r)["name"] for r in replies}) > len(SMALL.families) * 2  # wording varies
+        name = row["strategy"].split("\n")[0]
+        assert name in WORDINGS[p.meta["family"]][p.meta["strategy"]]["name"], (p.id, row)
+    assert len({parse_reply(r)["strategy"] for r in replies}) > len(SMALL.families) * 2  # wording varies
     assert any(r.startswith("```json") for r in replies) and any(r.startswith("{") for r in replies)
 
 

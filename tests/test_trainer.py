@@ -38,7 +38,7 @@ class ParityGrader:
 def make_data(model_dir) -> TrainData:
     problems = [Problem(f"p{i}", f"What is {i} plus {i}?", str(2 * i), "toy/add", "train", "exact") for i in range(6)]
     test = [Problem(f"t{i}", f"What is {i} times 2?", str(2 * i), "toy/add", "test", "exact") for i in range(2)]
-    strategy = Strategy("s1", "double", "add", "Adding a number to itself doubles it.", ("Read.", "Double.", "Answer."))
+    strategy = Strategy("s1", "add", "Adding a number to itself doubles it.", ("Read.", "Double.", "Answer."))
     for p in problems:
         object.__setattr__(p, "strong_response", f"{p.answer} \\boxed{{{p.answer}}}")
     return TrainData(model_dir, problems, test, lambda p: strategy)

@@ -1,7 +1,9 @@
 """The toy world's strategies, with a pool of paraphrases for each field.
 
-A strategy here is the schema of sgpo-method.md section 1 (name, problem_type, key_insight,
-3-6 steps, pitfalls). The *canonical* wording (the first paraphrase of every field) is what
+A strategy here is written in v1's fields (name, key_insight, 3-6 steps, pitfalls) and stored
+in the three fields of sgpo-method.md section 1 by `records.fold_v1_fields` (strategy = name
+and key insight; the pitfalls end the last step), so the guided prompt text is exactly v1's and
+the toy students pretrained on it need no new pretraining. The *canonical* wording (the first paraphrase of every field) is what
 `family_strategies()` returns, for the oracle and for evaluation. The offline extractor and
 the guided pretraining examples draw any combination of paraphrases, the way a real
 extractor LLM words the same procedure differently from one response to the next, so the
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import random
 
-from ..records import Strategy
+from ..records import Strategy, fold_v1_fields
 
 # family -> strategy key -> field -> paraphrases (steps: a list of alternative step lists).
 WORDINGS: dict[str, dict[str, dict[str, list]]] = {
@@ -103,8 +105,8 @@ WORDINGS: dict[str, dict[str, dict[str, list]]] = {
 }
 
 
-def strategy_fields(family: str, key: str, rng: random.Random | None = None) -> dict:
-    """The schema fields of one strategy: canonical wording, or paraphrases drawn with `rng`."""
+def v1_fields(family: str, key: str, rng: random.Random | None = None) -> dict:
+    """The v1 fields of one strategy: canonical wording, or paraphrases drawn with `rng`."""
     pool = WORDINGS[family][key]
     pick = (lambda options: options[0]) if rng is None else rng.choice
     return {
@@ -114,6 +116,11 @@ def strategy_fields(family: str, key: str, rng: random.Random | None = None) -> 
         "steps": list(pick(pool["steps"])),
         "pitfalls": list(pick(pool["pitfalls"])),
     }
+
+
+def strategy_fields(family: str, key: str, rng: random.Random | None = None) -> dict:
+    """The three §1 fields of one strategy (`v1_fields` folded; the same draws from `rng`)."""
+    return fold_v1_fields(v1_fields(family, key, rng))
 
 
 def strategy_id(family: str, key: str) -> str:
