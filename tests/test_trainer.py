@@ -21,7 +21,7 @@ model: {{source: hf, name_or_path: "{model}", lora: {{r: 4, alpha: 8}}}}
 rollout: {{n_autonomous: 3, n_guided: 2, max_new_tokens: 6, batch_size: 16}}
 train: {{steps: {steps}, batch_problems: 2, lr: 0.05, micro_batch_size: 3, checkpoint_every: 1}}
 eval: {{every: 100, k: 2, max_problems: 2, splits: [test]}}
-distill: {{on: all, weighting: constant}}
+distill: {{target: all, weighting: constant}}
 """
 
 
@@ -50,7 +50,7 @@ def params_file(tmp_path, model_dir, steps=2):
     return path
 
 
-@pytest.mark.parametrize("method", ["sgpo", "grpo", "sft", "hybrid"])
+@pytest.mark.parametrize("method", ["sgpo", "grpo", "sft", "luffy", "hpt", "sft_grpo"])
 def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"train.method": method})
     trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
