@@ -118,9 +118,43 @@ def group_seqs(method: str, prompt_ids: list[int], auto: list, strong: Optional[
     return out + [Seq("off", strong.prompt_ids, strong.completion_ids, advantage=a) for a in adv[len(auto):]]
 
 
+def instance_weights(stats, distill_cfg, alpha: losses.PassGapAlpha, step: int) -> tuple[torch.Tensor, list[dict]]:
+    """alpha(x) per problem of `stats` (indexed by problem_id: p_auto, p_guided (NaN: no strategy),
+    n_guided), section 5. `pass_gap` updates the state `alpha` on the problems with guided rollouts
+    (the others keep theirs and are never distilled); the other weightings are stateless.
+    Returns (w_P float64 (P,), the step's `alpha.jsonl` rows `{step, problem_id, alpha, p_auto, p_guided}`).
+    """
+    d, has_P = distill_cfg, torch.tensor((stats["n_guided"] > 0).values)
+    p_auto_P = torch.tensor(stats["p_auto"].values)
+    p_guided_P = torch.tensor(stats["p_guided"].fillna(0.0).values)  # NaN = no strategy: never distilled
+    if d.weighting != "pass_gap":
+        w_P = losses.guidance_weights(p_auto_P, p_guided_P, d.weighting, d.gamma, d.alpha0, d.alpha_max)
+    else:
+        alpha.update([i for i, h in zip(stats.index, has_P.tolist()) if h], p_auto_P[has_P], p_guided_P[has_P])
+        w_P = torch.tensor([alpha.alpha.get(i, d.alpha0) for i in stats.index], dtype=torch.float64)
+    rows = [{"step": step, "problem_id": i, "alpha": w, "p_auto": pa, "p_guided": pg if h else None}
+            for i, w, pa, pg, h in zip(stats.index, w_P.tolist(), p_auto_P.tolist(), p_guided_P.tolist(), has_P.tolist())]
+    return w_P, rows
+
+
 def is_distill_candidate(reward: float, target: str) -> bool:
     """Whether a guided rollout may be distilled: any with `distill.target: all`, else correct ones."""
     return target == "all" or reward > losses.CORRECT_REWARD_THRESHOLD
+
+
+def distill_seqs(paired, tokens, weight_of: dict[str, float], target: str) -> list[Seq]:
+    """The `distill` candidates of a step's paired rollouts: non-empty guided rollouts that
+    `is_distill_candidate`; the student reads the unguided prompt, the teacher the guided one
+    (`tokens`: text -> token ids). `select_one` narrows them later (`select_targets`)."""
+    out = []
+    for p, unguided, guided in zip(paired.problems, paired.prompts_unguided, paired.prompts_guided):
+        student_ids, teacher_ids = tokens(unguided), (tokens(guided) if guided is not None else None)
+        for r in paired.group(p.id, guided=True):
+            if is_distill_candidate(r.reward, target) and r.token_ids:
+                out.append(Seq("distill", student_ids, r.token_ids, weight=weight_of[p.id], teacher_prompt_ids=teacher_ids,
+                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
+                               meta={"problem_id": p.id, "reward": r.reward}))
+    return out
 
 
 def target_score(unguided_logprobs_n: torch.Tensor, mode: str) -> float:

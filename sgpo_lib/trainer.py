@@ -8,8 +8,7 @@ rollouts under the unguided prompt) -> teacher states under the guided prompt (n
 over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
 imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
 group; HPT switches per problem between GRPO and SFT. The assembly is pure (`train_step`).
-Rollouts must be sampled at temperature 1 (the config refuses others): every score the trainer
-takes is at temperature 1.
+Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
 
 Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
 (`model.lora.enabled`); devices and mixed precision through `accelerate`. Under
@@ -47,8 +46,8 @@ from .locks import rank_zero_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
 from .tracking import make_sink
-from .train_step import (MetricSums, Seq, distill_loss, group_seqs, is_distill_candidate, loss_groups, micro_batches,
-                         old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
+from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
+                         micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
                          token_counts, unguided_logprobs)
 
 log = logging.getLogger(__name__)
@@ -168,7 +167,8 @@ class Trainer:
         stats = paired.stats.set_index("problem_id")
         w_P = self._weights(stats, step) if n_guided else torch.zeros(len(stats), dtype=torch.float64)
         if n_guided:
-            seqs += self._distill_seqs(paired, dict(zip(stats.index, w_P.tolist())))
+            seqs += distill_seqs(paired, lambda text: _tokens(self.tok, text), dict(zip(stats.index, w_P.tolist())),
+                                 cfg.distill.target)
         metrics = self._rollout_metrics(paired, w_P)
         metrics.update(engine_checks.group_stats(paired, seqs, cfg.distill.coef > 0))
         if n_guided and cfg.train.mismatch_sample:
@@ -178,46 +178,19 @@ class Trainer:
         return seqs, metrics
 
     def _weights(self, stats, step: int) -> torch.Tensor:
-        """alpha(x) per problem of `stats` (section 5): the pass-gap state, updated by this visit, or a
-        stateless weighting; one `alpha.jsonl` row per problem. Shape (P,) float64."""
-        d, has_P = self.cfg.distill, torch.tensor((stats["n_guided"] > 0).values)
-        p_auto_P = torch.tensor(stats["p_auto"].values)
-        p_guided_P = torch.tensor(stats["p_guided"].fillna(0.0).values)  # NaN = no strategy: never distilled
-        if d.weighting != "pass_gap":
-            w_P = losses.guidance_weights(p_auto_P, p_guided_P, d.weighting, d.gamma, d.alpha0, d.alpha_max)
-        else:
-            ids = [i for i, h in zip(stats.index, has_P.tolist()) if h]
-            visited = list(zip(ids, self.alpha.update(ids, p_auto_P[has_P], p_guided_P[has_P])))
-            if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
-                from accelerate.utils import gather_object
-
-                self.alpha.alpha.update(gather_object(visited))
-            w_P = torch.tensor([self.alpha.alpha.get(i, d.alpha0) for i in stats.index], dtype=torch.float64)
-        rows = [{"step": step, "problem_id": i, "alpha": w, "p_auto": pa, "p_guided": pg if h else None}
-                for i, w, pa, pg, h in zip(stats.index, w_P.tolist(), p_auto_P.tolist(), p_guided_P.tolist(),
-                                            has_P.tolist())]
-        if self.acc.num_processes > 1:
+        """alpha(x) per problem (`train_step.instance_weights`), the pass-gap state shared by every rank,
+        and one `alpha.jsonl` row per problem. Shape (P,) float64."""
+        w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
+        if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
             from accelerate.utils import gather_object
 
             rows = gather_object(rows)
+            if self.cfg.distill.weighting == "pass_gap":
+                self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
         if self.acc.is_main_process:
             for r in rows:
                 io.append_jsonl(self.out_dir / "alpha.jsonl", r)
         return w_P
-
-    def _distill_seqs(self, paired, weight_of: dict[str, float]) -> list[Seq]:
-        """The distillation candidates (`is_distill_candidate`, non-empty); `select_one` narrows them later."""
-        out = []
-        for p, unguided, guided in zip(paired.problems, paired.prompts_unguided, paired.prompts_guided):
-            student_ids = _tokens(self.tok, unguided)
-            teacher_ids = _tokens(self.tok, guided) if guided is not None else None
-            for r in paired.group(p.id, guided=True):
-                if not is_distill_candidate(r.reward, self.cfg.distill.target) or not r.token_ids:
-                    continue
-                out.append(Seq("distill", student_ids, r.token_ids, weight=weight_of[p.id], teacher_prompt_ids=teacher_ids,
-                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
-                               meta={"problem_id": p.id, "reward": r.reward}))
-        return out
 
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
@@ -226,11 +199,9 @@ class Trainer:
         lps = unguided_logprobs(self.model, cand, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
         scores = [target_score(lp, self.cfg.distill.target_score) for lp in lps]
         keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand], scores, "select_one")
-        for s, lp, k in zip(cand, lps, keep):
-            if k and self.cfg.train.ppo_epochs > 1:
-                s.old_logprobs = lp
-        dropped = {id(s) for s, k in zip(cand, keep) if not k}
-        return [s for s in seqs if id(s) not in dropped]
+        for s, lp in zip(cand, lps):
+            s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
+        return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
 
     def _rollout_metrics(self, paired, w_P) -> dict:
         st = paired.stats
