@@ -46,21 +46,21 @@ class ProximalFactor(NamedTuple):
     clipped_N: torch.Tensor
 
 
-def proximal_none(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+def proximal_none(delta_N, eps_kl: float, is_clip_cap: float) -> ProximalFactor:
     """`distill.proximal = none`: factor 1 everywhere."""
     return ProximalFactor(torch.ones_like(delta_N), torch.zeros_like(delta_N, dtype=torch.bool))
 
 
-def proximal_ratio_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
+def proximal_ratio_clip(delta_N, eps_kl: float, is_clip_cap: float) -> ProximalFactor:
     """`distill.proximal = ratio_clip`: drop the token (factor 0) once `|delta| > log(1 + eps_kl)`."""
     clipped_N = delta_N.detach().abs() > math.log1p(eps_kl)
     return ProximalFactor((~clipped_N).to(delta_N.dtype), clipped_N)
 
 
-def proximal_is_clip(delta_N, eps_kl: float, is_cap: float) -> ProximalFactor:
-    """`distill.proximal = is_clip` (SDPO): factor `min(exp(delta), is_cap)`, detached."""
+def proximal_is_clip(delta_N, eps_kl: float, is_clip_cap: float) -> ProximalFactor:
+    """`distill.proximal = is_clip` (SDPO): factor `min(exp(delta), is_clip_cap)`, detached."""
     weight_N = delta_N.detach().exp()
-    return ProximalFactor(weight_N.clamp_max(is_cap), weight_N > is_cap)
+    return ProximalFactor(weight_N.clamp_max(is_clip_cap), weight_N > is_clip_cap)
 
 
 PROXIMAL_FACTORS: dict[str, Callable[..., ProximalFactor]] = {
@@ -70,14 +70,14 @@ PROXIMAL_FACTORS: dict[str, Callable[..., ProximalFactor]] = {
 }
 
 
-def proximal_factor(delta_N, mode: str, eps_kl: float, is_cap: float) -> ProximalFactor:
+def proximal_factor(delta_N, mode: str, eps_kl: float, is_clip_cap: float) -> ProximalFactor:
     """Per-token proximal factor, `delta = log p_theta(y_t) - log p_old(y_t)` (both unguided).
 
     Shapes: delta_N (N,) (any shape works); returns factor_N and clipped_N of the same shape.
     """
     if mode not in PROXIMAL_FACTORS:
         raise ValueError(f"distill.proximal={mode!r} is not defined; choose one of {sorted(PROXIMAL_FACTORS)}")
-    return PROXIMAL_FACTORS[mode](delta_N, eps_kl, is_cap)
+    return PROXIMAL_FACTORS[mode](delta_N, eps_kl, is_clip_cap)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class DistillSpec:
 
     `estimator`: full | topk | sampled; `direction`: forward (KL(q||p)) | reverse (KL(p||q));
     `proximal`: ratio_clip | is_clip | none, with `eps_kl` (ratio_clip threshold `log(1 + eps_kl)`)
-    and `is_cap` (the cap `c` of `is_clip`); `topk`: K when the teacher top-k is computed from
+    and `is_clip_cap` (the cap `c` of `is_clip`); `topk`: K when the teacher top-k is computed from
     teacher logits (not needed when the rollout engine's top-k is passed in); `kl_clip`: the KL
     clipping threshold delta (None = off).
     """
@@ -95,7 +95,7 @@ class DistillSpec:
     direction: str = "forward"
     proximal: str = "none"
     eps_kl: float = 0.2
-    is_cap: float = 2.0
+    is_clip_cap: float = 2.0
     topk: Optional[int] = None
     kl_clip: Optional[float] = None
 
@@ -154,7 +154,7 @@ def distill_dense(student_logits_N_V, target_ids_N, token_coef_N, teacher: Teach
     token_lp_N = student_lp_N_V.gather(-1, target_ids_N[:, None]).squeeze(-1)
     per_token_N = distill_term(spec.estimator, spec.direction)(student_lp_N_V, teacher, target_ids_N)
     delta_N = token_lp_N.detach() - (token_lp_N.detach() if old_logprobs_N is None else old_logprobs_N)
-    prox = proximal_factor(delta_N, spec.proximal, spec.eps_kl, spec.is_cap)
+    prox = proximal_factor(delta_N, spec.proximal, spec.eps_kl, spec.is_clip_cap)
     loss = (token_coef_N.to(compute_dtype) * prox.factor_N * spec.clip_kl(per_token_N)).sum()
     return DistillOutput(loss, per_token_N.detach(), token_lp_N.detach(), prox.factor_N, prox.clipped_N,
                          spec.kl_clipped(per_token_N))

@@ -320,7 +320,7 @@ def test_proximal_clip_masks_exactly_tokens_beyond_threshold():
 
 def test_proximal_is_clip_weight():
     deltas = [0.0, 0.5, -0.5, 1.0, -2.0]
-    out, _ = _dense_with_delta(deltas, DistillSpec(proximal="is_clip", is_cap=2.0))
+    out, _ = _dense_with_delta(deltas, DistillSpec(proximal="is_clip", is_clip_cap=2.0))
     torch.testing.assert_close(out.factor_N, torch.tensor([min(math.exp(d), 2.0) for d in deltas], dtype=F64))
     assert out.clipped_N.tolist() == [math.exp(d) > 2.0 for d in deltas]
     none = proximal_factor(torch.tensor(deltas), "none", 0.2, 2.0)
@@ -435,7 +435,7 @@ def _chunk_inputs(seed=20, n=7, k=None):
     return hidden, weight, bias, teacher_hidden, targets, coef, old
 
 
-SPECS = [DistillSpec("full", "forward", "ratio_clip"), DistillSpec("full", "reverse", "is_clip", is_cap=1.1),
+SPECS = [DistillSpec("full", "forward", "ratio_clip"), DistillSpec("full", "reverse", "is_clip", is_clip_cap=1.1),
          DistillSpec("topk", "forward", "none", topk=2), DistillSpec("topk", "reverse", "ratio_clip", topk=3),
          DistillSpec("sampled", "forward", "ratio_clip"), DistillSpec("full", "forward", "none", kl_clip=0.5),
          DistillSpec("full", "reverse", "ratio_clip", kl_clip=0.5), DistillSpec("topk", "forward", "none", topk=2, kl_clip=1.5),
