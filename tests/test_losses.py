@@ -529,6 +529,25 @@ def test_coef_zero_is_grpo_and_rl_coef_zero_is_distillation_only():
     assert token_counts(seqs) == [3.0, 1.0, 2.0]
 
 
+def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_rollouts():
+    import pandas as pd
+
+    from sgpo_lib.config import DistillConfig
+    from sgpo_lib.train_step import instance_weights
+
+    stats = pd.DataFrame({"problem_id": ["a", "b", "c"], "p_auto": [0.0, 1.0, 0.5], "p_guided": [0.5, 0.5, float("nan")],
+                          "n_guided": [2, 2, 0]}).set_index("problem_id")
+    state = PassGapAlpha(0.5, 0.1, 0.8)
+    w_P, rows = instance_weights(stats, DistillConfig(), state, step=3)
+    assert w_P.tolist() == pytest.approx([0.6, 0.4, 0.5]) and state.alpha == pytest.approx({"a": 0.6, "b": 0.4})
+    assert rows[2] == {"step": 3, "problem_id": "c", "alpha": 0.5, "p_auto": 0.5, "p_guided": None}
+    w_P, _ = instance_weights(stats, DistillConfig(), state, step=4)  # a second visit moves on from the state
+    assert w_P.tolist() == pytest.approx([0.7, 0.3, 0.5])
+    w_P, _ = instance_weights(stats, DistillConfig(weighting="failure", gamma=1.0), state, step=5)
+    assert w_P.tolist() == pytest.approx([1.0, 0.0, 0.0])  # v1: (1 - p_auto) 1[p_guided > 0]; state untouched
+    assert state.alpha == pytest.approx({"a": 0.7, "b": 0.3})
+
+
 def test_hpt_switches_per_problem_and_luffy_mixes_the_strong_response():
     from types import SimpleNamespace as NS
 
