@@ -22,14 +22,18 @@ from test_trainer import PARAMS, ParityGrader, _run_script, make_data  # noqa: E
 STEPS = 5
 
 
-def _params(tmp_path, model_dir):
+def _params(tmp_path, model_dir, small: bool = False):
     """Checkpoints at steps 2 and 4 (and the last), evaluations at 0, 2, 4 and 5; the v2 defaults
-    (pass-gap alpha state, select_one targets, KL clip), 2 problems of 2 + 2 rollouts of 4 tokens."""
+    (pass-gap alpha state, select_one targets, KL clip). `small`: 2 + 2 rollouts of 4 tokens per
+    problem, evaluations of one problem with one sample (the SIGKILL test's budget)."""
     text = PARAMS.format(model=model_dir, steps=STEPS).replace("checkpoint_every: 1", "checkpoint_every: 2")
     text = text.replace("distill: {target: all, weighting: constant}", "distill: {gamma: 0.3}")
-    text = text.replace("n_autonomous: 3, n_guided: 2, max_new_tokens: 6", "n_autonomous: 2, n_guided: 2, max_new_tokens: 4")
+    text = text.replace("eval: {every: 100", "eval: {every: 2")
+    if small:
+        text = text.replace("n_autonomous: 3, n_guided: 2, max_new_tokens: 6", "n_autonomous: 2, n_guided: 2, max_new_tokens: 4")
+        text = text.replace("k: 2, max_problems: 2", "k: 1, max_problems: 1")
     path = tmp_path / "p.yaml"
-    path.write_text(text.replace("eval: {every: 100", "eval: {every: 2"))
+    path.write_text(text)
     return path
 
 
@@ -76,7 +80,7 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
     from sgpo_lib.config import load_config
     from sgpo_lib.trainer import train
 
-    params = _params(tmp_path, tiny_model_dir)
+    params = _params(tmp_path, tiny_model_dir, small=True)
     train(load_config(params), make_data(tiny_model_dir), tmp_path / "straight", ParityGrader())
     want = _snapshot(tmp_path / "straight")
     assert [r["step"] for r in want["metrics.jsonl"]] == list(range(STEPS + 1))
