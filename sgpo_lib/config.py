@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,11 +24,9 @@ from typing import Any, Literal
 import yaml
 
 from .paths import resolve
-from .schema import ConfigError, apply_overrides, build, plain, read_yaml
+from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
 from .yaml12 import parse_assignment
 from .toy.config import SIZES, PretrainConfig, StudentConfig, ToyWorldConfig
-
-log = logging.getLogger(__name__)
 
 # train.method values (sgpo-method.md sections 3-6): `sft_grpo` trains like `grpo` (it differs
 # only in its starting checkpoint, the SFT warm-up).
@@ -357,35 +354,6 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"key '{key}': {message}")
 
 
-def _section(data: dict, dotted: str) -> tuple[dict | None, str]:
-    """The mapping holding the leaf of `dotted` in `data` (None when a parent is missing), and the leaf."""
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-        data = data.get(p) if isinstance(data, dict) else None
-    return (data if isinstance(data, dict) else None), leaf
-
-
-def upgrade_deprecated(data: dict) -> dict:
-    """Apply the `DEPRECATED` table to a params mapping (in place; returned), warning per use."""
-    for old, new in DEPRECATED.items():
-        if "=" in old:
-            continue
-        node, leaf = _section(data, old)
-        if node is not None and leaf in node:
-            target, new_leaf = _section(data, new)
-            target[new_leaf] = node.pop(leaf)
-            log.warning("params key '%s' is deprecated: write '%s' (read as such)", old, new)
-    for old, new in DEPRECATED.items():
-        if "=" not in old:
-            continue
-        (key, old_value), new_value = old.split("=", 1), new.split("=", 1)[1]
-        node, leaf = _section(data, key)
-        if node is not None and node.get(leaf) == old_value:
-            node[leaf] = new_value
-            log.warning("params value %s is deprecated: write %s (read as such)", old, new)
-    return data
-
-
 def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load, layer, override and validate a params file into a `RunConfig`."""
     path = resolve(params_file)
@@ -395,7 +363,7 @@ def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None
         data = apply_overrides(data, overrides)
         where += f" with overrides {overrides}"
     try:
-        return build(RunConfig, upgrade_deprecated(data))
+        return build(RunConfig, apply_deprecated(DEPRECATED, data))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -417,7 +385,7 @@ def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:
             try:
-                build(RunConfig, upgrade_deprecated(apply_overrides(base, variant)))
+                build(RunConfig, apply_deprecated(DEPRECATED, apply_overrides(base, variant)))
             except ConfigError as e:
                 raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
     return cfg

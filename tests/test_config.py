@@ -199,7 +199,7 @@ def test_experiment_variants_cover_every_run(tmp_path):
 
 def test_deprecated_names_are_read_as_the_new_ones_with_a_warning(tmp_path, caplog):
     text = "distill:\n  on: correct\n  is_clip_c: 3.0\n  proximal: clip\n  teacher: forward\ntrain:\n  method: hybrid\n"
-    with caplog.at_level("WARNING", logger="sgpo_lib.config"):
+    with caplog.at_level("WARNING", logger="sgpo_lib.schema"):
         cfg = load_config(_write(tmp_path, text))
     d = cfg.distill
     assert (d.target, d.is_clip_cap, d.proximal, d.teacher, cfg.train.method) == ("all_correct", 3.0, "ratio_clip",
