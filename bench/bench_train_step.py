@@ -20,10 +20,13 @@ What each step time includes:
   raw log-probs of every token), `grade_s`, `teacher_s` (SGPO: the no-grad forward under the
   guided prompt), `train_s` (forward, backward, optimizer step) and `other_s` (the rest:
   prompt rendering, advantages). SGPO also samples S guided rollouts per prompt and trains
-  the distillation term on them; here with `distill.on: all` and `distill.weighting:
-  constant`, so every guided rollout is distilled (the worst case for its cost). SGPO thus
-  handles P (G + S) rollouts to GRPO's P G; `grpo_g_plus_s` (our GRPO with G + S
-  autonomous rollouts) is the same-rollout-budget reference, reported without a target.
+  the distillation term on them, at the v2 defaults (`distill.target: select_one`: one
+  correct guided rollout per problem, chosen by a no-grad scoring pass under the unguided
+  prompt; KL clip; pass-gap weights). `sgpo` takes its teacher from a no-grad forward under
+  the guided prompt (`distill.teacher: hidden`), `sgpo_engine` from the sampler's top-k
+  (`teacher: engine, estimator: topk`). SGPO thus handles P (G + S) rollouts to GRPO's P G;
+  `grpo_g_plus_s` (our GRPO with G + S autonomous rollouts) is the same-rollout-budget
+  reference, reported without a target.
 - TRL: `on_step_begin` to `on_step_end` of the trainer loop, split by wrapping its
   `_generate` (`model.generate` plus prompt tokenisation and decoding) and
   `_calculate_rewards`; `train_s` is the rest (padding, advantages, forward with entropy,
@@ -31,9 +34,12 @@ What each step time includes:
   off to match ours; with beta 0 and one generation per optimizer step, TRL computes no old
   or reference log-probs, and neither do we.
 
-Departure: the models are random, so nearly every reward is 0; the compute does not depend
-on the rewards (every token is in the loss either way), and the generated token counts are
-reported so that the sides can be compared per token.
+Departure: the models are random, so the verifier alone would give nearly every reward 0, and
+SGPO would distil nothing (no correct guided rollout). Every side therefore gets the same
+`HalfGrader`: the verifier's reward, or 1 for a completion whose sha1 is even (about half), so
+that nearly every problem has a correct guided rollout to distil. GRPO's compute does not
+depend on the rewards; the generated token counts are reported so that the sides can be
+compared per token.
 
     python -m bench.bench_train_step [--model-dir DIR] [--repeats 3] [--threads 1]
 Writes outputs/bench/train_step.json.
@@ -62,7 +68,6 @@ PARAMS = """
 model: {{source: hf, name_or_path: "{model}", lora: {{enabled: {lora_on}, r: {lora_r}, alpha: {alpha}}}}}
 rollout: {{n_autonomous: {group}, n_guided: {guided}, max_new_tokens: {max_new_tokens}, batch_size: 256}}
 train: {{steps: 1000, batch_problems: {problems}, lr: {lr}, micro_batch_size: {micro_batch}, eps_low: 0.2, eps_high: 0.28}}
-distill: {{on: all, weighting: constant}}
 """
 
 
@@ -81,6 +86,20 @@ class StepSettings:
     threads: int = 1
     repeats: int = 3
     rounds: int = 2
+
+
+class HalfGrader:
+    """The verifier's grades, with reward 1 also for a completion whose sha1 is even (see Departure)."""
+
+    def __init__(self, grader):
+        self.grader = grader
+
+    def grade_many(self, texts, problems):
+        import hashlib
+
+        grades = self.grader.grade_many(texts, problems)
+        return [dataclasses.replace(g, reward=1.0, reason="correct") if hashlib.sha1(t.encode()).digest()[0] % 2 == 0
+                else g for g, t in zip(grades, texts)]
 
 
 def make_problems(n: int = N_PROBLEMS):
@@ -145,7 +164,8 @@ def measure_round(model_dir: str, variants: dict[str, tuple[str, dict]], s: Step
     from sgpo_lib.grading import Grader
 
     torch.set_num_threads(s.threads)
-    with tempfile.TemporaryDirectory() as tmp, Grader() as grader:
+    with tempfile.TemporaryDirectory() as tmp, Grader() as verifier:
+        grader = HalfGrader(verifier)
         trainers = _our_trainers(model_dir, variants, s, Path(tmp), grader)
         rows: dict[str, list[dict]] = {name: [] for name in variants}
 
@@ -283,8 +303,9 @@ def measure_pooled(model_dir: str, variants: dict[str, tuple[str, dict]], s: Ste
 
 
 def our_variants(s: StepSettings) -> dict[str, tuple[str, dict]]:
-    """`name: (method, overrides)`: GRPO, SGPO and GRPO with G + S autonomous rollouts."""
-    return {"grpo": ("grpo", {}), "sgpo": ("sgpo", {}),
+    """`name: (method, overrides)`: GRPO, SGPO (teacher hidden, and engine) and GRPO with G + S rollouts."""
+    engine = {"distill.teacher": "engine", "distill.estimator": "topk", "rollout.topk_logprobs": 64, "distill.topk": 64}
+    return {"grpo": ("grpo", {}), "sgpo": ("sgpo", {}), "sgpo_engine": ("sgpo", engine),
             "grpo_g_plus_s": ("grpo", {"rollout.n_autonomous": s.group + s.guided})}
 
 
@@ -298,7 +319,7 @@ def ratio(num: dict, den: dict, target_max: float | None) -> dict:
 def bench_config(model_dir, s: StepSettings, load_before: tuple, **extra) -> dict:
     """The settings, device, threads and the machine's load averages before and after."""
     return {**dataclasses.asdict(s), "model_dir": str(model_dir or "tiny random Qwen2 (testing)"),
-            "device": "cpu", "dtype": "float32", "torch_threads": s.threads, "distill": {"on": "all", "weighting": "constant"},
+            "device": "cpu", "dtype": "float32", "torch_threads": s.threads, "distill": "v2 defaults", "reward": "HalfGrader",
             "loadavg_before": load_before, "loadavg_after": os.getloadavg(), **extra}
 
 
@@ -314,6 +335,7 @@ def run(model_dir: str | Path | None = None, settings: StepSettings = StepSettin
     results = {name: phase_medians(rows) for name, rows in pooled.items()}
     results.setdefault("trl_grpo", {"skipped": skip})
     ratios = {"sgpo_over_grpo": ratio(results["sgpo"], results["grpo"], TARGET_SGPO_OVER_GRPO),
+              "sgpo_engine_over_grpo": ratio(results["sgpo_engine"], results["grpo"], TARGET_SGPO_OVER_GRPO),
               "sgpo_over_grpo_g_plus_s": ratio(results["sgpo"], results["grpo_g_plus_s"], None),
               "grpo_over_trl": ratio(results["grpo"], results["trl_grpo"], TARGET_GRPO_OVER_TRL)}
     trl_version = None if skip else importlib.metadata.version("trl")

@@ -4,7 +4,8 @@ Each checkpoint is one `step_NNNNNN.pt` written atomically (temp file + rename),
 `latest.json` is re-pointed atomically, so a run killed at any instant resumes from the last
 complete checkpoint; a damaged newest checkpoint or `latest.json` (a disk full, a copy cut
 short) falls back to the previous checkpoint with a warning. Only the `keep` newest are kept. The data position is the
-step itself: batches and sampling seeds are derived from `(seed, step, ...)`.
+step itself: batches and sampling seeds are derived from `(seed, step, ...)`. The trainer's own state rides in
+`extra` (the non-finite counter and the section-5 pass-gap alpha state, `problem_id -> alpha`).
 """
 
 from __future__ import annotations

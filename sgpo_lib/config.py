@@ -24,9 +24,25 @@ from typing import Any, Literal
 import yaml
 
 from .paths import resolve
-from .schema import ConfigError, apply_overrides, build, plain, read_yaml
+from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
 from .yaml12 import parse_assignment
 from .toy.config import SIZES, PretrainConfig, StudentConfig, ToyWorldConfig
+
+# train.method values (sgpo-method.md sections 3-6): `sft_grpo` trains like `grpo` (it differs
+# only in its starting checkpoint, the SFT warm-up).
+METHODS = ("sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy")
+
+# Deprecated names, applied before validation with a logged warning naming the new one:
+# `old.dotted.key: new.dotted.key` renames a key (the old key's value wins when both are set, as
+# base.yaml sets every new key), `key=old_value: key=new_value` renames a value (after the keys).
+DEPRECATED = {
+    "distill.on": "distill.target",
+    "distill.is_clip_c": "distill.is_clip_cap",
+    "distill.target=correct": "distill.target=all_correct",
+    "distill.proximal=clip": "distill.proximal=ratio_clip",
+    "distill.teacher=forward": "distill.teacher=hidden",
+    "train.method=hybrid": "train.method=luffy",
+}
 
 
 @dataclass(frozen=True)
@@ -142,29 +158,47 @@ class DistillConfig:
     estimator: Literal["full", "topk", "sampled"] = "full"
     direction: Literal["forward", "reverse"] = "forward"
     topk: int = 64
-    teacher: Literal["forward", "engine"] = "forward"
-    proximal: Literal["clip", "is_clip", "none"] = "clip"
+    teacher: Literal["hidden", "engine", "none"] = "hidden"
+    target: Literal["select_one", "all_correct", "all"] = "select_one"
+    target_score: Literal["mean_logprob", "sum_logprob"] = "mean_logprob"
+    kl_clip: float | None = 1.0
+    proximal: Literal["ratio_clip", "is_clip", "none"] = "none"
     eps_kl: float = 0.2
-    is_clip_c: float = 2.0
-    weighting: Literal["failure", "constant", "gap"] = "failure"
-    gamma: float = 1.0
-    on: Literal["correct", "all"] = "correct"
+    is_clip_cap: float = 2.0
+    weighting: Literal["pass_gap", "failure", "gap", "constant"] = "pass_gap"
+    alpha0: float = 0.5
+    gamma: float = 0.1
+    alpha_max: float = 0.8
     chunk_size: int | None = None
 
     def __post_init__(self):
         _check(self.coef >= 0, "distill.coef", "must be >= 0 (0 gives GRPO)")
         _check(self.topk >= 1, "distill.topk", "must be >= 1")
-        _check(self.eps_kl > 0 and self.is_clip_c > 0, "distill.eps_kl", "eps_kl and is_clip_c must be > 0")
+        _check(self.eps_kl > 0 and self.is_clip_cap > 0, "distill.eps_kl", "eps_kl and is_clip_cap must be > 0")
+        _check(self.kl_clip is None or self.kl_clip > 0, "distill.kl_clip", "must be > 0, or null for no KL clipping")
+        _check(0 <= self.alpha0 <= self.alpha_max, "distill.alpha0", "need 0 <= distill.alpha0 <= distill.alpha_max")
+        _check(self.gamma >= 0, "distill.gamma", "must be >= 0")
         _check(self.chunk_size is None or self.chunk_size >= 1, "distill.chunk_size", "must be >= 1 or null")
         _check(not (self.estimator == "sampled" and self.direction == "reverse"), "distill.direction",
                "reverse KL has no one-sample SFT form: use estimator full or topk with direction reverse")
-        _check(self.teacher == "forward" or self.estimator == "topk", "distill.teacher",
+        _check(self.teacher != "engine" or self.estimator == "topk", "distill.teacher",
                "teacher 'engine' (rollout top-k log-probs) needs distill.estimator: topk")
+        _check(self.teacher != "none" or self.estimator == "sampled", "distill.teacher",
+               "'none' (no teacher distribution) needs distill.estimator: sampled")
+
+    @property
+    def teacher_source(self) -> str:
+        """Where the teacher distribution comes from, decided here once: `hidden` (a no-grad forward
+        under the guided prompt, final hidden states), `engine` (the rollout engine's top-k) or
+        `none` (estimator `sampled`: no teacher distribution)."""
+        return "none" if self.estimator == "sampled" else self.teacher
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: Literal["sgpo", "grpo", "sft", "hybrid"] = "sgpo"
+    method: Literal["sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy"] = "sgpo"
+    hpt_threshold: float = 0.0
+    rl_coef: float = 1.0
     steps: int = 20
     batch_problems: int = 8
     lr: float = 1e-4
@@ -191,6 +225,8 @@ class TrainConfig:
     sync_check_tol: float = 0.05
 
     def __post_init__(self):
+        _check(self.rl_coef >= 0, "train.rl_coef", "must be >= 0 (0 = distillation only, no autonomous GRPO)")
+        _check(0 <= self.hpt_threshold <= 1, "train.hpt_threshold", "must be in [0, 1] (an autonomous success rate)")
         _check(self.rollout_is_cap >= 1, "train.rollout_is_cap", "must be >= 1 (verl uses 2, TRL 3)")
         _check(self.mismatch_threshold > 0 and self.sync_check_tol > 0, "train.mismatch_threshold",
                "mismatch_threshold and sync_check_tol must be > 0 (log-prob units)")
@@ -233,7 +269,7 @@ class GradingConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    methods: tuple[str, ...] = ("sft", "grpo", "hybrid", "sgpo")
+    methods: tuple[str, ...] = ("sft", "grpo", "luffy", "sgpo")
     seeds: tuple[int, ...] = (0,)
     ablations: tuple[str, ...] = ("distill.estimator=sampled", "distill.direction=reverse",
                                   "distill.weighting=constant", "distill.proximal=none", "distill.coef=0")
@@ -244,9 +280,10 @@ class ExperimentConfig:
     parallel: int = 1
 
     def __post_init__(self):
-        bad = [m for m in self.methods + self.scaling_methods if m not in ("sgpo", "grpo", "sft", "hybrid")]
-        _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from sgpo, grpo, sft, hybrid")
-        _check(len(self.methods) > 0, "experiment.methods", "must name at least one method (sgpo, grpo, sft, hybrid)")
+        known = METHODS + tuple(k.split("=")[1] for k in DEPRECATED if k.startswith("train.method="))
+        bad = [m for m in self.methods + self.scaling_methods if m not in known]
+        _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from {', '.join(METHODS)}")
+        _check(len(self.methods) > 0, "experiment.methods", f"must name at least one method ({', '.join(METHODS)})")
         unknown = [z for z in self.scaling_sizes if z not in SIZES]
         _check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
         _check(all("=" in a for a in self.ablations), "experiment.ablations", "each entry is 'dotted.key=value'")
@@ -289,6 +326,10 @@ class RunConfig:
                "vllm hot-loads LoRA adapters only: set model.lora.enabled: true or rollout.backend: transformers")
         _check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",
                "the KL reference is the base model with the adapter disabled: train.beta > 0 needs model.lora.enabled")
+        _check(m == "sft" or r.temperature == 1.0, "rollout.temperature",
+               "must be 1.0 for training: the trainer scores rollouts (pi_old, pi_theta, teacher, GRPO ratios, "
+               "engine log-probs) at temperature 1, so sampling at another temperature would bias every ratio; "
+               "set rollout.temperature: 1.0 (eval.temperature is separate and free)")
         _check(self.distill.teacher != "engine" or r.topk_logprobs >= self.distill.topk, "rollout.topk_logprobs",
                "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
         if self.train.rollout_is is None:  # frozen: set the resolved default once, before anyone reads it
@@ -327,7 +368,7 @@ def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None
         data = apply_overrides(data, overrides)
         where += f" with overrides {overrides}"
     try:
-        return build(RunConfig, data)
+        return build(RunConfig, apply_deprecated(DEPRECATED, data))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -349,7 +390,7 @@ def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:
             try:
-                build(RunConfig, apply_overrides(base, variant))
+                build(RunConfig, apply_deprecated(DEPRECATED, apply_overrides(base, variant)))
             except ConfigError as e:
                 raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
     return cfg

@@ -10,7 +10,8 @@ Signs, in words:
 - Distillation (section 4): `KL(q || p)` with q = guided teacher (stop-grad) and p = unguided
   student ("forward"); `direction="reverse"` is `KL(p || q)`. Estimators: `full` (exact over V),
   `topk` (teacher top-k + one tail bucket), `sampled` (`-log p(y_t)`, SFT on the guided rollout).
-- Instance weights (section 5) and the section-6 normaliser (`distill_token_coefs`).
+- Instance weights (section 5): the stateless `guidance_weights` and the per-problem pass-gap
+  state `PassGapAlpha` (the checkpoint holds it).
 - Baselines: SFT cross-entropy and the LUFFY-style off-policy shaped term `-A * pi/(pi+gamma)`.
 - Rollout importance sampling (`rollout_is_weights`): truncated weights `pi_old / mu` for the
   gap between the rollout engine `mu` and the trainer's `pi_old`, multiplied into the GRPO term.
@@ -328,29 +329,53 @@ def distill_term(estimator: str, direction: str) -> DistillTerm:
 
 
 # ----------------------------------------------------------------------------- section 5: instance weights
-def _weights_failure(p_auto_P, p_guided_P, gamma: float):
+def _weights_failure(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
     return (1.0 - p_auto_P) ** gamma * (p_guided_P > 0).to(p_auto_P.dtype)
 
 
-def _weights_gap(p_auto_P, p_guided_P, gamma: float):
+def _weights_gap(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
     return (p_guided_P - p_auto_P).clamp_min(0.0)
 
 
-def _weights_constant(p_auto_P, p_guided_P, gamma: float):
-    return torch.ones_like(p_auto_P)
+def _weights_constant(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
+    return torch.full_like(p_auto_P, alpha0)
+
+
+def pass_gap_step(alpha_P, p_auto_P, p_guided_P, gamma: float, alpha_max: float):
+    """One visit of the pass-gap rule (section 5, formula ours): `alpha + gamma` capped at `alpha_max`
+    when `p_guided > p_auto` (the strategy helped), else `alpha - gamma` floored at 0.
+
+    Shapes: all (P,); returns the new alpha_P.
+
+    Example:
+        >>> import torch
+        >>> pass_gap_step(torch.tensor([0.5, 0.5, 0.75]), torch.tensor([0.0, 0.5, 0.0]),
+        ...               torch.tensor([0.5, 0.5, 1.0]), 0.1, 0.8)
+        tensor([0.6000, 0.4000, 0.8000])
+    """
+    up_P = p_guided_P > p_auto_P
+    return torch.where(up_P, (alpha_P + gamma).clamp_max(alpha_max), (alpha_P - gamma).clamp_min(0.0))
+
+
+def _weights_pass_gap(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
+    return pass_gap_step(torch.full_like(p_auto_P, alpha0), p_auto_P, p_guided_P, gamma, alpha_max)
 
 
 GUIDANCE_WEIGHTS: dict[str, Callable] = {
+    "pass_gap": _weights_pass_gap,
     "failure": _weights_failure,
     "gap": _weights_gap,
     "constant": _weights_constant,
 }
 
 
-def guidance_weights(p_auto_P, p_guided_P, mode: str = "failure", gamma: float = 1.0):
-    """Instance weight `w(x)` (`distill.weighting`): failure, gap or constant.
+def guidance_weights(p_auto_P, p_guided_P, mode: str = "failure", gamma: float = 1.0, alpha0: float = 0.5,
+                     alpha_max: float = 0.8):
+    """Instance weight `w(x)` (`distill.weighting`) of a problem seen once (stateless).
 
-    failure: `(1 - p_auto)^gamma * 1[p_guided > 0]`; gap: `max(0, p_guided - p_auto)`; constant: 1.
+    failure: `(1 - p_auto)^gamma * 1[p_guided > 0]`; gap: `max(0, p_guided - p_auto)`;
+    constant: `alpha0`; pass_gap: one `pass_gap_step` from `alpha0` (a first visit; the trainer
+    keeps the per-problem state in `PassGapAlpha`).
 
     Shapes:
         p_auto_P, p_guided_P: (P,) success rates in [0, 1]; returns w_P: (P,), detached.
@@ -363,49 +388,29 @@ def guidance_weights(p_auto_P, p_guided_P, mode: str = "failure", gamma: float =
     if mode not in GUIDANCE_WEIGHTS:
         raise ValueError(f"distill.weighting={mode!r} is not defined; choose one of {sorted(GUIDANCE_WEIGHTS)}")
     p_auto_P = p_auto_P.detach().to(torch.promote_types(p_auto_P.dtype, torch.float32))
-    return GUIDANCE_WEIGHTS[mode](p_auto_P, p_guided_P.detach().to(p_auto_P.dtype), gamma)
+    return GUIDANCE_WEIGHTS[mode](p_auto_P, p_guided_P.detach().to(p_auto_P.dtype), gamma, alpha0, alpha_max)
 
 
-def distill_on_mask(guided_rewards_P_S, on: str = "correct"):
-    """Which guided rollouts are distilled (`distill.on`): `correct` ones, or `all`.
+class PassGapAlpha:
+    """The per-problem pass-gap state `problem_id -> alpha` (section 5); every problem starts at `alpha0`.
 
-    Shapes: guided_rewards_P_S (P, S); returns a bool mask (P, S).
+    `update` applies one `pass_gap_step` per visited problem and returns the new alphas;
+    `state_dict`/`load_state_dict` carry it through checkpoints (plain floats).
     """
-    if on == "correct":
-        return guided_rewards_P_S > CORRECT_REWARD_THRESHOLD
-    if on == "all":
-        return torch.ones_like(guided_rewards_P_S, dtype=torch.bool)
-    raise ValueError(f"distill.on={on!r} is not defined; choose 'correct' or 'all'")
 
+    def __init__(self, alpha0: float, gamma: float, alpha_max: float):
+        self.alpha0, self.gamma, self.alpha_max = alpha0, gamma, alpha_max
+        self.alpha: dict[str, float] = {}
 
-# ----------------------------------------------------------------------------- section 6: total loss
-def distill_token_coefs(weights_B, on_B, mask_B_T, num_tokens=None):
-    """Per-token coefficient `w(x) * on / sum_x sum_y |y|` of the section-6 distillation sum.
+    def update(self, problem_ids: list[str], p_auto_P, p_guided_P) -> list[float]:
+        """Shapes: p_auto_P, p_guided_P (P,) float64; returns the P new alphas."""
+        old_P = torch.tensor([self.alpha.get(i, self.alpha0) for i in problem_ids], dtype=torch.float64)
+        new = pass_gap_step(old_P, p_auto_P.double(), p_guided_P.double(), self.gamma, self.alpha_max).tolist()
+        self.alpha.update(zip(problem_ids, new))
+        return new
 
-    The normaliser counts the tokens of the distilled guided rollouts (`on`), whatever their
-    weight; the proximal mask `m_t` is applied later and does not change it. Pass the whole
-    optimizer batch's count as `num_tokens` when micro-batching (as in `aggregate`).
+    def state_dict(self) -> dict[str, float]:
+        return dict(self.alpha)
 
-    Shapes:
-        weights_B, on_B: (B,) per guided rollout (repeat `w_P` S times); mask_B_T: (B, T).
-        Returns token_coef_B_T: (B, T), detached.
-    """
-    selected_B_T = mask_B_T.to(weights_B.dtype) * on_B.to(weights_B.dtype)[:, None]
-    denom = selected_B_T.sum().clamp_min(MIN_NORMALISER) if num_tokens is None else num_tokens
-    return (weights_B.detach()[:, None] * selected_B_T / denom).detach()
-
-
-def sgpo_loss(rl_loss, distill_loss, coef: float):
-    """`L = L_RL + coef * L_distill` (section 6); `coef = 0` returns `rl_loss` itself (= GRPO).
-
-    `distill_loss` is the already-normalised distillation sum (e.g. `chunked_distill(...).loss`
-    with `distill_token_coefs`); it may be None when `coef = 0`.
-    Returns (loss, metrics: dict[str, float]).
-    """
-    metrics = {"loss/rl": float(rl_loss.detach())}
-    if coef == 0.0:
-        return rl_loss, metrics
-    if distill_loss is None:
-        raise ValueError("sgpo_loss: distill.coef != 0 needs a distillation loss")
-    metrics["loss/distill"] = float(distill_loss.detach())
-    return rl_loss + coef * distill_loss, metrics
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.alpha = dict(state)

@@ -81,12 +81,23 @@ def _chunk_logprobs(hidden_N_H: torch.Tensor, weight_V_H: torch.Tensor, targets_
     return logits_N_V.gather(-1, targets_N[:, None]).squeeze(-1) - torch.logsumexp(logits_N_V, dim=-1)
 
 
-def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None) -> torch.Tensor:
+def _chunk_logprobs_entropy(hidden_N_H, weight_V_H, targets_N) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_chunk_logprobs` plus the detached entropy `-sum_v p(v) log p(v)` of each row, from the same logits."""
+    logits_N_V = (hidden_N_H @ weight_V_H.T).float()
+    lse_N = torch.logsumexp(logits_N_V, dim=-1)
+    with torch.no_grad():
+        lp_N_V = logits_N_V - lse_N[:, None]
+        entropy_N = -(lp_N_V.exp() * lp_N_V).sum(-1)
+    return logits_N_V.gather(-1, targets_N[:, None]).squeeze(-1) - lse_N, entropy_N
+
+
+def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None, with_entropy: bool = False):
     """log pi(target_t | <= t) at completion positions (0 elsewhere). Shape `(B, T)`.
 
     Only completion positions are projected to the vocabulary, `chunk_size` tokens at a time
     under activation checkpointing, so at most one chunk's `[tokens, V]` logits exist at once
-    (forward and backward). `chunk_size=None` picks about 8M logits a chunk.
+    (forward and backward). `chunk_size=None` picks about 8M logits a chunk. `with_entropy`
+    also returns the policy's per-token entropy `(B, T)` (no grad) from the same logits.
     """
     from torch.utils.checkpoint import checkpoint
 
@@ -97,12 +108,17 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None) -> tor
     hidden_N_H, targets_N = hidden_B_T_H[mask_B_T], batch.targets_B_T[mask_B_T]
     weight_V_H = lm_head_weight(model)
     chunk = chunk_size or default_chunk_size(weight_V_H.shape[0], weight_V_H.device)
-    parts = [checkpoint(_chunk_logprobs, hidden_N_H[i : i + chunk], weight_V_H, targets_N[i : i + chunk], use_reentrant=False)
+    fn = _chunk_logprobs_entropy if with_entropy else _chunk_logprobs
+    parts = [checkpoint(fn, hidden_N_H[i : i + chunk], weight_V_H, targets_N[i : i + chunk], use_reentrant=False)
              for i in range(0, hidden_N_H.shape[0], chunk)]
-    out_B_T = torch.zeros(mask_B_T.shape, dtype=torch.float32, device=hidden_B_T_H.device)
-    if parts:
-        out_B_T = out_B_T.index_put((mask_B_T,), torch.cat(parts))
-    return out_B_T
+    columns = (list(zip(*parts)) or [(), ()]) if with_entropy else [parts]
+    outs = []
+    for column in columns:
+        out_B_T = torch.zeros(mask_B_T.shape, dtype=torch.float32, device=hidden_B_T_H.device)
+        if column:
+            out_B_T = out_B_T.index_put((mask_B_T,), torch.cat(column))
+        outs.append(out_B_T)
+    return tuple(outs) if with_entropy else outs[0]
 
 
 def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str | torch.device = "cpu",

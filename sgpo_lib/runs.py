@@ -251,7 +251,7 @@ def _jsonable(v: Any) -> Any:
 
 # ---------------------------------------------------------------- resuming and completions
 
-LOGS_BY_STEP = ("metrics.jsonl", "evals.jsonl")
+LOGS_BY_STEP = ("metrics.jsonl", "evals.jsonl", "alpha.jsonl")
 
 
 def rewind_logs(run_dir: Path, step: int) -> None:

@@ -4,7 +4,8 @@ The generic half of `sgpo_lib.config` (which holds the run schema itself): `buil
 mapping against a dataclass's type hints (unknown keys with "did you mean", Literal choices,
 optional values, lists as tuples, ints accepted as floats) and raises `ConfigError` naming the
 dotted key; `read_yaml` reads a params file (YAML 1.2 scalars, duplicate keys refused) and
-deep-merges its `extends:` parent; `apply_overrides` sets dotted keys.
+deep-merges its `extends:` parent; `apply_overrides` sets dotted keys; `apply_deprecated` reads
+old names as new ones (the table lives with the schema, `config.DEPRECATED`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import types
 import typing
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Any, Literal
 import yaml
 
 from .yaml12 import yaml_load
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -127,3 +131,34 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
                 raise ConfigError(f"override '{dotted}': '{p}' is not a section")
         node[leaf] = value
     return out
+
+
+def _section(data: dict, dotted: str) -> tuple[dict | None, str]:
+    """The mapping holding the leaf of `dotted` in `data` (None when a parent is missing), and the leaf."""
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        data = data.get(p) if isinstance(data, dict) else None
+    return (data if isinstance(data, dict) else None), leaf
+
+
+def apply_deprecated(table: dict[str, str], data: dict) -> dict:
+    """Read deprecated names as the new ones, in place (returned), with a warning naming the new one.
+
+    `table`: `old.dotted.key: new.dotted.key` renames a key (the old key's value wins when both are
+    set); `key=old_value: key=new_value` renames a value (applied after every key rename).
+    """
+    for old, new in table.items():
+        node, leaf = _section(data, old)
+        if "=" not in old and node is not None and leaf in node:
+            target, new_leaf = _section(data, new)
+            target[new_leaf] = node.pop(leaf)
+            log.warning("params key '%s' is deprecated: write '%s' (read as such)", old, new)
+    for old, new in table.items():
+        if "=" not in old:
+            continue
+        (key, old_value), new_value = old.split("=", 1), new.split("=", 1)[1]
+        node, leaf = _section(data, key)
+        if node is not None and node.get(leaf) == old_value:
+            node[leaf] = new_value
+            log.warning("params value %s is deprecated: write %s (read as such)", old, new)
+    return data

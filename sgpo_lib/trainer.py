@@ -1,11 +1,14 @@
-"""The training loop: SGPO and the baselines (SFT, GRPO, LUFFY-style hybrid) under one config.
+"""The training loop: SGPO and the baselines (SFT, GRPO, SFT+GRPO, HPT, LUFFY) under one config.
 
 Each step (sgpo-method.md sections 2-6): a batch of problems -> paired rollouts from the
 current policy (autonomous, and guided where the method uses them) -> grading -> group
-advantages and adaptive weights `w(x)` -> teacher states under the guided prompt (no grad)
--> loss over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the
-rollouts and imitates the strong responses; hybrid mixes `train.n_offpolicy` strong
-responses into each GRPO group.
+advantages and adaptive weights `alpha(x)` (the pass-gap state lives in `self.alpha` and in
+every checkpoint) -> target selection (section 4: one no-grad forward scores the correct guided
+rollouts under the unguided prompt) -> teacher states under the guided prompt (no grad) -> loss
+over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
+imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
+group; HPT switches per problem between GRPO and SFT. The assembly is pure (`train_step`).
+Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
 
 Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
 (`model.lora.enabled`); devices and mixed precision through `accelerate`. Under
@@ -43,7 +46,9 @@ from .locks import rank_zero_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
 from .tracking import make_sink
-from .train_step import MetricSums, Seq, distill_loss, micro_batches, old_logprobs, policy_loss, sft_loss, teacher_states
+from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
+                         micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
+                         token_counts, unguided_logprobs)
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +89,10 @@ class Trainer:
         self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
         tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
         self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
-        self.spec = DistillSpec(cfg.distill.estimator, cfg.distill.direction, cfg.distill.proximal,
-                                cfg.distill.eps_kl, cfg.distill.is_clip_c,
-                                cfg.distill.topk if cfg.distill.teacher == "forward" and cfg.distill.estimator == "topk" else None)
+        d = cfg.distill
+        self.spec = DistillSpec(d.estimator, d.direction, d.proximal, d.eps_kl, d.is_clip_cap,
+                                d.topk if d.teacher_source == "hidden" and d.estimator == "topk" else None, d.kl_clip)
+        self.alpha = losses.PassGapAlpha(d.alpha0, d.gamma, d.alpha_max)
         self.generator = self._make_generator()
         self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
                                                               cfg.train.sync_check_tol) if data.train else None
@@ -145,28 +151,24 @@ class Trainer:
         return [self._strong_seq("sft", p, self._unguided_ids(p)) for p in batch], {}
 
     def _rollout_seqs(self, batch: list[Problem], step: int) -> tuple[list[Seq], dict]:
-        """Paired rollouts -> `rl` (+ `off` for hybrid) and `distill` sequences, plus step metrics."""
+        """Paired rollouts -> `rl` (+ `off` for luffy, `sft` for hpt) and `distill` candidates, plus step metrics."""
         cfg, method = self.cfg, self.cfg.train.method
         n_guided = cfg.rollout.n_guided if method == "sgpo" else 0
-        topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher == "engine" else 0
+        topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher_source == "engine" else 0
         paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, cfg.rollout.n_autonomous,
                                n_guided, self._sampling(topk), cfg.seed, step, self.grader, cfg.instruction)
         rank = f".rank{self.acc.process_index}" if self.acc.num_processes > 1 else ""
         write_completions(self.out_dir, step, paired, self.data.strategy_for, rank)
         seqs: list[Seq] = []
         for p in batch:
-            auto = paired.group(p.id, guided=False)
-            rewards = [r.reward for r in auto] + [1.0] * (cfg.train.n_offpolicy if method == "hybrid" else 0)
-            adv = losses.group_advantages(torch.tensor([rewards], dtype=torch.float64), cfg.train.scale_rewards)[0].tolist()
             prompt_ids = self._unguided_ids(p)
-            seqs += [Seq("rl", prompt_ids, r.token_ids, advantage=a, engine_logprobs=r.logprobs) for r, a in zip(auto, adv)]
-            seqs += [self._strong_seq("off", p, prompt_ids, a) for a in adv[len(auto):]]
+            strong = self._strong_seq("sft", p, prompt_ids) if method in ("luffy", "hpt") else None
+            seqs += group_seqs(method, prompt_ids, paired.group(p.id, guided=False), strong, cfg.train)
         stats = paired.stats.set_index("problem_id")
-        p_guided_P = torch.tensor(stats["p_guided"].fillna(0.0).values)  # NaN = no strategy: never distilled
-        w_P = losses.guidance_weights(torch.tensor(stats["p_auto"].values), p_guided_P, cfg.distill.weighting, cfg.distill.gamma)
-        weight_of = dict(zip(stats.index, w_P.tolist()))
+        w_P = self._weights(stats, step) if n_guided else torch.zeros(len(stats), dtype=torch.float64)
         if n_guided:
-            seqs += self._distill_seqs(paired, weight_of)
+            seqs += distill_seqs(paired, lambda text: _tokens(self.tok, text), dict(zip(stats.index, w_P.tolist())),
+                                 cfg.distill.target)
         metrics = self._rollout_metrics(paired, w_P)
         metrics.update(engine_checks.group_stats(paired, seqs, cfg.distill.coef > 0))
         if n_guided and cfg.train.mismatch_sample:
@@ -175,18 +177,31 @@ class Trainer:
                                                                 cfg.train.mismatch_threshold, self.pad_id, self.acc.device))
         return seqs, metrics
 
-    def _distill_seqs(self, paired, weight_of: dict[str, float]) -> list[Seq]:
-        on_correct = self.cfg.distill.on == "correct"
-        out = []
-        for p, unguided, guided in zip(paired.problems, paired.prompts_unguided, paired.prompts_guided):
-            student_ids = _tokens(self.tok, unguided)
-            teacher_ids = _tokens(self.tok, guided) if guided is not None else None
-            for r in paired.group(p.id, guided=True):
-                if (on_correct and r.reward <= losses.CORRECT_REWARD_THRESHOLD) or not r.token_ids:
-                    continue
-                out.append(Seq("distill", student_ids, r.token_ids, weight=weight_of[p.id], teacher_prompt_ids=teacher_ids,
-                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs, meta={"problem_id": p.id}))
-        return out
+    def _weights(self, stats, step: int) -> torch.Tensor:
+        """alpha(x) per problem (`train_step.instance_weights`), the pass-gap state shared by every rank,
+        and one `alpha.jsonl` row per problem. Shape (P,) float64."""
+        w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
+        if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
+            from accelerate.utils import gather_object
+
+            rows = gather_object(rows)
+            if self.cfg.distill.weighting == "pass_gap":
+                self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
+        if self.acc.is_main_process:
+            for r in rows:
+                io.append_jsonl(self.out_dir / "alpha.jsonl", r)
+        return w_P
+
+    def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
+        """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
+        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem."""
+        cand = [s for s in seqs if s.kind == "distill"]
+        lps = unguided_logprobs(self.model, cand, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
+        scores = [target_score(lp, self.cfg.distill.target_score) for lp in lps]
+        keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand], scores, "select_one")
+        for s, lp in zip(cand, lps):
+            s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
+        return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
 
     def _rollout_metrics(self, paired, w_P) -> dict:
         st = paired.stats
@@ -195,6 +210,7 @@ class Trainer:
              "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
              **reason_counts(r.grade_reason for r in paired.rollouts)}
         if st["n_guided"].sum() > 0:
+            m["alpha_mean"] = float(w_P.mean())
             m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
         for source, g in st.groupby("source"):
             m[f"p_auto/{source}"] = float(g["p_auto"].mean())
@@ -204,9 +220,8 @@ class Trainer:
 
     # ------------------------------------------------------------ the step
     def _counts(self, seqs: list[Seq]) -> dict[str, float]:
-        """Global token counts per normaliser group, summed over ranks."""
-        local = torch.tensor([sum(len(s.completion_ids) for s in seqs if s.kind in kinds)
-                              for kinds in (("rl", "off"), ("sft",), ("distill",))], dtype=torch.float64, device=self.acc.device)
+        """Global token counts per normaliser group (`train_step.token_counts`), summed over ranks."""
+        local = torch.tensor(token_counts(seqs), dtype=torch.float64, device=self.acc.device)
         total = self.acc.reduce(local, "sum") if self.acc.num_processes > 1 else local
         return dict(zip(("rl", "sft", "distill"), total.clamp_min(losses.MIN_NORMALISER).tolist()))
 
@@ -221,13 +236,10 @@ class Trainer:
         return ref
 
     def _backward(self, seqs: list[Seq]) -> tuple[float, dict]:
-        """All micro-batches of one epoch: losses, backward; returns (loss, metrics)."""
+        """All micro-batches of one epoch: losses (`train_step.loss_groups`), backward; returns (loss, metrics)."""
         cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
         mb, dev = cfg.train.micro_batch_size, self.acc.device
-        distill = [s for s in seqs if s.kind == "distill"] if cfg.distill.coef > 0 else []  # coef 0 is GRPO exactly
-        groups = [([s for s in seqs if s.kind in ("rl", "off")], "rl"), ([s for s in seqs if s.kind == "sft"], "sft"),
-                  (distill, "distill")]
-        for group, kind in groups:
+        for kind, coef, group in loss_groups(seqs, cfg.distill.coef, cfg.train.rl_coef):
             for chunk in micro_batches(group, mb):
                 with self.acc.autocast():
                     if kind == "rl":
@@ -235,8 +247,9 @@ class Trainer:
                     elif kind == "sft":
                         loss, m, n = sft_loss(self.model, chunk, counts["sft"], self.pad_id, dev)
                     else:
-                        loss, m, n = distill_loss(self.model, chunk, counts["distill"], self.spec, cfg.distill.chunk_size, self.pad_id, dev)
-                        loss = cfg.distill.coef * loss
+                        loss, m, n = distill_loss(self.model, chunk, counts["distill"], self.spec, cfg.distill.chunk_size,
+                                                  self.pad_id, dev, cfg.distill.teacher_source)
+                    loss = coef * loss if kind == "distill" or coef != 1.0 else loss
                 if not torch.isfinite(loss):
                     return float("nan"), {}
                 loss.backward()
@@ -262,11 +275,14 @@ class Trainer:
         batch = self._my_share(list({p.id: p for p in batch}.values()))  # an epoch boundary can repeat one
         seqs, metrics = self._sft_seqs(batch) if cfg.train.method == "sft" else self._rollout_seqs(batch, step)
         t1 = time.perf_counter()
+        if cfg.distill.target == "select_one" and cfg.distill.coef > 0 and any(s.kind == "distill" for s in seqs):
+            seqs = self._select_targets(seqs)
         distill = [s for s in seqs if s.kind == "distill"]
-        if distill and cfg.distill.coef > 0 and self.spec.estimator != "sampled" and not (distill[0].topk_ids and self.spec.topk is None):
+        if distill and cfg.distill.coef > 0 and cfg.distill.teacher_source == "hidden":
             teacher_states(self.model, distill, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
         if cfg.train.ppo_epochs > 1:
-            old_logprobs(self.model, seqs, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
+            old_logprobs(self.model, [s for s in seqs if s.old_logprobs is None], self.pad_id, self.acc.device,
+                         cfg.train.micro_batch_size)
         t2 = time.perf_counter()
         for _ in range(cfg.train.ppo_epochs):
             loss, train_metrics = self._backward(seqs)
@@ -280,7 +296,8 @@ class Trainer:
         t3 = time.perf_counter()
         n_train = sum(len(s.completion_ids) for s in seqs) * cfg.train.ppo_epochs
         metrics.update(teacher_s=t2 - t1, train_s=t3 - t2, step_s=t3 - t0, lr=self.sched.get_last_lr()[0],
-                       n_distill_seqs=len(distill), train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
+                       n_distill_seqs=len(distill), distill_tokens=sum(len(s.completion_ids) for s in distill),
+                       train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
         if "gen_tokens" in metrics:
             metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
         return self._mean_over_ranks(metrics)
@@ -335,6 +352,7 @@ class Trainer:
             return 0
         step = checkpoint.restore(state, self.model, self.opt, self.sched)
         self.nonfinite_in_row = state["extra"].get("nonfinite_in_row", 0)
+        self.alpha.load_state_dict(state["extra"].get("alpha", {}))
         if self.acc.is_main_process:  # logs are re-written past the checkpoint
             rewind_logs(self.out_dir, step)
         self._sync_generator(step, "resume")
@@ -364,7 +382,8 @@ class Trainer:
             self.metrics.log(step, **metrics)
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                 checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
-                                {"nonfinite_in_row": self.nonfinite_in_row}, keep=cfg.output.keep_checkpoints)
+                                {"nonfinite_in_row": self.nonfinite_in_row, "alpha": self.alpha.state_dict()},
+                                keep=cfg.output.keep_checkpoints)
         self.acc.wait_for_everyone()
         return self._finish() if main else {}
 

@@ -25,10 +25,10 @@ def _check_timings(r: dict) -> None:
 def test_train_step_bench_reports_every_variant(tiny_model_dir):
     trl_ok = bench_train_step.trl_missing() is None
     out = bench_train_step.run(tiny_model_dir, TINY, trl=trl_ok, isolate=False)
-    for name in ("grpo", "sgpo", "grpo_g_plus_s") + (("trl_grpo",) if trl_ok else ()):
+    for name in ("grpo", "sgpo", "sgpo_engine", "grpo_g_plus_s") + (("trl_grpo",) if trl_ok else ()):
         _check_timings(out["results"][name])
     assert out["results"]["sgpo"]["teacher_s"] > out["results"]["grpo"]["teacher_s"]  # GRPO: no teacher pass
-    assert out["ratios"]["sgpo_over_grpo"]["value"] > 0
+    assert out["ratios"]["sgpo_over_grpo"]["value"] > 0 and out["ratios"]["sgpo_engine_over_grpo"]["value"] > 0
     assert (out["ratios"]["grpo_over_trl"]["value"] is not None) == trl_ok
     assert out["config"]["torch_threads"] == 1 and out["config"]["group"] == 2
     rows = summary.rows_for("train_step", json.loads(json.dumps(out)))

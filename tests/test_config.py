@@ -123,7 +123,7 @@ def test_merge_helpers():
 def test_yaml_12_booleans(tmp_path):
     """`on:` (distill.on) and `no` (mixed_precision) must not turn into booleans (YAML 1.1 trap)."""
     cfg = load_config(_write(tmp_path, "distill:\n  on: all\ntrain:\n  mixed_precision: no\n"))
-    assert (cfg.distill.on, cfg.train.mixed_precision) == ("all", "no")
+    assert (cfg.distill.target, cfg.train.mixed_precision) == ("all", "no")  # distill.on: deprecated alias
 
 
 def test_yaml_12_floats_in_files_and_overrides(tmp_path):
@@ -195,3 +195,23 @@ def test_experiment_variants_cover_every_run(tmp_path):
     assert v["main"] == [{"train.method": m, "seed": s} for m in ("grpo", "sgpo") for s in (0, 1)]
     assert v["ablate"] == [{"train.method": "sgpo", "distill.coef": 0, "seed": 0}]
     assert len(v["scaling"]) == 2 and {r["student.size"] for r in v["scaling"]} == {"tiny"}
+
+
+def test_deprecated_names_are_read_as_the_new_ones_with_a_warning(tmp_path, caplog):
+    text = "distill:\n  on: correct\n  is_clip_c: 3.0\n  proximal: clip\n  teacher: forward\ntrain:\n  method: hybrid\n"
+    with caplog.at_level("WARNING", logger="sgpo_lib.schema"):
+        cfg = load_config(_write(tmp_path, text))
+    d = cfg.distill
+    assert (d.target, d.is_clip_cap, d.proximal, d.teacher, cfg.train.method) == ("all_correct", 3.0, "ratio_clip",
+                                                                                  "hidden", "luffy")
+    said = caplog.text
+    for new in ("distill.target", "distill.is_clip_cap", "distill.proximal=ratio_clip", "distill.teacher=hidden",
+                "train.method=luffy"):
+        assert new in said, new
+    assert load_config(_write(tmp_path, "seed: 1\n"), {"distill.on": "all"}).distill.target == "all"
+
+
+def test_training_refuses_a_rollout_temperature_other_than_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"rollout.temperature.*must be 1.0"):
+        load_config(_write(tmp_path, "rollout:\n  temperature: 0.7\n"))
+    assert load_config(_write(tmp_path, "rollout:\n  temperature: 0.7\ntrain:\n  method: sft\n")).rollout.temperature == 0.7

@@ -14,9 +14,8 @@ import torch
 from sgpo_lib.losses import (
     TeacherDist,
     aggregate,
-    distill_on_mask,
+    PassGapAlpha,
     distill_term,
-    distill_token_coefs,
     forward_kl_full,
     group_advantages,
     grpo_token_terms,
@@ -25,9 +24,9 @@ from sgpo_lib.losses import (
     reverse_kl_full,
     rollout_is_weights,
     sft_token_terms,
-    sgpo_loss,
 )
 from sgpo_lib.distill import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
+from sgpo_lib.train_step import Seq, distill_token_coefs, group_seqs, loss_groups, select_targets, target_score, token_counts
 
 F64 = torch.float64
 
@@ -309,7 +308,7 @@ def _dense_with_delta(deltas, spec):
 
 def test_proximal_clip_masks_exactly_tokens_beyond_threshold():
     deltas = [0.0, 0.1, -0.1, 0.3, -0.3, 0.18, -0.19, 2.0]  # threshold log(1.2) = 0.1823
-    out, grad = _dense_with_delta(deltas, DistillSpec(proximal="clip", eps_kl=0.2))
+    out, grad = _dense_with_delta(deltas, DistillSpec(proximal="ratio_clip", eps_kl=0.2))
     beyond = [abs(d) > math.log(1.2) for d in deltas]
     assert out.clipped_N.tolist() == beyond
     assert out.factor_N.tolist() == [0.0 if b else 1.0 for b in beyond]
@@ -321,7 +320,7 @@ def test_proximal_clip_masks_exactly_tokens_beyond_threshold():
 
 def test_proximal_is_clip_weight():
     deltas = [0.0, 0.5, -0.5, 1.0, -2.0]
-    out, _ = _dense_with_delta(deltas, DistillSpec(proximal="is_clip", is_cap=2.0))
+    out, _ = _dense_with_delta(deltas, DistillSpec(proximal="is_clip", is_clip_cap=2.0))
     torch.testing.assert_close(out.factor_N, torch.tensor([min(math.exp(d), 2.0) for d in deltas], dtype=F64))
     assert out.clipped_N.tolist() == [math.exp(d) > 2.0 for d in deltas]
     none = proximal_factor(torch.tensor(deltas), "none", 0.2, 2.0)
@@ -336,32 +335,92 @@ def test_guidance_weights_tables():
         ("failure", 1.0): [1.0, 0.75, 0.0, 0.0, 0.25, 0.0],
         ("failure", 2.0): [1.0, 0.5625, 0.0, 0.0, 0.0625, 0.0],
         ("gap", 1.0): [1.0, 0.25, 0.0, 0.0, 0.0, 0.0],
-        ("constant", 1.0): [1.0] * 6,
+        ("constant", 1.0): [0.5] * 6,  # alpha0
+        ("pass_gap", 0.1): [0.6, 0.6, 0.4, 0.4, 0.4, 0.4],  # a first visit from alpha0 = 0.5
+        ("pass_gap", 0.5): [0.8, 0.8, 0.0, 0.0, 0.0, 0.0],  # capped at alpha_max, floored at 0
     }
     for (mode, gamma), expected in table.items():
         torch.testing.assert_close(guidance_weights(p_auto, p_guided, mode, gamma), torch.tensor(expected))
 
 
-def test_distill_on_mask():
-    rewards = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-    assert distill_on_mask(rewards, "correct").tolist() == [[True, False, True], [False, False, False]]
-    assert distill_on_mask(rewards, "all").all()
-    with pytest.raises(ValueError, match="distill.on"):
-        distill_on_mask(rewards, "wrong")
+def test_pass_gap_state_on_hand_made_sequences():
+    """alpha starts at 0.5; +0.1 (cap 0.8) when p_guided > p_auto, else -0.1 (floor 0); per problem."""
+    state = PassGapAlpha(alpha0=0.5, gamma=0.1, alpha_max=0.8)
+    visits_a = [(0.0, 0.5, 0.6), (0.0, 1.0, 0.7), (0.25, 0.5, 0.8), (0.0, 1.0, 0.8), (0.5, 0.5, 0.7), (1.0, 0.0, 0.6)]
+    visits_b = [(1.0, 1.0, 0.4), (1.0, 0.0, 0.3), (0.5, 0.25, 0.2), (0.5, 0.5, 0.1), (0.75, 0.5, 0.0), (1.0, 1.0, 0.0)]
+    for (pa_a, pg_a, want_a), (pa_b, pg_b, want_b) in zip(visits_a, visits_b):
+        got = state.update(["a", "b"], torch.tensor([pa_a, pa_b], dtype=F64), torch.tensor([pg_a, pg_b], dtype=F64))
+        assert got == pytest.approx([want_a, want_b], abs=1e-12)
+    assert state.update(["c"], torch.tensor([0.0]), torch.tensor([0.0])) == pytest.approx([0.4])  # a new problem
+    again = PassGapAlpha(0.5, 0.1, 0.8)
+    again.load_state_dict(state.state_dict())
+    assert again.alpha == pytest.approx({"a": 0.6, "b": 0.0, "c": 0.4})
+    assert again.update(["a"], torch.tensor([0.0]), torch.tensor([1.0])) == pytest.approx([0.7])
+
+
+def test_select_targets_hand_made():
+    """select_one keeps per problem the correct guided rollout most likely under the unguided pi_old."""
+    ids = ["p", "p", "p", "q", "q", "r", "r"]
+    rewards = [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    scores = [-0.1, -0.5, -0.3, -0.2, -0.2, -0.01, -0.02]  # p: the wrong one is likeliest; q: a tie; r: none correct
+    assert select_targets(ids, rewards, scores, "select_one") == [False, False, True, True, False, False, False]
+    assert select_targets(ids, rewards, None, "all_correct") == [False, True, True, True, True, False, False]
+    assert select_targets(ids, rewards, None, "all") == [True] * 7
+    short, long = torch.tensor([-0.5, -0.5], dtype=F64), torch.tensor([-0.4] * 5, dtype=F64)
+    assert (target_score(short, "mean_logprob"), target_score(short, "sum_logprob")) == (-0.5, -1.0)
+    by_mean = [target_score(t, "mean_logprob") for t in (short, long)]
+    by_sum = [target_score(t, "sum_logprob") for t in (short, long)]
+    assert select_targets(["x", "x"], [1.0, 1.0], by_mean, "select_one") == [False, True]
+    assert select_targets(["x", "x"], [1.0, 1.0], by_sum, "select_one") == [True, False]
 
 
 def test_section6_normalisation_reference():
-    """sum_x w(x) sum_y sum_t m_t l_t / sum_x sum_y |y|, written as loops."""
+    """sum_x alpha(x) sum_y sum_t m_t l_t / sum_x sum_y |y| over the distilled rollouts, written as loops."""
     student, teacher_logits = randn(4, 3, V, seed=12), randn(4, 3, V, seed=13)  # P=2, S=2 -> B=4, T=3
     mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=torch.bool)
-    w_P, on_B = torch.tensor([0.5, 2.0], dtype=F64), torch.tensor([True, True, False, True])
-    coef_B_T = distill_token_coefs(w_P.repeat_interleave(2), on_B, mask)
-    out = distill_dense(student.reshape(-1, V), torch.zeros(12, dtype=torch.long), coef_B_T.reshape(-1),
-                        TeacherDist.from_logits(teacher_logits.reshape(-1, V)), DistillSpec(proximal="none"))
+    w_P, on_B = [0.5, 2.0], [True, True, False, True]
+    rows = [b for b in range(4) if on_B[b]]
+    lengths = [int(mask[b].sum()) for b in rows]
+    coef_N = distill_token_coefs([w_P[b // 2] for b in rows], lengths, float(sum(lengths))).double()
+    pick = lambda x: torch.cat([x[b][mask[b]] for b in rows])  # noqa: E731  (N, V)
+    out = distill_dense(pick(student), torch.zeros(sum(lengths), dtype=torch.long), coef_N,
+                        TeacherDist.from_logits(pick(teacher_logits)), DistillSpec(proximal="none"))
     kl = ref_full(student.reshape(-1, V), teacher_logits.reshape(-1, V)).reshape(4, 3)
-    num = sum(w_P[b // 2].item() * kl[b, t] for b in range(4) if on_B[b] for t in range(3) if mask[b, t])
+    num = sum(w_P[b // 2] * kl[b, t] for b in range(4) if on_B[b] for t in range(3) if mask[b, t])
     den = sum(1 for b in range(4) if on_B[b] for t in range(3) if mask[b, t])
     torch.testing.assert_close(out.loss, torch.tensor(num / den, dtype=F64))
+
+
+def ref_kl_grad(student_row, teacher_row, reverse):
+    """d KL / d student logits in probability space: forward `p - q`; reverse `p (log p - log q - KL(p||q))`."""
+    p, q = ref_softmax(list(student_row)), ref_softmax(list(teacher_row))
+    if not reverse:
+        return np.array([pi - qi for pi, qi in zip(p, q)])
+    kl = ref_kl(p, q)
+    return np.array([pi * (math.log(pi) - math.log(qi) - kl) for pi, qi in zip(p, q)])
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_kl_clip_reference(logits, direction):
+    """l'_t = min(l_t, delta): value, which tokens, and a zero gradient on the clipped ones."""
+    student, teacher = logits
+    kl = ref_full(student, teacher, reverse=direction == "reverse")
+    delta = float(np.median(kl))
+    coef = torch.rand(N, generator=gen(14), dtype=F64)
+    leaf = student.clone().requires_grad_()
+    out = distill_dense(leaf, torch.zeros(N, dtype=torch.long), coef, TeacherDist.from_logits(teacher),
+                        DistillSpec("full", direction, kl_clip=delta))
+    clipped = kl > delta
+    assert 0 < clipped.sum() < N
+    torch.testing.assert_close(out.loss, torch.tensor((coef.numpy() * np.minimum(kl, delta)).sum(), dtype=F64))
+    assert out.kl_clipped_N.tolist() == clipped.tolist()
+    torch.testing.assert_close(out.per_token_N, torch.tensor(kl, dtype=F64))  # l_t before the clip
+    grad = torch.autograd.grad(out.loss, leaf)[0]
+    for t in range(N):
+        want = 0.0 * kl[t] if clipped[t] else coef[t].item() * ref_kl_grad(student[t], teacher[t], direction == "reverse")
+        torch.testing.assert_close(grad[t], torch.as_tensor(want, dtype=F64).expand(V))
+    metrics = distill_metrics(out, torch.ones(N, dtype=torch.bool))
+    assert metrics["kl_clip_frac"] == pytest.approx(clipped.mean())
 
 
 # ----------------------------------------------------------------------------- chunked = dense
@@ -376,12 +435,14 @@ def _chunk_inputs(seed=20, n=7, k=None):
     return hidden, weight, bias, teacher_hidden, targets, coef, old
 
 
-SPECS = [DistillSpec("full", "forward", "clip"), DistillSpec("full", "reverse", "is_clip", is_cap=1.1),
-         DistillSpec("topk", "forward", "none", topk=2), DistillSpec("topk", "reverse", "clip", topk=3),
-         DistillSpec("sampled", "forward", "clip")]
+SPECS = [DistillSpec("full", "forward", "ratio_clip"), DistillSpec("full", "reverse", "is_clip", is_clip_cap=1.1),
+         DistillSpec("topk", "forward", "none", topk=2), DistillSpec("topk", "reverse", "ratio_clip", topk=3),
+         DistillSpec("sampled", "forward", "ratio_clip"), DistillSpec("full", "forward", "none", kl_clip=0.5),
+         DistillSpec("full", "reverse", "ratio_clip", kl_clip=0.5), DistillSpec("topk", "forward", "none", topk=2, kl_clip=1.5),
+         DistillSpec("sampled", "forward", "none", kl_clip=0.5)]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.estimator}-{s.direction}-{s.proximal}")
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.estimator}-{s.direction}-{s.proximal}-klclip{s.kl_clip}")
 def test_chunked_equals_dense(spec):
     hidden, weight, bias, teacher_hidden, targets, coef, old = _chunk_inputs()
     leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
@@ -389,6 +450,7 @@ def test_chunked_equals_dense(spec):
                           TeacherDist.from_logits(teacher_hidden @ weight.T + bias, spec.topk), spec, old)
     g_dense = torch.autograd.grad(dense.loss, leaves)
     assert 0 < dense.clipped_N.sum() < 7 or spec.proximal == "none"
+    assert 0 < dense.kl_clipped_N.sum() < 7 or spec.kl_clip is None or spec.estimator == "sampled"
     for chunk in (1, 3, 4, 7, 100):  # 3 and 4 do not divide N = 7
         leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
         out = chunked_distill(leaves[0], leaves[1], targets, coef, spec=spec, teacher_hidden_N_H=teacher_hidden,
@@ -403,7 +465,7 @@ def test_chunked_equals_dense(spec):
 def test_chunked_engine_topk_frozen_weight_and_no_grad():
     hidden, weight, _, teacher_hidden, targets, coef, old = _chunk_inputs(seed=30)
     teacher = TeacherDist.from_logits(teacher_hidden @ weight.T, 3)
-    spec = DistillSpec("topk", "forward", "clip")
+    spec = DistillSpec("topk", "forward", "ratio_clip")
     leaf = hidden.clone().requires_grad_()
     dense = distill_dense(leaf @ weight.T, targets, coef, teacher, spec, old)
     frozen_w = weight.clone()  # requires_grad False: frozen lm_head under LoRA
@@ -425,7 +487,7 @@ def test_sampled_equals_sft_on_guided_rollout():
     hidden, weight, _, _, targets, _, _ = _chunk_inputs(seed=40)
     h1, w1, h2, w2 = (t.clone().requires_grad_() for t in (hidden, weight, hidden, weight))
     out = chunked_distill(h1, w1, targets, torch.full((7,), 1 / 7, dtype=F64),
-                          spec=DistillSpec("sampled", proximal="none"), chunk_size=3)
+                          spec=DistillSpec("sampled", proximal="none", kl_clip=1.0), chunk_size=3)  # never KL-clipped
     sft = torch.nn.functional.cross_entropy(h2 @ w2.T, targets)
     torch.testing.assert_close(out.loss, sft.detach())
     for got, want in zip(torch.autograd.grad(out.loss, (h1, w1)), torch.autograd.grad(sft, (h2, w2))):
@@ -434,45 +496,73 @@ def test_sampled_equals_sft_on_guided_rollout():
 
 def test_chunked_microbatches_sum_to_full_batch():
     hidden, weight, _, teacher_hidden, targets, _, old = _chunk_inputs(seed=50, n=12)
-    mask_B_T = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
-    weights_B, on_B = torch.tensor([1.0, 0.5, 2.0], dtype=F64), torch.tensor([True, True, True])
-    coef_N = distill_token_coefs(weights_B, on_B, mask_B_T).reshape(-1)
-    spec = DistillSpec("full", "forward", "clip")
+    weights_B, lengths_B = [1.0, 0.5, 2.0], [4, 2, 3]  # 3 guided rollouts; rollout b holds rows 4b .. 4b+len-1
+    rows_of = lambda bs: torch.cat([torch.arange(4 * b, 4 * b + lengths_B[b]) for b in bs])  # noqa: E731
+    spec = DistillSpec("full", "forward", "ratio_clip", kl_clip=0.8)
     kwargs = dict(spec=spec, chunk_size=5)
     h_full, h_micro = hidden.clone().requires_grad_(), hidden.clone().requires_grad_()
-    full = chunked_distill(h_full, weight, targets, coef_N, teacher_hidden_N_H=teacher_hidden, old_logprobs_N=old,
-                           **kwargs)
+    tok = rows_of((0, 1, 2))
+    full = chunked_distill(h_full[tok], weight, targets[tok], distill_token_coefs(weights_B, lengths_B, 9.0).double(),
+                           teacher_hidden_N_H=teacher_hidden[tok], old_logprobs_N=old[tok], **kwargs)
     full.loss.backward()
-    total, n_tok = 0.0, mask_B_T.sum()
-    for rows in ((0,), (1, 2)):
-        coef_micro = distill_token_coefs(weights_B[list(rows)], on_B[list(rows)], mask_B_T[list(rows)], n_tok)
-        tok = torch.cat([torch.arange(4 * r, 4 * r + 4) for r in rows])
-        part = chunked_distill(h_micro[tok], weight, targets[tok], coef_micro.reshape(-1),
-                               teacher_hidden_N_H=teacher_hidden[tok], old_logprobs_N=old[tok], **kwargs)
+    total = 0.0
+    for bs in ((0,), (1, 2)):
+        coef_micro = distill_token_coefs([weights_B[b] for b in bs], [lengths_B[b] for b in bs], 9.0).double()
+        tok = rows_of(bs)
+        part = chunked_distill(h_micro[tok], weight, targets[tok], coef_micro, teacher_hidden_N_H=teacher_hidden[tok],
+                               old_logprobs_N=old[tok], **kwargs)
         part.loss.backward()
         total = total + part.loss.detach()
+    assert 0 < full.kl_clipped_N.sum() < 9
     torch.testing.assert_close(total, full.loss.detach())
     torch.testing.assert_close(h_micro.grad, h_full.grad)
 
 
-# ----------------------------------------------------------------------------- section 6 total loss
-def test_coef_zero_is_grpo_and_nonzero_is_not():
-    hidden, weight, _, teacher_hidden, targets, coef, old = _chunk_inputs(seed=60, n=6)
-    adv, mask = torch.tensor([1.0, -0.5], dtype=F64), torch.ones(2, 3, dtype=torch.bool)
+# ----------------------------------------------------------------------------- which seqs go to which loss
+def test_coef_zero_is_grpo_and_rl_coef_zero_is_distillation_only():
+    seqs = [Seq("rl", [1], [2, 3], advantage=0.5), Seq("off", [1], [4], advantage=-0.5), Seq("sft", [1], [5]),
+            Seq("distill", [1], [6, 7], weight=0.5)]
+    grpo = loss_groups([s for s in seqs if s.kind != "distill"], 1.0, 1.0)
+    assert loss_groups(seqs, 0.0, 1.0) == grpo  # distill.coef = 0: the GRPO losses, nothing else
+    assert [(k, c, [s.kind for s in g]) for k, c, g in loss_groups(seqs, 0.5, 0.0)] == [
+        ("sft", 1.0, ["sft"]), ("distill", 0.5, ["distill"])]
+    assert token_counts(seqs) == [3.0, 1.0, 2.0]
 
-    def losses(distill_coef):
-        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
-        logp_B_T = lsm(h @ w.T).gather(-1, targets[:, None]).reshape(2, 3)  # (B, T)
-        rl = aggregate(grpo_token_terms(logp_B_T, old.reshape(2, 3), adv, mask, 0.2, 0.28)[0], mask)
-        distill = chunked_distill(h, w, targets, coef, spec=DistillSpec(), teacher_hidden_N_H=teacher_hidden,
-                                  old_logprobs_N=old, chunk_size=4).loss
-        total, _ = sgpo_loss(rl, distill, distill_coef) if distill_coef is not None else (rl, None)
-        return (total.detach(), *torch.autograd.grad(total, (h, w)))
 
-    grpo, zero, half = losses(None), losses(0.0), losses(0.5)
-    for a, b in zip(grpo, zero):
-        assert torch.equal(a, b)
-    assert not torch.allclose(grpo[1], half[1])
+def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_rollouts():
+    import pandas as pd
+
+    from sgpo_lib.config import DistillConfig
+    from sgpo_lib.train_step import instance_weights
+
+    stats = pd.DataFrame({"problem_id": ["a", "b", "c"], "p_auto": [0.0, 1.0, 0.5], "p_guided": [0.5, 0.5, float("nan")],
+                          "n_guided": [2, 2, 0]}).set_index("problem_id")
+    state = PassGapAlpha(0.5, 0.1, 0.8)
+    w_P, rows = instance_weights(stats, DistillConfig(), state, step=3)
+    assert w_P.tolist() == pytest.approx([0.6, 0.4, 0.5]) and state.alpha == pytest.approx({"a": 0.6, "b": 0.4})
+    assert rows[2] == {"step": 3, "problem_id": "c", "alpha": 0.5, "p_auto": 0.5, "p_guided": None}
+    w_P, _ = instance_weights(stats, DistillConfig(), state, step=4)  # a second visit moves on from the state
+    assert w_P.tolist() == pytest.approx([0.7, 0.3, 0.5])
+    w_P, _ = instance_weights(stats, DistillConfig(weighting="failure", gamma=1.0), state, step=5)
+    assert w_P.tolist() == pytest.approx([1.0, 0.0, 0.0])  # v1: (1 - p_auto) 1[p_guided > 0]; state untouched
+    assert state.alpha == pytest.approx({"a": 0.7, "b": 0.3})
+
+
+def test_hpt_switches_per_problem_and_luffy_mixes_the_strong_response():
+    from types import SimpleNamespace as NS
+
+    from sgpo_lib.config import TrainConfig
+
+    auto = [NS(token_ids=[7], reward=r, logprobs=[-1.0]) for r in (1.0, 0.0, 0.0, 0.0)]
+    strong = Seq("sft", [1], [9, 9])
+    cfg = TrainConfig(method="hpt", hpt_threshold=0.0)
+    assert [s.kind for s in group_seqs("hpt", [1], auto, strong, cfg)] == ["rl"] * 4  # p_auto 0.25 > 0
+    assert group_seqs("hpt", [1], [NS(token_ids=[7], reward=0.0, logprobs=None)] * 4, strong, cfg) == [strong]
+    assert [s.kind for s in group_seqs("hpt", [1], auto, strong, TrainConfig(hpt_threshold=0.25))] == ["sft"]
+    luffy = group_seqs("luffy", [1], auto, strong, TrainConfig(n_offpolicy=1))
+    assert [s.kind for s in luffy] == ["rl"] * 4 + ["off"]
+    assert [s.advantage for s in luffy] == pytest.approx([0.6, -0.4, -0.4, -0.4, 0.6])  # mean reward 0.4
+    assert [s.advantage for s in group_seqs("grpo", [1], auto, None, cfg)] == pytest.approx([0.75, -0.25, -0.25, -0.25])
 
 
 # ----------------------------------------------------------------------------- low precision

@@ -1,5 +1,6 @@
-"""A training run SIGKILLed at any point and re-run leaves every JSONL, completion table and
-results file exactly as an uninterrupted run's (timings aside); a damaged cached student fails
+"""A training run SIGKILLed at any point and re-run leaves every JSONL (the pass-gap `alpha.jsonl`
+included), completion table, results file and the pass-gap alpha state of the checkpoints exactly
+as an uninterrupted run's (timings aside); a damaged cached student fails
 naming its file with STATUS failed; completion tables and tracking sinks; progress lines."""
 
 import json
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from sgpo_lib import io
 from sgpo_lib.runs import Progress, read_status
@@ -20,11 +22,18 @@ from test_trainer import PARAMS, ParityGrader, _run_script, make_data  # noqa: E
 STEPS = 5
 
 
-def _params(tmp_path, model_dir):
-    """Checkpoints at steps 2 and 4 (and the last), evaluations at 0, 2, 4 and 5."""
+def _params(tmp_path, model_dir, small: bool = False):
+    """Checkpoints at steps 2 and 4 (and the last), evaluations at 0, 2, 4 and 5; the v2 defaults
+    (pass-gap alpha state, select_one targets, KL clip). `small`: 2 + 2 rollouts of 4 tokens per
+    problem, evaluations of one problem with one sample (the SIGKILL test's budget)."""
     text = PARAMS.format(model=model_dir, steps=STEPS).replace("checkpoint_every: 1", "checkpoint_every: 2")
+    text = text.replace("distill: {target: all, weighting: constant}", "distill: {gamma: 0.3}")
+    text = text.replace("eval: {every: 100", "eval: {every: 2")
+    if small:
+        text = text.replace("n_autonomous: 3, n_guided: 2, max_new_tokens: 6", "n_autonomous: 2, n_guided: 2, max_new_tokens: 4")
+        text = text.replace("k: 2, max_problems: 2", "k: 1, max_problems: 1")
     path = tmp_path / "p.yaml"
-    path.write_text(text.replace("eval: {every: 100", "eval: {every: 2"))
+    path.write_text(text)
     return path
 
 
@@ -34,7 +43,10 @@ def _without_timings(row: dict) -> dict:
 
 def _snapshot(run_dir):
     """Every step log, completion table and the results, timings aside."""
-    files = {name: [_without_timings(r) for r in io.read_jsonl(run_dir / name)] for name in ("metrics.jsonl", "evals.jsonl")}
+    files = {name: [_without_timings(r) for r in io.read_jsonl(run_dir / name)]
+             for name in ("metrics.jsonl", "evals.jsonl", "alpha.jsonl")}
+    files["alpha state"] = {p.name: torch.load(p, weights_only=False)["extra"]["alpha"]
+                            for p in sorted((run_dir / "checkpoints").glob("step_*.pt"))}
     files.update({f"completions/{p.name}": io.read_jsonl(p) for p in sorted((run_dir / "completions").glob("*.jsonl"))})
     files["results.json"] = io.read_json(run_dir / "results.json")
     return files
@@ -62,17 +74,24 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.slow
 def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
-    params = _params(tmp_path, tiny_model_dir)
-    assert _run_script(tmp_path, params, tiny_model_dir, tmp_path / "straight").wait() == 0
+    """One run folder SIGKILLed at each point in turn (each re-run resumes the previous kill's
+    state), then finished; the uninterrupted run is trained in-process (one process start less)."""
+    from sgpo_lib.config import load_config
+    from sgpo_lib.trainer import train
+
+    params = _params(tmp_path, tiny_model_dir, small=True)
+    train(load_config(params), make_data(tiny_model_dir), tmp_path / "straight", ParityGrader())
     want = _snapshot(tmp_path / "straight")
     assert [r["step"] for r in want["metrics.jsonl"]] == list(range(STEPS + 1))
+    alphas = {r["alpha"] for r in want["alpha.jsonl"]}
+    assert len(want["alpha.jsonl"]) == 2 * STEPS and len(alphas) >= 3, alphas  # the state moved (0.5 +- 0.3 steps)
+    assert want["alpha state"]["step_000005.pt"] and "alpha_mean" in want["metrics.jsonl"][-1]
     base = want["results.json"]["base_eval"]
     assert len(base) == len({(r["split"], r["source"]) for r in base}) >= 1  # one row per benchmark, not doubled
     assert sorted(set(r["step"] for r in want["evals.jsonl"])) == [0, 2, 4, 5]
+    run_dir = tmp_path / "killed"
     for name, reached in KILL_POINTS.items():
-        run_dir = tmp_path / name
         proc = _run_script(tmp_path, params, tiny_model_dir, run_dir)
         deadline = time.time() + 300
         while time.time() < deadline and not reached(run_dir) and proc.poll() is None:
@@ -80,10 +99,10 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
         assert reached(run_dir), f"{name}: the window was missed (steps {_metrics_steps(run_dir)})"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert read_status(run_dir) == "stale"
-        assert _run_script(tmp_path, params, tiny_model_dir, run_dir).wait() == 0
-        assert _snapshot(run_dir) == want, name
-        assert read_status(run_dir) == "done"
+        assert read_status(run_dir) == "stale", name
+    assert _run_script(tmp_path, params, tiny_model_dir, run_dir).wait() == 0
+    assert _snapshot(run_dir) == want
+    assert read_status(run_dir) == "done"
 
 
 def test_completion_tables_are_written_per_step(tmp_path, tiny_model_dir):

@@ -21,7 +21,7 @@ model: {{source: hf, name_or_path: "{model}", lora: {{r: 4, alpha: 8}}}}
 rollout: {{n_autonomous: 3, n_guided: 2, max_new_tokens: 6, batch_size: 16}}
 train: {{steps: {steps}, batch_problems: 2, lr: 0.05, micro_batch_size: 3, checkpoint_every: 1}}
 eval: {{every: 100, k: 2, max_problems: 2, splits: [test]}}
-distill: {{on: all, weighting: constant}}
+distill: {{target: all, weighting: constant}}
 """
 
 
@@ -50,7 +50,7 @@ def params_file(tmp_path, model_dir, steps=2):
     return path
 
 
-@pytest.mark.parametrize("method", ["sgpo", "grpo", "sft", "hybrid"])
+@pytest.mark.parametrize("method", ["sgpo", "grpo", "sft", "luffy", "hpt", "sft_grpo"])
 def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"train.method": method})
     trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
@@ -72,6 +72,21 @@ def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
     if method == "sgpo":
         assert "reward_guided" in rows[-1] and "distill/term" in rows[-1]
     assert results["final_step"] == 2 and (tmp_path / "run" / "STATUS").read_text().startswith("done")
+
+
+def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_model_dir):
+    """select_one: at most one distilled rollout per problem; alpha.jsonl, alpha_mean, entropy, kl_clip_frac."""
+    cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one", "distill.weighting": "pass_gap"})
+    Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader()).run()
+    rows = io.read_jsonl(tmp_path / "run" / "metrics.jsonl")[1:]
+    assert all(r["n_distill_seqs"] <= cfg.train.batch_problems for r in rows)
+    assert any(r["n_distill_seqs"] > 0 for r in rows)
+    alpha = io.read_jsonl(tmp_path / "run" / "alpha.jsonl")
+    assert [r["step"] for r in alpha] == [1, 1, 2, 2] and {round(r["alpha"], 9) for r in alpha} <= {0.4, 0.6, 0.3, 0.5, 0.7}
+    for r in rows:
+        assert r["alpha_mean"] == pytest.approx(sum(a["alpha"] for a in alpha if a["step"] == r["step"]) / 2)
+        assert r["entropy"] > 0
+    assert any("kl_clip_frac" in r and 0 <= r["kl_clip_frac"] <= 1 for r in rows)
 
 
 def test_coef_zero_trains_like_grpo(tmp_path, tiny_model_dir):
