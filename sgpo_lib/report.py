@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import io, plots, results
+from . import io, paper, plots, results
 from .config import RunConfig
-from .stages import collected, metrics_of, scaling_runs, scaling_table
+from .results import collected, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,13 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     out = {}
     main = collected(run_dir / "main")
     if len(main):
-        out["main"] = results.wide_table(main, "train.method")
-    abl = collected(run_dir / "ablate")
-    if len(abl):
-        abl["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in abl["run"]]
-        out["ablation"] = results.wide_table(abl, "variant", with_base=False)
+        out["main"] = results.main_table(main)
+        out["main_greedy"] = results.main_table(main, "greedy")
+        out["paper_main"] = paper.main_table()
+    abl = results.ablation_results(cfg, run_dir)
+    if len(abl) > 1:  # more than the reference row
+        out["ablation"] = abl
+        out["ablation_orderings"] = orderings_table(abl)
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         out["scaling"] = scaling_table(scale)
@@ -61,6 +63,12 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
                                     "cpu_native_bf16": cpu.get("native_bf16"), "torch_threads": cpu.get("torch_threads"),
                                     "git_commit": env.get("git_commit")}, name="value").to_frame()
     return out
+
+
+def orderings_table(ablation: pd.DataFrame) -> pd.DataFrame:
+    """Which of the paper's orderings "full SGPO > ablation" this run reproduces (`paper.orderings`)."""
+    found = paper.orderings(results.ablation_deltas(ablation))
+    return pd.DataFrame([{"ordering": text, "here": verdict} for verdict, texts in found.items() for text in texts])
 
 
 def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
