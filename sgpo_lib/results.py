@@ -164,7 +164,7 @@ def numeric_table(df: pd.DataFrame, group: str, metric: str = METRIC) -> pd.Data
 def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, ...], metric: str = METRIC,
                    tol: float = 0.0) -> pd.DataFrame:
     """The ablation table (§7): the reference row `full SGPO` (the main table's SGPO runs of `seeds`),
-    then one row per ablation (its `label`, e.g. the paper's name): per-family cells and `avg` as mean ± std
+    then one row per ablation (its `label`, e.g. the paper's name; the paper's order first): per-family cells and `avg` as mean ± std
     over seeds, `Δ avg` vs full SGPO, the paper's value and Δ (`paper.py`, Qwen2.5-7B average) and
     whether the signs of the two Δs agree (`paper.signs_match`, `tol` points of no sign)."""
     parts = [d for d in (ablate,) if len(d) and "phase" in d]
@@ -175,6 +175,8 @@ def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, .
         return pd.DataFrame()
     df = pd.concat(parts, ignore_index=True)
     table = wide_table(df, "label", metric, with_base=False).drop(columns="ood", errors="ignore")
+    named = [n for n in [FULL_SGPO, *paper.ABLATIONS] if n in table.index]  # the paper's order, then the others
+    table = table.reindex(named + [n for n in dict.fromkeys(df["label"]) if n not in named])
     means = numeric_table(df, "label", metric)[("mean", "test")]
     delta = means - means.get(FULL_SGPO, float("nan"))
     table["Δ avg"] = [f"{delta[n]:+.1f}" for n in table.index]
