@@ -81,21 +81,28 @@ def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return table.reindex(columns=[k for k in HEALTH_MEANS + HEALTH_MAXES if k in table])
 
 
+# §4-5 training dynamics the trainer logs per step (metrics.jsonl): name -> (key, title, y label, SGPO runs only)
+DYNAMICS = {
+    "alpha_mean": ("alpha_mean", "Mean adaptive weight α per step (should fall, §5)", "mean α over the step's problems", True),
+    "entropy": ("entropy", "Policy entropy on autonomous rollouts (a collapse shows here, §4)", "mean token entropy", False),
+    "kl_clip_frac": ("kl_clip_frac", "Share of distilled tokens with KL > δ (clipped, §4)", "KL-clip fraction", True),
+}
+
+
 def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
-    """Learning curves, the guidance weight, p_guided vs p_auto, main bars, scaling; PNGs saved."""
+    """Learning curves, α, entropy, KL-clip fraction, p_guided vs p_auto, main bars, scaling, where the
+    signal lands; PNGs saved. A figure whose input is missing is skipped with a logged note."""
     figs = {}
     main_metrics = metrics_of(run_dir / "main")
-    test_key = "eval/test/macro/greedy"
     if main_metrics:
-        figs["learning_curves"] = plots.curves(main_metrics, test_key, "Held-out unguided accuracy", "test macro greedy")
+        figs["learning_curves"] = plots.curves(main_metrics, f"eval/test/macro/{results.METRIC}", "Held-out unguided accuracy",
+                                               f"test macro {results.METRIC}")
         figs["reward"] = plots.curves(main_metrics, "reward_auto", "Training reward (autonomous rollouts)", smooth=5)
-        sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
-        figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w",
-                                               smooth=5)
         figs["engine_mismatch"] = plots.panels(main_metrics, plots.ROLLOUT_HEALTH_KEYS, "Rollout engine vs trainer, reward groups")
         main = collected(run_dir / "main")
         figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
-                                       baseline=results.base_accuracy(main, "train.method"))
+                                       baseline=results.base_accuracy(main, "train.method"), metric=results.METRIC)
+    figs.update(dynamics_figures(run_dir))
     if (run_dir / "paired_stats.csv").exists():
         figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
@@ -108,12 +115,35 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     return figs
 
 
+def dynamics_figures(run_dir: Path) -> dict[str, object]:
+    """`DYNAMICS` curves of the main table's runs and α of a few fixed problems at their first and last
+    visit (`alpha.jsonl` of the first SGPO run); each one skipped, with a logged note, without its input."""
+    figs, metrics = {}, metrics_of(run_dir / "main")
+    for name, (key, title, ylabel, sgpo_only) in DYNAMICS.items():
+        series = {k: m for k, m in metrics.items() if key in m and (not sgpo_only or "method=sgpo" in k)}
+        if series:
+            figs[name] = plots.curves(series, key, title, ylabel, smooth=5)
+        else:
+            log.info("report: figure %s skipped: no run under %s logged '%s'", name, run_dir / "main", key)
+    alpha = {k: a for k, a in results.alpha_of(run_dir / "main").items() if "method=sgpo" in k and len(a)}
+    if alpha:
+        run = sorted(alpha)[0]
+        figs["alpha_first_last"] = plots.first_last(results.alpha_first_last(alpha[run]), f"α on fixed problems ({run})")
+    else:
+        log.info("report: figure alpha_first_last skipped: no SGPO run under %s wrote alpha.jsonl", run_dir / "main")
+    return figs
+
+
 NOT_RUN = {
     "main": "No training run has finished yet (notebook 03, `experiment.methods`).",
     "main_bars": "",  # "" = said by the section's other cell
     "learning_curves": "No training run has logged metrics yet (notebook 03).",
     "reward": "",
-    "guidance_weight": "No SGPO run has logged metrics yet (notebook 03).",
+    "alpha_mean": "No SGPO run has logged `alpha_mean` yet (notebook 03).",
+    "alpha_first_last": "No SGPO run has written `alpha.jsonl` yet (notebook 03).",
+    "entropy": "No run has logged the policy `entropy` yet (notebook 03).",
+    "kl_clip_frac": "No SGPO run has logged `kl_clip_frac` yet (notebook 03).",
+    "ablation_orderings": "",
     "guidance_shift": "Not measured: notebook 03 has not run.",
     "guided_vs_auto": "Not measured: notebook 02 has not run.",
     "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",

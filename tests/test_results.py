@@ -115,3 +115,27 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
     assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]
     orderings = report.tables(cfg, tmp_path)["ablation_orderings"].set_index("here")["ordering"]
     assert orderings["hold"].startswith("full SGPO > direct SFT") and "distillation" in orderings["do not hold"]
+
+
+def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_them(tmp_path, caplog):
+    """α per step, α on fixed problems first vs last visit, entropy per method, KL-clip fraction:
+    drawn from hand-made metrics.jsonl / alpha.jsonl; each one skipped with a logged note without input."""
+    import logging
+
+    from sgpo_lib import report
+
+    sgpo, grpo = tmp_path / "main" / "train.method=sgpo_seed=0", tmp_path / "main" / "train.method=grpo_seed=0"
+    io.write_jsonl(grpo / "metrics.jsonl", [{"step": s, "entropy": 1.0 - s / 10} for s in range(3)])
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.report"):
+        figs = report.dynamics_figures(tmp_path)
+    assert set(figs) == {"entropy"} and len(figs["entropy"].axes[0].lines) == 2  # raw + 5-step mean of the GRPO run
+    assert all(f"figure {n} skipped" in caplog.text for n in ("alpha_mean", "kl_clip_frac", "alpha_first_last"))
+    io.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "kl_clip_frac": 0.1}
+                                            for s in range(3)])
+    io.write_jsonl(sgpo / "alpha.jsonl", [{"step": s, "problem_id": p, "alpha": 0.5 - s / 10, "p_auto": 0.5, "p_guided": 1.0}
+                                          for s in range(3) for p in ("x", "y")])
+    figs = report.dynamics_figures(tmp_path)
+    assert set(figs) == {"alpha_mean", "entropy", "kl_clip_frac", "alpha_first_last"}
+    assert len(figs["entropy"].axes[0].lines) == 4  # both methods
+    first_last = figs["alpha_first_last"].axes[0].lines
+    assert len(first_last) == 2 and list(first_last[0].get_ydata()) == [0.5, 0.3]
