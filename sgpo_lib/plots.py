@@ -133,3 +133,29 @@ def scaling(table: pd.DataFrame, x: str, group: str, title: str = "Gain over bas
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def heat_strip(rows: list[dict], key: str = "kl", title: str = "Per-token KL(q‖p): where the strategy moved the student",
+               max_tokens: int = 48):
+    """A row per rollout (`signal.measure` rows), its first `max_tokens` decoded tokens written in cells
+    coloured by `row[key]` (one colour scale for all rows, capped at the 99th percentile)."""
+    import numpy as np
+
+    n = max(len(rows), 1)
+    grid = np.full((n, max_tokens), np.nan)
+    for i, r in enumerate(rows):
+        vals = r[key][:max_tokens]
+        grid[i, : len(vals)] = vals
+    finite = grid[np.isfinite(grid)]
+    vmax = float(np.percentile(finite, 99)) if finite.size and np.percentile(finite, 99) > 0 else 1.0
+    fig, ax = plt.subplots(figsize=(min(0.32 * max_tokens, 18), 0.5 * n + 1.2))
+    image = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0.0, vmax=vmax)
+    for i, r in enumerate(rows):
+        for j, token in enumerate(r["tokens"][:max_tokens]):
+            ax.text(j, i, repr(token)[1:-1][:4], ha="center", va="center", fontsize=6)
+    ax.set_yticks(range(len(rows)), [f"{r['source'].split('/')[-1]} {r['problem_id']}" for r in rows], fontsize=7)
+    ax.set(title=title, xlabel="completion token")
+    fig.colorbar(image, ax=ax, fraction=0.02, label=key)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

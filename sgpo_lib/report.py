@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import io, paper, plots, results
+from . import io, paper, plots, results, signal
 from .config import RunConfig
 from .results import collected, metrics_of, scaling_runs, scaling_table
 
@@ -49,6 +49,8 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
         out["completions"] = completions
     if (run_dir / "guidance_shift.csv").exists():
         out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
+    if (run_dir / signal.SIGNAL_FILE).exists():
+        out["signal"] = signal.summary(io.read_json(run_dir / signal.SIGNAL_FILE)["rollouts"])
     if (run_dir / "premise.csv").exists():
         out["premise"] = pd.read_csv(run_dir / "premise.csv")
     reasons = results.grade_reasons(metrics_of(run_dir / "main"))
@@ -103,6 +105,12 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
         figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
                                        baseline=results.base_accuracy(main, "train.method"), metric=results.METRIC)
     figs.update(dynamics_figures(run_dir))
+    if (run_dir / signal.SIGNAL_FILE).exists():
+        rows = io.read_json(run_dir / signal.SIGNAL_FILE)["rollouts"]
+        figs["signal_kl"] = plots.heat_strip(rows)
+        figs["signal_sft"] = plots.heat_strip(rows, "sft_grad", "Per-token SFT gradient norm on the same tokens")
+    else:
+        log.info("report: figures signal_kl, signal_sft skipped: no %s (notebook 02)", run_dir / signal.SIGNAL_FILE)
     if (run_dir / "paired_stats.csv").exists():
         figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
@@ -144,6 +152,9 @@ NOT_RUN = {
     "entropy": "No run has logged the policy `entropy` yet (notebook 03).",
     "kl_clip_frac": "No SGPO run has logged `kl_clip_frac` yet (notebook 03).",
     "ablation_orderings": "",
+    "signal": "Not measured: notebook 02 has not run.",
+    "signal_kl": "",
+    "signal_sft": "",
     "guidance_shift": "Not measured: notebook 03 has not run.",
     "guided_vs_auto": "Not measured: notebook 02 has not run.",
     "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",
