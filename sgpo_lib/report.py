@@ -33,7 +33,7 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     if len(main):
         out["main"] = results.main_table(main)
         out["main_greedy"] = results.main_table(main, "greedy")
-        out["paper_main"] = paper.main_table()
+    out["paper_main"] = paper.main_table()
     abl = results.ablation_results(cfg, run_dir)
     if len(abl) > 1:  # more than the reference row
         out["ablation"] = abl
@@ -145,6 +145,7 @@ def dynamics_figures(run_dir: Path) -> dict[str, object]:
 NOT_RUN = {
     "main": "No training run has finished yet (notebook 03, `experiment.methods`).",
     "main_bars": "",  # "" = said by the section's other cell
+    "main_greedy": "",
     "learning_curves": "No training run has logged metrics yet (notebook 03).",
     "reward": "",
     "alpha_mean": "No SGPO run has logged `alpha_mean` yet (notebook 03).",

@@ -183,6 +183,7 @@ def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, .
     table["paper"] = [paper.FULL if n == FULL_SGPO else paper.ABLATIONS.get(n) for n in table.index]
     table["paper Δ"] = [paper.ablation_delta(n) for n in table.index]
     table["sign matches paper"] = paper.signs_match(delta.drop(FULL_SGPO, errors="ignore"), tol).reindex(table.index)
+    table.columns.name = None
     return table.rename_axis(f"ablation ({metric})")
 
 
