@@ -12,6 +12,7 @@ average (`ood`). `ablation_table` sets the paper's §7 numbers beside this run's
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +47,7 @@ def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
 
     `phase` is `base` (step 0, before training) or `final`. Runs without results (failed,
     running) give one row with their status, unless `require_complete` raises for them. `label` is
-    the run's name in `root/labels.json`, else its folder name.
+    the run's name in `root/labels.json`, else its folder name without `_seed=N`.
     """
     labels = io.read_json(Path(root) / LABELS_FILE) if (Path(root) / LABELS_FILE).exists() else {}
     rows = []
@@ -55,7 +56,8 @@ def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
         if require_complete and status != "done":
             raise RuntimeError(f"{run_dir}: STATUS is '{status or 'missing'}', not done")
         cfg = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text())) if (run_dir / "config.yaml").exists() else {}
-        base = {"run": run_dir.name, "label": labels.get(run_dir.name, run_dir.name), "status": status, **cfg}
+        label = labels.get(run_dir.name, re.sub(r"_seed=-?\d+$", "", run_dir.name))
+        base = {"run": run_dir.name, "label": label, "status": status, **cfg}
         results = run_dir / "results.json"
         if not results.exists():
             rows.append(base)
@@ -133,6 +135,7 @@ def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bo
     order = list(dict.fromkeys(long[group]))
     table = long.pivot_table(index=group, columns="column", values="cell", aggfunc="first").reindex(order)
     cols = [c for c in table.columns if c not in ("avg", "ood")] + [c for c in ("avg", "ood") if c in table.columns]
+    table.columns.name = None
     return table[cols]
 
 
@@ -183,12 +186,13 @@ def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, .
     table["paper"] = [paper.FULL if n == FULL_SGPO else paper.ABLATIONS.get(n) for n in table.index]
     table["paper Δ"] = [paper.ablation_delta(n) for n in table.index]
     table["sign matches paper"] = paper.signs_match(delta.drop(FULL_SGPO, errors="ignore"), tol).reindex(table.index)
-    table.columns.name = None
     return table.rename_axis(f"ablation ({metric})")
 
 
 def ablation_deltas(table: pd.DataFrame) -> pd.Series:
-    """`Δ avg` of `ablation_table`'s ablation rows as numbers (for `paper.orderings`)."""
+    """`Δ avg` of `ablation_table`'s ablation rows as numbers (for `paper.orderings`); empty without any."""
+    if "Δ avg" not in table:
+        return pd.Series(dtype=float)
     return table["Δ avg"].drop(FULL_SGPO, errors="ignore").astype(float)
 
 

@@ -73,6 +73,9 @@ def test_paper_sign_agreement_and_orderings():
 def test_empty_inputs_give_empty_tables():
     assert results.main_table(pd.DataFrame()).empty
     assert results.ablation_table(pd.DataFrame(), pd.DataFrame(), (0,)).empty
+    from sgpo_lib import report
+
+    assert report.orderings_table(pd.DataFrame()).empty
 
 
 def test_alpha_first_and_last_visit_of_the_most_visited_problems():
@@ -139,3 +142,13 @@ def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_t
     assert len(figs["entropy"].axes[0].lines) == 4  # both methods
     first_last = figs["alpha_first_last"].axes[0].lines
     assert len(first_last) == 2 and list(first_last[0].get_ydata()) == [0.5, 0.3]
+
+
+def test_collect_labels_runs_by_labels_json_else_by_folder_without_the_seed(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\n")
+    for name in ("train.method=sgpo_distill.coef=0_seed=0", "train.method=sgpo_distill.coef=0_seed=1", "odd"):
+        _fake_run(tmp_path / "sweep" / name, params, {}, 0.5)
+    assert set(results.collect(tmp_path / "sweep")["label"]) == {"train.method=sgpo_distill.coef=0", "odd"}
+    io.write_json(tmp_path / "sweep" / results.LABELS_FILE, {"odd": "w/o KL clipping"})
+    assert set(results.collect(tmp_path / "sweep")["label"]) == {"train.method=sgpo_distill.coef=0", "w/o KL clipping"}
