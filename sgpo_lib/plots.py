@@ -152,7 +152,8 @@ def heat_strip(rows: list[dict], key: str = "kl", title: str = "Per-token KL(qâ€
     image = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0.0, vmax=vmax)
     for i, r in enumerate(rows):
         for j, token in enumerate(r["tokens"][:max_tokens]):
-            ax.text(j, i, repr(token)[1:-1][:4], ha="center", va="center", fontsize=6)
+            ax.text(j, i, repr(token)[1:-1][:4], ha="center", va="center", fontsize=6,
+                    color="white" if grid[i, j] > vmax / 2 else "black")
     ax.set_yticks(range(len(rows)), [f"{r['source'].split('/')[-1]} {r['problem_id']}" for r in rows], fontsize=7)
     ax.set(title=title, xlabel="completion token")
     fig.colorbar(image, ax=ax, fraction=0.02, label=key)
