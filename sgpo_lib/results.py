@@ -19,7 +19,8 @@ import pandas as pd
 import yaml
 
 from . import io, paper
-from .config import RunConfig, ablation_seeds
+from .config import RunConfig
+from .experiment import ablation_seeds
 from .runs import read_status
 
 POINTS = 100.0

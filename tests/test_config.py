@@ -237,7 +237,7 @@ def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
     """toy-demo: CONTRACT's main-table methods and §7's ablations (names and overrides as paper.py
     has them), three seeds each (the ablations inherit the main table's)."""
     from sgpo_lib import paper
-    from sgpo_lib.config import ablation_seeds
+    from sgpo_lib.experiment import ablation_seeds
     from sgpo_lib.schema import read_yaml
 
     e = read_yaml(PARAMS_DIR / "toy-demo.yaml")["experiment"]
