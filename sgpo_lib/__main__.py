@@ -89,7 +89,8 @@ def _kill_own_group_on_sigterm() -> None:
 
 def _sweep(args, overrides: dict) -> int:
     from .stages import train_variant
-    from .sweep import grid, kill_children, run_sweep, summary, unfinished
+    from .results import summary
+    from .sweep import grid, kill_children, run_sweep, unfinished
 
     signal.signal(signal.SIGTERM, lambda *_: (kill_children(), os._exit(143)))
     root, axes = _folder(args.params, overrides, args.out), _grid(args.grid)

@@ -83,19 +83,9 @@ class PolicySampler:
 
     def _transformers_policy(self, final_dir: Path | None):
         from .generation import TransformersGenerator
-        from .policy import load_policy
 
-        model_dir, adapter_dir = self.model_dir, final_dir
-        if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").exists():
-            model_dir, adapter_dir = Path(adapter_dir), None  # full fine-tuning: the whole model was saved
-        cfg = self.cfg
-        model, tok = load_policy(model_dir, dataclasses.replace(cfg.model.lora, enabled=False), cfg.model.dtype,
-                                 device=device(), attn_implementation=cfg.model.attn_implementation)
-        if adapter_dir is not None:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter_dir).to(device())
-        return TransformersGenerator(model.eval(), tok, batch_size=cfg.rollout.batch_size), tok
+        model, tok = load_student(self.cfg, self.model_dir, final_dir)
+        return TransformersGenerator(model, tok, batch_size=self.cfg.rollout.batch_size), tok
 
     def close(self) -> None:
         if self._engine is not None:
@@ -107,3 +97,20 @@ class PolicySampler:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def load_student(cfg, model_dir: Path, final_dir: Path | None = None):
+    """(model in eval mode, tokenizer) of the base student (`final_dir` None) or of a trained run's
+    `final` folder (a LoRA adapter, or the whole model after full fine-tuning), on `device()`."""
+    from .policy import load_policy
+
+    adapter_dir = final_dir
+    if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").exists():
+        model_dir, adapter_dir = Path(adapter_dir), None  # full fine-tuning: the whole model was saved
+    model, tok = load_policy(model_dir, dataclasses.replace(cfg.model.lora, enabled=False), cfg.model.dtype,
+                             device=device(), attn_implementation=cfg.model.attn_implementation)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir).to(device())
+    return model.eval(), tok

@@ -25,12 +25,9 @@ import yaml
 
 from .paths import resolve
 from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
-from .yaml12 import parse_assignment
-from .toy.config import SIZES, PretrainConfig, StudentConfig, ToyWorldConfig
+from .experiment import ExperimentConfig, ablation_seeds
+from .toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
 
-# train.method values (sgpo-method.md sections 3-6): `sft_grpo` trains like `grpo` (it differs
-# only in its starting checkpoint, the SFT warm-up).
-METHODS = ("sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy")
 
 # Deprecated names, applied before validation with a logged warning naming the new one:
 # `old.dotted.key: new.dotted.key` renames a key (the old key's value wins when both are set, as
@@ -267,27 +264,11 @@ class GradingConfig:
         _check(self.workers >= 1 and self.batch_size >= 1, "grading.workers", "grading.workers and grading.batch_size must be >= 1")
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    methods: tuple[str, ...] = ("sft", "grpo", "luffy", "sgpo")
-    seeds: tuple[int, ...] = (0,)
-    ablations: tuple[str, ...] = ("distill.estimator=sampled", "distill.direction=reverse",
-                                  "distill.weighting=constant", "distill.proximal=none", "distill.coef=0")
-    ablation_seeds: tuple[int, ...] = (0,)
-    scaling_sizes: tuple[str, ...] = ()
-    scaling_methods: tuple[str, ...] = ("grpo", "sgpo")
-    scaling_seeds: tuple[int, ...] = (0,)
-    parallel: int = 1
-
-    def __post_init__(self):
-        known = METHODS + tuple(k.split("=")[1] for k in DEPRECATED if k.startswith("train.method="))
-        bad = [m for m in self.methods + self.scaling_methods if m not in known]
-        _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from {', '.join(METHODS)}")
-        _check(len(self.methods) > 0, "experiment.methods", f"must name at least one method ({', '.join(METHODS)})")
-        unknown = [z for z in self.scaling_sizes if z not in SIZES]
-        _check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
-        _check(all("=" in a for a in self.ablations), "experiment.ablations", "each entry is 'dotted.key=value'")
-        _check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
+def ablation_runs(cfg: RunConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(ablation name, override dict of one run) for every ablation x ablation seed (SGPO + its overrides)."""
+    return [(name, {"train.method": "sgpo", **overrides, "seed": s})
+            for entry in cfg.experiment.ablations for name, overrides in entry.items()
+            for s in ablation_seeds(cfg.experiment)]
 
 
 @dataclass(frozen=True)
@@ -377,8 +358,7 @@ def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
     """The override dicts of every training run notebooks 03-05 make (main, ablate, scaling)."""
     e = cfg.experiment
     return {"main": [{"train.method": m, "seed": s} for m in e.methods for s in e.seeds],
-            "ablate": [{"train.method": "sgpo", **dict([parse_assignment(a)]), "seed": s}
-                       for a in e.ablations for s in e.ablation_seeds],
+            "ablate": [overrides for _, overrides in ablation_runs(cfg)],
             "scaling": [{"student.size": z, "train.method": m, "seed": s}
                         for z in e.scaling_sizes for m in e.scaling_methods for s in e.scaling_seeds]}
 

@@ -88,7 +88,7 @@ def guided_vs_auto(stats: pd.DataFrame):
     return fig
 
 
-def bars(numeric: pd.DataFrame, title: str, split: str = "test", baseline: float | None = None):
+def bars(numeric: pd.DataFrame, title: str, split: str = "test", baseline: float | None = None, metric: str = "avg@k"):
     """Macro accuracy per row of `results.numeric_table` with std error bars; `baseline`
     (the untrained student's accuracy, in points) as a dashed line."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -98,23 +98,65 @@ def bars(numeric: pd.DataFrame, title: str, split: str = "test", baseline: float
         ax.axhline(baseline, color="gray", linestyle="--", label=f"base student ({baseline:.1f})")
         ax.legend(loc="upper left", frameon=False)
     ax.set_xticks(range(len(means)), [str(i) for i in means.index], rotation=20, ha="right")
-    ax.set(title=title, ylabel=f"{split} macro greedy accuracy (points)")
+    ax.set(title=title, ylabel=f"{split} macro {metric} (points)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     plt.close(fig)
     return fig
 
 
-def scaling(table: pd.DataFrame, x: str, group: str, title: str = "Gain over base-model size"):
+def first_last(table: pd.DataFrame, title: str):
+    """One line per problem (`table` index) from its `first` to its `last` value (e.g. α at the first
+    and last visit, `results.alpha_first_last`); the legend gives the number of visits."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for pid, row in table.iterrows():
+        ax.plot([0, 1], [row["first"], row["last"]], marker="o", label=f"{pid} ({int(row['visits'])} visits)")
+    ax.set_xticks([0, 1], ["first visit", "last visit"])
+    ax.set(title=title, ylabel="α", xlim=(-0.2, 1.2))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def scaling(table: pd.DataFrame, x: str, group: str, title: str = "Gain over base-model size", metric: str = "avg@k"):
     """Accuracy (`mean`, `std`) against `x` (e.g. parameters), one line per `group` value."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, g in table.groupby(group):
         g = g.sort_values(x)
         ax.errorbar(g[x], g["mean"], yerr=g["std"], marker="o", capsize=3, label=str(name))
-    ax.set(title=title, xlabel=x, ylabel="test macro greedy accuracy (points)")
+    ax.set(title=title, xlabel=x, ylabel=f"test macro {metric} (points)")
     ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def heat_strip(rows: list[dict], key: str = "kl", title: str = "Per-token KL(q‖p): where the strategy moved the student",
+               max_tokens: int = 48):
+    """A row per rollout (`signal.measure` rows), its first `max_tokens` decoded tokens written in cells
+    coloured by `row[key]` (one colour scale for all rows, capped at the 99th percentile)."""
+    import numpy as np
+
+    n = max(len(rows), 1)
+    grid = np.full((n, max_tokens), np.nan)
+    for i, r in enumerate(rows):
+        vals = r[key][:max_tokens]
+        grid[i, : len(vals)] = vals
+    finite = grid[np.isfinite(grid)]
+    vmax = float(np.percentile(finite, 99)) if finite.size and np.percentile(finite, 99) > 0 else 1.0
+    fig, ax = plt.subplots(figsize=(min(0.32 * max_tokens, 18), 0.5 * n + 1.2))
+    image = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0.0, vmax=vmax)
+    for i, r in enumerate(rows):
+        for j, token in enumerate(r["tokens"][:max_tokens]):
+            ax.text(j, i, repr(token)[1:-1][:4], ha="center", va="center", fontsize=6,
+                    color="white" if grid[i, j] > vmax / 2 else "black")
+    ax.set_yticks(range(len(rows)), [f"{r['source'].split('/')[-1]} {r['problem_id']}" for r in rows], fontsize=7)
+    ax.set(title=title, xlabel="completion token")
+    fig.colorbar(image, ax=ax, fraction=0.02, label=key)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import io, plots, results
+from . import io, paper, plots, results, signal
 from .config import RunConfig
-from .stages import collected, metrics_of, scaling_runs, scaling_table
+from .results import collected, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,13 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     out = {}
     main = collected(run_dir / "main")
     if len(main):
-        out["main"] = results.wide_table(main, "train.method")
-    abl = collected(run_dir / "ablate")
-    if len(abl):
-        abl["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in abl["run"]]
-        out["ablation"] = results.wide_table(abl, "variant", with_base=False)
+        out["main"] = results.main_table(main)
+        out["main_greedy"] = results.main_table(main, "greedy")
+    out["paper_main"] = paper.main_table()
+    abl = results.ablation_results(cfg, run_dir)
+    if len(abl) > 1:  # more than the reference row
+        out["ablation"] = abl
+        out["ablation_orderings"] = orderings_table(abl)
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         out["scaling"] = scaling_table(scale)
@@ -47,6 +49,8 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
         out["completions"] = completions
     if (run_dir / "guidance_shift.csv").exists():
         out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
+    if (run_dir / signal.SIGNAL_FILE).exists():
+        out["signal"] = signal.summary(io.read_json(run_dir / signal.SIGNAL_FILE)["rollouts"])
     if (run_dir / "premise.csv").exists():
         out["premise"] = pd.read_csv(run_dir / "premise.csv")
     reasons = results.grade_reasons(metrics_of(run_dir / "main"))
@@ -63,6 +67,12 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
+def orderings_table(ablation: pd.DataFrame) -> pd.DataFrame:
+    """Which of the paper's orderings "full SGPO > ablation" this run reproduces (`paper.orderings`)."""
+    found = paper.orderings(results.ablation_deltas(ablation))
+    return pd.DataFrame([{"ordering": text, "here": verdict} for verdict, texts in found.items() for text in texts])
+
+
 def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per run, over its training steps: how often autonomous groups had one reward value
     (`frac_reward_zero_std`) or were all wrong, the guided branch's share on those all-wrong
@@ -73,21 +83,34 @@ def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return table.reindex(columns=[k for k in HEALTH_MEANS + HEALTH_MAXES if k in table])
 
 
+# §4-5 training dynamics the trainer logs per step (metrics.jsonl): name -> (key, title, y label, SGPO runs only)
+DYNAMICS = {
+    "alpha_mean": ("alpha_mean", "Mean adaptive weight α per step (should fall, §5)", "mean α over the step's problems", True),
+    "entropy": ("entropy", "Policy entropy on autonomous rollouts (a collapse shows here, §4)", "mean token entropy", False),
+    "kl_clip_frac": ("kl_clip_frac", "Share of distilled tokens with KL > δ (clipped, §4)", "KL-clip fraction", True),
+}
+
+
 def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
-    """Learning curves, the guidance weight, p_guided vs p_auto, main bars, scaling; PNGs saved."""
+    """Learning curves, α, entropy, KL-clip fraction, p_guided vs p_auto, main bars, scaling, where the
+    signal lands; PNGs saved. A figure whose input is missing is skipped with a logged note."""
     figs = {}
     main_metrics = metrics_of(run_dir / "main")
-    test_key = "eval/test/macro/greedy"
     if main_metrics:
-        figs["learning_curves"] = plots.curves(main_metrics, test_key, "Held-out unguided accuracy", "test macro greedy")
+        figs["learning_curves"] = plots.curves(main_metrics, f"eval/test/macro/{results.METRIC}", "Held-out unguided accuracy",
+                                               f"test macro {results.METRIC}")
         figs["reward"] = plots.curves(main_metrics, "reward_auto", "Training reward (autonomous rollouts)", smooth=5)
-        sgpo = {k: v for k, v in main_metrics.items() if "method=sgpo" in k}
-        figs["guidance_weight"] = plots.curves(sgpo, "w_mean", "Mean guidance weight w (should fall)", "batch mean w",
-                                               smooth=5)
         figs["engine_mismatch"] = plots.panels(main_metrics, plots.ROLLOUT_HEALTH_KEYS, "Rollout engine vs trainer, reward groups")
         main = collected(run_dir / "main")
         figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
-                                       baseline=results.base_accuracy(main, "train.method"))
+                                       baseline=results.base_accuracy(main, "train.method"), metric=results.METRIC)
+    figs.update(dynamics_figures(run_dir))
+    if (run_dir / signal.SIGNAL_FILE).exists():
+        rows = io.read_json(run_dir / signal.SIGNAL_FILE)["rollouts"]
+        figs["signal_kl"] = plots.heat_strip(rows)
+        figs["signal_sft"] = plots.heat_strip(rows, "sft_grad", "Per-token SFT gradient norm on the same tokens")
+    else:
+        log.info("report: figures signal_kl, signal_sft skipped: no %s (notebook 02)", run_dir / signal.SIGNAL_FILE)
     if (run_dir / "paired_stats.csv").exists():
         figs["guided_vs_auto"] = plots.guided_vs_auto(pd.read_csv(run_dir / "paired_stats.csv"))
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
@@ -100,12 +123,39 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     return figs
 
 
+def dynamics_figures(run_dir: Path) -> dict[str, object]:
+    """`DYNAMICS` curves of the main table's runs and α of a few fixed problems at their first and last
+    visit (`alpha.jsonl` of the first SGPO run); each one skipped, with a logged note, without its input."""
+    figs, metrics = {}, metrics_of(run_dir / "main")
+    for name, (key, title, ylabel, sgpo_only) in DYNAMICS.items():
+        series = {k: m for k, m in metrics.items() if key in m and (not sgpo_only or "method=sgpo" in k)}
+        if series:
+            figs[name] = plots.curves(series, key, title, ylabel, smooth=5)
+        else:
+            log.info("report: figure %s skipped: no run under %s logged '%s'", name, run_dir / "main", key)
+    alpha = {k: a for k, a in results.alpha_of(run_dir / "main").items() if "method=sgpo" in k and len(a)}
+    if alpha:
+        run = sorted(alpha)[0]
+        figs["alpha_first_last"] = plots.first_last(results.alpha_first_last(alpha[run]), f"α on fixed problems ({run})")
+    else:
+        log.info("report: figure alpha_first_last skipped: no SGPO run under %s wrote alpha.jsonl", run_dir / "main")
+    return figs
+
+
 NOT_RUN = {
     "main": "No training run has finished yet (notebook 03, `experiment.methods`).",
     "main_bars": "",  # "" = said by the section's other cell
+    "main_greedy": "",
     "learning_curves": "No training run has logged metrics yet (notebook 03).",
     "reward": "",
-    "guidance_weight": "No SGPO run has logged metrics yet (notebook 03).",
+    "alpha_mean": "No SGPO run has logged `alpha_mean` yet (notebook 03).",
+    "alpha_first_last": "No SGPO run has written `alpha.jsonl` yet (notebook 03).",
+    "entropy": "No run has logged the policy `entropy` yet (notebook 03).",
+    "kl_clip_frac": "No SGPO run has logged `kl_clip_frac` yet (notebook 03).",
+    "ablation_orderings": "",
+    "signal": "Not measured: notebook 02 has not run.",
+    "signal_kl": "",
+    "signal_sft": "",
     "guidance_shift": "Not measured: notebook 03 has not run.",
     "guided_vs_auto": "Not measured: notebook 02 has not run.",
     "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",

@@ -7,7 +7,7 @@ notebook displays. The notebooks hold no algorithm (architecture.md, "The flow o
     01 strategies     the strategy library and its rejection report
     02 rollouts       paired rollouts of the base student: p_auto vs p_guided per problem
     03 train          SGPO and the baselines (experiment.methods x experiment.seeds): main table
-    04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds)
+    04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds): ablation table
     05 scaling        methods over student sizes (experiment.scaling_sizes)
     06 report         tables and figures; `render_report` writes report.html
 """
@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import assets, io, results
-from .config import RunConfig, experiment_variants, load_config
+from .config import RunConfig, ablation_runs, experiment_variants, load_config
 from .runs import read_status, seed_everything
-from .sweep import collect, run_sweep
+from .sweep import run_name, run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -178,23 +178,21 @@ def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd
 
 
 def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """The main table: every method of `experiment.methods` x `experiment.seeds`."""
+    """The main table: every method of `experiment.methods` x `experiment.seeds` (`results.main_table`)."""
     df = _sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"])
-    return results.wide_table(df, "train.method")
+    return results.main_table(df)
 
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """SGPO ablations; the reference row is the main table's SGPO runs (same seeds)."""
+    """SGPO ablations (§7), named as in `experiment.ablations` (`ablate/labels.json`); the table is
+    `results.ablation_results`, the report's too: the reference row is the main table's SGPO runs
+    (same seeds), beside the paper's numbers."""
     if not cfg.experiment.ablations:
         return pd.DataFrame()
-    df = _sweep(cfg, run_dir, "ablate", experiment_variants(cfg)["ablate"])
-    df["variant"] = [r.split("_seed=")[0].replace("train.method=sgpo_", "") for r in df["run"]]
-    main = collected(run_dir / "main")
-    if len(main):
-        ref = main[(main["train.method"] == "sgpo") & main["seed"].isin(cfg.experiment.ablation_seeds)].copy()
-        ref["variant"] = "sgpo (reference)"
-        df = pd.concat([ref, df], ignore_index=True)
-    return results.wide_table(df, "variant", with_base=False)
+    runs = ablation_runs(cfg)
+    io.write_json(run_dir / "ablate" / results.LABELS_FILE, {run_name(v): name for name, v in runs})
+    _sweep(cfg, run_dir, "ablate", [v for _, v in runs])
+    return results.ablation_results(cfg, run_dir)
 
 
 def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
@@ -202,46 +200,9 @@ def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     of the default size that the main table already trained are reused."""
     if not cfg.experiment.scaling_sizes:
         return pd.DataFrame()
-    reused = _main_runs_at_default_size(cfg, run_dir)
+    reused = results.main_runs_at_default_size(cfg, run_dir)
     taken = set(zip(reused["train.method"], reused["seed"])) if len(reused) else set()
     variants = [v for v in experiment_variants(cfg)["scaling"]
                 if not (v["student.size"] == cfg.student.size and (v["train.method"], v["seed"]) in taken)]
     _sweep(cfg, run_dir, "scaling", variants)
-    return scaling_table(scaling_runs(cfg, run_dir))
-
-
-def collected(root: Path) -> pd.DataFrame:
-    """`collect(root)` of a sweep folder, finished or not; empty when it holds no run yet."""
-    return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
-
-
-def _main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained);
-    none without a scaling study (real models have no student sizes)."""
-    if not cfg.experiment.scaling_sizes:
-        return pd.DataFrame()
-    main = collected(run_dir / "main")
-    if not len(main):
-        return main
-    keep = ((main["status"] == "done") & main["train.method"].isin(cfg.experiment.scaling_methods)
-            & main["seed"].isin(cfg.experiment.scaling_seeds) & (main["student.size"] == cfg.student.size))
-    return main[keep]
-
-
-def scaling_runs(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """The scaling study's runs: its own sweep plus the reused main-table runs of the default size."""
-    return pd.concat([collected(run_dir / "scaling"), _main_runs_at_default_size(cfg, run_dir)], ignore_index=True)
-
-
-def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (size, method): test macro greedy accuracy before/after training, in points."""
-    macro = df[(df["status"] == "done") & (df["source"] == "macro") & (df["split"] == "test")]
-    agg = macro.groupby(["student.size", "train.method", "phase"])["greedy"].agg(["mean", "std"]).reset_index()
-    agg[["mean", "std"]] = agg[["mean", "std"]].fillna(0.0) * results.POINTS
-    return agg
-
-
-def metrics_of(root: Path) -> dict[str, pd.DataFrame]:
-    """`metrics.jsonl` of every run under `root`, keyed by run name."""
-    return {p.parent.name: pd.DataFrame(io.read_jsonl(p, tolerate_torn_tail=True))
-            for p in sorted(Path(root).glob("*/metrics.jsonl"))}
+    return results.scaling_table(results.scaling_runs(cfg, run_dir))

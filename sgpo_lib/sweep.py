@@ -7,8 +7,8 @@ when there are GPUs, else an equal share of the CPU cores); a variant whose STAT
 is skipped, and a failure is recorded in its STATUS while the others go on. Every variant's
 folder name (a safe name: grid values with `/` or `..` are refused) and config are checked
 before the first run starts. Children run in their own process group, die with the sweep
-(Linux `PR_SET_PDEATHSIG`, then they kill their group) and append to `stdout.log`. `collect(root)` reads every variant's `config.yaml`
-and `results.json` into one pandas DataFrame (one row per run and evaluated benchmark).
+(Linux `PR_SET_PDEATHSIG`, then they kill their group) and append to `stdout.log`. Reading a
+sweep back (`collect`, `summary`) is `results.py`'s.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
-import yaml
 
 from . import io
 from .config import load_config
 from .locks import RunLockedError, holder
 from .paths import REPO_ROOT, safe_name
+from .results import collect
 from .runs import read_status
 
 log = logging.getLogger(__name__)
@@ -176,21 +176,6 @@ def unfinished(root: Path, variants: list[dict[str, Any]]) -> dict[str, str]:
     return {name: status or "missing" for name, status in statuses.items() if status != "done"}
 
 
-HEADLINE = ("greedy", "avg@k", "pass@k")
-
-
-def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
-    """One row per run: the grid axes, its status and the final test macro metrics (the full
-    table goes to a file)."""
-    if not len(df):
-        return df
-    runs = df.groupby("run", sort=True).first()[[a for a in axes if a in df.columns] + ["status"]]
-    if "phase" not in df.columns:
-        return runs
-    final = df[(df["phase"] == "final") & (df["split"] == "test") & (df["source"] == "macro")]
-    return runs.join(final.set_index("run")[list(HEADLINE)], how="left")
-
-
 def _gpu_ids() -> list[str]:
     try:
         import torch
@@ -198,35 +183,3 @@ def _gpu_ids() -> list[str]:
         return [str(i) for i in range(torch.cuda.device_count())]
     except ImportError:
         return []
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
-    """One row per (run, phase, split, benchmark): status, flattened config, eval metrics.
-
-    `phase` is `base` (step 0, before training) or `final`. Runs without results (failed,
-    running) give one row with their status, unless `require_complete` raises for them.
-    """
-    rows = []
-    for run_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        status = read_status(run_dir)
-        if require_complete and status != "done":
-            raise RuntimeError(f"{run_dir}: STATUS is '{status or 'missing'}', not done")
-        cfg = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text())) if (run_dir / "config.yaml").exists() else {}
-        base = {"run": run_dir.name, "status": status, **cfg}
-        results = run_dir / "results.json"
-        if not results.exists():
-            rows.append(base)
-            continue
-        res = io.read_json(results)
-        rows += [{**base, "phase": phase, **e} for phase in ("base", "final") for e in res[f"{phase}_eval"]]
-    return pd.DataFrame(rows)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sgpo_lib.config import ConfigError, RunConfig, apply_overrides, load_config
+from sgpo_lib.config import ConfigError, RunConfig, apply_overrides, config_to_yaml, load_config
 from sgpo_lib.schema import deep_merge
 from sgpo_lib.paths import PARAMS_DIR
 
@@ -193,7 +193,7 @@ def test_experiment_variants_cover_every_run(tmp_path):
                                        "  ablations: [distill.coef=0]\n  scaling_sizes: [tiny]\n  scaling_seeds: [2]\n"))
     v = experiment_variants(cfg)
     assert v["main"] == [{"train.method": m, "seed": s} for m in ("grpo", "sgpo") for s in (0, 1)]
-    assert v["ablate"] == [{"train.method": "sgpo", "distill.coef": 0, "seed": 0}]
+    assert v["ablate"] == [{"train.method": "sgpo", "distill.coef": 0, "seed": s} for s in (0, 1)]  # the main seeds
     assert len(v["scaling"]) == 2 and {r["student.size"] for r in v["scaling"]} == {"tiny"}
 
 
@@ -215,3 +215,54 @@ def test_training_refuses_a_rollout_temperature_other_than_one(tmp_path):
     with pytest.raises(ConfigError, match=r"rollout.temperature.*must be 1.0"):
         load_config(_write(tmp_path, "rollout:\n  temperature: 0.7\n"))
     assert load_config(_write(tmp_path, "rollout:\n  temperature: 0.7\ntrain:\n  method: sft\n")).rollout.temperature == 0.7
+
+
+def test_ablations_are_named_override_sets_or_legacy_strings(tmp_path):
+    """`experiment.ablations`: `- name: {dotted.key: value, ...}` (one ablation may set several keys)
+    or a legacy 'key=value' string, its own name; each name x ablation seed is one SGPO run."""
+    from sgpo_lib.config import ablation_runs, experiment_variants
+
+    cfg = load_config(_write(tmp_path, "experiment:\n  seeds: [0]\n  ablation_seeds: [3, 4]\n  ablations:\n"
+                                       "    - direct SFT: {distill.estimator: sampled}\n"
+                                       "    - two keys: {distill.coef: 0.5, distill.weighting: constant}\n"
+                                       "    - distill.direction=reverse\n"))
+    runs = ablation_runs(cfg)
+    assert [n for n, _ in runs] == ["direct SFT"] * 2 + ["two keys"] * 2 + ["distill.direction=reverse"] * 2
+    assert runs[2][1] == {"train.method": "sgpo", "distill.coef": 0.5, "distill.weighting": "constant", "seed": 3}
+    assert experiment_variants(cfg)["ablate"] == [v for _, v in runs]
+    assert hash(cfg) and load_config(_write(tmp_path, config_to_yaml(cfg), "again.yaml")) == cfg  # round trip
+
+
+@pytest.mark.parametrize("entry, match", [
+    ("distill.coef", r"'experiment.ablations\[0\]': 'distill.coef' is not an ablation; write each entry as"),
+    ("{a: {distill.coef: 0}, b: {distill.coef: 1}}", r"experiment.ablations\[0\]"),
+    ("{a: {}}", r"experiment.ablations\[0\]"),
+    ("{a: distill.coef=0}", r"experiment.ablations\[0\]"),
+])
+def test_a_malformed_ablation_names_its_entry_and_the_shapes(tmp_path, entry, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(_write(tmp_path, f"experiment:\n  ablations: [{entry}]\n"))
+
+
+def test_ablation_names_are_unique_and_overrides_are_checked_per_run(tmp_path):
+    from sgpo_lib.config import check_variants
+
+    with pytest.raises(ConfigError, match=r"names \['x'\] appear twice"):
+        load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coef: 0}}, {x: {distill.coef: 1}}]\n"))
+    with pytest.raises(ConfigError, match=r"experiment.ablate run .*unknown key 'distill.coeff'"):
+        check_variants(load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coeff: 0}}]\n")))
+
+
+def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
+    """toy-demo: CONTRACT's main-table methods and §7's ablations (names and overrides as paper.py
+    has them), three seeds each (the ablations inherit the main table's)."""
+    from sgpo_lib import paper
+    from sgpo_lib.experiment import ablation_seeds
+    from sgpo_lib.schema import read_yaml
+
+    e = read_yaml(PARAMS_DIR / "toy-demo.yaml")["experiment"]
+    assert set(e["methods"]) == {"sft", "sft_grpo", "hpt", "luffy", "sgpo", "grpo"} and e["seeds"] == [0, 1, 2]
+    assert {n: o for entry in e["ablations"] for n, o in entry.items()} == paper.ABLATION_OVERRIDES
+    assert e["ablation_seeds"] is None  # inherited from base.yaml: the main table's seeds
+    smoke = load_config(PARAMS_DIR / "toy-smoke.yaml").experiment
+    assert len(smoke.seeds) == 1 and len(smoke.ablations) == 2 and ablation_seeds(smoke) == (0,)

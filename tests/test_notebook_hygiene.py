@@ -2,6 +2,7 @@
 start with a papermill description, and are committed clean (conventions.md 1, 2, 10)."""
 
 import ast
+import re
 
 import nbformat
 import pytest
@@ -38,3 +39,27 @@ def test_notebook_is_thin_and_clean(path):
                 f"{path.name} cell {i}: defines a function/class; move it to sgpo_lib"
             assert not isinstance(node, (ast.For, ast.While)), f"{path.name} cell {i}: loops belong in sgpo_lib"
         assert len(cell.source.splitlines()) <= MAX_CELL_LINES, f"{path.name} cell {i}: over {MAX_CELL_LINES} lines"
+
+
+READ_SIDE = [p for p in NOTEBOOKS if p.stem[:2] in ("02", "03", "04", "05", "06")]
+
+
+@pytest.mark.parametrize("path", READ_SIDE, ids=[p.name for p in READ_SIDE])
+def test_stage_notebooks_say_what_they_answer_and_how_to_read_each_result(path):
+    """02-06 open with a markdown cell of a title and a few sentences on the question; every code
+    cell after `start_run` that shows something is followed by a markdown line on how to read it;
+    02-04 have a probe cell (the stage's core function on a hand-made input, `sgpo_lib.probes`)."""
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ") and len(re.findall(r"[.?!](\s|$)", first.source)) >= 2, \
+        f"{path.name}: open with a title and 2-3 sentences on what the notebook answers"
+    start = next(i for i, c in enumerate(nb.cells) if "start_run(" in c.source)
+    for i, cell in enumerate(nb.cells[start + 1 :], start + 1):
+        shows = cell.cell_type == "code" and isinstance(ast.parse(cell.source).body[-1], ast.Expr)
+        hidden = "report-hide" in cell.metadata.get("tags", [])
+        if shows and not hidden:
+            after = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+            assert after is not None and after.cell_type == "markdown", \
+                f"{path.name} cell {i} ({cell.source.splitlines()[-1]!r}): follow it with a markdown line on how to read it"
+    if path.stem[:2] in ("02", "03", "04"):
+        assert any(c.cell_type == "code" and "probes." in c.source for c in nb.cells), f"{path.name}: needs a probe cell"

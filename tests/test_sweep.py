@@ -6,7 +6,8 @@ import pytest
 from sgpo_lib import io, results
 from sgpo_lib.config import config_to_yaml, load_config
 from sgpo_lib.runs import write_status
-from sgpo_lib.sweep import collect, grid, run_name, run_sweep
+from sgpo_lib.results import collect
+from sgpo_lib.sweep import grid, run_name, run_sweep
 from sgpo_lib.yaml12 import parse_assignment
 
 
@@ -59,7 +60,7 @@ def test_wide_table_mean_and_std_over_seeds(tmp_path):
     params = tmp_path / "p.yaml"
     params.write_text("seed: 0\n")
     df = run_sweep(params, grid(**{"distill.coef": [0.0, 1.0], "seed": [0, 1]}), tmp_path / "s", train_fn=fake_train([]))
-    table = results.wide_table(df, "distill.coef")
+    table = results.wide_table(df, "distill.coef", "greedy")
     # coef 1: greedy 0.5 and 0.6 over seeds -> 55.0 ± 7.1 points; base row from the step-0 eval
     assert table.loc[1.0, "avg"] == "55.0 ± 7.1"
     assert table.loc["base", "avg"].startswith("10.0")

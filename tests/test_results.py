@@ -1,0 +1,154 @@
+"""The read side: main and ablation tables from hand-made sweep frames and folders, the paper's
+numbers beside them, the α readers; notebook 04 and the report show one ablation table."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from sgpo_lib import io, paper, results
+from sgpo_lib.config import config_to_yaml, load_config
+from sgpo_lib.runs import write_status
+
+
+def rows(run, method, seed, final, base=0.1, label=None, family_gap=0.0):
+    """Result rows of one run: test macro + two families, and OOD macro, at phases base/final."""
+    out = []
+    for phase, acc in (("base", base), ("final", final)):
+        for split, source, a in (("test", "macro", acc), ("test", "toy/add", acc + family_gap), ("test", "toy/mul", acc - family_gap),
+                                 ("ood", "macro", acc / 2)):
+            out.append({"run": run, "label": label or run, "status": "done", "train.method": method, "seed": seed, "phase": phase,
+                        "split": split, "source": source, "avg@k": a, "greedy": a + 0.05})
+    return out
+
+
+def frame(*runs):
+    return pd.DataFrame([r for run in runs for r in run])
+
+
+def test_main_table_has_the_papers_rows_in_order_mean_and_std_over_seeds():
+    df = frame(rows("g0", "grpo", 0, 0.3), rows("s0", "sgpo", 0, 0.5), rows("s1", "sgpo", 1, 0.6),
+               rows("h0", "hybrid", 0, 0.4), rows("f0", "sft", 0, 0.2), rows("w0", "sft_grpo", 0, 0.45))
+    table = results.main_table(df)
+    assert list(table.index) == ["base", "SFT", "SFT+GRPO", "LUFFY", "SGPO", "GRPO (from base)"]
+    assert table.loc["SGPO", "avg"] == "55.0 ± 7.1" and table.loc["SGPO", "ood"] == "27.5 ± 3.5"
+    assert table.loc["base", "avg"] == "10.0" and list(table.columns) == ["add", "mul", "avg", "ood"]
+    assert results.main_table(df, "greedy").loc["SFT", "avg"] == "25.0"  # greedy: the extra table
+    assert table.index.name == "method (avg@k)"
+
+
+def ablation_frames():
+    main = frame(*(rows(f"s{s}", "sgpo", s, 0.50 + s / 100) for s in (0, 1, 2)), rows("s9", "sgpo", 9, 0.9))
+    ablate = frame(*(rows(f"k{s}", "sgpo", s, 0.45, label="w/o KL clipping") for s in (0, 1, 2)),
+                   *(rows(f"r{s}", "sgpo", s, 0.60, label="reverse KL") for s in (0, 1)),
+                   rows("m0", "sgpo", 0, 0.40, label="my own"))
+    return ablate, main
+
+
+def test_ablation_table_reference_row_deltas_and_the_papers_column():
+    ablate, main = ablation_frames()
+    table = results.ablation_table(ablate, main, seeds=(0, 1, 2))
+    assert list(table.index) == [results.FULL_SGPO, "w/o KL clipping", "reverse KL", "my own"]  # seed 9 is not a reference
+    assert table.loc[results.FULL_SGPO, "avg"] == "51.0 ± 1.0" and table.loc["w/o KL clipping", "avg"] == "45.0 ± 0.0"
+    assert table["Δ avg"].tolist() == ["+0.0", "-6.0", "+9.0", "-11.0"]
+    assert table.loc[results.FULL_SGPO, "paper"] == paper.FULL and table.loc["reverse KL", "paper"] == 50.9
+    assert math.isclose(table.loc["w/o KL clipping", "paper Δ"], 48.7 - 52.1) and math.isnan(table.loc["my own", "paper Δ"])
+    match = table["sign matches paper"]
+    assert bool(match["w/o KL clipping"]) and not bool(match["reverse KL"])
+    assert pd.isna(match["my own"]) and pd.isna(match[results.FULL_SGPO])
+
+
+def test_paper_sign_agreement_and_orderings():
+    toy = pd.Series({"w/o KL clipping": -6.0, "reverse KL": 9.0, "w/o adaptive weighting": 0.05, "mine": -1.0})
+    assert paper.signs_match(toy).tolist()[:2] == [True, False]
+    assert paper.signs_match(toy, tol=0.1)["w/o adaptive weighting"] == False  # noqa: E712 (no sign within tol)
+    assert paper.signs_match(toy)["w/o adaptive weighting"] == False  # noqa: E712 (the paper's Δ is negative)
+    found = paper.orderings(toy)
+    assert found["hold"] == ["full SGPO > w/o KL clipping (paper Δ -3.4, here -6.0)"]
+    assert len(found["do not hold"]) == 2 and all("mine" not in t for t in found["do not hold"])
+    assert set(paper.ABLATIONS) == set(paper.ABLATION_OVERRIDES) and len(paper.ABLATIONS) == 8
+    assert paper.main_table().loc["Llama ~8B-Instruct"].isna().sum() == 4
+
+
+def test_empty_inputs_give_empty_tables():
+    assert results.main_table(pd.DataFrame()).empty
+    assert results.ablation_table(pd.DataFrame(), pd.DataFrame(), (0,)).empty
+    from sgpo_lib import report
+
+    assert report.orderings_table(pd.DataFrame()).empty
+
+
+def test_alpha_first_and_last_visit_of_the_most_visited_problems():
+    alpha = pd.DataFrame([{"step": s, "problem_id": p, "alpha": a, "p_auto": 0.0, "p_guided": 1.0}
+                          for s, p, a in [(3, "a", 0.6), (1, "a", 0.5), (7, "a", 0.2), (2, "b", 0.5), (5, "b", 0.6), (4, "c", 0.5)]])
+    table = results.alpha_first_last(alpha, n_problems=2)
+    assert list(table.index) == ["a", "b"]
+    assert table.loc["a"].tolist() == [0.5, 0.2, 3] and table.loc["b"].tolist() == [0.5, 0.6, 2]
+
+
+def _fake_run(out_dir, cfg, overrides, final):
+    """A finished run folder as the trainer leaves it (config.yaml, results.json, STATUS)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    io.write_text(out_dir / "config.yaml", config_to_yaml(load_config(cfg, overrides)))
+    row = {"split": "test", "source": "macro", "n": 4, "greedy": final, "avg@k": final, "pass@k": final, "k": 2, "step": 2}
+    io.write_json(out_dir / "results.json", {"base_eval": [{**row, "avg@k": 0.1}], "final_eval": [row]})
+    write_status(out_dir, "done")
+
+
+def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monkeypatch):
+    """stages.ablate (notebook 04) and report.tables read the same folders with the same function."""
+    from sgpo_lib import report, stages
+    from sgpo_lib.config import ablation_runs
+    from sgpo_lib.sweep import run_name
+
+    params = tmp_path / "p.yaml"
+    params.write_text("experiment:\n  seeds: [0, 1]\n  ablations:\n    - direct SFT on guided rollouts: {distill.estimator: sampled}\n"
+                      "    - w/o strategy distillation: {distill.coef: 0}\n")
+    cfg = load_config(params)
+    io.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
+    io.write_json(tmp_path / "env.json", {})
+    for s in (0, 1):
+        _fake_run(tmp_path / "main" / f"train.method=sgpo_seed={s}", params, {"train.method": "sgpo", "seed": s}, 0.5 + s / 10)
+    for name, v in ablation_runs(cfg):  # finished already: the sweep skips them
+        _fake_run(tmp_path / "ablate" / run_name(v), params, v, 0.4 if "SFT" in name else 0.6)
+    monkeypatch.setattr(stages, "train_variant", lambda *a: pytest.fail("a finished run was trained again"))
+    shown = stages.ablate(cfg, tmp_path)
+    pd.testing.assert_frame_equal(shown, report.tables(cfg, tmp_path)["ablation"])
+    assert list(shown.index) == [results.FULL_SGPO, "w/o strategy distillation", "direct SFT on guided rollouts"]
+    assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]
+    orderings = report.tables(cfg, tmp_path)["ablation_orderings"].set_index("here")["ordering"]
+    assert orderings["hold"].startswith("full SGPO > direct SFT") and "distillation" in orderings["do not hold"]
+
+
+def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_them(tmp_path, caplog):
+    """α per step, α on fixed problems first vs last visit, entropy per method, KL-clip fraction:
+    drawn from hand-made metrics.jsonl / alpha.jsonl; each one skipped with a logged note without input."""
+    import logging
+
+    from sgpo_lib import report
+
+    sgpo, grpo = tmp_path / "main" / "train.method=sgpo_seed=0", tmp_path / "main" / "train.method=grpo_seed=0"
+    io.write_jsonl(grpo / "metrics.jsonl", [{"step": s, "entropy": 1.0 - s / 10} for s in range(3)])
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.report"):
+        figs = report.dynamics_figures(tmp_path)
+    assert set(figs) == {"entropy"} and len(figs["entropy"].axes[0].lines) == 2  # raw + 5-step mean of the GRPO run
+    assert all(f"figure {n} skipped" in caplog.text for n in ("alpha_mean", "kl_clip_frac", "alpha_first_last"))
+    io.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "kl_clip_frac": 0.1}
+                                            for s in range(3)])
+    io.write_jsonl(sgpo / "alpha.jsonl", [{"step": s, "problem_id": p, "alpha": 0.5 - s / 10, "p_auto": 0.5, "p_guided": 1.0}
+                                          for s in range(3) for p in ("x", "y")])
+    figs = report.dynamics_figures(tmp_path)
+    assert set(figs) == {"alpha_mean", "entropy", "kl_clip_frac", "alpha_first_last"}
+    assert len(figs["entropy"].axes[0].lines) == 4  # both methods
+    first_last = figs["alpha_first_last"].axes[0].lines
+    assert len(first_last) == 2 and list(first_last[0].get_ydata()) == [0.5, 0.3]
+
+
+def test_collect_labels_runs_by_labels_json_else_by_folder_without_the_seed(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\n")
+    for name in ("train.method=sgpo_distill.coef=0_seed=0", "train.method=sgpo_distill.coef=0_seed=1", "odd"):
+        _fake_run(tmp_path / "sweep" / name, params, {}, 0.5)
+    assert set(results.collect(tmp_path / "sweep")["label"]) == {"train.method=sgpo_distill.coef=0", "odd"}
+    io.write_json(tmp_path / "sweep" / results.LABELS_FILE, {"odd": "w/o KL clipping"})
+    assert set(results.collect(tmp_path / "sweep")["label"]) == {"train.method=sgpo_distill.coef=0", "w/o KL clipping"}
