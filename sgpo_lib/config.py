@@ -15,6 +15,7 @@ Lists in YAML become tuples so that every config object is frozen and hashable.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -202,15 +203,42 @@ class EvalConfig:
     every: int = 10
     splits: tuple[str, ...] = ("test", "ood")
     k: int = 4
-    temperature: float = 1.0
+    k_by_benchmark: tuple[str, ...] = ()  # "name=k" entries (sgpo-method.md §8)
+    temperature: float = 0.6
+    top_p: float = 0.95
     max_problems: int | None = None
     max_new_tokens: int | None = None
 
     def __post_init__(self):
         _check(self.k >= 1, "eval.k", "must be >= 1")
+        _check(self.temperature >= 0, "eval.temperature", "must be >= 0")
+        _check(0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]")
+        _parse_k_by_benchmark(self.k_by_benchmark)
         _check(self.every >= 1, "eval.every", "must be >= 1")
         _check(self.max_problems is None or self.max_problems >= 1, "eval.max_problems",
                "must be >= 1, or null for every problem (0 would evaluate nothing)")
+
+    @property
+    def k_map(self) -> dict[str, int]:
+        """`eval.k_by_benchmark` as {benchmark: k}."""
+        return _parse_k_by_benchmark(self.k_by_benchmark)
+
+
+def _parse_k_by_benchmark(entries: tuple[str, ...]) -> dict[str, int]:
+    """Entries `name=k` as {name: k}; a bad entry raises naming `eval.k_by_benchmark` and the fix."""
+    from .data import BENCHMARKS
+    from .toy.families import FAMILIES
+
+    known, out = sorted(BENCHMARKS) + sorted(FAMILIES), {}
+    for entry in entries:
+        name, _, k = entry.partition("=")
+        hint = difflib.get_close_matches(name, known, n=1)
+        _check(name in known, "eval.k_by_benchmark", f"unknown benchmark {name!r} in {entry!r}"
+               + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; known: {known}")
+        _check(k.isdigit() and int(k) >= 1 and name not in out, "eval.k_by_benchmark",
+               f"{entry!r}: write 'name=k' with k >= 1, each benchmark once")
+        out[name] = int(k)
+    return out
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,7 @@ class Trainer:
         e = self.cfg.eval
         problems = eval_subset(self.data.eval, e.splits, e.max_problems)
         table = evaluate(self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature,
+                         top_p=e.top_p, k_by_benchmark=e.k_map,
                          max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
                          instruction=self.cfg.instruction, seed=self.cfg.seed)
         rows = [{**r, "step": step} for r in table.to_dict("records")]
