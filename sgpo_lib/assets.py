@@ -114,12 +114,17 @@ def strategy_library(cfg: RunConfig):
 
 
 def train_data(cfg: RunConfig, size: str | None = None):
-    """Everything the trainer needs besides the config."""
+    """Everything the trainer needs besides the config: with `train.warmup_sft_fraction` > 0, `sft`
+    trains on the warm-up problems, the other methods on the rest, and `sft_grpo` / `sgpo` start
+    from the warm-up model (`warmup.start_dir`)."""
+    from . import warmup
     from .trainer import TrainData
 
     by_split = problems(cfg)
     library, _ = strategy_library(cfg)
     retrieve = cfg.strategy.retrieve_by_type
-    return TrainData(model_dir=student_dir(cfg, size), train=by_split["train"],
+    warm, rest = warmup.split(by_split["train"], cfg.train.warmup_sft_fraction, cfg.world_seed)
+    return TrainData(model_dir=warmup.start_dir(cfg, student_dir(cfg, size), by_split),
+                     train=warm if cfg.train.method == "sft" and warm else rest,
                      eval=[p for split, ps in by_split.items() if split != "train" for p in ps],
                      strategy_for=lambda p: library.for_problem(p, retrieve=retrieve))

@@ -179,7 +179,8 @@ class TrainConfig:
     max_nonfinite_in_row: int = 3
     n_offpolicy: int = 1
     luffy_gamma: float = 0.1
-    sft_epochs: int = 1
+    warmup_sft_fraction: float = 1 / 3
+    warmup_sft_epochs: int = 10
     rollout_is: Literal["none", "token_truncate", "sequence_mask"] | None = None  # None: resolved from the backend
     rollout_is_cap: float = 2.0
     mismatch_threshold: float = 0.1
@@ -196,6 +197,9 @@ class TrainConfig:
         _check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
         _check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        _check(0 <= self.warmup_sft_fraction < 1, "train.warmup_sft_fraction",
+               "must be in [0, 1): the share of training problems for the SFT warm-up (0 = no warm-up)")
+        _check(self.warmup_sft_epochs >= 1, "train.warmup_sft_epochs", "must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,11 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
 
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
-    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`."""
+    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after building
+    the SFT warm-ups they start from here, once each (`warmup.prepare_variants`)."""
+    from .warmup import prepare_variants
+
+    prepare_variants(str(run_dir / "config.yaml"), variants)
     return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
                      train_fn=train_variant)
 
