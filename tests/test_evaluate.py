@@ -116,3 +116,18 @@ def test_eval_config_validates_k_by_benchmark():
             EvalConfig(k_by_benchmark=bad)
     with pytest.raises(ConfigError, match=r"eval.top_p"):
         EvalConfig(top_p=0.0)
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-1.5b-math", "qwen2.5-7b-math", "llama3.1-8b-math"])
+def test_real_params_follow_the_paper(name):
+    """The paper's setting (sgpo-method.md §0, §2, §3, §8) in every real-model params file."""
+    from sgpo_lib.config import load_config
+
+    cfg = load_config(f"params/{name}.yaml")
+    assert (cfg.rollout.n_autonomous, cfg.rollout.n_guided, cfg.train.eps_low, cfg.train.eps_high) == (8, 4, 0.2, 0.28)
+    assert (cfg.train.warmup_sft_fraction, cfg.train.warmup_sft_epochs) == pytest.approx((1 / 3, 10))
+    assert (cfg.data.train_sets, cfg.data.train_limit) == (("openr1_46k",), 8500)
+    assert cfg.eval.k_map == {"math500": 4, "amc23": 32, "olympiadbench": 4, "aime24": 32}
+    assert (cfg.eval.temperature, cfg.eval.top_p) == (0.6, 0.95)
+    assert cfg.eval.max_new_tokens <= cfg.rollout.max_model_len == 32768
+    assert set(cfg.eval.k_map) <= set(cfg.data.eval_sets)
