@@ -33,6 +33,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from . import io
 from .config import RunConfig
@@ -85,11 +86,12 @@ def steps(cfg: RunConfig, n_problems: int) -> int:
 
 def warmup_config(cfg: RunConfig, n_problems: int) -> RunConfig:
     """The SFT run of the warm-up: `cfg` with method sft, its step count, seed `world_seed`
-    (the same warm-up for every training seed), evaluation at the first and last step only."""
+    (the same warm-up for every training seed), evaluation at the first and last step only, on
+    the first split of `eval.splits` (a diagnostic: the runs evaluate the warm-up model again)."""
     n = steps(cfg, n_problems)
     return dataclasses.replace(cfg, seed=cfg.world_seed,
                                train=dataclasses.replace(cfg.train, method="sft", steps=n),
-                               eval=dataclasses.replace(cfg.eval, every=n),
+                               eval=dataclasses.replace(cfg.eval, every=n, splits=cfg.eval.splits[:1]),
                                output=dataclasses.replace(cfg.output, report_to="none"))
 
 
@@ -211,7 +213,7 @@ def _check_complete(out: Path) -> None:
     check_model_files(model)
 
 
-def summary(cfg: RunConfig, size: str | None = None) -> dict:
+def summary(cfg: RunConfig, size: str | None = None) -> pd.Series:
     """The warm-up of `cfg`'s SGPO runs, built if needed: problems, steps, cache hit, seconds, and
     held-out accuracy (test macro greedy / avg@k) of the base student and of the warm-up model."""
     from . import assets
@@ -219,7 +221,7 @@ def summary(cfg: RunConfig, size: str | None = None) -> dict:
     by_split = assets.problems(cfg)
     warm, rest = split(by_split["train"], cfg.train.warmup_sft_fraction, cfg.world_seed)
     if not warm:
-        return {"warm-up": "off (train.warmup_sft_fraction: 0)", "RL problems": len(rest)}
+        return pd.Series({"warm-up": "off (train.warmup_sft_fraction: 0)", "RL problems": len(rest)}, name="SFT warm-up")
     base = assets.student_dir(cfg, size)
     hit = (folder(cfg, base, warm) / META_FILE).exists()
     out = prepare(cfg, base, warm, [p for s, ps in by_split.items() if s != "train" for p in ps])
@@ -230,4 +232,4 @@ def summary(cfg: RunConfig, size: str | None = None) -> dict:
         if r["source"] == "macro" and r["split"] == "test":
             phase = "base" if r["step"] == 0 else "warm-up"
             row.update({f"test greedy ({phase})": r["greedy"], f"test avg@k ({phase})": r["avg@k"]})
-    return row
+    return pd.Series(row, name="SFT warm-up", dtype=object)
