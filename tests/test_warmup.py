@@ -67,6 +67,7 @@ def test_fraction_zero_is_todays_model_dir_and_problems(tmp_path, monkeypatch):
     for method in ("sgpo", "grpo", "sft"):
         data = assets.train_data(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0, "train.method": method}))
         assert data.model_dir == tmp_path / "base-student" and data.train == everything
+    assert warmup.summary(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0}))["warm-up"].startswith("off")
     grpo = assets.train_data(_cfg(tmp_path, **{"train.method": "grpo"}))  # warm-up on: grpo starts from the base
     sft = assets.train_data(_cfg(tmp_path, **{"train.method": "sft"}))
     assert grpo.model_dir == tmp_path / "base-student" and len(grpo.train) == len(sft.train) == len(everything) // 2
@@ -143,3 +144,11 @@ def test_a_second_process_waits_for_the_build(tmp_path, monkeypatch):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_full_fine_tuning_keeps_the_trained_folder(tmp_path, tiny_model_dir):
+    """Without LoRA the SFT run's final folder is already a full model: it becomes the warm-up model as is."""
+    cfg = _cfg(tmp_path, **{"model.lora.enabled": False})
+    warmup._merge(cfg, tmp_path / "unused-base", tiny_model_dir, tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted(p.name for p in tiny_model_dir.iterdir())
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == (tiny_model_dir / "model.safetensors").read_bytes()
