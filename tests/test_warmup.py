@@ -152,3 +152,20 @@ def test_full_fine_tuning_keeps_the_trained_folder(tmp_path, tiny_model_dir):
     warmup._merge(cfg, tmp_path / "unused-base", tiny_model_dir, tmp_path / "model")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted(p.name for p in tiny_model_dir.iterdir())
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == (tiny_model_dir / "model.safetensors").read_bytes()
+
+
+def test_a_sweep_builds_each_warmup_once_before_its_runs(tmp_path, monkeypatch):
+    from sgpo_lib import stages
+
+    cfg = _cfg(tmp_path)
+    (tmp_path / "config.yaml").write_text((tmp_path / "p.yaml").read_text())
+    built, order = [], []
+    monkeypatch.setattr(assets, "student_dir", lambda cfg, size=None: tmp_path / f"student-{cfg.student.size}")
+    monkeypatch.setattr(warmup, "prepare", lambda cfg, base, warm, evals: built.append(base) or base / "warm")
+    monkeypatch.setattr(stages, "run_sweep", lambda *a, **kw: order.append(list(built)))
+    variants = [{"train.method": m, "seed": s} for m in ("grpo", "sgpo", "sft") for s in (0, 1)]
+    variants += [{"train.method": "sgpo", "distill.coef": 0, "seed": 0}, {"train.method": "sgpo", "student.size": "base", "seed": 0}]
+    stages._sweep(cfg, tmp_path, "main", variants)
+    assert order == [built] and set(built) == {tmp_path / "student-tiny", tmp_path / "student-base"}  # before the runs
+    assert warmup.prepare_variants(str(tmp_path / "config.yaml"), variants) == [tmp_path / "student-tiny" / "warm" / "model",
+                                                                                 tmp_path / "student-base" / "warm" / "model"]
