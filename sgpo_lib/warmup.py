@@ -15,8 +15,8 @@ folder, the subset's problems and strong responses, epochs, model and optimiser 
 `CODE_VERSION`), holding `run/` (the SFT run: metrics.jsonl, evals.jsonl at the first and last
 step), `model/` (the merged model) and `warmup.json` (written last: the folder is complete).
 One process builds it under the folder's lock; another waits for it. A killed build resumes from
-its last checkpoint; the checkpoints are deleted once the model is in place. A damaged cached
-model fails naming its file.
+its last checkpoint (the SFT run's own resume); the checkpoints are deleted once the folder is
+complete. A damaged cached model fails naming its file.
 """
 
 from __future__ import annotations
@@ -177,9 +177,9 @@ def _build(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Prob
     with grader_for(cfg) as grader:
         train(wcfg, TrainData(base_dir, warm, evals, lambda p: None), out / "run", grader)
     _merge(wcfg, base_dir, out / "run" / "final", out / "model")
-    shutil.rmtree(out / "run" / "checkpoints", ignore_errors=True)  # optimizer states: not needed any more
     io.write_json(out / META_FILE, {**cache_key(cfg, base_dir, warm), "problems": len(warm),
                                     "steps": wcfg.train.steps, "seconds": round(time.perf_counter() - t0, 1)})
+    shutil.rmtree(out / "run" / "checkpoints", ignore_errors=True)  # optimizer states: not needed any more
 
 
 def _merge(cfg: RunConfig, base_dir: Path, final: Path, model_dir: Path) -> None:

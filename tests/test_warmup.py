@@ -97,15 +97,25 @@ def _logits(model, ids):
 
 @pytest.mark.timeout(900)
 def test_tiny_warmup_end_to_end(tmp_path, monkeypatch):
-    """Warm-up on a toy student: merged full model = base + adapter, cache hit, damaged cache refused."""
+    """Warm-up on a toy student: a killed build resumes, merged full model = base + adapter, cache hit,
+    damaged cache refused."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from sgpo_lib.trainer import Trainer
+
     torch.set_num_threads(1)
     cfg = _cfg(tmp_path)
     base = assets.student_dir(cfg)
+    merge = warmup._merge
+    monkeypatch.setattr(warmup, "_merge", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("killed")))
+    with pytest.raises(KeyboardInterrupt):  # killed after training, before the model was in place
+        warmup.summary(cfg)
+    monkeypatch.setattr(warmup, "_merge", merge)
+    monkeypatch.setattr(Trainer, "train_step", lambda *a: pytest.fail("the finished SFT run must resume, not retrain"))
     row = warmup.summary(cfg)
+    monkeypatch.undo()
     assert (row["warm-up problems"], row["RL problems"], row["steps"], row["cache"]) == (8, 8, 4, "built now")
     model = assets.train_data(cfg).model_dir
     out = model.parent
