@@ -112,7 +112,7 @@ def make_problems(n: int = N_PROBLEMS):
 
 def _train_data(model_dir: Path):
     from sgpo_lib.records import Strategy
-    from sgpo_lib.trainer import TrainData
+    from sgpo_lib.records import TrainData
 
     strategy = Strategy("s1", "double", "add", "Adding a number to itself doubles it.",
                         ("Read the number.", "Double it.", "Write the answer in a box."))

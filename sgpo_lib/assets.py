@@ -2,8 +2,8 @@
 
 `problems(cfg)` (toy world or real benchmarks), `student_dir(cfg, size)` (a prepared toy
 student, or the configured model), `strategy_library(cfg)` (extracted once from the strong
-responses, validated, stored with its rejection report) and `train_data(cfg)` (all of it,
-for the trainer). Each is keyed by the config fields it depends on and by `world_seed`,
+responses, validated, stored with its rejection report); `warmup.train_data(cfg)` puts them
+together for the trainer. Each is keyed by the config fields it depends on and by `world_seed`,
 which is fixed across training seeds so that every method and seed starts from the same
 student, data and strategies. A second call is a cache hit: sweeps and notebooks share them.
 """
@@ -125,15 +125,3 @@ def strategy_selection(cfg: RunConfig) -> Counter:
 def _strategy_folder(cfg: RunConfig) -> Path:
     key = {"world": cfg.world, "data": cfg.data, "strategy": cfg.strategy, "world_seed": cfg.world_seed}
     return cache_dir(cfg, "strategies", key)
-
-
-def train_data(cfg: RunConfig, size: str | None = None):
-    """Everything the trainer needs besides the config."""
-    from .trainer import TrainData
-
-    by_split = problems(cfg)
-    library, _ = strategy_library(cfg)
-    retrieve = cfg.strategy.retrieve_by_type
-    return TrainData(model_dir=student_dir(cfg, size), train=by_split["train"],
-                     eval=[p for split, ps in by_split.items() if split != "train" for p in ps],
-                     strategy_for=lambda p: library.for_problem(p, retrieve=retrieve))

@@ -15,6 +15,7 @@ Lists in YAML become tuples so that every config object is frozen and hashable.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -214,7 +215,8 @@ class TrainConfig:
     max_nonfinite_in_row: int = 3
     n_offpolicy: int = 1
     luffy_gamma: float = 0.1
-    sft_epochs: int = 1
+    warmup_sft_fraction: float = 1 / 3
+    warmup_sft_epochs: int = 10
     rollout_is: Literal["none", "token_truncate", "sequence_mask"] | None = None  # None: resolved from the backend
     rollout_is_cap: float = 2.0
     mismatch_threshold: float = 0.1
@@ -233,6 +235,9 @@ class TrainConfig:
         _check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
         _check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        _check(0 <= self.warmup_sft_fraction < 1, "train.warmup_sft_fraction",
+               "must be in [0, 1): the share of training problems for the SFT warm-up (0 = no warm-up)")
+        _check(self.warmup_sft_epochs >= 1, "train.warmup_sft_epochs", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -240,15 +245,42 @@ class EvalConfig:
     every: int = 10
     splits: tuple[str, ...] = ("test", "ood")
     k: int = 4
-    temperature: float = 1.0
+    k_by_benchmark: tuple[str, ...] = ()  # "name=k" entries (sgpo-method.md §8)
+    temperature: float = 0.6
+    top_p: float = 0.95
     max_problems: int | None = None
     max_new_tokens: int | None = None
 
     def __post_init__(self):
         _check(self.k >= 1, "eval.k", "must be >= 1")
+        _check(self.temperature >= 0, "eval.temperature", "must be >= 0")
+        _check(0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]")
+        _parse_k_by_benchmark(self.k_by_benchmark)
         _check(self.every >= 1, "eval.every", "must be >= 1")
         _check(self.max_problems is None or self.max_problems >= 1, "eval.max_problems",
                "must be >= 1, or null for every problem (0 would evaluate nothing)")
+
+    @property
+    def k_map(self) -> dict[str, int]:
+        """`eval.k_by_benchmark` as {benchmark: k}."""
+        return _parse_k_by_benchmark(self.k_by_benchmark)
+
+
+def _parse_k_by_benchmark(entries: tuple[str, ...]) -> dict[str, int]:
+    """Entries `name=k` as {name: k}; a bad entry raises naming `eval.k_by_benchmark` and the fix."""
+    from .data import BENCHMARKS
+    from .toy.families import FAMILIES
+
+    known, out = sorted(BENCHMARKS) + sorted(FAMILIES), {}
+    for entry in entries:
+        name, _, k = entry.partition("=")
+        hint = difflib.get_close_matches(name, known, n=1)
+        _check(name in known, "eval.k_by_benchmark", f"unknown benchmark {name!r} in {entry!r}"
+               + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; known: {known}")
+        _check(k.isdigit() and int(k) >= 1 and name not in out, "eval.k_by_benchmark",
+               f"{entry!r}: write 'name=k' with k >= 1, each benchmark once")
+        out[name] = int(k)
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 
 def _from_dict(cls, row: dict[str, Any], where: str = ""):
@@ -164,3 +165,13 @@ class Rollout:
     @classmethod
     def from_dict(cls, row: dict[str, Any], where: str = "") -> "Rollout":
         return _from_dict(cls, row, where)
+
+
+@dataclass
+class TrainData:
+    """What one training run needs besides its config (built by `warmup.train_data`)."""
+
+    model_dir: Path
+    train: list[Problem]
+    eval: list[Problem]
+    strategy_for: Callable[[Problem], Strategy | None]

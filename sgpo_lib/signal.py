@@ -102,11 +102,11 @@ def pick_rollouts(rollouts, problems: dict, per_source: int) -> list:
 def measure(cfg, run_dir: Path, per_source: int = 2, final_dir: Path | None = None) -> list[dict]:
     """Where the signal lands on `per_source` guided rollouts per family of notebook 02 (its
     `paired_rollouts.jsonl`), under the base student or a trained run's `final_dir`; saved as `signal.json`."""
-    from . import assets, prompts
+    from . import prompts, warmup
     from .backends import load_student
     from .rollouts import load_rollouts
 
-    data = assets.train_data(cfg)
+    data = warmup.train_data(cfg)
     problems = {p.id: p for p in data.train}
     model, tok = load_student(cfg, data.model_dir, final_dir)
     out = []

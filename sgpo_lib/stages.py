@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import assets, io, results
+from . import assets, io, results, warmup
 from .config import RunConfig, ablation_runs, experiment_variants, load_config
 from .runs import read_status, seed_everything
-from .sweep import run_name, run_sweep
+from .sweep import run_name, run_sweep, unfinished
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.D
     from .backends import PolicySampler, record
     from .rollouts import save_rollouts
 
-    data = assets.train_data(cfg)
+    data = warmup.train_data(cfg)
     with PolicySampler(cfg, data.model_dir) as sampler:
         generator, tok = sampler.policy(None)
         record(run_dir, "02_paired_rollouts", generator)
@@ -135,7 +135,7 @@ def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.Da
     policies = {"base student": None}
     policies.update({d.name: d / "final" for d in sorted((run_dir / "main").glob("train.method=sgpo_*"))
                      if read_status(d) == "done"})
-    data = assets.train_data(cfg)
+    data = warmup.train_data(cfg)
     with PolicySampler(cfg, data.model_dir) as sampler:
         rows = []
         for name, final in policies.items():
@@ -168,11 +168,14 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
     seed_everything(cfg.seed)
     size = cfg.student.size if cfg.model.source == "toy" else None
     with _grader(cfg) as grader:
-        return train(cfg, assets.train_data(cfg, size), Path(out_dir), grader)
+        return train(cfg, warmup.train_data(cfg, size), Path(out_dir), grader)
 
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
-    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`."""
+    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after building
+    the SFT warm-ups the unfinished ones start from here, once each (`warmup.prepare_variants`)."""
+    todo = unfinished(run_dir / name, variants)
+    warmup.prepare_variants(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
     return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
                      train_fn=train_variant)
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,7 +38,7 @@ from .generation import SamplingSpec
 from .grading import reason_counts
 from .distill import DistillSpec
 from .policy import load_policy
-from .records import Problem, Strategy
+from .records import Problem, TrainData
 from .rollouts import sample_paired
 from .locks import rank_zero_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
@@ -53,16 +51,6 @@ from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs
 log = logging.getLogger(__name__)
 
 CONSOLE_KEYS = ("step", "loss", "reward_auto", "reward_guided", "w_mean", "grad_norm", "step_s")
-
-
-@dataclass
-class TrainData:
-    """What one training run needs besides its config (built by `stages.train_data`)."""
-
-    model_dir: Path
-    train: list[Problem]
-    eval: list[Problem]
-    strategy_for: Callable[[Problem], Strategy | None]
 
 
 def _tokens(tokenizer, text: str) -> list[int]:
@@ -334,6 +322,7 @@ class Trainer:
         e = self.cfg.eval
         problems = eval_subset(self.data.eval, e.splits, e.max_problems)
         table = evaluate(self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature,
+                         top_p=e.top_p, k_by_benchmark=e.k_map,
                          max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
                          instruction=self.cfg.instruction, seed=self.cfg.seed)
         rows = [{**r, "step": step} for r in table.to_dict("records")]

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from sgpo_lib import assets, backends, io, policy, stages
+from sgpo_lib import backends, io, policy, stages, warmup
 from sgpo_lib.config import RolloutConfig, RunConfig
 from sgpo_lib.generation import Completion
 from sgpo_lib.records import Problem, Strategy
 from sgpo_lib.runs import write_status
-from sgpo_lib.trainer import TrainData
+from sgpo_lib.records import TrainData
 
 PROBLEMS = [Problem(id=f"t/{i}", problem=f"What is {i} + {i}?", answer=str(2 * i), source="t", split="train",
                     answer_kind="exact") for i in range(2)]
@@ -24,7 +24,7 @@ SENTINEL = "cpu:0"  # a device string torch accepts, but not the default "cpu"
 @pytest.fixture
 def train_data(tiny_model_dir, monkeypatch):
     data = TrainData(model_dir=tiny_model_dir, train=PROBLEMS, eval=[], strategy_for=lambda p: STRATEGY)
-    monkeypatch.setattr(assets, "train_data", lambda cfg, size=None: data)
+    monkeypatch.setattr(warmup, "train_data", lambda cfg, size=None: data)
     return data
 
 

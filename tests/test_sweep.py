@@ -97,7 +97,8 @@ def test_scaling_reuses_the_main_tables_runs_of_the_default_size(tmp_path, monke
     from sgpo_lib import stages
 
     params = tmp_path / "p.yaml"
-    params.write_text("experiment: {scaling_sizes: [tiny, small], scaling_methods: [grpo, sgpo], scaling_seeds: [0]}\n")
+    params.write_text("experiment: {scaling_sizes: [tiny, small], scaling_methods: [grpo, sgpo], scaling_seeds: [0]}\n"
+                      "train: {warmup_sft_fraction: 0}\n")  # no SFT warm-up to build before the fake runs
     cfg = load_config(params)
     io.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
     train = fake_train([])
