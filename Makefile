@@ -5,7 +5,7 @@ PARAMS ?= params/toy-demo.yaml
 STAMP := .install-stamp
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo smoke test test-unit test-notebooks bench bench-env gpu-check clean-notebooks
+.PHONY: install demo smoke test test-unit test-integration test-notebooks bench bench-env gpu-check clean-notebooks
 
 # Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
 install:
@@ -22,10 +22,15 @@ demo: install
 smoke: install
 	$(PYTHON) -m sgpo_lib pipeline --params params/toy-smoke.yaml
 
-test: install test-unit test-notebooks
+test: install test-unit test-integration test-notebooks
 
+# Seconds: the library's logic, losses against float64 references, configs, grading, fakes.
 test-unit:
-	$(PYTHON) -m pytest -m "not slow and not gpu" --doctest-modules sgpo_lib tests -q -p no:cacheprovider
+	$(PYTHON) -m pytest -m "not slow and not gpu and not integration" --doctest-modules sgpo_lib tests -q -p no:cacheprovider
+
+# Minutes: real vLLM-CPU engines, the accelerate launcher, SIGKILLed runs, the real-path notebooks.
+test-integration:
+	$(PYTHON) -m pytest -m "integration and not slow and not gpu" tests -q -p no:cacheprovider
 
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax --nbval-current-env notebooks/ -q -p no:cacheprovider

@@ -14,7 +14,8 @@ from sgpo_lib import io
 
 from test_trainer import SCRIPT, params_file
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="needs the accelerate launcher")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="needs the accelerate launcher")]
 
 
 def _script(tmp_path, params, model, out):

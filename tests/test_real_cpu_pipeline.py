@@ -18,7 +18,7 @@ from sgpo_lib.paths import shared_data_dir
 
 pytest.importorskip("vllm")
 
-pytestmark = [pytest.mark.vllm,
+pytestmark = [pytest.mark.vllm, pytest.mark.integration,
               pytest.mark.skipif(not (shared_data_dir() / "benchmarks").exists(),
                                  reason="../shared/data/benchmarks absent")]
 

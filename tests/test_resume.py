@@ -74,6 +74,7 @@ KILL_POINTS = {
 }
 
 
+@pytest.mark.integration
 def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
     """One run folder SIGKILLed at each point in turn (each re-run resumes the previous kill's
     state), then finished; the uninterrupted run is trained in-process (one process start less)."""

@@ -171,6 +171,7 @@ def _alive(pid: int) -> bool:
     return locks.process_alive(pid) and "Z" not in (open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0])
 
 
+@pytest.mark.integration
 def test_killing_a_sweep_kills_its_children_and_their_groups_and_logs_are_appended(tmp_path):
     log = tmp_path / "stdout.log"
     log.write_text("earlier attempt\n")
@@ -307,6 +308,7 @@ SWEEP_OF_TWO = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_ctrl_c_on_a_parallel_sweep_kills_its_children(tmp_path, params):
     root = tmp_path / "s"
     root.mkdir()

@@ -12,7 +12,7 @@ from sgpo_lib.generation import SamplingSpec, TransformersGenerator  # noqa: E40
 from sgpo_lib.generation_vllm import VLLMGenerator  # noqa: E402
 from sgpo_lib.toy import PretrainConfig, StudentConfig, ToyWorldConfig, generate_world, prepare_student  # noqa: E402
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.integration]
 
 
 def test_default_student_generates_in_vllm(tmp_path):

@@ -18,7 +18,7 @@ pytest.importorskip("vllm")
 from sgpo_lib.generation import Generator, SamplingSpec, TransformersGenerator  # noqa: E402
 from sgpo_lib.generation_vllm import VLLMGenerator, _to_completion  # noqa: E402
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.integration]
 
 QUESTIONS = ["What is 2+2?", "hi", "Compute 12 times 7 modulo 5, step by step please."]
 LOGPROB_ATOL = 2e-4

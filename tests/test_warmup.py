@@ -95,6 +95,7 @@ def _logits(model, ids):
         return model(input_ids=ids).logits
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_tiny_warmup_end_to_end(tmp_path, monkeypatch):
     """Warm-up on a toy student: a killed build resumes, merged full model = base + adapter, cache hit,
