@@ -10,6 +10,12 @@ mean over its benchmarks); `paper_average` is the paper's headline number: the m
 its four benchmarks (over every benchmark when none of them is evaluated, e.g. the toy world's
 families, where it equals the macro row).
 
+The step-0 evaluation of a run whose start model is content-addressed (a toy student or an SFT
+warm-up under the cache root) depends only on that model, the evaluation settings, the problems
+and the seed, so it is computed once and shared by every run with the same key
+(`start_eval_cache`): SFT, GRPO, HPT and LUFFY of one seed share the base student's, SFT+GRPO,
+SGPO and its ablations the warm-up's.
+
 Sample j of problem i has the seed `derive_seed(derive_seed(seed, tag, id_i), j)` whatever
 its k and batch, so one k for every benchmark makes exactly the generate calls of a single-k
 evaluation.
@@ -19,11 +25,12 @@ from __future__ import annotations
 
 import logging
 from math import comb
-from typing import Mapping
+from pathlib import Path
+from typing import Callable, Mapping
 
 import pandas as pd
 
-from . import prompts
+from . import io, prompts
 from .records import Problem
 from .seeding import derive_seed
 
@@ -130,4 +137,30 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
         start += ks[i]
     table = summarize(rows)
     log.info("%s: paper average avg@k %s", tag, paper_average(table).round(4).to_dict())
+    return table
+
+
+def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | None:
+    """The cache file of the step-0 evaluation of `cfg` from `model_dir`, or None when the model
+    folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""
+    from .assets import cache_dir, cache_root
+
+    root, model_dir = cache_root(cfg).resolve(), Path(model_dir).resolve()
+    if root not in model_dir.parents:
+        return None
+    key = {"model_dir": str(model_dir.relative_to(root)), "model": cfg.model, "eval": cfg.eval, "seed": cfg.seed,
+           "grading": cfg.grading, "backend": cfg.rollout.backend, "instruction": cfg.instruction,
+           "max_new_tokens": cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, "problems": [p.id for p in problems]}
+    return cache_dir(cfg, "start_evals", key) / "table.json"
+
+
+def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`compute()`, read from / written to `path` (a JSON list of rows) when it is given."""
+    if path is not None and path.exists():
+        log.info("step-0 evaluation from the cache: %s", path)
+        return pd.DataFrame(io.read_json(path))
+    table = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        io.write_json(path, table.to_dict("records"))
     return table

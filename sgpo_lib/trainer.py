@@ -33,7 +33,7 @@ import torch
 from . import backends, checkpoint, engine_checks, io, losses
 from .batches import batch_for_step, eval_subset
 from .config import RunConfig, config_to_yaml
-from .evaluate import evaluate
+from .evaluate import cached_table, evaluate, start_eval_cache
 from .generation import SamplingSpec
 from .grading import reason_counts
 from .distill import DistillSpec
@@ -321,10 +321,10 @@ class Trainer:
             return []
         e = self.cfg.eval
         problems = eval_subset(self.data.eval, e.splits, e.max_problems)
-        table = evaluate(self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature,
-                         top_p=e.top_p, k_by_benchmark=e.k_map,
-                         max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
-                         instruction=self.cfg.instruction, seed=self.cfg.seed)
+        table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: evaluate(
+            self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
+            k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
+            instruction=self.cfg.instruction, seed=self.cfg.seed))
         rows = [{**r, "step": step} for r in table.to_dict("records")]
         for r in rows:
             io.append_jsonl(self.out_dir / "evals.jsonl", r)

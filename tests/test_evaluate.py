@@ -131,3 +131,32 @@ def test_real_params_follow_the_paper(name):
     assert (cfg.eval.temperature, cfg.eval.top_p) == (0.6, 0.95)
     assert cfg.eval.max_new_tokens <= cfg.rollout.max_model_len == 32768
     assert set(cfg.eval.k_map) <= set(cfg.data.eval_sets)
+
+
+def test_step0_evaluation_is_cached_per_content_addressed_model_and_seed(tmp_path, monkeypatch):
+    """The step-0 table of a model under the cache root is computed once per (model, eval
+    settings, seed, problems) and read back equal; a model folder outside the cache is never cached."""
+    import pandas as pd
+
+    from sgpo_lib.assets import cache_root
+    from sgpo_lib.config import RunConfig
+    from sgpo_lib.evaluate import cached_table, start_eval_cache
+
+    monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "out"))
+    cfg = RunConfig()
+    student = cache_root(cfg) / "toy-student-small-abc"
+    problems = [Problem("p1", "q", "1", "sum", "test")]
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame([{"split": "test", "source": "sum", "n": 1, "greedy": 0.5, "avg@k": 0.25, "pass@k": 1.0, "k": 2}])
+
+    path = start_eval_cache(cfg, student, problems)
+    first, again = cached_table(path, compute), cached_table(path, compute)
+    assert len(calls) == 1 and first.to_dict("records") == again.to_dict("records")
+    other_seed = start_eval_cache(RunConfig(seed=1), student, problems)
+    assert other_seed != path and start_eval_cache(cfg, student, problems[:0]) != path
+    assert start_eval_cache(cfg, tmp_path / "my-model", problems) is None
+    cached_table(None, compute)
+    assert len(calls) == 2
