@@ -172,6 +172,16 @@ class _Row:
         self.finish_reason: FinishReason | None = None
 
 
+def _compact(cache, keep: list[int], *tensors_B):
+    """Drop the finished rows from the KV cache (in place) and from each batch-first tensor.
+    A row's numbers do not depend on the rows beside it, so samples stay the same."""
+    import torch
+
+    index_B = torch.tensor(keep, device=tensors_B[0].device)
+    cache.batch_select_indices(index_B)
+    return tuple(t.index_select(0, index_B) for t in tensors_B)
+
+
 class TransformersGenerator:
     """Batched sampling with a live `transformers` (or PEFT) model, KV cache and left padding.
 
@@ -212,7 +222,8 @@ class TransformersGenerator:
         return [[done[(i, s)] for s in row_seeds] for i, row_seeds in enumerate(sample_seeds(seeds, spec.n))]
 
     def _generate_batch(self, prompt_ids: list[list[int]], seeds: list[int], spec: SamplingSpec) -> list[Completion]:
-        """Sample one completion per prompt in one left-padded batch with a KV cache."""
+        """Sample one completion per prompt in one left-padded batch with a KV cache; rows that
+        finished leave the batch (and the cache) once they are a quarter of it (`_compact`)."""
         import torch
 
         width = max(len(p) for p in prompt_ids)
@@ -221,17 +232,24 @@ class TransformersGenerator:
         positions_B_T = (mask_B_T.cumsum(-1) - 1).clamp(min=0)
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same draws on any device
         rows = [_Row(spec.topk_logprobs) for _ in prompt_ids]
+        live = list(rows)  # the rows still in the batch, in batch order
         out = self.model(input_ids=input_B_T, attention_mask=mask_B_T, position_ids=positions_B_T,
                          use_cache=True, logits_to_keep=1)
+        cache, logits_B_V = out.past_key_values, out.logits[:, -1]
         for _ in range(spec.max_new_tokens):
-            next_B, logprobs_B_V = sample_next(out.logits[:, -1], generators, spec)
-            self._record(rows, next_B, logprobs_B_V, spec)
-            if all(r.finish_reason for r in rows):
+            next_B, logprobs_B_V = sample_next(logits_B_V, generators, spec)
+            self._record(live, next_B, logprobs_B_V, spec)
+            if all(r.finish_reason for r in live):
                 break
-            mask_B_T = torch.cat([mask_B_T, mask_B_T.new_ones(len(rows), 1)], dim=-1)
+            mask_B_T = torch.cat([mask_B_T, mask_B_T.new_ones(len(live), 1)], dim=-1)
             positions_B_T = positions_B_T[:, -1:] + 1  # (B, 1)
+            keep = [b for b, r in enumerate(live) if not r.finish_reason]
+            if len(live) - len(keep) >= max(1, len(live) // 4):
+                live, generators = [live[b] for b in keep], [generators[b] for b in keep]
+                next_B, mask_B_T, positions_B_T = _compact(cache, keep, next_B, mask_B_T, positions_B_T)
             out = self.model(input_ids=next_B.unsqueeze(-1), attention_mask=mask_B_T, position_ids=positions_B_T,
-                             past_key_values=out.past_key_values, use_cache=True)
+                             past_key_values=cache, use_cache=True)
+            cache, logits_B_V = out.past_key_values, out.logits[:, -1]
         return [self._finish(r, spec) for r in rows]
 
     def _record(self, rows: list[_Row], next_B, logprobs_B_V, spec: SamplingSpec) -> None:
