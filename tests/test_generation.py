@@ -123,6 +123,20 @@ def test_sample_does_not_depend_on_batch_composition(tiny_model, tiny_tokenizer,
                                atol=1e-4, rtol=0)
 
 
+def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(tiny_model, tiny_tokenizer, prompts):
+    """Stop strings end the rows at different steps, so the batch is compacted several times;
+    every completion equals the one sampled alone (batch size 1, never compacted)."""
+    spec = SamplingSpec(max_new_tokens=24, n=4, stop=("e", "a"))
+    batched = TransformersGenerator(tiny_model, tiny_tokenizer, batch_size=12).generate(prompts, spec, [3, 7, 9])
+    lengths = {len(c.token_ids) for row in batched for c in row}
+    assert len(lengths) >= 3 and {c.finish_reason for row in batched for c in row} >= {"stop"}, lengths
+    alone = TransformersGenerator(tiny_model, tiny_tokenizer, batch_size=1).generate(prompts, spec, [3, 7, 9])
+    for row_b, row_a in zip(batched, alone):
+        for b, a in zip(row_b, row_a):
+            assert (b.token_ids, b.finish_reason, b.text) == (a.token_ids, a.finish_reason, a.text)
+            torch.testing.assert_close(torch.tensor(b.logprobs), torch.tensor(a.logprobs), atol=1e-4, rtol=0)
+
+
 def test_seeds_reproduce_and_differ(gen, prompts):
     spec = SamplingSpec(max_new_tokens=16, n=3)
     a, b = gen.generate(prompts, spec, [1, 2, 3]), gen.generate(prompts, spec, [1, 2, 3])
