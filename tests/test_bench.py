@@ -72,3 +72,18 @@ def test_load_summary_empty_then_rows(tmp_path):
 def test_run_job_reports_missing_and_skipped():
     assert run_job(Job("nothing", "bench_does_not_exist"))["status"] == "missing"
     assert run_job(Job("gpu", "bench_losses", skip="no GPU")) == {"status": "skipped", "reason": "no GPU"}
+
+
+@pytest.mark.integration
+def test_toy_step_bench_times_every_variant_on_the_toy_world(tmp_path, monkeypatch):
+    """bench_toy_step on the smoke params (its student and warm-up built into a temporary outputs
+    root): every variant timed, the ratios computed from the same run."""
+    from bench import bench_toy_step
+
+    monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path))
+    out = bench_toy_step.run("params/toy-smoke.yaml", steps=1)
+    assert set(out["results"]) == set(bench_toy_step.VARIANTS)
+    for r in out["results"].values():
+        _check_timings(r)
+    r = out["ratios"]["sgpo_over_sft_grpo"]
+    assert r["value"] == out["results"]["sgpo"]["step_s"] / out["results"]["sft_grpo"]["step_s"]

@@ -1,0 +1,85 @@
+"""SGPO vs GRPO step time at the toy demo's own settings, side by side in one process.
+
+Issue 11's benchmark (sgpo-method.md sections 2-6): `bench_train_step` times the step on a
+random model and made-up problems (so that TRL can run the same thing); this one times the
+trainer where the demo runs it: `params/toy-demo.yaml` (its student, its problems, its
+strategies, the real verifier, 8 problems x (4 + 4) rollouts of up to 160 tokens, the v2
+defaults). Variants, each a `Trainer` from `warmup.train_data` (so SFT+GRPO and SGPO start
+from the same SFT warm-up, as in the demo):
+- `grpo`: GRPO from the base student (the demo's extra row);
+- `sft_grpo`: GRPO from the warm-up, SGPO's own baseline: the same start, problems and seeds;
+- `sgpo`: SGPO, teacher from a no-grad forward under the guided prompt (`distill.teacher: hidden`);
+- `sgpo_engine`: SGPO, teacher from the sampler's top-64 (`teacher: engine, estimator: topk`).
+Steps alternate across the variants (step 1 of each is a warm-up and is dropped), so load drift
+on a shared machine falls on all alike; medians over the timed steps are reported, with the
+ratios SGPO / SFT+GRPO (same start model) and SGPO / GRPO (goal <= 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from bench.bench_train_step import TARGET_SGPO_OVER_GRPO, _timing, phase_medians, ratio
+from bench.common import publish
+
+ENGINE = {"distill.teacher": "engine", "distill.estimator": "topk", "rollout.topk_logprobs": 64, "distill.topk": 64}
+VARIANTS = {"grpo": {"train.method": "grpo"}, "sft_grpo": {"train.method": "sft_grpo"},
+            "sgpo": {"train.method": "sgpo"}, "sgpo_engine": {"train.method": "sgpo", **ENGINE}}
+
+
+def measure(params: str, steps: int) -> dict[str, list[dict]]:
+    """`steps` timed steps of every variant (after one warm-up step each), alternating."""
+    from sgpo_lib import warmup
+    from sgpo_lib.config import load_config
+    from sgpo_lib.grading import grader_for
+    from sgpo_lib.trainer import Trainer
+
+    rows: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfgs = {name: load_config(params, {**o, "train.steps": steps + 1}) for name, o in VARIANTS.items()}
+        with grader_for(cfgs["sgpo"]) as grader:
+            trainers = {name: Trainer(cfg, warmup.train_data(cfg), Path(tmp) / name, grader) for name, cfg in cfgs.items()}
+            try:
+                for step in range(1, steps + 2):
+                    for name, trainer in trainers.items():
+                        rows[name].append(_timing(trainer.train_step(step)))
+            finally:
+                for trainer in trainers.values():
+                    trainer.close()
+    return {name: r[1:] for name, r in rows.items()}
+
+
+def run(params: str = "params/toy-demo.yaml", steps: int = 6) -> dict:
+    load_before = os.getloadavg()
+    results = {name: phase_medians(rows) for name, rows in measure(params, steps).items()}
+    ratios = {"sgpo_over_sft_grpo": ratio(results["sgpo"], results["sft_grpo"], TARGET_SGPO_OVER_GRPO),
+              "sgpo_engine_over_sft_grpo": ratio(results["sgpo_engine"], results["sft_grpo"], TARGET_SGPO_OVER_GRPO),
+              "sgpo_over_grpo": ratio(results["sgpo"], results["grpo"], TARGET_SGPO_OVER_GRPO)}
+    config = {"params": params, "timed_steps": steps, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    return {"config": config, "results": results, "ratios": ratios}
+
+
+def table(out: dict) -> str:
+    cols = ("step_s", "generate_s", "grade_s", "teacher_s", "train_s", "other_s", "gen_tokens")
+    lines = [f"{'variant':<12}" + "".join(f"{c:>12}" for c in cols)]
+    lines += [f"{name:<12}" + "".join(f"{r[c]:>12.3f}" for c in cols) for name, r in out["results"].items()]
+    lines += [f"{k}: {round(v['value'], 3)} (target <= {v['target_max']}, met: {v['met']})" for k, v in out["ratios"].items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--params", default="params/toy-demo.yaml", help="params file (its student is built if not cached)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per variant")
+    p.add_argument("--out", default=None, help="JSON path (default outputs/bench/toy_step.json)")
+    a = p.parse_args(argv)
+    out = run(a.params, a.steps)
+    publish(out, "toy_step", table(out), a.out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
