@@ -119,7 +119,7 @@ def test_completion_tables_are_written_per_step(tmp_path, tiny_model_dir):
     rows = io.read_jsonl(run_dir / "completions" / "step_000002.jsonl")
     assert len(rows) == 2 * (3 + 2)  # 2 problems x (3 autonomous + 2 guided)
     guided = [r for r in rows if r["guided"]]
-    assert guided and all(r["strategy"] == "double: Adding a number to itself doubles it." for r in guided)
+    assert guided and all(r["strategy"] == "Adding a number to itself doubles it." for r in guided)
     assert all(r["strategy"] == "" for r in rows if not r["guided"])
     assert all(r["reward"] == float(len(r["response"]) % 2 == 0) for r in rows)
     assert all(r["grade"] == ("correct" if r["reward"] else "wrong") for r in rows)  # ParityGrader's reasons
