@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,6 +60,9 @@ def run_name(overrides: dict[str, Any]) -> str:
     for k, v in overrides.items():
         safe_name(f"{k}={v}", f"sweep value {k}={v!r} (it becomes a folder name):")
     return safe_name("_".join(f"{k}={v}" for k, v in overrides.items()) or "base", "sweep run name")
+
+
+WAKE_S = 0.2  # how often the sweep's main thread wakes while its runs go on (to act on signals)
 
 
 def _die_with_parent() -> None:
@@ -161,7 +164,11 @@ def run_sweep(
 
     pool = ThreadPoolExecutor(max_workers=max(1, parallel))
     try:
-        list(pool.map(one, range(len(variants))))
+        futures = [pool.submit(one, i) for i in range(len(variants))]
+        while wait(futures, timeout=WAKE_S).not_done:  # the kernel may hand Ctrl-C to a worker thread: the
+            pass                                          # main thread must wake to raise KeyboardInterrupt
+        for f in futures:
+            f.result()
     except BaseException:  # Ctrl-C: start nothing more and take the running children down first
         pool.shutdown(wait=False, cancel_futures=True)
         kill_children()
