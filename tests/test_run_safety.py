@@ -299,9 +299,11 @@ def test_a_truncated_cached_student_fails_naming_its_file(tmp_path):
 
 
 SWEEP_OF_TWO = textwrap.dedent("""
-    import os, sys
+    import os, signal, sys
     from pathlib import Path
     from sgpo_lib import sweep
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal: a CI shell that runs the
+    # tests in the background starts them with SIGINT ignored, and Python then keeps it ignored
     sweep._subprocess_run = lambda params, overrides, out_dir, device, threads: sweep._spawn(
         [sys.executable, "-c", sys.argv[1]], dict(os.environ), Path(out_dir).parent / f"{out_dir.name}.log")
     sweep.run_sweep(sys.argv[2], [{"seed": 0}, {"seed": 1}], Path(sys.argv[3]), parallel=2)
