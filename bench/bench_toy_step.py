@@ -22,7 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.bench_train_step import TARGET_SGPO_OVER_GRPO, _timing, phase_medians, ratio
+from bench.bench_train_step import TARGET_SGPO_OVER_GRPO, _timing, phase_medians, ratio, table
 from bench.common import publish
 
 ENGINE = {"distill.teacher": "engine", "distill.estimator": "topk", "rollout.topk_logprobs": 64, "distill.topk": 64}
@@ -60,14 +60,6 @@ def run(params: str = "params/toy-demo.yaml", steps: int = 6) -> dict:
               "sgpo_over_grpo": ratio(results["sgpo"], results["grpo"], TARGET_SGPO_OVER_GRPO)}
     config = {"params": params, "timed_steps": steps, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
     return {"config": config, "results": results, "ratios": ratios}
-
-
-def table(out: dict) -> str:
-    cols = ("step_s", "generate_s", "grade_s", "teacher_s", "train_s", "other_s", "gen_tokens")
-    lines = [f"{'variant':<12}" + "".join(f"{c:>12}" for c in cols)]
-    lines += [f"{name:<12}" + "".join(f"{r[c]:>12.3f}" for c in cols) for name, r in out["results"].items()]
-    lines += [f"{k}: {round(v['value'], 3)} (target <= {v['target_max']}, met: {v['met']})" for k, v in out["ratios"].items()]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
