@@ -226,16 +226,10 @@ class TransformersGenerator:
         finished leave the batch (and the cache) once they are a quarter of it (`_compact`)."""
         import torch
 
-        width = max(len(p) for p in prompt_ids)
-        input_B_T = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompt_ids], device=self.device)
-        mask_B_T = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=self.device)
-        positions_B_T = (mask_B_T.cumsum(-1) - 1).clamp(min=0)
+        cache, logits_B_V, mask_B_T, positions_B_T = self._prefill(prompt_ids)
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same draws on any device
         rows = [_Row(spec.topk_logprobs) for _ in prompt_ids]
         live = list(rows)  # the rows still in the batch, in batch order
-        out = self.model(input_ids=input_B_T, attention_mask=mask_B_T, position_ids=positions_B_T,
-                         use_cache=True, logits_to_keep=1)
-        cache, logits_B_V = out.past_key_values, out.logits[:, -1]
         for _ in range(spec.max_new_tokens):
             next_B, logprobs_B_V = sample_next(logits_B_V, generators, spec)
             self._record(live, next_B, logprobs_B_V, spec)
@@ -251,6 +245,29 @@ class TransformersGenerator:
                              past_key_values=cache, use_cache=True)
             cache, logits_B_V = out.past_key_values, out.logits[:, -1]
         return [self._finish(r, spec) for r in rows]
+
+    def _prefill(self, prompt_ids: list[list[int]]):
+        """One forward over each distinct prompt of the batch (its `n` samples share it), then the
+        KV cache, last logits, mask and positions copied out to one row per sample.
+
+        Returns `(cache, logits_B_V, mask_B_T, positions_B_T)`; U distinct prompts, left-padded to
+        the batch's longest, so every row has the layout it would have had if prefilled alone."""
+        import torch
+
+        distinct: dict[tuple[int, ...], int] = {}
+        row_to_prompt = [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids]
+        width = max(len(p) for p in distinct)
+        input_U_T = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in distinct], device=self.device)
+        mask_U_T = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in distinct], device=self.device)
+        positions_U_T = (mask_U_T.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_U_T, attention_mask=mask_U_T, position_ids=positions_U_T,
+                         use_cache=True, logits_to_keep=1)
+        if len(distinct) == len(prompt_ids):  # no prompt shared: the rows are the distinct prompts already
+            return out.past_key_values, out.logits[:, -1], mask_U_T, positions_U_T
+        index_B = torch.tensor(row_to_prompt, device=self.device)
+        out.past_key_values.batch_select_indices(index_B)
+        return (out.past_key_values, out.logits[:, -1].index_select(0, index_B), mask_U_T.index_select(0, index_B),
+                positions_U_T.index_select(0, index_B))
 
     def _record(self, rows: list[_Row], next_B, logprobs_B_V, spec: SamplingSpec) -> None:
         """Append each unfinished row's token, log-prob, top-k; mark rows that just finished."""

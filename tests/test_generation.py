@@ -137,6 +137,21 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(tiny
             torch.testing.assert_close(torch.tensor(b.logprobs), torch.tensor(a.logprobs), atol=1e-4, rtol=0)
 
 
+def test_the_samples_of_a_prompt_share_one_prefill(tiny_model, tiny_tokenizer, prompts):
+    """3 prompts x 4 samples in one batch: the prompt forward has 3 rows, not 12; every completion
+    equals the one sampled alone (`test_rows_that_finish_early...` compares those too)."""
+    rows_per_forward = []
+    hook = tiny_model.register_forward_pre_hook(lambda m, a, kw: rows_per_forward.append(kw["input_ids"].shape),
+                                                with_kwargs=True)
+    try:
+        TransformersGenerator(tiny_model, tiny_tokenizer, batch_size=12).generate(
+            prompts, SamplingSpec(max_new_tokens=3, n=4), [3, 7, 9])
+    finally:
+        hook.remove()
+    width = max(len(tiny_tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    assert rows_per_forward == [(3, width), (12, 1), (12, 1)]
+
+
 def test_seeds_reproduce_and_differ(gen, prompts):
     spec = SamplingSpec(max_new_tokens=16, n=3)
     a, b = gen.generate(prompts, spec, [1, 2, 3]), gen.generate(prompts, spec, [1, 2, 3])
