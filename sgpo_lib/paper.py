@@ -38,7 +38,7 @@ ABLATIONS = {
     "reverse KL": 50.9,
 }
 ABLATION_OVERRIDES = {
-    "w/o strategy distillation": {"distill.coef": 0},
+    "w/o strategy distillation": {"train.method": "sft_grpo"},  # the paper's "= SFT+GRPO": the main table's runs
     "w/o autonomous GRPO": {"train.rl_coef": 0},
     "w/o proximal constraints": {"distill.kl_clip": None, "distill.target": "all_correct"},
     "w/o KL clipping": {"distill.kl_clip": None},

@@ -199,9 +199,15 @@ def ablation_deltas(table: pd.DataFrame) -> pd.Series:
 
 def ablation_results(cfg: RunConfig, run_dir: Path, metric: str = METRIC) -> pd.DataFrame:
     """`ablation_table` of the run's `ablate/` and `main/` sweeps: the one table notebook 04 and the
-    report show."""
-    return ablation_table(collected(run_dir / "ablate"), collected(run_dir / "main"), ablation_seeds(cfg.experiment),
-                          metric)
+    report show. Ablation runs that are main-table runs (named in `ablate/labels.json`, trained
+    once, in `main/`) are read from there under their ablation name."""
+    main = collected(run_dir / "main")
+    labels_file = run_dir / "ablate" / LABELS_FILE
+    labels = io.read_json(labels_file) if labels_file.exists() else {}
+    reused = main[main["run"].isin(labels)].assign(label=lambda d: d["run"].map(labels)) if len(main) else main
+    ablate = pd.concat([d for d in (collected(run_dir / "ablate"), reused) if len(d)] or [pd.DataFrame()],
+                       ignore_index=True)
+    return ablation_table(ablate, main, ablation_seeds(cfg.experiment), metric)
 
 
 def main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:

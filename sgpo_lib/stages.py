@@ -189,12 +189,15 @@ def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     """SGPO ablations (§7), named as in `experiment.ablations` (`ablate/labels.json`); the table is
     `results.ablation_results`, the report's too: the reference row is the main table's SGPO runs
-    (same seeds), beside the paper's numbers."""
+    (same seeds), beside the paper's numbers. An ablation run that is also a main-table run (e.g.
+    `w/o strategy distillation` = `{train.method: sft_grpo}`, the paper's "= SFT+GRPO") is not trained
+    again: the table reads it from `main/`."""
     if not cfg.experiment.ablations:
         return pd.DataFrame()
     runs = ablation_runs(cfg)
     io.write_json(run_dir / "ablate" / results.LABELS_FILE, {run_name(v): name for name, v in runs})
-    _sweep(cfg, run_dir, "ablate", [v for _, v in runs])
+    main = {run_name(v) for v in experiment_variants(cfg)["main"]}
+    _sweep(cfg, run_dir, "ablate", [v for _, v in runs if run_name(v) not in main])  # the others: main's runs
     return results.ablation_results(cfg, run_dir)
 
 

@@ -102,17 +102,22 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
     from sgpo_lib.sweep import run_name
 
     params = tmp_path / "p.yaml"
-    params.write_text("experiment:\n  seeds: [0, 1]\n  ablations:\n    - direct SFT on guided rollouts: {distill.estimator: sampled}\n"
-                      "    - w/o strategy distillation: {distill.coef: 0}\n")
+    params.write_text("experiment:\n  methods: [sgpo, sft_grpo]\n  seeds: [0, 1]\n  ablations:\n"
+                      "    - direct SFT on guided rollouts: {distill.estimator: sampled}\n"
+                      "    - w/o strategy distillation: {train.method: sft_grpo}\n")
     cfg = load_config(params)
     io.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
     io.write_json(tmp_path / "env.json", {})
     for s in (0, 1):
         _fake_run(tmp_path / "main" / f"train.method=sgpo_seed={s}", params, {"train.method": "sgpo", "seed": s}, 0.5 + s / 10)
+        _fake_run(tmp_path / "main" / f"train.method=sft_grpo_seed={s}", params, {"train.method": "sft_grpo", "seed": s}, 0.6)
     for name, v in ablation_runs(cfg):  # finished already: the sweep skips them
-        _fake_run(tmp_path / "ablate" / run_name(v), params, v, 0.4 if "SFT" in name else 0.6)
+        if "SFT" in name:  # the other one is the main table's sft_grpo runs: read from main/, never trained here
+            _fake_run(tmp_path / "ablate" / run_name(v), params, v, 0.4)
     monkeypatch.setattr(stages, "train_variant", lambda *a: pytest.fail("a finished run was trained again"))
     shown = stages.ablate(cfg, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "ablate").iterdir()) == [
+        "labels.json", "train.method=sgpo_distill.estimator=sampled_seed=0", "train.method=sgpo_distill.estimator=sampled_seed=1"]
     pd.testing.assert_frame_equal(shown, report.tables(cfg, tmp_path)["ablation"])
     assert list(shown.index) == [results.FULL_SGPO, "w/o strategy distillation", "direct SFT on guided rollouts"]
     assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]
