@@ -30,8 +30,9 @@ VARIANTS = {"grpo": {"train.method": "grpo"}, "sft_grpo": {"train.method": "sft_
             "sgpo": {"train.method": "sgpo"}, "sgpo_engine": {"train.method": "sgpo", **ENGINE}}
 
 
-def measure(params: str, steps: int) -> dict[str, list[dict]]:
-    """`steps` timed steps of every variant (after one warm-up step each), alternating."""
+def measure(params: str, steps: int, overrides: dict | None = None) -> dict[str, list[dict]]:
+    """`steps` timed steps of every variant (after one warm-up step each), alternating; `overrides`
+    apply to every variant."""
     from sgpo_lib import warmup
     from sgpo_lib.config import load_config
     from sgpo_lib.grading import grader_for
@@ -39,7 +40,7 @@ def measure(params: str, steps: int) -> dict[str, list[dict]]:
 
     rows: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
-        cfgs = {name: load_config(params, {**o, "train.steps": steps + 1}) for name, o in VARIANTS.items()}
+        cfgs = {name: load_config(params, {**(overrides or {}), **o, "train.steps": steps + 1}) for name, o in VARIANTS.items()}
         with grader_for(cfgs["sgpo"]) as grader:
             trainers = {name: Trainer(cfg, warmup.train_data(cfg), Path(tmp) / name, grader) for name, cfg in cfgs.items()}
             try:
@@ -52,13 +53,14 @@ def measure(params: str, steps: int) -> dict[str, list[dict]]:
     return {name: r[1:] for name, r in rows.items()}
 
 
-def run(params: str = "params/toy-demo.yaml", steps: int = 6) -> dict:
+def run(params: str = "params/toy-demo.yaml", steps: int = 6, overrides: dict | None = None) -> dict:
     load_before = os.getloadavg()
-    results = {name: phase_medians(rows) for name, rows in measure(params, steps).items()}
+    results = {name: phase_medians(rows) for name, rows in measure(params, steps, overrides).items()}
     ratios = {"sgpo_over_sft_grpo": ratio(results["sgpo"], results["sft_grpo"], TARGET_SGPO_OVER_GRPO),
               "sgpo_engine_over_sft_grpo": ratio(results["sgpo_engine"], results["sft_grpo"], TARGET_SGPO_OVER_GRPO),
               "sgpo_over_grpo": ratio(results["sgpo"], results["grpo"], TARGET_SGPO_OVER_GRPO)}
-    config = {"params": params, "timed_steps": steps, "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    config = {"params": params, "overrides": overrides or {}, "timed_steps": steps, "loadavg_before": load_before,
+              "loadavg_after": os.getloadavg()}
     return {"config": config, "results": results, "ratios": ratios}
 
 

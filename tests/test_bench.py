@@ -76,12 +76,12 @@ def test_run_job_reports_missing_and_skipped():
 
 @pytest.mark.integration
 def test_toy_step_bench_times_every_variant_on_the_toy_world(tmp_path, monkeypatch):
-    """bench_toy_step on the smoke params (its student and warm-up built into a temporary outputs
-    root): every variant timed, the ratios computed from the same run."""
+    """bench_toy_step on the smoke params (its student, pretrained 20 steps, and its warm-up built
+    into a temporary outputs root): every variant timed, the ratios computed from the same run."""
     from bench import bench_toy_step
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path))
-    out = bench_toy_step.run("params/toy-smoke.yaml", steps=1)
+    out = bench_toy_step.run("params/toy-smoke.yaml", steps=1, overrides={"pretrain.steps": 20, "pretrain.warmup_steps": 2})
     assert set(out["results"]) == set(bench_toy_step.VARIANTS)
     for r in out["results"].values():
         _check_timings(r)
