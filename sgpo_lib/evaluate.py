@@ -102,32 +102,19 @@ def paper_average(table: pd.DataFrame, metric: str = "avg@k") -> pd.Series:
     return pd.Series(out, name=f"paper_average/{metric}", dtype=float)
 
 
-def _sample(generator, texts: list[str], seeds: list[int], ks: list[int], spec) -> list[list]:
-    """`ks[i]` samples of prompt i: one generate call per distinct k, in order of first use."""
-    import dataclasses
-
-    out: list[list] = [[] for _ in texts]
-    for k in dict.fromkeys(ks):
-        idx = [i for i, ki in enumerate(ks) if ki == k]
-        for i, completions in zip(idx, generator.generate([texts[i] for i in idx], dataclasses.replace(spec, n=k),
-                                                          [seeds[i] for i in idx])):
-            out[i] = completions
-    return out
-
-
 def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, temperature: float,
              max_new_tokens: int, instruction: str, seed: int, tag: str = "eval", top_p: float = 1.0,
              k_by_benchmark: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Greedy + k samples per problem (k per benchmark, `k_for`) on unguided prompts; returns
     `summarize`'s table."""
-    from .generation import SamplingSpec
+    from .generation import SamplingSpec, generate_counts
 
     texts = [prompts.render(tokenizer, prompts.unguided_messages(p, instruction)) for p in problems]
     seeds = [derive_seed(seed, tag, p.id) for p in problems]
     ks = [k_for(p.source, k, k_by_benchmark or {}) for p in problems]
     greedy = generator.generate(texts, SamplingSpec(temperature=0.0, max_new_tokens=max_new_tokens, n=1), seeds)
-    sampled = _sample(generator, texts, seeds, ks,
-                      SamplingSpec(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens))
+    sampled = generate_counts(generator, texts, SamplingSpec(temperature=temperature, top_p=top_p,
+                                                             max_new_tokens=max_new_tokens), seeds, ks)
     g_grades = grader.grade_many([c[0].text for c in greedy], problems)
     s_grades = grader.grade_many([c.text for cs in sampled for c in cs], [p for p, ki in zip(problems, ks) for _ in range(ki)])
     rows, start = [], 0

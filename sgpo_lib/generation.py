@@ -26,6 +26,7 @@ first stop string (vLLM's default `include_stop_str_in_output=False`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,10 @@ class Completion:
 class Generator(Protocol):
     """A sampler of completions for rendered prompt strings."""
 
-    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> list[list[Completion]]:
-        """`spec.n` completions per prompt; sample k of prompt i uses `derive_seed(seeds[i], k)`."""
+    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int],
+                 counts: list[int] | None = None) -> list[list[Completion]]:
+        """`spec.n` completions per prompt (`counts[i]` for prompt i when given); sample k of
+        prompt i uses `derive_seed(seeds[i], k)`."""
         ...
 
     def update_weights(self, model_or_adapter_dir) -> None:
@@ -99,17 +102,32 @@ class Generator(Protocol):
         ...
 
 
-def sample_seeds(seeds: list[int], n: int) -> list[list[int]]:
-    """The per-sample seeds `[[derive_seed(s, k) for k in range(n)] for s in seeds]`."""
-    return [[derive_seed(int(s), k) for k in range(n)] for s in seeds]
+def sample_seeds(seeds: list[int], n: int | list[int]) -> list[list[int]]:
+    """The per-sample seeds `[[derive_seed(s, k) for k in range(n_i)] for s, n_i in zip(seeds, n)]`
+    (`n`: one count for every prompt, or one per prompt)."""
+    counts = [n] * len(seeds) if isinstance(n, int) else n
+    return [[derive_seed(int(s), k) for k in range(c)] for s, c in zip(seeds, counts)]
 
 
-def check_generate_args(prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> None:
-    """Raise a clear error when `prompts` and `seeds` do not pair up."""
+def check_generate_args(prompts: list[str], spec: SamplingSpec, seeds: list[int], counts: list[int] | None = None) -> None:
+    """Raise a clear error when `prompts`, `seeds` and `counts` do not pair up."""
     if len(prompts) != len(seeds):
         raise ValueError(f"generate: {len(prompts)} prompts but {len(seeds)} seeds (one seed per prompt)")
     if not isinstance(spec, SamplingSpec):
         raise TypeError(f"generate: spec must be a SamplingSpec, got {type(spec).__name__}")
+    if counts is not None and (len(counts) != len(prompts) or any(c < 0 for c in counts)):
+        raise ValueError(f"generate: counts must be one sample count >= 0 per prompt, got {counts} for {len(prompts)} prompts")
+
+
+def generate_counts(generator: "Generator", prompts: list[str], spec: SamplingSpec, seeds: list[int],
+                    counts: list[int]) -> list[list[Completion]]:
+    """`counts[i]` completions of prompt i in one `generate` call, so that one batch (one engine
+    call) holds them all; `counts` goes to the generator only when the counts differ (else `spec.n`)."""
+    if not prompts:
+        return []
+    if len(set(counts)) == 1:
+        return generator.generate(prompts, dataclasses.replace(spec, n=counts[0]), seeds)
+    return generator.generate(prompts, spec, seeds, counts)
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -198,13 +216,16 @@ class TransformersGenerator:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids))
 
-    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> list[list[Completion]]:
-        """`spec.n` completions per prompt (see the module docstring for seeds and log-probs)."""
+    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int],
+                 counts: list[int] | None = None) -> list[list[Completion]]:
+        """`spec.n` completions per prompt, or `counts[i]` for prompt i (see the module docstring
+        for seeds and log-probs)."""
         import torch
 
-        check_generate_args(prompts, spec, seeds)
+        check_generate_args(prompts, spec, seeds, counts)
+        per_prompt_seeds = sample_seeds(seeds, spec.n if counts is None else counts)
         prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        rows = [(i, s) for i, row_seeds in enumerate(sample_seeds(seeds, spec.n)) for s in row_seeds]
+        rows = [(i, s) for i, row_seeds in enumerate(per_prompt_seeds) for s in row_seeds]
         rows.sort(key=lambda r: -len(prompt_ids[r[0]]))  # less padding; results do not depend on it
         logger.debug("transformers backend: %d prompts x %d samples, batch size %d", len(prompts), spec.n,
                      self.batch_size)
@@ -219,7 +240,7 @@ class TransformersGenerator:
                     done.update(zip(chunk, outs))
         finally:
             self.model.train(was_training)
-        return [[done[(i, s)] for s in row_seeds] for i, row_seeds in enumerate(sample_seeds(seeds, spec.n))]
+        return [[done[(i, s)] for s in row_seeds] for i, row_seeds in enumerate(per_prompt_seeds)]
 
     def _generate_batch(self, prompt_ids: list[list[int]], seeds: list[int], spec: SamplingSpec) -> list[Completion]:
         """Sample one completion per prompt in one left-padded batch with a KV cache; rows that

@@ -77,24 +77,27 @@ class VLLMGenerator:
         self.lora_request = None
         self._lora_ids = 0
 
-    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int]) -> list[list[Completion]]:
-        """`spec.n` completions per prompt (see the module docstring for the conventions)."""
+    def generate(self, prompts: list[str], spec: SamplingSpec, seeds: list[int],
+                 counts: list[int] | None = None) -> list[list[Completion]]:
+        """`spec.n` completions per prompt, or `counts[i]` for prompt i, all in one engine call (see
+        the module docstring for the conventions)."""
         from vllm import SamplingParams
 
-        check_generate_args(prompts, spec, seeds)
+        check_generate_args(prompts, spec, seeds, counts)
+        per_prompt_seeds = sample_seeds(seeds, spec.n if counts is None else counts)
         token_prompts = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]}
                          for p in prompts]
         requests, params = [], []
-        for prompt, row_seeds in zip(token_prompts, sample_seeds(seeds, spec.n)):
+        for prompt, row_seeds in zip(token_prompts, per_prompt_seeds):
             for s in row_seeds:
                 requests.append(prompt)
                 params.append(SamplingParams(
                     n=1, seed=s, temperature=spec.temperature, top_p=spec.top_p, max_tokens=spec.max_new_tokens,
                     stop=list(spec.stop) or None, logprobs=spec.topk_logprobs, skip_special_tokens=True,
                 ))
-        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request)
-        flat = [_to_completion(out.outputs[0], spec.topk_logprobs) for out in outputs]
-        return [flat[i * spec.n : (i + 1) * spec.n] for i in range(len(prompts))]
+        outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.lora_request) if requests else []
+        flat = iter([_to_completion(out.outputs[0], spec.topk_logprobs) for out in outputs])
+        return [[next(flat) for _ in row_seeds] for row_seeds in per_prompt_seeds]
 
     def score(self, prompt: str, completion_ids: list[int]) -> list[float]:
         """Raw log-probs (temperature 1, the module's convention) of the given completion tokens

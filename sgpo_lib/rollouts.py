@@ -35,7 +35,6 @@ Example (a scripted generator and grader; real ones come from `sgpo_lib.generati
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from .generation import Completion, Generator, SamplingSpec
+from .generation import Completion, Generator, SamplingSpec, generate_counts
 from .io import read_jsonl, write_jsonl
 from .prompts import DEFAULT_INSTRUCTION, guided_messages, render, unguided_messages
 from .records import Problem, Rollout, Strategy
@@ -136,29 +135,19 @@ def _check_batch(problems: list[Problem], n_auto: int, n_guided: int) -> None:
         raise ValueError(f"sample_paired: duplicate problem ids in the batch: {duplicates}")
 
 
-def _generate(generator, prompts, problems, guided, n, spec, seed, step) -> list[list[Completion]]:
-    """Completions for the non-None prompts (`guided[i]` says which kind prompt i is, for its
-    seed); an empty list for the others (or when n == 0)."""
-    keep = [i for i, p in enumerate(prompts) if p is not None] if n else []
-    out: list[list[Completion]] = [[] for _ in prompts]
-    if keep:
-        seeds = [prompt_seed(seed, step, problems[i].id, guided[i]) for i in keep]
-        comps = generator.generate([prompts[i] for i in keep], dataclasses.replace(spec, n=n), seeds)
-        for i, row in zip(keep, comps):
-            out[i] = row
-    return out
-
-
 def _generate_paired(generator, unguided, guided, problems, n_auto, n_guided, spec, seed, step):
-    """Autonomous and guided completions; one generator call when `n_auto == n_guided` (one
-    batch instead of two), with the same per-rollout seeds either way."""
+    """Autonomous and guided completions in one generator call (one batch, `generate_counts`),
+    for the prompts that are not None; an empty list for the others (or for a count of 0). The
+    per-rollout seeds depend on neither the call nor the other prompts."""
     P = len(problems)
-    if n_auto == n_guided:
-        both = _generate(generator, unguided + guided, problems + problems, [False] * P + [True] * P,
-                         n_auto, spec, seed, step)
-        return both[:P], both[P:]
-    return (_generate(generator, unguided, problems, [False] * P, n_auto, spec, seed, step),
-            _generate(generator, guided, problems, [True] * P, n_guided, spec, seed, step))
+    prompts, kinds, counts = unguided + guided, [False] * P + [True] * P, [n_auto] * P + [n_guided] * P
+    keep = [i for i, p in enumerate(prompts) if p is not None and counts[i]]
+    seeds = [prompt_seed(seed, step, problems[i % P].id, kinds[i]) for i in keep]
+    comps = generate_counts(generator, [prompts[i] for i in keep], spec, seeds, [counts[i] for i in keep])
+    out: list[list[Completion]] = [[] for _ in prompts]
+    for i, row in zip(keep, comps):
+        out[i] = row
+    return out[:P], out[P:]
 
 
 def _rollout(problem: Problem, guided: bool, strategy_id: str, comp: Completion, grade) -> Rollout:

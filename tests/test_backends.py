@@ -57,8 +57,8 @@ class _FakeEngine:
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
-    def generate(self, prompts, spec, seeds):
-        return [[Completion([1], [-0.1], "\\boxed{0}", "eos") for _ in range(spec.n)] for _ in prompts]
+    def generate(self, prompts, spec, seeds, counts=None):
+        return [[Completion([1], [-0.1], "\\boxed{0}", "eos") for _ in range(c)] for c in counts or [spec.n] * len(prompts)]
 
     def update_weights(self, adapter_dir):
         self.adapters.append(adapter_dir)

@@ -63,9 +63,10 @@ class RecordingGenerator:
     def __init__(self):
         self.calls = []
 
-    def generate(self, prompts, spec, seeds):
-        self.calls.append((len(prompts), spec, list(seeds)))
-        return [[SimpleNamespace(text=f"{p}|{j}") for j in range(spec.n)] for p in prompts]
+    def generate(self, prompts, spec, seeds, counts=None):
+        self.calls.append((len(prompts), spec, list(seeds), counts))
+        counts = counts or [spec.n] * len(prompts)
+        return [[SimpleNamespace(text=f"{p}|{j}") for j in range(c)] for p, c in zip(prompts, counts)]
 
 
 class SampleIndexGrader:
@@ -88,10 +89,10 @@ def test_evaluate_samples_each_benchmark_with_its_k():
     gen = RecordingGenerator()
     table = evaluate(gen, PlainTokenizer(), _problems(), SampleIndexGrader(), k=2, temperature=0.6, top_p=0.95,
                      max_new_tokens=8, instruction="", seed=0, k_by_benchmark={"amc23": 8, "minerva": 3})
-    greedy, *sampled = gen.calls
+    greedy, sampled = gen.calls  # one sampled call: every benchmark's k in it
     assert greedy[1].temperature == 0.0 and greedy[0] == 6
-    assert sorted((n, spec.n) for n, spec, _ in sampled) == [(2, 2), (2, 3), (2, 8)]
-    assert all((spec.temperature, spec.top_p) == (0.6, 0.95) for _, spec, _ in sampled)
+    assert sampled[0] == 6 and sampled[3] == [8, 8, 2, 2, 3, 3] and sampled[2] == greedy[2]
+    assert (sampled[1].temperature, sampled[1].top_p) == (0.6, 0.95)
     t = table.set_index("source")
     assert t.loc["amc23", "k"] == 8 and t.loc["amc23", "avg@k"] == pytest.approx(1 / 8)
     assert t.loc["minerva", "avg@k"] == pytest.approx(1 / 3) and t.loc["math500", "avg@k"] == pytest.approx(1 / 2)
@@ -103,8 +104,8 @@ def test_one_k_makes_the_calls_of_a_single_k_evaluation():
     gen = RecordingGenerator()
     evaluate(gen, PlainTokenizer(), _problems(), SampleIndexGrader(), k=4, temperature=1.0, max_new_tokens=8,
              instruction="", seed=3)
-    (n0, greedy, seeds0), (n1, spec, seeds1) = gen.calls
-    assert (n0, n1, spec.n, spec.temperature, spec.top_p) == (6, 6, 4, 1.0, 1.0) and seeds0 == seeds1
+    (n0, greedy, seeds0, _), (n1, spec, seeds1, counts) = gen.calls
+    assert (n0, n1, spec.n, spec.temperature, spec.top_p, counts) == (6, 6, 4, 1.0, 1.0, None) and seeds0 == seeds1
 
 
 def test_eval_config_validates_k_by_benchmark():

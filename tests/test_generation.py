@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -150,6 +151,19 @@ def test_the_samples_of_a_prompt_share_one_prefill(tiny_model, tiny_tokenizer, p
         hook.remove()
     width = max(len(tiny_tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
     assert rows_per_forward == [(3, width), (12, 1), (12, 1)]
+
+
+def test_counts_per_prompt_equal_one_call_per_count(gen, prompts):
+    """`counts`: prompt i gets counts[i] samples in one call, each the sample that a call with
+    `n = counts[i]` gives (sample k of prompt i is seeded by (seeds[i], k) either way)."""
+    spec = SamplingSpec(max_new_tokens=8)
+    mixed = gen.generate(prompts, spec, [3, 7, 9], counts=[2, 0, 3])
+    assert [len(row) for row in mixed] == [2, 0, 3]
+    for i, n in ((0, 2), (2, 3)):
+        alone = gen.generate([prompts[i]], replace(spec, n=n), [[3, 7, 9][i]])[0]
+        assert [c.token_ids for c in mixed[i]] == [c.token_ids for c in alone]
+    with pytest.raises(ValueError, match="one sample count >= 0 per prompt"):
+        gen.generate(prompts, spec, [3, 7, 9], counts=[1, 2])
 
 
 def test_seeds_reproduce_and_differ(gen, prompts):

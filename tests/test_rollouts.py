@@ -22,13 +22,13 @@ class FakeGenerator:
     def __init__(self):
         self.calls = []
 
-    def generate(self, prompts, spec, seeds):
-        self.calls.append((prompts, spec, seeds))
+    def generate(self, prompts, spec, seeds, counts=None):
+        self.calls.append((prompts, spec, seeds, counts))
         out = []
-        for prompt, row_seeds in zip(prompts, sample_seeds(seeds, spec.n)):
+        for prompt, row_seeds in zip(prompts, sample_seeds(seeds, spec.n if counts is None else counts)):
             guided = "Strategy:" in prompt
             answer = next(p.answer for p in PROBLEMS if p.problem in prompt)
-            texts = [answer if (k != 2 if guided else k == 0) else "no idea" for k in range(spec.n)]
+            texts = [answer if (k != 2 if guided else k == 0) else "no idea" for k in range(len(row_seeds))]
             out.append([Completion([k, s % 1000], [-0.5, -1.5], t, "eos")
                         for k, (s, t) in enumerate(zip(row_seeds, texts))])
         return out
@@ -77,13 +77,19 @@ def test_prompts_are_rendered_with_and_without_strategy(run, tiny_tokenizer):
 
 
 def test_spec_n_is_replaced_and_seeds_follow_run_position(run):
+    """One generator call holds both kinds (2 autonomous, 3 guided per prompt: per-prompt counts)."""
     gen = FakeGenerator()
     run(gen)
-    (auto_prompts, auto_spec, auto_seeds), (guided_prompts, guided_spec, guided_seeds) = gen.calls
-    assert (auto_spec.n, guided_spec.n, auto_spec.max_new_tokens) == (2, 3, 4)
-    assert auto_seeds == [derive_seed(11, 5, p.id, False) for p in PROBLEMS]
-    assert guided_seeds == [prompt_seed(11, 5, p.id, True) for p in PROBLEMS[:2]]
-    assert len(guided_prompts) == 2
+    [(prompts, spec, seeds, counts)] = gen.calls
+    assert counts == [2, 2, 2, 3, 3] and spec.max_new_tokens == 4 and len(prompts) == 5
+    assert seeds == [derive_seed(11, 5, p.id, False) for p in PROBLEMS] + [prompt_seed(11, 5, p.id, True) for p in PROBLEMS[:2]]
+
+
+def test_equal_counts_make_one_call_with_spec_n(run):
+    gen = FakeGenerator()
+    run(gen, n_auto=3)
+    [(prompts, spec, seeds, counts)] = gen.calls
+    assert (len(prompts), spec.n, counts) == (5, 3, None)
 
 
 def test_reproducible_and_step_dependent(run):

@@ -8,6 +8,7 @@ check after a step and after resume) hand that same engine to the Trainer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -90,6 +91,16 @@ def test_seeded_reproducibility_and_batch_independence(engine, prompts):
     assert ids(b) == ids(a[1:2])
     assert ids(a) != ids(c)
     assert a[0][0].token_ids != a[0][1].token_ids
+
+
+def test_counts_per_prompt_in_one_engine_call(engine, prompts):
+    """`counts`: prompt i gets counts[i] samples from one `llm.generate`, each the sample a call
+    with `n = counts[i]` gives (the SGPO step's 8 autonomous + 4 guided rollouts, or eval's k per benchmark)."""
+    spec = SamplingSpec(max_new_tokens=12)
+    mixed = engine.generate(prompts, spec, [5, 6, 7], counts=[3, 0, 1])
+    assert [len(row) for row in mixed] == [3, 0, 1]
+    assert [c.token_ids for c in mixed[0]] == [c.token_ids for c in engine.generate(prompts[:1], replace(spec, n=3), [5])[0]]
+    assert [c.token_ids for c in mixed[2]] == [c.token_ids for c in engine.generate(prompts[2:], spec, [7])[0]]
 
 
 def test_logprobs_and_topk_agree_with_transformers(engine, tiny_model, tiny_tokenizer, prompts):
