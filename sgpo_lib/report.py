@@ -58,6 +58,8 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
         out["grade_reasons"] = reasons
     if (run_dir / "strategy_report.json").exists():
         out["strategy_report"] = pd.Series(io.read_json(run_dir / "strategy_report.json"), name="count").to_frame()
+    if (run_dir / "strategy_selection.json").exists():
+        out["strategy_selection"] = pd.Series(io.read_json(run_dir / "strategy_selection.json"), name="count").to_frame()
     env = io.read_json(run_dir / "env.json")
     cpu = env.get("cpu", {})
     out["environment"] = pd.Series({**env.get("packages", {}), "python": env.get("python"), "device": env.get("device"),
@@ -163,6 +165,7 @@ NOT_RUN = {
     "scaling_figure": "",
     "premise": "Not measured: the premise table exists for the toy world only (notebook 00).",
     "strategy_report": "Not available: notebook 01 has not run.",
+    "strategy_selection": "Not available: notebook 01 has not run.",
     "completions": "No completions logged: no rollout-based training run has run yet (notebook 03).",
 }
 

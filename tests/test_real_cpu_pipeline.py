@@ -72,7 +72,9 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     assert {r["source"] for r in final} >= set(cfg.data.eval_sets)
     html = report.read_text()
     assert all(name in html for name in cfg.data.eval_sets)
-    assert "scaling" not in tables(cfg, run)  # no toy-size scaling table for a real model
+    shown = tables(cfg, run)
+    assert "scaling" not in shown  # no toy-size scaling table for a real model
+    assert shown["strategy_selection"]["count"].filter(like="select/").sum() == len(strategies)  # one choice each
 
     assert (tmp_path / "runs" / "cache" / "strategies").is_dir() and not (tmp_path / "outputs").exists()
     server_log = tmp_path / "runs" / "logs" / "extractor_server.log"
