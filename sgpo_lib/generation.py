@@ -119,7 +119,7 @@ def check_generate_args(prompts: list[str], spec: SamplingSpec, seeds: list[int]
         raise ValueError(f"generate: counts must be one sample count >= 0 per prompt, got {counts} for {len(prompts)} prompts")
 
 
-def generate_counts(generator: "Generator", prompts: list[str], spec: SamplingSpec, seeds: list[int],
+def generate_counts(generator: Generator, prompts: list[str], spec: SamplingSpec, seeds: list[int],
                     counts: list[int]) -> list[list[Completion]]:
     """`counts[i]` completions of prompt i in one `generate` call, so that one batch (one engine
     call) holds them all; `counts` goes to the generator only when the counts differ (else `spec.n`)."""
@@ -227,7 +227,7 @@ class TransformersGenerator:
         prompt_ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         rows = [(i, s) for i, row_seeds in enumerate(per_prompt_seeds) for s in row_seeds]
         rows.sort(key=lambda r: -len(prompt_ids[r[0]]))  # less padding; results do not depend on it
-        logger.debug("transformers backend: %d prompts x %d samples, batch size %d", len(prompts), spec.n,
+        logger.debug("transformers backend: %d prompts, %d samples, batch size %d", len(prompts), len(rows),
                      self.batch_size)
         done: dict[tuple[int, int], Completion] = {}
         was_training = self.model.training

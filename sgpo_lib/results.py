@@ -43,6 +43,12 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def run_labels(root: Path) -> dict[str, str]:
+    """`root/labels.json`: a display name per run folder of a sweep (empty without the file)."""
+    path = Path(root) / LABELS_FILE
+    return io.read_json(path) if path.exists() else {}
+
+
 def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
     """One row per (run, phase, split, benchmark): status, label, flattened config, eval metrics.
 
@@ -50,7 +56,7 @@ def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
     running) give one row with their status, unless `require_complete` raises for them. `label` is
     the run's name in `root/labels.json`, else its folder name without `_seed=N`.
     """
-    labels = io.read_json(Path(root) / LABELS_FILE) if (Path(root) / LABELS_FILE).exists() else {}
+    labels = run_labels(root)
     rows = []
     for run_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         status = read_status(run_dir)
@@ -202,8 +208,7 @@ def ablation_results(cfg: RunConfig, run_dir: Path, metric: str = METRIC) -> pd.
     report show. Ablation runs that are main-table runs (named in `ablate/labels.json`, trained
     once, in `main/`) are read from there under their ablation name."""
     main = collected(run_dir / "main")
-    labels_file = run_dir / "ablate" / LABELS_FILE
-    labels = io.read_json(labels_file) if labels_file.exists() else {}
+    labels = run_labels(run_dir / "ablate")
     reused = main[main["run"].isin(labels)].assign(label=lambda d: d["run"].map(labels)) if len(main) else main
     ablate = pd.concat([d for d in (collected(run_dir / "ablate"), reused) if len(d)] or [pd.DataFrame()],
                        ignore_index=True)
