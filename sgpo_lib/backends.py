@@ -85,7 +85,8 @@ class PolicySampler:
         from .generation import TransformersGenerator
 
         model, tok = load_student(self.cfg, self.model_dir, final_dir)
-        return TransformersGenerator(model, tok, batch_size=self.cfg.rollout.batch_size), tok
+        return TransformersGenerator(model, tok, batch_size=self.cfg.rollout.batch_size,
+                                     merge_lora=self.cfg.rollout.merge_lora), tok
 
     def close(self) -> None:
         if self._engine is not None:

@@ -137,6 +137,7 @@ class RolloutConfig:
     max_new_tokens: int = 256
     topk_logprobs: int = 0
     batch_size: int = 64
+    merge_lora: bool = True
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.5
     max_model_len: int = 4096

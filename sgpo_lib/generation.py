@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -204,13 +205,14 @@ class TransformersGenerator:
     """Batched sampling with a live `transformers` (or PEFT) model, KV cache and left padding.
 
     The model is used in place: a PEFT model being trained is sampled with its current
-    weights, no copy. `batch_size` is the number of sequences per forward pass.
+    weights. `batch_size` is the number of sequences per forward pass; `merge_lora` samples
+    with the LoRA adapter merged into a copy of the weights for the call (`lora_merge`).
     """
 
-    def __init__(self, model, tokenizer, device=None, batch_size: int = 16):
+    def __init__(self, model, tokenizer, device=None, batch_size: int = 16, merge_lora: bool = True):
         if batch_size < 1:
             raise ValueError(f"TransformersGenerator: batch_size must be >= 1, got {batch_size}")
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.model, self.tokenizer, self.batch_size, self.merge_lora = model, tokenizer, batch_size, merge_lora
         self.device = device if device is not None else next(model.parameters()).device
         self.eos_ids = eos_token_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
@@ -221,6 +223,8 @@ class TransformersGenerator:
         """`spec.n` completions per prompt, or `counts[i]` for prompt i (see the module docstring
         for seeds and log-probs)."""
         import torch
+
+        from .lora_merge import merged_lora
 
         check_generate_args(prompts, spec, seeds, counts)
         per_prompt_seeds = sample_seeds(seeds, spec.n if counts is None else counts)
@@ -233,7 +237,7 @@ class TransformersGenerator:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), merged_lora(self.model) if self.merge_lora else nullcontext():
                 for start in range(0, len(rows), self.batch_size):
                     chunk = rows[start : start + self.batch_size]
                     outs = self._generate_batch([prompt_ids[i] for i, _ in chunk], [s for _, s in chunk], spec)
@@ -247,7 +251,10 @@ class TransformersGenerator:
         finished leave the batch (and the cache) once they are a quarter of it (`_compact`)."""
         import torch
 
+        from .kv_cache import growing_cache
+
         cache, logits_B_V, mask_B_T, positions_B_T = self._prefill(prompt_ids)
+        cache = growing_cache(cache, spec.max_new_tokens)
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same draws on any device
         rows = [_Row(spec.topk_logprobs) for _ in prompt_ids]
         live = list(rows)  # the rows still in the batch, in batch order

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +45,9 @@ from .locks import rank_zero_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
 from .tracking import make_sink
-from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
-                         micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
-                         token_counts, unguided_logprobs)
+from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights,
+                         is_distill_candidate, loss_groups, micro_batches, old_logprobs, policy_loss, select_targets,
+                         sft_loss, target_score, teacher_states, token_counts, unguided_logprobs)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class Trainer:
             return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
         from .generation import TransformersGenerator
 
-        return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size)
+        return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
+                                    merge_lora=r.merge_lora)
 
     def _vllm_launch_kwargs(self) -> dict:
         """Under `accelerate launch`, each rank's engine joins the launcher's process group (as in
@@ -182,12 +184,16 @@ class Trainer:
 
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
-        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem."""
+        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem.
+        A problem with a single correct candidate has no choice to make: it is not scored."""
         cand = [s for s in seqs if s.kind == "distill"]
-        lps = unguided_logprobs(self.model, cand, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
-        scores = [target_score(lp, self.cfg.distill.target_score) for lp in lps]
-        keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand], scores, "select_one")
-        for s, lp in zip(cand, lps):
+        correct = Counter(s.meta["problem_id"] for s in cand if is_distill_candidate(s.meta["reward"], "select_one"))
+        scored = [s for s in cand if correct[s.meta["problem_id"]] > 1]
+        lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
+        score_of = {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)}
+        keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
+                              [score_of.get(id(s), 0.0) for s in cand], "select_one")
+        for s, lp in zip(scored, lps):
             s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
         return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
 

@@ -87,6 +87,35 @@ def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_
     assert any("kl_clip_frac" in r and 0 <= r["kl_clip_frac"] <= 1 for r in rows)
 
 
+def test_select_one_keeps_the_likeliest_correct_target_and_scores_only_real_choices(tmp_path, tiny_model_dir, monkeypatch):
+    """Problem a: three correct candidates, the one most likely under the unguided prompt is kept
+    (checked against an independent forward); b: one candidate, kept without a scoring pass."""
+    from sgpo_lib import trainer as trainer_module
+    from sgpo_lib.train_step import Seq
+
+    cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one"})
+    trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
+    prompt = trainer.tok("What is 1 plus 1?", add_special_tokens=False)["input_ids"]
+    completions = {("a", 0): [11, 12, 13], ("a", 1): [40, 41], ("a", 2): [7, 7, 7, 7], ("b", 0): [5, 6]}
+    seqs = [Seq("rl", prompt, [9], advantage=1.0)] + [
+        Seq("distill", prompt, ids, weight=0.5, teacher_prompt_ids=prompt, meta={"problem_id": pid, "reward": 1.0})
+        for (pid, _), ids in completions.items()]
+    scored = []
+    real = trainer_module.unguided_logprobs
+    monkeypatch.setattr(trainer_module, "unguided_logprobs", lambda model, cand, *a: scored.append(cand) or real(model, cand, *a))
+    kept = trainer._select_targets(seqs)
+    assert [[s.meta["problem_id"] for s in call] for call in scored] == [["a", "a", "a"]]
+    with torch.no_grad():
+        means = []
+        for k in range(3):
+            ids = torch.tensor([prompt + completions[("a", k)]])
+            lp = torch.log_softmax(trainer.model(input_ids=ids).logits[0, len(prompt) - 1 : -1].double(), -1)
+            means.append(float(lp.gather(-1, ids[0, len(prompt):, None]).mean()))
+    best = max(range(3), key=means.__getitem__)
+    assert [s.kind for s in kept] == ["rl", "distill", "distill"]
+    assert [s.completion_ids for s in kept[1:]] == [completions[("a", best)], completions[("b", 0)]]
+
+
 def test_coef_zero_trains_like_grpo(tmp_path, tiny_model_dir):
     """SGPO with distill.coef = 0 reaches exactly GRPO's weights (guided samples do not disturb the rest)."""
     states = []
