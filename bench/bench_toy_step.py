@@ -3,7 +3,7 @@
 Issue 11's benchmark (sgpo-method.md sections 2-6): `bench_train_step` times the step on a
 random model and made-up problems (so that TRL can run the same thing); this one times the
 trainer where the demo runs it: `params/toy-demo.yaml` (its student, its problems, its
-strategies, the real verifier, 8 problems x (4 + 4) rollouts of up to 160 tokens, the v2
+strategies, the real verifier, 8 problems x (4 autonomous + 2 guided) rollouts of up to 160 tokens, the v2
 defaults). Variants, each a `Trainer` from `warmup.train_data` (so SFT+GRPO and SGPO start
 from the same SFT warm-up, as in the demo):
 - `grpo`: GRPO from the base student (the demo's extra row);
