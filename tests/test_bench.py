@@ -85,5 +85,7 @@ def test_toy_step_bench_times_every_variant_on_the_toy_world(tmp_path, monkeypat
     assert set(out["results"]) == set(bench_toy_step.VARIANTS)
     for r in out["results"].values():
         _check_timings(r)
+    assert set(out["ratios"]) == {"sgpo_over_grpo", "sgpo_engine_over_grpo", "sgpo_over_sft_grpo", "sgpo_engine_over_sft_grpo"}
     r = out["ratios"]["sgpo_over_sft_grpo"]
     assert r["value"] == out["results"]["sgpo"]["step_s"] / out["results"]["sft_grpo"]["step_s"]
+    assert out["ratios"]["sgpo_engine_over_grpo"]["value"] == out["results"]["sgpo_engine"]["step_s"] / out["results"]["grpo"]["step_s"]
