@@ -10,7 +10,9 @@ Which log-probs (both backends, one convention):
     at position t, i.e. the distribution at temperature 1 *before* temperature scaling and
     top-p truncation (vLLM's `logprobs_mode="raw_logprobs"`). This is `log pi_old(y_t | x, y_<t)`
     of the raw model, the same quantity the trainer's forward pass gives for `pi_theta`, so the
-    ratio `pi_theta / pi_old` is exactly 1 before the first update. `topk_ids`/`topk_logprobs`
+    ratio `pi_theta / pi_old` is 1 before the first update, up to float rounding (KV cache,
+    batch shapes and the merged LoRA adapter of `lora_merge` give ~1e-7 in float32; engine
+    checks measure it). `topk_ids`/`topk_logprobs`
     are the top-K of that same raw distribution. When `temperature != 1` or `top_p < 1` the
     tokens were drawn from the tempered/truncated distribution, so they are not samples of
     this one; that is the standard choice of verl/TRL and is the caller's to make.
