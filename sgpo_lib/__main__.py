@@ -128,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pipeline":
         from .pipeline import run_pipeline
 
+        from .report import terminal_tables
+
         report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
-        print(f"report: {report}")
+        tables = terminal_tables(report.parent if report.name == "report.html" else report)
+        print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
     elif args.command == "train":
         from .stages import train_variant
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import io, paper, plots, results, signal
-from .config import RunConfig
+from .config import RunConfig, load_config
 from .results import collected, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,23 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
                                     "cpu_native_bf16": cpu.get("native_bf16"), "torch_threads": cpu.get("torch_threads"),
                                     "git_commit": env.get("git_commit")}, name="value").to_frame()
     return out
+
+
+def terminal_tables(run_dir: Path) -> str:
+    """The main table, the ablation table with the paper's column and the paper's orderings, as
+    text for the terminal at the end of `pipeline` (the same frames as the report); "" before
+    notebook 03 has written a main-table run."""
+    run_dir = Path(run_dir)
+    main = collected(run_dir / "main")
+    if not len(main):
+        return ""
+    parts = [("Main table (avg@k in points, mean ± std over seeds)", results.main_table(main))]
+    ablation = results.ablation_results(load_config(run_dir / "config.yaml"), run_dir)
+    if len(ablation) > 1:
+        parts += [("Ablations (Δ vs full SGPO; paper: Qwen2.5-7B, compare the sign)", ablation),
+                  ("The paper's orderings on this run", orderings_table(ablation).set_index("ordering"))]
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 80):
+        return "\n\n".join(f"{title}\n{table.to_string()}" for title, table in parts)
 
 
 def orderings_table(ablation: pd.DataFrame) -> pd.DataFrame:

@@ -104,6 +104,13 @@ def test_a_failed_notebook_marks_the_run_failed(params, monkeypatch, tmp_path):
     assert read_status(tmp_path / "out" / "r") == "failed"
 
 
+def test_the_pipeline_command_ends_with_the_report_path(params, fake_papermill, capsys):
+    """No main-table run yet (the notebooks are faked): no tables, just the report's path."""
+    assert main(["pipeline", "--params", str(params)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().startswith("report: ") and out.strip().endswith("report.html") and "Main table" not in out
+
+
 def test_help_lists_commands_with_descriptions(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

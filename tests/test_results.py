@@ -123,6 +123,16 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
     assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]
     orderings = report.tables(cfg, tmp_path)["ablation_orderings"].set_index("here")["ordering"]
     assert orderings["hold"].startswith("full SGPO > direct SFT") and "distillation" in orderings["do not hold"]
+    printed = report.terminal_tables(tmp_path)  # what `pipeline` prints at its end: the same tables as text
+    assert printed.startswith("Main table") and "SFT+GRPO" in printed and "Ablations" in printed
+    assert all(row in printed for row in shown.index) and "paper Δ" in printed and "sign matches paper" in printed
+    assert f"{orderings['hold']}  " in printed and printed.rstrip().endswith("do not hold")
+
+
+def test_terminal_tables_are_empty_before_a_main_table_run(tmp_path):
+    from sgpo_lib import report
+
+    assert report.terminal_tables(tmp_path) == ""
 
 
 def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_them(tmp_path, caplog):
