@@ -41,7 +41,8 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         out["scaling"] = scaling_table(scale)
-    health = rollout_health(metrics_of(run_dir / "main"))
+    main_metrics = metrics_of(run_dir / "main")  # every run's metrics.jsonl, read once
+    health = rollout_health(main_metrics)
     if len(health):
         out["rollout_health"] = health
     completions = sgpo_completions(run_dir)
@@ -53,7 +54,7 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
         out["signal"] = signal.summary(io.read_json(run_dir / signal.SIGNAL_FILE)["rollouts"])
     if (run_dir / "premise.csv").exists():
         out["premise"] = pd.read_csv(run_dir / "premise.csv")
-    reasons = results.grade_reasons(metrics_of(run_dir / "main"))
+    reasons = results.grade_reasons(main_metrics)
     if len(reasons.columns):
         out["grade_reasons"] = reasons
     if (run_dir / "strategy_report.json").exists():

@@ -45,9 +45,9 @@ from .locks import rank_zero_lock
 from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
 from .tracking import make_sink
-from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights,
-                         is_distill_candidate, loss_groups, micro_batches, old_logprobs, policy_loss, select_targets,
-                         sft_loss, target_score, teacher_states, token_counts, unguided_logprobs)
+from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
+                         micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
+                         token_counts, unguided_logprobs)
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,11 @@ class Trainer:
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
         no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem.
-        A problem with a single correct candidate has no choice to make: it is not scored."""
+        The candidates are the correct guided rollouts (`distill_seqs`); a problem with a single one
+        has no choice to make: it is not scored."""
         cand = [s for s in seqs if s.kind == "distill"]
-        correct = Counter(s.meta["problem_id"] for s in cand if is_distill_candidate(s.meta["reward"], "select_one"))
-        scored = [s for s in cand if correct[s.meta["problem_id"]] > 1]
+        per_problem = Counter(s.meta["problem_id"] for s in cand)
+        scored = [s for s in cand if per_problem[s.meta["problem_id"]] > 1]
         lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
         score_of = {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)}
         keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
