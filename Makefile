@@ -54,4 +54,4 @@ gpu-check:
 	$(PYTHON) -m bench.gpu_check
 
 clean-notebooks:
-	$(PYTHON) -m sgpo_lib.nbclean notebooks/
+	$(PYTHON) -m sgpo_lib.workflow.nbclean notebooks/

@@ -1,6 +1,6 @@
 """The whole demo: wall time per notebook, read from the newest toy-demo run.
 
-Issue 7, item 6. `sgpo_lib.pipeline.run_pipeline` writes `timings.json` (notebook stem ->
+Issue 7, item 6. `sgpo_lib.workflow.pipeline.run_pipeline` writes `timings.json` (notebook stem ->
 seconds) into the run folder when the notebook sequence has finished; this reads the newest
 `outputs/toy-demo-*/timings.json` (by modification time), or the one of a given run folder,
 and reports the per-notebook times and their total. Nothing is run here: the demo takes
@@ -26,8 +26,8 @@ def newest_timings(outputs: Path) -> Path | None:
 
 def run(run_dir: str | Path | None = None) -> dict:
     """Per-notebook wall times of `run_dir` (default: the newest toy-demo run), or `missing`."""
-    from sgpo_lib.io import read_json
-    from sgpo_lib.paths import outputs_dir
+    from sgpo_lib.core.fileio import read_json
+    from sgpo_lib.core.paths import outputs_dir
 
     path = Path(run_dir) / "timings.json" if run_dir else newest_timings(outputs_dir())
     if path is None or not path.exists():
@@ -40,8 +40,8 @@ def run(run_dir: str | Path | None = None) -> dict:
 
 
 def main(argv=None) -> dict:
-    from sgpo_lib.io import write_json
-    from sgpo_lib.paths import outputs_dir
+    from sgpo_lib.core.fileio import write_json
+    from sgpo_lib.core.paths import outputs_dir
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run-dir", default=None, help="run folder (default: the newest outputs/toy-demo-*)")

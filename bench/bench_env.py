@@ -5,7 +5,7 @@ measured on. In about a minute this prints the CPU (model, ISA flags, native bfl
 package versions, and the median step time and tokens/s of (a) a pretraining step of the
 default toy student (`small`, the demo's batch of 32, float32 and, for comparison, bf16
 autocast) and (b) a LoRA training step (forward + backward + AdamW over the completion tokens)
-of the same shape loaded through `sgpo_lib.policy.load_policy`, as the trainer does. Compare
+of the same shape loaded through `sgpo_lib.model.policy.load_policy`, as the trainer does. Compare
 with the reference line printed at the end (the machine the README's times come from).
 
 The weights are freshly initialised: step times do not depend on what the model knows.
@@ -63,9 +63,9 @@ def _pretrain_step(model, bf16: bool):
 
 def measure(steps: int, preset_name: str = "demo") -> dict:
     """Pretraining (float32, bf16) and LoRA training step times on identical batches, interleaved."""
-    from sgpo_lib.config import LoraConfig
-    from sgpo_lib.machine import native_bf16
-    from sgpo_lib.policy import load_policy
+    from sgpo_lib.config.run import LoraConfig
+    from sgpo_lib.core.machine import native_bf16
+    from sgpo_lib.model.policy import load_policy
     from sgpo_lib.toy.config import preset
     from sgpo_lib.toy.pretrain import MixtureSampler, build_model
     from sgpo_lib.toy.tokenizer import build_tokenizer
@@ -91,7 +91,7 @@ def measure(steps: int, preset_name: str = "demo") -> dict:
 def main(argv=None) -> None:
     import torch
 
-    from sgpo_lib.runs import environment
+    from sgpo_lib.workflow.runs import environment
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=8, help="timed steps per variant (after 2 warm-up steps)")

@@ -1,4 +1,4 @@
-"""Grader throughput against a bare math-verify loop, and worst-case latency (`sgpo_lib.grading`).
+"""Grader throughput against a bare math-verify loop, and worst-case latency (`sgpo_lib.grading.grader`).
 
 Throughput, side by side in one run on the same inputs: the 1,069 real model responses of
 ../shared/data/realcritic (GSM8K, MATH, Minerva, OlympiadBench; mixed lengths and answer kinds)
@@ -19,10 +19,10 @@ import logging
 import statistics
 import time
 
-from sgpo_lib.grading import DEFAULT_BUDGET_S, Grader
-from sgpo_lib.io import write_json
-from sgpo_lib.paths import outputs_dir, shared_data_dir
-from sgpo_lib.records import Problem
+from sgpo_lib.grading.grader import DEFAULT_BUDGET_S, Grader
+from sgpo_lib.core.fileio import write_json
+from sgpo_lib.core.paths import outputs_dir, shared_data_dir
+from sgpo_lib.core.records import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _problem(answer: str, pid: str = "bench") -> Problem:
 
 
 def _realcritic(limit: int | None) -> tuple[list[str], list[Problem]]:
-    from sgpo_lib.data import REALCRITIC_FILES, load_realcritic
+    from sgpo_lib.data.benchmarks import REALCRITIC_FILES, load_realcritic
 
     problems = [p for name in REALCRITIC_FILES for p in load_realcritic(name, correct_only=False)][:limit]
     return [p.strong_response for p in problems], problems

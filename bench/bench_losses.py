@@ -45,8 +45,8 @@ def _setup(device: str, tokens: int, vocab: int, hidden: int, topks=(), seed: in
     """Random inputs of realistic scale; each teacher top-k in `topks` is computed chunk by chunk."""
     import torch
 
-    from sgpo_lib.losses import TeacherDist
-    from sgpo_lib.distill import DistillSpec, chunked_distill
+    from sgpo_lib.method.losses import TeacherDist
+    from sgpo_lib.method.distill import DistillSpec, chunked_distill
 
     g = torch.Generator(device="cpu").manual_seed(seed)
     make = lambda *shape: (torch.randn(*shape, generator=g) / hidden**0.25).to(device)  # noqa: E731
@@ -67,8 +67,8 @@ def _setup(device: str, tokens: int, vocab: int, hidden: int, topks=(), seed: in
 
 def _step(variant: str, x: dict, chunk_size: int | None) -> None:
     """One forward+backward of `variant` (gradients reset first)."""
-    from sgpo_lib.losses import TeacherDist
-    from sgpo_lib.distill import DistillSpec, chunked_distill, distill_dense
+    from sgpo_lib.method.losses import TeacherDist
+    from sgpo_lib.method.distill import DistillSpec, chunked_distill, distill_dense
 
     x["hidden"].grad = x["weight"].grad = None
     if variant == "naive_full":
@@ -164,7 +164,7 @@ def run(device: str = "cpu", tokens: int = 4096, vocab: int = 32000, hidden: int
         chunk_size: int | None = None, threads: int | None = None, variants=VARIANTS,
         malloc_mmap_threshold: int = DEFAULT_MMAP_THRESHOLD) -> dict:
     """Measure every variant in its own spawned process; return the results with ratios vs naive."""
-    from sgpo_lib.distill import default_chunk_size
+    from sgpo_lib.model.policy import default_chunk_size
 
     results = _run_children((device, tokens, vocab, hidden, chunk_size, threads), repeats, variants,
                             malloc_mmap_threshold)

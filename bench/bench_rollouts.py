@@ -1,4 +1,4 @@
-"""Rollout throughput: the transformers and vLLM backends of `sgpo_lib.generation` side by side.
+"""Rollout throughput: the transformers and vLLM backends of `sgpo_lib.model.generation` side by side.
 
 Same model, prompts, `n`, lengths and seeds for both; each backend gets one warm-up call, then
 `repeats` timed calls, and the median is reported as generated tokens per second. vLLM's
@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sgpo_lib.generation import SamplingSpec
-from sgpo_lib.io import write_json
-from sgpo_lib.paths import outputs_dir
+from sgpo_lib.model.generation import SamplingSpec
+from sgpo_lib.core.fileio import write_json
+from sgpo_lib.core.paths import outputs_dir
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _bench_transformers(model_dir: Path, prompts: list[str], spec: SamplingSpec,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sgpo_lib.generation import TransformersGenerator
+    from sgpo_lib.model.generation import TransformersGenerator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
@@ -69,7 +69,7 @@ def _bench_vllm(model_dir: Path, prompts: list[str], spec: SamplingSpec, repeats
     import torch
 
     try:
-        from sgpo_lib.generation_vllm import VLLMGenerator
+        from sgpo_lib.model.vllm_engine import VLLMGenerator
         import vllm  # noqa: F401
     except ImportError as e:
         return {"skipped": f"vllm not importable: {e}"}
@@ -93,7 +93,7 @@ def run(model_dir: str | Path | None = None, n: int = 4, max_new_tokens: int = 6
     import torch
     from transformers import AutoTokenizer
 
-    from sgpo_lib.testing import build_tiny_model_dir
+    from sgpo_lib.model.tiny import build_tiny_model_dir
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -46,7 +46,7 @@ def teacher_overrides(topk: int) -> dict[str, dict]:
 def run(model_dir: str | Path | None = None, settings: StepSettings = StepSettings(), topk: int = DEFAULT_TOPK,
         isolate: bool = True) -> dict:
     """SGPO step with the teacher from a forward pass vs from the engine; medians and ratios."""
-    from sgpo_lib.testing import build_tiny_model_dir
+    from sgpo_lib.model.tiny import build_tiny_model_dir
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@ Issue 11's benchmark (sgpo-method.md sections 2-6): `bench_train_step` times the
 random model and made-up problems (so that TRL can run the same thing); this one times the
 trainer where the demo runs it: `params/toy-demo.yaml` (its student, its problems, its
 strategies, the real verifier, 8 problems x (4 autonomous + 2 guided) rollouts of up to 160 tokens, the v2
-defaults). Variants, each a `Trainer` from `warmup.train_data` (so SFT+GRPO and SGPO start
+defaults). Variants, each a `Trainer` from `assets.train_data` (so SFT+GRPO and SGPO start
 from the same SFT warm-up, as in the demo):
 - `grpo`: GRPO from the base student (the demo's extra row);
 - `sft_grpo`: GRPO from the warm-up, SGPO's own baseline: the same start, problems and seeds;
@@ -34,16 +34,16 @@ VARIANTS = {"grpo": {"train.method": "grpo"}, "sft_grpo": {"train.method": "sft_
 def measure(params: str, steps: int, overrides: dict | None = None) -> dict[str, list[dict]]:
     """`steps` timed steps of every variant (after one warm-up step each), alternating; `overrides`
     apply to every variant."""
-    from sgpo_lib import warmup
-    from sgpo_lib.config import load_config
-    from sgpo_lib.grading import grader_for
-    from sgpo_lib.trainer import Trainer
+    from sgpo_lib.workflow import assets
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.grading.grader import grader_for
+    from sgpo_lib.train.trainer import Trainer
 
     rows: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         cfgs = {name: load_config(params, {**(overrides or {}), **o, "train.steps": steps + 1}) for name, o in VARIANTS.items()}
         with grader_for(cfgs["sgpo"]) as grader:
-            trainers = {name: Trainer(cfg, warmup.train_data(cfg), Path(tmp) / name, grader) for name, cfg in cfgs.items()}
+            trainers = {name: Trainer(cfg, assets.train_data(cfg), Path(tmp) / name, grader) for name, cfg in cfgs.items()}
             try:
                 for step in range(1, steps + 2):
                     for name, trainer in trainers.items():

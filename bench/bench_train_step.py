@@ -3,11 +3,11 @@
 Issue 7, item 4 (sgpo-method.md sections 2-6: one step = paired rollouts, grading, teacher
 states, loss, optimizer step). The three variants run on identical settings, each in its own
 spawned process with `torch.set_num_threads(threads)`: the same model folder (default: the
-tiny random Qwen2 of `sgpo_lib.testing`), P prompts per step, G rollouts per prompt,
+tiny random Qwen2 of `sgpo_lib.model.tiny`), P prompts per step, G rollouts per prompt,
 the same maximum completion length, LoRA (same r, alpha, target modules) or full fine-tuning,
 float32 on CPU, one optimizer step per generation, no KL reference (beta 0), clip range
 [0.2, 0.28], unscaled group advantages, token-mean loss, and the same verifier
-(`sgpo_lib.grading.Grader` on exact-match problems) as the reward. Each variant runs one
+(`sgpo_lib.grading.grader.Grader` on exact-match problems) as the reward. Each variant runs one
 warm-up step, then `repeats` timed steps; this is done `rounds` times, each round in a fresh
 process where all variants alternate step by step (TRL's step, then one step of each of ours,
 run from TRL's step-end callback outside its timed span), and the medians over the pooled
@@ -104,15 +104,15 @@ class HalfGrader:
 
 def make_problems(n: int = N_PROBLEMS):
     """Exact-match toy problems (answer_kind "exact") with a strong response each."""
-    from sgpo_lib.records import Problem
+    from sgpo_lib.core.records import Problem
 
     return [Problem(f"p{i}", f"What is {i} plus {i}?", str(2 * i), "bench/add", "train", "exact",
                     strong_response=f"{i} + {i} = {2 * i}. \\boxed{{{2 * i}}}") for i in range(n)]
 
 
 def _train_data(model_dir: Path):
-    from sgpo_lib.records import Strategy
-    from sgpo_lib.records import TrainData
+    from sgpo_lib.core.records import Strategy
+    from sgpo_lib.core.records import TrainData
 
     strategy = Strategy("s1", "double", "add", "Adding a number to itself doubles it.",
                         ("Read the number.", "Double it.", "Write the answer in a box."))
@@ -120,7 +120,7 @@ def _train_data(model_dir: Path):
 
 
 def _config(model_dir: Path, s: StepSettings, method: str, overrides: dict, tmp: Path):
-    from sgpo_lib.config import load_config
+    from sgpo_lib.config.run import load_config
 
     path = tmp / "params.yaml"
     path.write_text(PARAMS.format(model=model_dir, lora_on=str(s.lora).lower(), alpha=2 * s.lora_r,
@@ -144,7 +144,7 @@ def _timing(metrics: dict) -> dict:
 
 def _our_trainers(model_dir: str, variants: dict[str, tuple[str, dict]], s: StepSettings, tmp: Path, grader) -> dict:
     """One `Trainer` per variant `name: (method, overrides)`."""
-    from sgpo_lib.trainer import Trainer
+    from sgpo_lib.train.trainer import Trainer
 
     trainers = {}
     for name, (method, overrides) in variants.items():
@@ -161,7 +161,7 @@ def measure_round(model_dir: str, variants: dict[str, tuple[str, dict]], s: Step
     warm-up step each, then `s.repeats` timed steps. Returns the timed steps per variant."""
     import torch
 
-    from sgpo_lib.grading import Grader
+    from sgpo_lib.grading.grader import Grader
 
     torch.set_num_threads(s.threads)
     with tempfile.TemporaryDirectory() as tmp, Grader() as verifier:
@@ -249,8 +249,8 @@ def run_trl(model_dir: str, s: StepSettings, out_dir: Path, grader, after_step=l
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sgpo_lib.config import LoraConfig as OurLora
-    from sgpo_lib.prompts import unguided_messages
+    from sgpo_lib.config.run import LoraConfig as OurLora
+    from sgpo_lib.data.prompts import unguided_messages
 
     out_dir.mkdir(parents=True)
     instruction = _config(Path(model_dir), s, "grpo", {}, out_dir).instruction
@@ -326,7 +326,7 @@ def bench_config(model_dir, s: StepSettings, load_before: tuple, **extra) -> dic
 def run(model_dir: str | Path | None = None, settings: StepSettings = StepSettings(), trl: bool = True,
         isolate: bool = True) -> dict:
     """Measure our GRPO, our SGPO and (if `trl` and installed) TRL's GRPO step; results and ratios."""
-    from sgpo_lib.testing import build_tiny_model_dir
+    from sgpo_lib.model.tiny import build_tiny_model_dir
 
     load_before, skip = os.getloadavg(), trl_missing() if trl else "trl=False"
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sgpo_lib.io import write_json
-from sgpo_lib.paths import outputs_dir
+from sgpo_lib.core.fileio import write_json
+from sgpo_lib.core.paths import outputs_dir
 
 
 def publish(out: dict, name: str, table: str, path: str | Path | None = None) -> Path:

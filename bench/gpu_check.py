@@ -2,7 +2,7 @@
 tokens/s and peak memory.
 
 For a lent GPU machine that cannot reach the hub: nothing is downloaded and nothing large is
-carried. The model is built on the machine with `sgpo_lib.testing` at a larger size
+carried. The model is built on the machine with `sgpo_lib.model.tiny` at a larger size
 (default hidden 1536 x 28 layers, ~0.7B random weights, the builder's small byte-level BPE
 vocabulary), the data are the shipped JSONL files (`../shared/data/benchmarks`), and the
 strategy extractor is the same model behind the run's own vLLM OpenAI server
@@ -62,7 +62,7 @@ def _used_gib() -> float:
 
 def _metrics(run_dir: Path) -> dict:
     """Median step time and throughputs over the training steps of the SGPO run."""
-    from sgpo_lib.io import read_jsonl
+    from sgpo_lib.core.fileio import read_jsonl
 
     [path] = sorted((run_dir / "main").glob("*/metrics.jsonl"))
     steps = [r for r in read_jsonl(path) if r["step"] > 0 and "step_s" in r]
@@ -74,9 +74,9 @@ def _metrics(run_dir: Path) -> dict:
 def run(args) -> dict:
     import torch
 
-    from sgpo_lib import stages
-    from sgpo_lib.testing import build_tiny_model_dir
-    from sgpo_lib.runs import start_run
+    from sgpo_lib.workflow import stages
+    from sgpo_lib.model.tiny import build_tiny_model_dir
+    from sgpo_lib.workflow.runs import start_run
 
     out = Path(args.out)
     os.environ.update({"SGPO_OUTPUTS": str(out / "outputs"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})

@@ -81,14 +81,14 @@ def gpu_jobs(model_dir: str | None, tmp: Path) -> list[Job]:
 
 
 def _bench_dir() -> Path:
-    from sgpo_lib.paths import outputs_dir
+    from sgpo_lib.core.paths import outputs_dir
 
     return outputs_dir() / "bench"
 
 
 def _wait(cmd: list[str], log: Path, env: dict, timeout_s: float) -> int | str:
     """Run `cmd` in its own process group; on timeout kill that group. Exit code or "timeout"."""
-    from sgpo_lib.paths import REPO_ROOT
+    from sgpo_lib.core.paths import REPO_ROOT
 
     with open(log, "w", encoding="utf-8") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env, start_new_session=True)
@@ -148,7 +148,7 @@ def run(quick: bool = False, threads: int = 1, loss_threads: int = 2, only: list
     """Run the benchmarks (CPU always, GPU when present); returns what summary.json holds."""
     import torch
 
-    from sgpo_lib.io import write_json
+    from sgpo_lib.core.fileio import write_json
 
     load_before, t0, gpu = os.getloadavg(), time.perf_counter(), torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as tmp:

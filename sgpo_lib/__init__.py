@@ -23,7 +23,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY = {"start_run": "runs", "load_config": "config", "RunConfig": "config", "ConfigError": "config"}
+_LAZY = {"start_run": "workflow.runs", "load_config": "config.run", "RunConfig": "config.run", "ConfigError": "config.run"}
 
 
 def __getattr__(name: str):

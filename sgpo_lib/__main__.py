@@ -33,13 +33,13 @@ COMMANDS = {
 
 
 def _overrides(assignments: list[str]) -> dict:
-    from .yaml12 import parse_assignment
+    from .config.yaml12 import parse_assignment
 
     return dict(parse_assignment(a) for a in assignments or [])
 
 
 def _grid(axes: list[str]) -> dict[str, list]:
-    from .yaml12 import yaml_load
+    from .config.yaml12 import yaml_load
 
     out = {}
     for axis in axes or []:
@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _folder(params: str, overrides: dict, given: str) -> Path:
     """`given` (relative to the repository) if it lies inside the params' outputs root, else ValueError."""
-    from .config import load_config
-    from .paths import inside, output_root, resolve
+    from .config.run import load_config
+    from .core.paths import inside, output_root, resolve
 
     return inside(output_root(load_config(params, overrides).output.root), resolve(given))
 
@@ -88,9 +88,9 @@ def _kill_own_group_on_sigterm() -> None:
 
 
 def _sweep(args, overrides: dict) -> int:
-    from .stages import train_variant
-    from .results import summary
-    from .sweep import grid, kill_children, run_sweep, unfinished
+    from .workflow.stages import train_variant
+    from .analysis.results import summary
+    from .workflow.sweep import grid, kill_children, run_sweep, unfinished
 
     signal.signal(signal.SIGTERM, lambda *_: (kill_children(), os._exit(143)))
     root, axes = _folder(args.params, overrides, args.out), _grid(args.grid)
@@ -107,9 +107,9 @@ def _sweep(args, overrides: dict) -> int:
 
 
 def _stage(args, overrides: dict) -> None:
-    from . import stages
-    from .locks import run_lock
-    from .runs import start_run
+    from .workflow import stages
+    from .core.locks import run_lock
+    from .workflow.runs import start_run
 
     cfg, run_dir = start_run(args.params, overrides, args.run_id)
     fn = {"rollouts": stages.paired_rollouts, "main": stages.train_main, "extract": stages.extract}.get(
@@ -121,20 +121,20 @@ def _stage(args, overrides: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .runs import configure_logging
+    from .workflow.runs import configure_logging
 
     configure_logging()
     overrides = _overrides(args.set)
     if args.command == "pipeline":
-        from .pipeline import run_pipeline
+        from .workflow.pipeline import run_pipeline
 
-        from .report import terminal_tables
+        from .analysis.report import terminal_tables
 
         report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
         tables = terminal_tables(report.parent if report.name == "report.html" else report)
         print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
     elif args.command == "train":
-        from .stages import train_variant
+        from .workflow.stages import train_variant
 
         _kill_own_group_on_sigterm()
         train_variant(args.params, overrides, _folder(args.params, overrides, args.out_dir))

@@ -2,7 +2,7 @@
 
 `tiny_model_dir` is a random Qwen2 (head dim 64, so vLLM loads it) with a locally built
 byte-level BPE tokenizer and chat template, saved once per session under tmp_path_factory
-(`sgpo_lib.testing`). Nothing is downloaded.
+(`sgpo_lib.model.tiny`). Nothing is downloaded.
 
 Markers: `slow` (deselect with -m "not slow"), `gpu` (skipped without CUDA), `vllm`
 (needs the vllm package; the test modules skip themselves when it is missing).
@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """Folder with config, weights, tokenizer and chat template of a tiny random Qwen2."""
-    from sgpo_lib.testing import build_tiny_model_dir
+    from sgpo_lib.model.tiny import build_tiny_model_dir
 
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny_qwen2"))
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from sgpo_lib import backends, io, policy, stages, warmup
-from sgpo_lib.config import RolloutConfig, RunConfig
-from sgpo_lib.generation import Completion
-from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.runs import write_status
-from sgpo_lib.records import TrainData
+from sgpo_lib.train import backends
+from sgpo_lib.workflow import assets
+from sgpo_lib.core import fileio
+from sgpo_lib.model import policy
+from sgpo_lib.workflow import stages
+from sgpo_lib.config.run import RolloutConfig, RunConfig
+from sgpo_lib.model.generation import Completion
+from sgpo_lib.core.records import Problem, Strategy
+from sgpo_lib.core.run_folder import write_status
+from sgpo_lib.core.records import TrainData
 
 PROBLEMS = [Problem(id=f"t/{i}", problem=f"What is {i} + {i}?", answer=str(2 * i), source="t", split="train",
                     answer_kind="exact") for i in range(2)]
@@ -24,7 +28,7 @@ SENTINEL = "cpu:0"  # a device string torch accepts, but not the default "cpu"
 @pytest.fixture
 def train_data(tiny_model_dir, monkeypatch):
     data = TrainData(model_dir=tiny_model_dir, train=PROBLEMS, eval=[], strategy_for=lambda p: STRATEGY)
-    monkeypatch.setattr(warmup, "train_data", lambda cfg, size=None: data)
+    monkeypatch.setattr(assets, "train_data", lambda cfg, size=None: data)
     return data
 
 
@@ -44,7 +48,7 @@ def test_transformers_stages_load_the_policy_on_the_configured_device(tmp_path, 
     monkeypatch.setattr(backends, "device", lambda: SENTINEL)
     stats = stages.paired_rollouts(_cfg("transformers"), tmp_path, per_source=2)
     assert len(stats) == 2 and devices == [SENTINEL]
-    assert io.read_jsonl(tmp_path / "backends.jsonl") == [
+    assert fileio.read_jsonl(tmp_path / "backends.jsonl") == [
         {"stage": "02_paired_rollouts", "generator": "TransformersGenerator", "device": "cpu"}]
 
 
@@ -75,13 +79,13 @@ def test_vllm_stages_use_one_engine_and_swap_adapters(tmp_path, train_data, monk
     cfg = _cfg("vllm")
     stages.paired_rollouts(cfg, tmp_path, per_source=2)
     run = tmp_path / "main" / "train.method=sgpo_seed=0"
-    io.write_json(run / "final" / "adapter_config.json", {"r": 4})
+    fileio.write_json(run / "final" / "adapter_config.json", {"r": 4})
     write_status(run, "done")
     table = stages.guidance_shift(cfg, tmp_path, per_source=2)
     assert list(table.index) == ["base student", run.name] and (table["p_auto"] == 0.5).all()
     assert len(engines) == 2 and all(e.closed for e in engines)  # one per stage
     assert engines[1].model_dir == train_data.model_dir and engines[1].adapters == [None, run / "final"]
-    rows = io.read_jsonl(tmp_path / "backends.jsonl")
+    rows = fileio.read_jsonl(tmp_path / "backends.jsonl")
     assert [r["stage"] for r in rows] == ["02_paired_rollouts", "03_guidance_shift/base student",
                                          f"03_guidance_shift/{run.name}"]
     assert {(r["generator"], r["device"]) for r in rows} == {("_FakeEngine", "cpu")}
@@ -92,7 +96,7 @@ def test_vllm_stages_use_one_engine_and_swap_adapters(tmp_path, train_data, monk
 def test_trainer_builds_its_vllm_engine_through_the_shared_builder(monkeypatch):
     calls = []
     monkeypatch.setattr(backends, "vllm_generator", lambda cfg, model_dir, **kw: calls.append((model_dir, kw)) or "e")
-    from sgpo_lib.trainer import Trainer
+    from sgpo_lib.train.trainer import Trainer
 
     fake = Trainer.__new__(Trainer)
     fake.cfg = _cfg("vllm")

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from sgpo_lib import io, pipeline
+from sgpo_lib.core import fileio
+from sgpo_lib.workflow import pipeline
 from sgpo_lib.__main__ import COMMANDS, main
-from sgpo_lib.runs import read_status
+from sgpo_lib.core.run_folder import read_status
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def fake_papermill(monkeypatch):
     """Notebooks that log two progress lines and write their executed copy; report rendering faked."""
     import papermill
 
-    from sgpo_lib import report
+    from sgpo_lib.analysis import report
 
     ran = []
 
@@ -35,10 +36,10 @@ def fake_papermill(monkeypatch):
         with open(os.environ["SGPO_PROGRESS"], "a") as f:
             f.write(f"12:00:00 sgpo_lib.x INFO {ran[-1]}: step 1/2\n12:00:01 sgpo_lib.x INFO {ran[-1]}: step 2/2\n")
         time.sleep(0.6)
-        io.write_text(dst, "{}")
+        fileio.write_text(dst, "{}")
 
     def render_report(run_dir):
-        io.write_text(run_dir / "report.html", "<html/>")
+        fileio.write_text(run_dir / "report.html", "<html/>")
         return run_dir / "report.html"
 
     monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
@@ -53,10 +54,10 @@ def test_only_leaves_a_partial_run_that_a_plain_pipeline_completes(params, fake_
     out = pipeline.run_pipeline(params, run_id="r", only=["00_prepare", "01_extract_strategies"])
     run_dir = tmp_path / "out" / "r"
     assert out == run_dir and read_status(run_dir) == "partial" and not (run_dir / "report.html").exists()
-    first = io.read_json(run_dir / "timings.json")
+    first = fileio.read_json(run_dir / "timings.json")
     assert sorted(first) == ["00_prepare", "01_extract_strategies"]
     pipeline.run_pipeline(params, run_id="r", only=["02_paired_rollouts"])
-    assert sorted(io.read_json(run_dir / "timings.json")) == STEMS[:3]  # merged, not overwritten
+    assert sorted(fileio.read_json(run_dir / "timings.json")) == STEMS[:3]  # merged, not overwritten
     assert read_status(run_dir) == "partial"
     fake_papermill.clear()
     report = pipeline.run_pipeline(params, run_id="r")
@@ -69,9 +70,9 @@ def test_only_leaves_a_partial_run_that_a_plain_pipeline_completes(params, fake_
 
 def test_a_done_status_without_every_notebook_is_completed(params, fake_papermill, tmp_path):
     run_dir = tmp_path / "out" / "r"
-    io.write_json(run_dir / "timings.json", {"00_prepare": 1.0})
-    io.write_text(run_dir / "report.html", "old partial report")
-    io.write_text(run_dir / "STATUS", "done\n")  # what `--only` used to leave
+    fileio.write_json(run_dir / "timings.json", {"00_prepare": 1.0})
+    fileio.write_text(run_dir / "report.html", "old partial report")
+    fileio.write_text(run_dir / "STATUS", "done\n")  # what `--only` used to leave
     pipeline.run_pipeline(params, run_id="r")
     assert fake_papermill == STEMS and pipeline.is_complete(run_dir)
 
@@ -84,7 +85,7 @@ def test_only_takes_notebook_stems(params, fake_papermill):
 def test_progress_lines_name_the_notebook_and_a_heartbeat_fills_quiet_spells(params, fake_papermill, monkeypatch,
                                                                                caplog):
     monkeypatch.setattr(pipeline, "HEARTBEAT_S", 0.2)
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.pipeline"):
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.workflow.pipeline"):
         pipeline.run_pipeline(params, run_id="r", only=["03_train_sgpo"])
     lines = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("[03_train_sgpo +00:00:0") and m.endswith("03_train_sgpo: step 2/2") for m in lines)
@@ -138,19 +139,19 @@ def test_out_dirs_stay_inside_the_outputs_root(params, tmp_path):
 
 
 def _fake_train(params_file, overrides, out_dir):
-    from sgpo_lib.config import config_to_yaml, load_config
-    from sgpo_lib.runs import write_status
+    from sgpo_lib.config.run import config_to_yaml, load_config
+    from sgpo_lib.core.run_folder import write_status
 
     if overrides["seed"] == 1:
         raise RuntimeError("boom")
-    io.write_text(out_dir / "config.yaml", config_to_yaml(load_config(params_file, overrides)))
+    fileio.write_text(out_dir / "config.yaml", config_to_yaml(load_config(params_file, overrides)))
     row = {"split": "test", "source": "macro", "n": 4, "greedy": 0.5, "avg@k": 0.5, "pass@k": 0.75, "step": 2}
-    io.write_json(out_dir / "results.json", {"base_eval": [row], "final_eval": [row]})
+    fileio.write_json(out_dir / "results.json", {"base_eval": [row], "final_eval": [row]})
     write_status(out_dir, "done")
 
 
 def test_a_sweep_with_failed_points_exits_non_zero_and_prints_a_summary(params, tmp_path, monkeypatch, capsys):
-    from sgpo_lib import stages
+    from sgpo_lib.workflow import stages
 
     monkeypatch.setattr(stages, "train_variant", _fake_train)
     sw = str(tmp_path / "out" / "sw")
@@ -170,11 +171,11 @@ def test_a_second_pipeline_or_train_on_a_folder_in_use_fails_at_once(params, tmp
     import subprocess
     import sys
 
-    from sgpo_lib.config import load_config
-    from sgpo_lib.locks import RunLockedError
-    from sgpo_lib.trainer import train
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.core.locks import RunLockedError
+    from sgpo_lib.train.trainer import train
 
-    hold = "import sys, time\nfrom sgpo_lib.locks import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(120)"
+    hold = "import sys, time\nfrom sgpo_lib.core.locks import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(120)"
     for folder in (tmp_path / "out" / "r", tmp_path / "t"):
         proc = subprocess.Popen([sys.executable, "-c", hold, str(folder)], stdout=subprocess.PIPE, text=True)
         try:

@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from sgpo_lib.config import ConfigError, RunConfig, apply_overrides, config_to_yaml, load_config
-from sgpo_lib.schema import deep_merge
-from sgpo_lib.paths import PARAMS_DIR
+from sgpo_lib.config.run import ConfigError, RunConfig, apply_overrides, config_to_yaml, load_config
+from sgpo_lib.config.schema import deep_merge
+from sgpo_lib.core.paths import PARAMS_DIR
 
 PARAMS = sorted(PARAMS_DIR.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=[p.name for p in PARAMS])
 def test_every_params_file_validates(path):
-    from sgpo_lib.config import check_variants
+    from sgpo_lib.config.run import check_variants
 
     cfg = load_config(path)
     assert isinstance(cfg, RunConfig) and check_variants(cfg) is cfg  # and every run of its experiment
@@ -128,7 +128,7 @@ def test_yaml_12_booleans(tmp_path):
 
 def test_yaml_12_floats_in_files_and_overrides(tmp_path):
     """`lr: 1e-4` is how people write a learning rate: YAML 1.2 reads it as a float (1.1 as a string)."""
-    from sgpo_lib.yaml12 import parse_assignment
+    from sgpo_lib.config.yaml12 import parse_assignment
 
     cfg = load_config(_write(tmp_path, "train:\n  lr: 1e-4\n  max_grad_norm: 5E+0\n  steps: 3\n"))
     assert (cfg.train.lr, cfg.train.max_grad_norm, cfg.train.steps) == (1e-4, 5.0, 3)
@@ -159,7 +159,7 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
      r"experiment.ablate run .*'rollout.n_guided': train.method 'sgpo' needs guided rollouts"),
 ])
 def test_every_planned_run_is_validated_before_any_starts(tmp_path, text, match):
-    from sgpo_lib.config import check_variants
+    from sgpo_lib.config.run import check_variants
 
     with pytest.raises(ConfigError, match=match):
         check_variants(load_config(_write(tmp_path, text)))
@@ -168,7 +168,7 @@ def test_every_planned_run_is_validated_before_any_starts(tmp_path, text, match)
 def test_a_sweep_points_config_is_not_checked_against_its_own_ablations(tmp_path):
     """The ablation `distill.estimator=sampled` is valid; its config must not be re-ablated with
     `distill.direction=reverse` (sampled + reverse is invalid, and is no run of the experiment)."""
-    from sgpo_lib.config import check_variants
+    from sgpo_lib.config.run import check_variants
 
     p = _write(tmp_path, "experiment:\n  ablations: [distill.estimator=sampled, distill.direction=reverse]\n")
     check_variants(load_config(p))
@@ -176,8 +176,8 @@ def test_a_sweep_points_config_is_not_checked_against_its_own_ablations(tmp_path
 
 
 def test_start_run_and_the_pipeline_check_every_planned_run(tmp_path):
-    from sgpo_lib import pipeline
-    from sgpo_lib.runs import start_run
+    from sgpo_lib.workflow import pipeline
+    from sgpo_lib.workflow.runs import start_run
 
     p = _write(tmp_path, f"output:\n  root: {tmp_path / 'out'}\nexperiment:\n  ablations: [distill.estimater=sampled]\n")
     for call in (lambda: start_run(p), lambda: pipeline.run_pipeline(p)):
@@ -187,7 +187,7 @@ def test_start_run_and_the_pipeline_check_every_planned_run(tmp_path):
 
 
 def test_experiment_variants_cover_every_run(tmp_path):
-    from sgpo_lib.config import experiment_variants
+    from sgpo_lib.config.run import experiment_variants
 
     cfg = load_config(_write(tmp_path, "experiment:\n  methods: [grpo, sgpo]\n  seeds: [0, 1]\n"
                                        "  ablations: [distill.coef=0]\n  scaling_sizes: [tiny]\n  scaling_seeds: [2]\n"))
@@ -199,7 +199,7 @@ def test_experiment_variants_cover_every_run(tmp_path):
 
 def test_deprecated_names_are_read_as_the_new_ones_with_a_warning(tmp_path, caplog):
     text = "distill:\n  on: correct\n  is_clip_c: 3.0\n  proximal: clip\n  teacher: forward\ntrain:\n  method: hybrid\n"
-    with caplog.at_level("WARNING", logger="sgpo_lib.schema"):
+    with caplog.at_level("WARNING", logger="sgpo_lib.config.schema"):
         cfg = load_config(_write(tmp_path, text))
     d = cfg.distill
     assert (d.target, d.is_clip_cap, d.proximal, d.teacher, cfg.train.method) == ("all_correct", 3.0, "ratio_clip",
@@ -220,7 +220,7 @@ def test_training_refuses_a_rollout_temperature_other_than_one(tmp_path):
 def test_ablations_are_named_override_sets_or_legacy_strings(tmp_path):
     """`experiment.ablations`: `- name: {dotted.key: value, ...}` (one ablation may set several keys)
     or a legacy 'key=value' string, its own name; each name x ablation seed is one SGPO run."""
-    from sgpo_lib.config import ablation_runs, experiment_variants
+    from sgpo_lib.config.run import ablation_runs, experiment_variants
 
     cfg = load_config(_write(tmp_path, "experiment:\n  seeds: [0]\n  ablation_seeds: [3, 4]\n  ablations:\n"
                                        "    - direct SFT: {distill.estimator: sampled}\n"
@@ -245,7 +245,7 @@ def test_a_malformed_ablation_names_its_entry_and_the_shapes(tmp_path, entry, ma
 
 
 def test_ablation_names_are_unique_and_overrides_are_checked_per_run(tmp_path):
-    from sgpo_lib.config import check_variants
+    from sgpo_lib.config.run import check_variants
 
     with pytest.raises(ConfigError, match=r"names \['x'\] appear twice"):
         load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coef: 0}}, {x: {distill.coef: 1}}]\n"))
@@ -256,9 +256,9 @@ def test_ablation_names_are_unique_and_overrides_are_checked_per_run(tmp_path):
 def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
     """toy-demo: CONTRACT's main-table methods and §7's ablations (names and overrides as paper.py
     has them), three seeds each (the ablations inherit the main table's)."""
-    from sgpo_lib import paper
-    from sgpo_lib.experiment import ablation_seeds
-    from sgpo_lib.schema import read_yaml
+    from sgpo_lib.analysis import paper
+    from sgpo_lib.config.experiment import ablation_seeds
+    from sgpo_lib.config.schema import read_yaml
 
     e = read_yaml(PARAMS_DIR / "toy-demo.yaml")["experiment"]
     assert set(e["methods"]) == {"sft", "sft_grpo", "hpt", "luffy", "sgpo", "grpo"} and e["seeds"] == [0, 1, 2]

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from sgpo_lib import data
-from sgpo_lib.data import (BENCHMARKS, REALCRITIC_FILES, load_benchmark, load_realcritic,
+from sgpo_lib.data import benchmarks
+from sgpo_lib.data.benchmarks import (BENCHMARKS, REALCRITIC_FILES, load_benchmark, load_realcritic,
                            load_training_set)
-from sgpo_lib.paths import shared_data_dir
+from sgpo_lib.core.paths import shared_data_dir
 
 REALCRITIC = shared_data_dir() / "realcritic"
 # rows and rows labelled correct, from ../shared/data/README.md
@@ -84,19 +84,19 @@ def test_hub_path_uses_the_registered_repo_and_split(monkeypatch):
 
 def test_answer_formats():
     where = "f.jsonl:1"
-    assert data._answer_text(27.0, "plain", where) == "27"
-    assert data._answer_text(2.5, "plain", where) == "2.5"
-    assert data._answer_text(["$3$", "$-3$"], "list", where) == "3, -3"
-    assert data._answer_text(["$69$,$84$"], "list", where) == "69,84"
-    assert data._answer_text(["$(-\\infty, 0) \\cup\\{1\\}$."], "list", where) == "(-\\infty, 0) \\cup\\{1\\}"
-    assert data._answer_text(["$f(x)=a x+b$, where $b$ is an integer"], "list", where) == "f(x)=a x+b"
-    assert data._answer_text("We get $\\boxed{\\frac{1}{2}}$,\nnot \\boxed{3}?\nNo: \\boxed{4}.", "boxed", where) == "4"
+    assert benchmarks._answer_text(27.0, "plain", where) == "27"
+    assert benchmarks._answer_text(2.5, "plain", where) == "2.5"
+    assert benchmarks._answer_text(["$3$", "$-3$"], "list", where) == "3, -3"
+    assert benchmarks._answer_text(["$69$,$84$"], "list", where) == "69,84"
+    assert benchmarks._answer_text(["$(-\\infty, 0) \\cup\\{1\\}$."], "list", where) == "(-\\infty, 0) \\cup\\{1\\}"
+    assert benchmarks._answer_text(["$f(x)=a x+b$, where $b$ is an integer"], "list", where) == "f(x)=a x+b"
+    assert benchmarks._answer_text("We get $\\boxed{\\frac{1}{2}}$,\nnot \\boxed{3}?\nNo: \\boxed{4}.", "boxed", where) == "4"
     # several boxes on the final line are one answer (a set), as the grader reads a response
-    assert data._answer_text("So $x = \\boxed{2}$ or $x = \\boxed{5}$.", "boxed", where) == "2, 5"
+    assert benchmarks._answer_text("So $x = \\boxed{2}$ or $x = \\boxed{5}$.", "boxed", where) == "2, 5"
     with pytest.raises(ValueError, match="no .boxed"):
-        data._answer_text("The answer is 4.", "boxed", where)
+        benchmarks._answer_text("The answer is 4.", "boxed", where)
     with pytest.raises(ValueError, match="####"):
-        data._answer_text("no marker", "gsm8k", where)
+        benchmarks._answer_text("no marker", "gsm8k", where)
 
 
 @pytest.mark.parametrize("row, message", [
@@ -108,9 +108,9 @@ def test_answer_formats():
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, row, message):
     path = _write_jsonl(tmp_path / "bad.jsonl", [{"problem": "ok", "answer": "1"}, row])
-    spec = data.BenchmarkSpec("t", None, None, "test", "problem", "answer")
+    spec = benchmarks.BenchmarkSpec("t", None, None, "test", "problem", "answer")
     with pytest.raises(ValueError, match=message) as err:
-        data.load_jsonl_problems(path, spec)
+        benchmarks.load_jsonl_problems(path, spec)
     assert f"{path}:2" in str(err.value)
 
 
@@ -192,8 +192,8 @@ def test_luffy_openr1_46k_layout(tmp_path, monkeypatch):
 
 
 def test_local_files_map_a_name_to_a_file(tmp_path, monkeypatch):
-    from sgpo_lib import assets
-    from sgpo_lib.config import ConfigError, DataConfig, ModelConfig, RunConfig
+    from sgpo_lib.workflow import assets
+    from sgpo_lib.config.run import ConfigError, DataConfig, ModelConfig, RunConfig
 
     _write_jsonl(tmp_path / "mine.jsonl", [_hub_row(BENCHMARKS["math"], i) for i in range(2)])
     _write_jsonl(tmp_path / "aime24.jsonl", [_hub_row(BENCHMARKS["aime24"], i) for i in range(3)])
@@ -217,7 +217,7 @@ SHIPPED = {"math500": ("math500", 500, "solution"), "aime24": ("aime24", 30, Non
 
 @pytest.fixture(scope="module")
 def grader():
-    from sgpo_lib.grading import Grader
+    from sgpo_lib.grading.grader import Grader
 
     with Grader() as g:
         yield g

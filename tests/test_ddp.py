@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from sgpo_lib import io
+from sgpo_lib.core import fileio
 
 from test_trainer import SCRIPT, params_file
 
@@ -38,7 +38,7 @@ def test_two_process_launch_matches_one_process(tmp_path, tiny_model_dir):
               "--dynamo_backend", "no", "--main_process_port", "29511", _script(tmp_path, params, tiny_model_dir, two)]
     proc = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows_one, rows_two = io.read_jsonl(one / "metrics.jsonl"), io.read_jsonl(two / "metrics.jsonl")
+    rows_one, rows_two = fileio.read_jsonl(one / "metrics.jsonl"), fileio.read_jsonl(two / "metrics.jsonl")
     assert rows_one[0]["ranks"] == 1 and rows_two[0]["ranks"] == 2
     assert [r["step"] for r in rows_two] == [0, 1, 2]
     for r1, r2 in zip(rows_one[1:], rows_two[1:]):  # each rank sampled its own problem's rollouts only

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sgpo_lib import losses
-from sgpo_lib.config import ConfigError, TrainConfig, config_to_yaml, load_config
-from sgpo_lib.engine_checks import gap_metrics, group_stats
-from sgpo_lib.policy import pack, token_logprobs
-from sgpo_lib.records import Problem, Rollout
-from sgpo_lib.train_step import Seq, policy_loss
+from sgpo_lib.method import losses
+from sgpo_lib.config.run import ConfigError, TrainConfig, config_to_yaml, load_config
+from sgpo_lib.train.engine_checks import gap_metrics, group_stats
+from sgpo_lib.model.policy import pack, token_logprobs
+from sgpo_lib.core.records import Problem, Rollout
+from sgpo_lib.method.step import Seq, policy_loss
 
 
 def test_gap_metrics_by_hand():
@@ -101,8 +101,8 @@ def test_rollout_is_default_follows_the_backend(tmp_path):
 def test_rollout_health_table_and_panels():
     import pandas as pd
 
-    from sgpo_lib import plots
-    from sgpo_lib.report import rollout_health
+    from sgpo_lib.analysis import plots
+    from sgpo_lib.analysis.report import rollout_health
 
     sgpo = pd.DataFrame({"step": [1, 2], "frac_reward_zero_std": [0.5, 1.0], "frac_all_wrong": [0.25, 0.75],
                          "guided_share_all_wrong": [1.0, 0.0], "mismatch/auto/mean": [1e-6, 3e-6],

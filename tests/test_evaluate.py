@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgpo_lib.config import ConfigError, EvalConfig
-from sgpo_lib.evaluate import evaluate, paper_average, pass_at_k, summarize
-from sgpo_lib.records import Problem
+from sgpo_lib.config.run import ConfigError, EvalConfig
+from sgpo_lib.method.evaluate import evaluate, paper_average, pass_at_k, summarize
+from sgpo_lib.core.records import Problem
 
 
 def _pass_at_k_by_enumeration(samples: list[int], k: int) -> float:
@@ -122,7 +122,7 @@ def test_eval_config_validates_k_by_benchmark():
 @pytest.mark.parametrize("name", ["qwen2.5-1.5b-math", "qwen2.5-7b-math", "llama3.1-8b-math"])
 def test_real_params_follow_the_paper(name):
     """The paper's setting (sgpo-method.md §0, §2, §3, §8) in every real-model params file."""
-    from sgpo_lib.config import load_config
+    from sgpo_lib.config.run import load_config
 
     cfg = load_config(f"params/{name}.yaml")
     assert (cfg.rollout.n_autonomous, cfg.rollout.n_guided, cfg.train.eps_low, cfg.train.eps_high) == (8, 4, 0.2, 0.28)
@@ -139,9 +139,9 @@ def test_step0_evaluation_is_cached_per_content_addressed_model_and_seed(tmp_pat
     settings, seed, problems) and read back equal; a model folder outside the cache is never cached."""
     import pandas as pd
 
-    from sgpo_lib.assets import cache_root
-    from sgpo_lib.config import RunConfig
-    from sgpo_lib.evaluate import cached_table, start_eval_cache
+    from sgpo_lib.core.cache import cache_root
+    from sgpo_lib.config.run import RunConfig
+    from sgpo_lib.method.evaluate import cached_table, start_eval_cache
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "out"))
     cfg = RunConfig()

@@ -1,4 +1,4 @@
-"""Tests of sgpo_lib.generation: the sampling spec, the sampler and the transformers backend."""
+"""Tests of sgpo_lib.model.generation: the sampling spec, the sampler and the transformers backend."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sgpo_lib.generation import (
+from sgpo_lib.model.generation import (
     Completion,
     Generator,
     SamplingSpec,
@@ -17,7 +17,7 @@ from sgpo_lib.generation import (
     sample_next,
     sample_seeds,
 )
-from sgpo_lib.seeding import derive_seed
+from sgpo_lib.core.seeding import derive_seed
 
 QUESTIONS = ["What is 2+2?", "hi", "Compute 12 times 7 modulo 5, step by step please."]
 

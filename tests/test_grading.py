@@ -13,11 +13,11 @@ from collections import Counter
 
 import pytest
 
-from sgpo_lib.grading import REASONS, Grade, Grader, extract_answer, grade, reason_counts
-from sgpo_lib.grading_check import check
-from sgpo_lib.grading_pool import PACKAGE_ROOT
-from sgpo_lib.paths import shared_data_dir
-from sgpo_lib.records import Problem
+from sgpo_lib.grading.grader import REASONS, Grade, Grader, extract_answer, grade, reason_counts
+from sgpo_lib.grading.check import check
+from sgpo_lib.grading.pool import PACKAGE_ROOT
+from sgpo_lib.core.paths import shared_data_dir
+from sgpo_lib.core.records import Problem
 
 REALCRITIC = shared_data_dir() / "realcritic"
 
@@ -154,7 +154,7 @@ def test_math_verify_itself_does_not_eval_payloads(tmp_path):
 
 def test_worker_audit_hook_blocks_side_effects(tmp_path):
     target = tmp_path / "pwned"
-    code = ("from sgpo_lib import grading_worker as w; w._start(2048)\n"
+    code = ("from sgpo_lib.grading import worker as w; w._start(2048)\n"
             "import os, subprocess\n"
             f"for f in (lambda: os.system('touch {target}'), lambda: open({str(target)!r}, 'w'),\n"
             f"          lambda: subprocess.run(['touch', {str(target)!r}])):\n"
@@ -167,7 +167,7 @@ def test_worker_audit_hook_blocks_side_effects(tmp_path):
 
 @pytest.mark.skipif(not (REALCRITIC / "math.jsonl").exists(), reason="../shared/data/realcritic absent")
 def test_math_reference_solutions_grade_correct(grader):
-    from sgpo_lib.data import load_realcritic
+    from sgpo_lib.data.benchmarks import load_realcritic
 
     problems = load_realcritic("math", correct_only=False)
     solutions = [p.meta["orig_solution"] for p in problems]
@@ -214,7 +214,7 @@ def test_agreement_with_realcritic_labels():
     labelled right whose final answer is wrong (the labeller's 1e-4 tolerance on integers and
     exact fractions, its x100 percent rule without a percent, commas deleted from lists, ...).
     The bounds keep a margin of three rows."""
-    from sgpo_lib.data import REALCRITIC_FILES, load_realcritic
+    from sgpo_lib.data.benchmarks import REALCRITIC_FILES, load_realcritic
 
     problems = [p for name in REALCRITIC_FILES for p in load_realcritic(name, correct_only=False)]
     assert len(problems) == 1069
@@ -268,7 +268,7 @@ def test_adversarial_inputs_each_graded_within_the_budget(adversarial_texts, tmp
 def test_grade_reason_table_for_the_report():
     import pandas as pd
 
-    from sgpo_lib.results import grade_reasons
+    from sgpo_lib.analysis.results import grade_reasons
 
     metrics = {"a": pd.DataFrame([{"step": 1, "grade/correct": 2, "grade/timeout": 1},
                                   {"step": 2, "grade/correct": 3, "grade/timeout": 0}]),

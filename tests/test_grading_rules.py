@@ -1,5 +1,5 @@
 """The verifier's rules, each on hand-made inputs, run in this process (no workers):
-extraction (`sgpo_lib.grading_extract`) and equivalence (`sgpo_lib.grading_check`)."""
+extraction (`sgpo_lib.grading.extract`) and equivalence (`sgpo_lib.grading.check`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sgpo_lib.grading_check import as_number, check, looks_unparsed, mentions_percent, plain_subscripts
-from sgpo_lib.grading_extract import answer_for, clean_text, extract_answer, extract_answers
+from sgpo_lib.grading.check import as_number, check, looks_unparsed, mentions_percent, plain_subscripts
+from sgpo_lib.grading.extract import answer_for, clean_text, extract_answer, extract_answers
 
 
 @pytest.mark.parametrize("text, expected", [

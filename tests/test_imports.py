@@ -1,11 +1,24 @@
-"""The package's import graph (every `from . import x` / `from .x import y` / `import sgpo_lib.x`,
-at module level or inside functions) has no cycle, and no module is over 420 lines."""
+"""The package's layers: each package of `sgpo_lib` imports only the packages below it, three
+rules of the architecture hold by name, loading the config loads no torch, and no module is over
+420 lines.
+
+The import graph counts every `from . import x` / `from .x import y` / `import sgpo_lib.x`, at
+module level or inside functions (a name imported from a package counts as its submodule when
+there is one).
+"""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "sgpo_lib"
 MAX_LINES = 420
+# Bottom to top: a package may import the packages before it in this list, never one after it.
+LAYERS = ["core", "grading", "data", "strategies", "model", "toy", "config", "method", "train", "analysis", "workflow"]
+# Rules of the architecture, by name, on top of the order (package -> packages it must not import).
+FORBIDDEN = {"core": set(LAYERS) - {"core"}, "method": {"config", "train", "workflow"},
+             "analysis": {"train", "workflow"}}
 
 
 def _module_name(path: Path) -> str:
@@ -14,8 +27,7 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The sgpo_lib modules that `path` imports (a name imported from a package counts as its
-    submodule when there is one)."""
+    """The sgpo_lib modules that `path` imports."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
@@ -38,46 +50,59 @@ def import_graph() -> dict[str, set[str]]:
     return {_module_name(p): _imports(p, modules) for p in files}
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One cycle of `graph` as a list of nodes (first == last), or None (iterative DFS, 3 colours)."""
-    colour = dict.fromkeys(graph, 0)
-    for root in graph:
-        if colour[root]:
+def package_of(module: str) -> str:
+    """`sgpo_lib.method.losses` -> `method`; the top-level `sgpo_lib` and `sgpo_lib.__main__` -> ''."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PKG / parts[1]).is_dir()) else ""
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports that go up the layers or break a FORBIDDEN rule, as `a -> b` lines."""
+    rank = {p: i for i, p in enumerate(LAYERS)}
+    bad = []
+    for module, deps in sorted(graph.items()):
+        src = package_of(module)
+        if not src:  # sgpo_lib/__init__ and __main__ sit on top
             continue
-        stack, path = [(root, iter(sorted(graph[root])))], [root]
-        colour[root] = 1
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                colour[node] = 2
-                stack.pop()
-                path.pop()
-            elif colour[child] == 1:
-                return path[path.index(child):] + [child]
-            elif colour[child] == 0:
-                colour[child] = 1
-                stack.append((child, iter(sorted(graph[child]))))
-                path.append(child)
-    return None
+        for dep in sorted(deps):
+            dst = package_of(dep)
+            if dst and dst != src and (rank[dst] > rank[src] or dst in FORBIDDEN.get(src, ())):
+                bad.append(f"{module} -> {dep}")
+    return bad
 
 
-def test_find_cycle_finds_one_and_accepts_a_dag():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"a"}}) == ["a", "a"]
+def test_layer_violations_are_found():
+    graph = {"sgpo_lib.core.a": {"sgpo_lib.model.b"}, "sgpo_lib.model.b": {"sgpo_lib.core.a"},
+             "sgpo_lib.method.c": {"sgpo_lib.config.d"}, "sgpo_lib.workflow.e": {"sgpo_lib.analysis.f"}}
+    assert layer_violations(graph) == ["sgpo_lib.core.a -> sgpo_lib.model.b", "sgpo_lib.method.c -> sgpo_lib.config.d"]
 
 
-def test_the_package_has_no_import_cycle():
+def test_every_package_is_a_known_layer():
+    packages = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages == set(LAYERS), f"packages {sorted(packages)} vs layers {LAYERS}"
+    assert not [p.name for p in PKG.glob("*.py") if p.name not in ("__init__.py", "__main__.py")], \
+        "modules belong in a layer package"
+
+
+def test_each_package_imports_only_the_layers_below_it():
     graph = import_graph()
-    assert "sgpo_lib.results" in graph and "sgpo_lib.io" in graph["sgpo_lib.results"]  # the graph is read at all
-    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+    assert "sgpo_lib.core.fileio" in graph["sgpo_lib.analysis.results"]  # the graph is read at all
+    assert not layer_violations(graph), "imports against the layers:\n" + "\n".join(layer_violations(graph))
 
 
-def test_report_reads_and_does_not_import_the_stages():
-    assert "sgpo_lib.stages" not in import_graph()["sgpo_lib.report"]
+def test_loading_the_config_and_the_results_loads_no_torch():
+    code = ("import sys, sgpo_lib.config.run, sgpo_lib.analysis.results; "
+            "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=PKG.parent, check=True).stdout.strip()
+    assert out == "[]", f"loading the config and the results imported {out}"
+
+
+def test_the_grading_package_init_stays_empty():
+    # the grading worker sandboxes itself after its own imports: nothing may load before it
+    assert (PKG / "grading" / "__init__.py").read_text().strip() == ""
 
 
 def test_no_module_is_over_the_line_limit():
-    long = {p.name: n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"

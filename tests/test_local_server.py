@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from sgpo_lib import local_server
-from sgpo_lib.local_server import LocalServer
+from sgpo_lib.strategies import local_server
+from sgpo_lib.strategies.local_server import LocalServer
 
 STAND_IN = r"""
 import json, subprocess, sys

@@ -1,4 +1,4 @@
-"""Tests of sgpo_lib.losses / distill against float64 references written from the definitions.
+"""Tests of sgpo_lib.method.losses / distill against float64 references written from the definitions.
 
 The references (`ref_*`) use numpy and explicit Python loops in probability space and share no
 code with the implementation. Property tests check the method's claims (selective gradient,
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgpo_lib.losses import (
+from sgpo_lib.method.losses import (
     TeacherDist,
     aggregate,
     PassGapAlpha,
@@ -25,8 +25,8 @@ from sgpo_lib.losses import (
     rollout_is_weights,
     sft_token_terms,
 )
-from sgpo_lib.distill import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
-from sgpo_lib.train_step import Seq, distill_token_coefs, group_seqs, loss_groups, select_targets, target_score, token_counts
+from sgpo_lib.method.distill import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
+from sgpo_lib.method.step import Seq, distill_token_coefs, group_seqs, loss_groups, select_targets, target_score, token_counts
 
 F64 = torch.float64
 
@@ -532,8 +532,8 @@ def test_coef_zero_is_grpo_and_rl_coef_zero_is_distillation_only():
 def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_rollouts():
     import pandas as pd
 
-    from sgpo_lib.config import DistillConfig
-    from sgpo_lib.train_step import instance_weights
+    from sgpo_lib.config.run import DistillConfig
+    from sgpo_lib.method.step import instance_weights
 
     stats = pd.DataFrame({"problem_id": ["a", "b", "c"], "p_auto": [0.0, 1.0, 0.5], "p_guided": [0.5, 0.5, float("nan")],
                           "n_guided": [2, 2, 0]}).set_index("problem_id")
@@ -551,7 +551,7 @@ def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_roll
 def test_hpt_switches_per_problem_and_luffy_mixes_the_strong_response():
     from types import SimpleNamespace as NS
 
-    from sgpo_lib.config import TrainConfig
+    from sgpo_lib.config.run import TrainConfig
 
     auto = [NS(token_ids=[7], reward=r, logprobs=[-1.0]) for r in (1.0, 0.0, 0.0, 0.0)]
     strong = Seq("sft", [1], [9, 9])

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from bench import bench_env
-from sgpo_lib import machine
+from sgpo_lib.core import machine
 from sgpo_lib.toy import pretrain as toy_pretrain
 from sgpo_lib.toy.config import PretrainConfig, StudentConfig, ToyWorldConfig, preset
 from sgpo_lib.toy.tokenizer import build_tokenizer

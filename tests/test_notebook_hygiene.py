@@ -7,8 +7,8 @@ import re
 import nbformat
 import pytest
 
-from sgpo_lib.nbclean import is_clean
-from sgpo_lib.paths import NOTEBOOKS_DIR
+from sgpo_lib.workflow.nbclean import is_clean
+from sgpo_lib.core.paths import NOTEBOOKS_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 MAX_CELL_LINES = 12
@@ -22,7 +22,7 @@ def test_the_numbered_sequence_exists():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_is_thin_and_clean(path):
     nb = nbformat.read(path, as_version=4)
-    assert is_clean(nb), f"{path.name}: committed with outputs or extra metadata; run python -m sgpo_lib.nbclean notebooks/"
+    assert is_clean(nb), f"{path.name}: committed with outputs or extra metadata; run python -m sgpo_lib.workflow.nbclean notebooks/"
     code = [c for c in nb.cells if c.cell_type == "code"]
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
@@ -48,7 +48,7 @@ READ_SIDE = [p for p in NOTEBOOKS if p.stem[:2] in ("02", "03", "04", "05", "06"
 def test_stage_notebooks_say_what_they_answer_and_how_to_read_each_result(path):
     """02-06 open with a markdown cell of a title and a few sentences on the question; every code
     cell after `start_run` that shows something is followed by a markdown line on how to read it;
-    02-04 have a probe cell (the stage's core function on a hand-made input, `sgpo_lib.probes`)."""
+    02-04 have a probe cell (the stage's core function on a hand-made input, `sgpo_lib.analysis.probes`)."""
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ") and len(re.findall(r"[.?!](\s|$)", first.source)) >= 2, \

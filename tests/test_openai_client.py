@@ -9,7 +9,7 @@ import time
 import pytest
 from fake_openai import FakeOpenAIServer as _Server
 
-from sgpo_lib.openai_client import OpenAIClient
+from sgpo_lib.strategies.openai_client import OpenAIClient
 
 
 def _chats(n):
@@ -73,8 +73,8 @@ def test_gives_up_and_hard_errors():
 
 
 def test_plugs_into_extract_strategies():
-    from sgpo_lib.records import Problem
-    from sgpo_lib.strategy_select import extract_strategies
+    from sgpo_lib.core.records import Problem
+    from sgpo_lib.strategies.select import extract_strategies
 
     strategy = {"problem_type": "t", "strategy": "k", "steps": ["a", "b", "c"]}
     problem = Problem(id="p", problem="2+3?", answer="5", source="s", split="train", strong_response="5")

@@ -2,7 +2,7 @@
 
 import torch
 
-from sgpo_lib.policy import pack, token_logprobs
+from sgpo_lib.model.policy import pack, token_logprobs
 
 
 def test_chunked_token_logprobs_match_full_logits(tiny_model):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sgpo_lib.paths import shared_data_dir
+from sgpo_lib.core.paths import shared_data_dir
 
 pytest.importorskip("vllm")
 
@@ -42,10 +42,11 @@ def _servers_alive(marker: str) -> list[str]:
 
 @pytest.mark.timeout(2400)  # 184 s on a quiet 2-core machine, 454 s at load 6; the project default is 900 s
 def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
-    from sgpo_lib import backends, io
-    from sgpo_lib.config import load_config
-    from sgpo_lib.pipeline import run_pipeline
-    from sgpo_lib.report import tables
+    from sgpo_lib.train import backends
+    from sgpo_lib.core import fileio
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.workflow.pipeline import run_pipeline
+    from sgpo_lib.analysis.report import tables
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "outputs"))  # nothing lands in the repository's outputs/
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -55,14 +56,14 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     elapsed = time.monotonic() - start
     run = report.parent
     cfg = load_config(run / "config.yaml")
-    print(f"real-cpu pipeline: {elapsed:.0f} s; per notebook {io.read_json(run / 'timings.json')}")
+    print(f"real-cpu pipeline: {elapsed:.0f} s; per notebook {fileio.read_json(run / 'timings.json')}")
 
-    rows = [r for path in sorted(run.rglob("backends.jsonl")) for r in io.read_jsonl(path)]
+    rows = [r for path in sorted(run.rglob("backends.jsonl")) for r in fileio.read_jsonl(path)]
     assert {r["stage"] for r in rows} == SAMPLING_STAGES
     assert {(r["generator"], r["device"]) for r in rows} == {("VLLMGenerator", backends.device())}
 
-    strategies = io.read_jsonl(run / "strategies.jsonl")
-    report_counts = io.read_json(run / "strategy_report.json")
+    strategies = fileio.read_jsonl(run / "strategies.jsonl")
+    report_counts = fileio.read_json(run / "strategy_report.json")
     assert len(strategies) >= 1 and report_counts["accepted"] == len(strategies)
     assert {s["provenance"]["extractor"] for s in strategies} == {"openai"}
 

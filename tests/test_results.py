@@ -6,9 +6,10 @@ import math
 import pandas as pd
 import pytest
 
-from sgpo_lib import io, paper, results
-from sgpo_lib.config import config_to_yaml, load_config
-from sgpo_lib.runs import write_status
+from sgpo_lib.core import fileio
+from sgpo_lib.analysis import paper, results
+from sgpo_lib.config.run import config_to_yaml, load_config
+from sgpo_lib.core.run_folder import write_status
 
 
 def rows(run, method, seed, final, base=0.1, label=None, family_gap=0.0):
@@ -73,7 +74,7 @@ def test_paper_sign_agreement_and_orderings():
 def test_empty_inputs_give_empty_tables():
     assert results.main_table(pd.DataFrame()).empty
     assert results.ablation_table(pd.DataFrame(), pd.DataFrame(), (0,)).empty
-    from sgpo_lib import report
+    from sgpo_lib.analysis import report
 
     assert report.orderings_table(pd.DataFrame()).empty
 
@@ -89,25 +90,26 @@ def test_alpha_first_and_last_visit_of_the_most_visited_problems():
 def _fake_run(out_dir, cfg, overrides, final):
     """A finished run folder as the trainer leaves it (config.yaml, results.json, STATUS)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    io.write_text(out_dir / "config.yaml", config_to_yaml(load_config(cfg, overrides)))
+    fileio.write_text(out_dir / "config.yaml", config_to_yaml(load_config(cfg, overrides)))
     row = {"split": "test", "source": "macro", "n": 4, "greedy": final, "avg@k": final, "pass@k": final, "k": 2, "step": 2}
-    io.write_json(out_dir / "results.json", {"base_eval": [{**row, "avg@k": 0.1}], "final_eval": [row]})
+    fileio.write_json(out_dir / "results.json", {"base_eval": [{**row, "avg@k": 0.1}], "final_eval": [row]})
     write_status(out_dir, "done")
 
 
 def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monkeypatch):
     """stages.ablate (notebook 04) and report.tables read the same folders with the same function."""
-    from sgpo_lib import report, stages
-    from sgpo_lib.config import ablation_runs
-    from sgpo_lib.sweep import run_name
+    from sgpo_lib.analysis import report
+    from sgpo_lib.workflow import stages
+    from sgpo_lib.config.run import ablation_runs
+    from sgpo_lib.workflow.sweep import run_name
 
     params = tmp_path / "p.yaml"
     params.write_text("experiment:\n  methods: [sgpo, sft_grpo]\n  seeds: [0, 1]\n  ablations:\n"
                       "    - direct SFT on guided rollouts: {distill.estimator: sampled}\n"
                       "    - w/o strategy distillation: {train.method: sft_grpo}\n")
     cfg = load_config(params)
-    io.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
-    io.write_json(tmp_path / "env.json", {})
+    fileio.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
+    fileio.write_json(tmp_path / "env.json", {})
     for s in (0, 1):
         _fake_run(tmp_path / "main" / f"train.method=sgpo_seed={s}", params, {"train.method": "sgpo", "seed": s}, 0.5 + s / 10)
         _fake_run(tmp_path / "main" / f"train.method=sft_grpo_seed={s}", params, {"train.method": "sft_grpo", "seed": s}, 0.6)
@@ -130,7 +132,7 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
 
 
 def test_terminal_tables_are_empty_before_a_main_table_run(tmp_path):
-    from sgpo_lib import report
+    from sgpo_lib.analysis import report
 
     assert report.terminal_tables(tmp_path) == ""
 
@@ -140,17 +142,17 @@ def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_t
     drawn from hand-made metrics.jsonl / alpha.jsonl; each one skipped with a logged note without input."""
     import logging
 
-    from sgpo_lib import report
+    from sgpo_lib.analysis import report
 
     sgpo, grpo = tmp_path / "main" / "train.method=sgpo_seed=0", tmp_path / "main" / "train.method=grpo_seed=0"
-    io.write_jsonl(grpo / "metrics.jsonl", [{"step": s, "entropy": 1.0 - s / 10} for s in range(3)])
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.report"):
+    fileio.write_jsonl(grpo / "metrics.jsonl", [{"step": s, "entropy": 1.0 - s / 10} for s in range(3)])
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.analysis.report"):
         figs = report.dynamics_figures(tmp_path)
     assert set(figs) == {"entropy"} and len(figs["entropy"].axes[0].lines) == 2  # raw + 5-step mean of the GRPO run
     assert all(f"figure {n} skipped" in caplog.text for n in ("alpha_mean", "kl_clip_frac", "alpha_first_last"))
-    io.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "kl_clip_frac": 0.1}
+    fileio.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "kl_clip_frac": 0.1}
                                             for s in range(3)])
-    io.write_jsonl(sgpo / "alpha.jsonl", [{"step": s, "problem_id": p, "alpha": 0.5 - s / 10, "p_auto": 0.5, "p_guided": 1.0}
+    fileio.write_jsonl(sgpo / "alpha.jsonl", [{"step": s, "problem_id": p, "alpha": 0.5 - s / 10, "p_auto": 0.5, "p_guided": 1.0}
                                           for s in range(3) for p in ("x", "y")])
     figs = report.dynamics_figures(tmp_path)
     assert set(figs) == {"alpha_mean", "entropy", "kl_clip_frac", "alpha_first_last"}
@@ -165,5 +167,5 @@ def test_collect_labels_runs_by_labels_json_else_by_folder_without_the_seed(tmp_
     for name in ("train.method=sgpo_distill.coef=0_seed=0", "train.method=sgpo_distill.coef=0_seed=1", "odd"):
         _fake_run(tmp_path / "sweep" / name, params, {}, 0.5)
     assert set(results.collect(tmp_path / "sweep")["label"]) == {"train.method=sgpo_distill.coef=0", "odd"}
-    io.write_json(tmp_path / "sweep" / results.LABELS_FILE, {"odd": "w/o KL clipping"})
+    fileio.write_json(tmp_path / "sweep" / results.LABELS_FILE, {"odd": "w/o KL clipping"})
     assert set(results.collect(tmp_path / "sweep")["label"]) == {"train.method=sgpo_distill.coef=0", "w/o KL clipping"}

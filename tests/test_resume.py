@@ -13,8 +13,8 @@ import time
 import pytest
 import torch
 
-from sgpo_lib import io
-from sgpo_lib.runs import Progress, read_status
+from sgpo_lib.core import fileio
+from sgpo_lib.core.run_folder import Progress, read_status
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from test_trainer import PARAMS, ParityGrader, _run_script, make_data  # noqa: E402
@@ -43,23 +43,23 @@ def _without_timings(row: dict) -> dict:
 
 def _snapshot(run_dir):
     """Every step log, completion table and the results, timings aside."""
-    files = {name: [_without_timings(r) for r in io.read_jsonl(run_dir / name)]
+    files = {name: [_without_timings(r) for r in fileio.read_jsonl(run_dir / name)]
              for name in ("metrics.jsonl", "evals.jsonl", "alpha.jsonl")}
     files["alpha state"] = {p.name: torch.load(p, weights_only=False)["extra"]["alpha"]
                             for p in sorted((run_dir / "checkpoints").glob("step_*.pt"))}
-    files.update({f"completions/{p.name}": io.read_jsonl(p) for p in sorted((run_dir / "completions").glob("*.jsonl"))})
-    files["results.json"] = io.read_json(run_dir / "results.json")
+    files.update({f"completions/{p.name}": fileio.read_jsonl(p) for p in sorted((run_dir / "completions").glob("*.jsonl"))})
+    files["results.json"] = fileio.read_json(run_dir / "results.json")
     return files
 
 
 def _metrics_steps(run_dir):
     path = run_dir / "metrics.jsonl"
-    return [r["step"] for r in io.read_jsonl(path, tolerate_torn_tail=True)] if path.exists() else []
+    return [r["step"] for r in fileio.read_jsonl(path, tolerate_torn_tail=True)] if path.exists() else []
 
 
 def _checkpoint_step(run_dir):
     try:
-        return io.read_json(run_dir / "checkpoints" / "latest.json")["step"]
+        return fileio.read_json(run_dir / "checkpoints" / "latest.json")["step"]
     except (OSError, ValueError):
         return None
 
@@ -78,8 +78,8 @@ KILL_POINTS = {
 def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
     """One run folder SIGKILLed at each point in turn (each re-run resumes the previous kill's
     state), then finished; the uninterrupted run is trained in-process (one process start less)."""
-    from sgpo_lib.config import load_config
-    from sgpo_lib.trainer import train
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.train.trainer import train
 
     params = _params(tmp_path, tiny_model_dir, small=True)
     train(load_config(params), make_data(tiny_model_dir), tmp_path / "straight", ParityGrader())
@@ -107,16 +107,16 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
 
 
 def test_completion_tables_are_written_per_step(tmp_path, tiny_model_dir):
-    from sgpo_lib.config import load_config
-    from sgpo_lib.report import sgpo_completions
-    from sgpo_lib.trainer import train
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.analysis.report import sgpo_completions
+    from sgpo_lib.train.trainer import train
 
     cfg = load_config(_params(tmp_path, tiny_model_dir), {"train.steps": 2})
     run_dir = tmp_path / "main" / "train.method=sgpo_seed=0"
     train(cfg, make_data(tiny_model_dir), run_dir, ParityGrader())
     files = sorted(p.name for p in (run_dir / "completions").iterdir())
     assert files == ["step_000001.jsonl", "step_000002.jsonl"]
-    rows = io.read_jsonl(run_dir / "completions" / "step_000002.jsonl")
+    rows = fileio.read_jsonl(run_dir / "completions" / "step_000002.jsonl")
     assert len(rows) == 2 * (3 + 2)  # 2 problems x (3 autonomous + 2 guided)
     guided = [r for r in rows if r["guided"]]
     assert guided and all(r["strategy"] == "Adding a number to itself doubles it." for r in guided)
@@ -131,8 +131,8 @@ def test_completion_tables_are_written_per_step(tmp_path, tiny_model_dir):
 
 
 def test_a_damaged_cached_student_fails_naming_the_file_and_the_run_is_failed(tmp_path, tiny_model_dir):
-    from sgpo_lib.config import load_config
-    from sgpo_lib.trainer import train
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.train.trainer import train
 
     damaged = tmp_path / "student"
     shutil.copytree(tiny_model_dir, damaged)
@@ -147,7 +147,7 @@ def test_a_damaged_cached_student_fails_naming_the_file_and_the_run_is_failed(tm
 def test_tracking_sinks_are_chosen_by_params_and_imported_lazily(tmp_path, monkeypatch):
     import types
 
-    from sgpo_lib import tracking
+    from sgpo_lib.core import tracking
 
     assert tracking.make_sink("none", tmp_path, {}) is None
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as when the package is not installed
@@ -165,8 +165,8 @@ def test_tracking_sinks_are_chosen_by_params_and_imported_lazily(tmp_path, monke
 def test_tensorboard_is_the_default_and_its_event_files_read_back(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from sgpo_lib import tracking
-    from sgpo_lib.config import RunConfig
+    from sgpo_lib.core import tracking
+    from sgpo_lib.config.run import RunConfig
 
     assert RunConfig().output.report_to == "tensorboard"
     sink = tracking.make_sink("tensorboard", tmp_path, {})
@@ -179,7 +179,7 @@ def test_tensorboard_is_the_default_and_its_event_files_read_back(tmp_path):
 
 
 def test_the_report_to_key_is_validated(tmp_path):
-    from sgpo_lib.config import ConfigError, load_config
+    from sgpo_lib.config.run import ConfigError, load_config
 
     path = tmp_path / "p.yaml"
     path.write_text("output:\n  report_to: tensorbord\n")
@@ -191,7 +191,7 @@ def test_progress_lines_give_step_total_and_eta(caplog, monkeypatch):
     clock = iter([0.0, 1.0, 10.0, 11.0])
     monkeypatch.setattr(time, "monotonic", lambda: next(clock))
     p = Progress("train sgpo", total=10, initial=0, every_s=5.0)
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.runs"):
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.workflow.runs"):
         p.update(1)  # t=1: under every_s since the start, not logged
         p.update(5)  # t=10: 2 s/step, 5 steps left
         p.update(10)  # the last step is always logged
@@ -202,7 +202,7 @@ def test_progress_lines_give_step_total_and_eta(caplog, monkeypatch):
 def test_report_sections_without_data_say_so():
     from IPython.display import Markdown
 
-    from sgpo_lib.report import show
+    from sgpo_lib.analysis.report import show
 
     assert show({"main": "table"}, "main") == "table"
     note = show({}, "ablation")
@@ -214,7 +214,7 @@ def test_start_run_silences_the_ipywidgets_warning_of_tqdm(tmp_path):
 
     from tqdm import TqdmWarning
 
-    from sgpo_lib.runs import start_run
+    from sgpo_lib.workflow.runs import start_run
 
     p = tmp_path / "p.yaml"
     p.write_text(f"output:\n  root: {tmp_path}\n")
@@ -227,7 +227,7 @@ def test_start_run_silences_the_ipywidgets_warning_of_tqdm(tmp_path):
 
 
 def test_a_section_said_by_another_cell_shows_nothing():
-    from sgpo_lib.report import show
+    from sgpo_lib.analysis.report import show
 
     assert show({}, "scaling", note="scaling_figure") is None and show({}, "main_bars") is None
     assert show({"scaling": "fig"}, "scaling", note="scaling_figure") == "fig"

@@ -1,4 +1,4 @@
-"""Tests of sgpo_lib.rollouts: paired sampling, seeds, grading, stats and JSONL storage."""
+"""Tests of sgpo_lib.method.rollouts: paired sampling, seeds, grading, stats and JSONL storage."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgpo_lib.generation import Completion, SamplingSpec, TransformersGenerator, sample_seeds
-from sgpo_lib.records import Problem, Rollout, Strategy
-from sgpo_lib.rollouts import STATS_COLUMNS, load_rollouts, prompt_seed, sample_paired, save_rollouts
-from sgpo_lib.seeding import derive_seed
+from sgpo_lib.model.generation import Completion, SamplingSpec, TransformersGenerator, sample_seeds
+from sgpo_lib.core.records import Problem, Rollout, Strategy
+from sgpo_lib.method.rollouts import STATS_COLUMNS, load_rollouts, prompt_seed, sample_paired, save_rollouts
+from sgpo_lib.core.seeding import derive_seed
 
 PROBLEMS = [Problem(f"toy/p{i}", f"What is {i} + 40?", str(i + 40), "toy/add", "train") for i in range(3)]
 STRATEGY = Strategy("s1", "addition", "Add tens first: split into tens and units.", ("Add tens.", "Add units."))

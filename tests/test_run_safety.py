@@ -13,11 +13,12 @@ import time
 
 import pytest
 
-from sgpo_lib import locks
-from sgpo_lib.locks import RunLockedError, run_lock
-from sgpo_lib.paths import REPO_ROOT, safe_name
-from sgpo_lib.runs import read_status, start_run, write_status
-from sgpo_lib.sweep import run_name, run_sweep
+from sgpo_lib.core import locks
+from sgpo_lib.core.locks import RunLockedError, run_lock
+from sgpo_lib.core.paths import REPO_ROOT, safe_name
+from sgpo_lib.workflow.runs import start_run
+from sgpo_lib.core.run_folder import read_status, write_status
+from sgpo_lib.workflow.sweep import run_name, run_sweep
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_safe_run_ids_stay_inside_the_root(params, tmp_path):
 
 
 def test_sgpo_outputs_moves_run_folders_and_the_cache(tmp_path, monkeypatch):
-    from sgpo_lib.paths import outputs_dir
+    from sgpo_lib.core.paths import outputs_dir
 
     p = tmp_path / "exp.yaml"
     p.write_text("seed: 3\n")  # keeps the default output.root: outputs
@@ -58,14 +59,15 @@ def test_sgpo_outputs_moves_run_folders_and_the_cache(tmp_path, monkeypatch):
 
 
 def test_a_custom_output_root_holds_the_cache_too(tmp_path, monkeypatch):
-    from sgpo_lib import assets
-    from sgpo_lib.config import load_config
+    from sgpo_lib.core.cache import cache_dir
+    from sgpo_lib.workflow import assets
+    from sgpo_lib.config.run import load_config
 
     monkeypatch.delenv("SGPO_OUTPUTS", raising=False)
     p = tmp_path / "exp.yaml"
     p.write_text(f"output:\n  root: {tmp_path / 'mine'}\n")
     cfg = load_config(p)
-    assert assets.cache_dir(cfg, "strategies", {"k": 1}).parent.parent == tmp_path / "mine" / "cache"
+    assert cache_dir(cfg, "strategies", {"k": 1}).parent.parent == tmp_path / "mine" / "cache"
     library, _ = assets.strategy_library(cfg)  # the toy extractor: offline, seconds
     assert len(library) and list((tmp_path / "mine" / "cache" / "strategies").iterdir())
 
@@ -81,7 +83,7 @@ def test_unsafe_grid_values_are_refused_before_any_run_starts(tmp_path, params, 
 
 
 def test_a_bad_grid_point_config_fails_before_the_first_run(tmp_path, params):
-    from sgpo_lib.config import ConfigError
+    from sgpo_lib.config.run import ConfigError
 
     calls = []
     with pytest.raises(ConfigError, match="distill.estimator"):
@@ -99,7 +101,7 @@ def test_safe_name_bounds_length():
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from sgpo_lib.locks import run_lock
+    from sgpo_lib.core.locks import run_lock
     with run_lock(sys.argv[1]):
         print("held", flush=True)
         time.sleep(120)
@@ -118,7 +120,7 @@ def test_a_second_process_gets_a_clear_error_and_a_dead_holders_lock_is_taken_ov
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert locks.holder(tmp_path) is None  # SIGKILLed: the lock file is left, naming a dead pid
-    with caplog.at_level(logging.WARNING, logger="sgpo_lib.locks"), run_lock(tmp_path):
+    with caplog.at_level(logging.WARNING, logger="sgpo_lib.core.locks"), run_lock(tmp_path):
         assert locks.read_holder(tmp_path)["pid"] == os.getpid()
     assert f"taking over the stale lock of pid {proc.pid}" in caplog.text
     assert not (tmp_path / locks.LOCK_FILE).exists()
@@ -132,7 +134,7 @@ def test_a_hand_written_lock_of_a_dead_pid_is_taken_over(tmp_path):
 
 def test_a_child_of_the_holder_uses_the_folder_under_its_lock(tmp_path):
     with run_lock(tmp_path):
-        child = subprocess.run([sys.executable, "-c", "import sys\nfrom sgpo_lib.locks import run_lock\n"
+        child = subprocess.run([sys.executable, "-c", "import sys\nfrom sgpo_lib.core.locks import run_lock\n"
                                 "with run_lock(sys.argv[1]): print('ok')", str(tmp_path)], capture_output=True, text=True)
         assert child.stdout.strip() == "ok", child.stderr
 
@@ -162,7 +164,7 @@ CHILD = textwrap.dedent("""
 SWEEP = textwrap.dedent("""
     import os, sys
     from pathlib import Path
-    from sgpo_lib import sweep
+    from sgpo_lib.workflow import sweep
     sweep._spawn([sys.executable, "-c", sys.argv[1]], dict(os.environ), Path(sys.argv[2]))
 """)
 
@@ -232,7 +234,7 @@ def test_stale_half_built_students_are_cleaned(tmp_path):
 def _save_two_checkpoints(ckpt):
     import torch
 
-    from sgpo_lib import checkpoint
+    from sgpo_lib.model import checkpoint
 
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
@@ -244,44 +246,44 @@ def _save_two_checkpoints(ckpt):
 
 
 def test_a_truncated_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
-    from sgpo_lib import checkpoint
+    from sgpo_lib.model import checkpoint
 
     _save_two_checkpoints(tmp_path)
     newest = tmp_path / "step_000002.pt"
     newest.write_bytes(newest.read_bytes()[:100])
-    with caplog.at_level(logging.WARNING, logger="sgpo_lib.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="sgpo_lib.model.checkpoint"):
         state = checkpoint.load_latest(tmp_path)
     assert state["step"] == 1 and float(state["trainable"]["weight"][0, 0]) == 1.0
     assert f"checkpoint {newest} cannot be loaded" in caplog.text
 
 
 def test_a_truncated_latest_json_falls_back_to_the_newest_checkpoint_on_disk(tmp_path, caplog):
-    from sgpo_lib import checkpoint
+    from sgpo_lib.model import checkpoint
 
     _save_two_checkpoints(tmp_path)
     (tmp_path / "latest.json").write_text('{"step": 2, "fi')
-    with caplog.at_level(logging.WARNING, logger="sgpo_lib.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="sgpo_lib.model.checkpoint"):
         assert checkpoint.load_latest(tmp_path)["step"] == 2
     assert f"{tmp_path / 'latest.json'} is unreadable" in caplog.text
 
 
 def test_rewind_logs_drops_rows_and_completions_past_the_checkpoint(tmp_path):
-    from sgpo_lib import io
-    from sgpo_lib.runs import rewind_logs
+    from sgpo_lib.core import fileio
+    from sgpo_lib.core.run_folder import rewind_logs
 
     for step in range(4):
-        io.append_jsonl(tmp_path / "metrics.jsonl", {"step": step})
-        io.append_jsonl(tmp_path / "evals.jsonl", {"step": step, "source": "macro"})
+        fileio.append_jsonl(tmp_path / "metrics.jsonl", {"step": step})
+        fileio.append_jsonl(tmp_path / "evals.jsonl", {"step": step, "source": "macro"})
         if step:
-            io.write_jsonl(tmp_path / "completions" / f"step_{step:06d}.jsonl", [{"step": step}])
+            fileio.write_jsonl(tmp_path / "completions" / f"step_{step:06d}.jsonl", [{"step": step}])
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "lo')  # torn by the kill
     rewind_logs(tmp_path, 1)
-    assert [r["step"] for r in io.read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1]
-    assert [r["step"] for r in io.read_jsonl(tmp_path / "evals.jsonl")] == [0, 1]
+    assert [r["step"] for r in fileio.read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1]
+    assert [r["step"] for r in fileio.read_jsonl(tmp_path / "evals.jsonl")] == [0, 1]
     assert [p.name for p in (tmp_path / "completions").iterdir()] == ["step_000001.jsonl"]
     rewind_logs(tmp_path, -1)  # no checkpoint: the run starts over, step 0 included
-    assert io.read_jsonl(tmp_path / "metrics.jsonl") == [] and io.read_jsonl(tmp_path / "evals.jsonl") == []
+    assert fileio.read_jsonl(tmp_path / "metrics.jsonl") == [] and fileio.read_jsonl(tmp_path / "evals.jsonl") == []
     assert list((tmp_path / "completions").iterdir()) == []
 
 
@@ -301,7 +303,7 @@ def test_a_truncated_cached_student_fails_naming_its_file(tmp_path):
 SWEEP_OF_TWO = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from sgpo_lib import sweep
+    from sgpo_lib.workflow import sweep
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal: a CI shell that runs the
     # tests in the background starts them with SIGINT ignored, and Python then keeps it ignored
     sweep._subprocess_run = lambda params, overrides, out_dir, device, threads: sweep._spawn(

@@ -8,8 +8,9 @@ import textwrap
 
 import pytest
 
-from sgpo_lib import io
-from sgpo_lib.runs import MetricsLogger, make_run_id, read_status, rewind_logs, start_run, status_guard
+from sgpo_lib.core import fileio
+from sgpo_lib.workflow.runs import make_run_id, start_run
+from sgpo_lib.core.run_folder import MetricsLogger, read_status, rewind_logs, status_guard
 
 
 @pytest.fixture
@@ -32,10 +33,10 @@ def test_run_folder_contents(params):
     _, run_dir = start_run(params, {"distill.coef": 0.5})
     for name in ("config.yaml", "params_source.yaml", "env.json", "code.diff", "overrides.json"):
         assert (run_dir / name).exists(), name
-    env = io.read_json(run_dir / "env.json")
+    env = fileio.read_json(run_dir / "env.json")
     assert env["packages"]["torch"] and "python" in env
     assert env["packages"]["numpy"] and env["cpu"]["cores"] >= 1 and "native_bf16" in env["cpu"]
-    assert io.read_json(run_dir / "overrides.json") == {"distill.coef": 0.5}
+    assert fileio.read_json(run_dir / "overrides.json") == {"distill.coef": 0.5}
 
 
 def test_changed_config_refuses_existing_folder(params):
@@ -65,11 +66,11 @@ def test_metrics_logger_always_has_step(tmp_path):
 
 def test_atomic_write_killed_halfway_keeps_old_file(tmp_path):
     target = tmp_path / "state.json"
-    io.write_json(target, {"version": "old"})
+    fileio.write_json(target, {"version": "old"})
     script = textwrap.dedent(f"""
         import os, sys
-        from sgpo_lib import io
-        with io.atomic_path({str(target)!r}) as tmp:
+        from sgpo_lib.core import fileio
+        with fileio.atomic_path({str(target)!r}) as tmp:
             with open(tmp, "w") as f:
                 f.write('{{"version": "new", "half')
                 f.flush()
@@ -78,8 +79,8 @@ def test_atomic_write_killed_halfway_keeps_old_file(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert proc.returncode == -signal.SIGKILL
     assert json.loads(target.read_text()) == {"version": "old"}
-    io.write_json(target, {"version": "new"})
-    assert io.read_json(target) == {"version": "new"}
+    fileio.write_json(target, {"version": "new"})
+    assert fileio.read_json(target) == {"version": "new"}
     # the killed writer leaves only a hidden temp file beside it, never a torn target
     assert all(p.name.startswith(".") for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
 
@@ -88,7 +89,7 @@ def test_read_jsonl_names_file_and_line(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
     with pytest.raises(ValueError, match=r"x\.jsonl:2: malformed JSON"):
-        io.read_jsonl(p)
+        fileio.read_jsonl(p)
 
 
 def test_import_has_no_side_effects():

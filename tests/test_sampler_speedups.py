@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers.cache_utils import DynamicCache
 
-from sgpo_lib.generation import SamplingSpec, TransformersGenerator
-from sgpo_lib.kv_cache import GrowingLayer, growing_cache
-from sgpo_lib.lora_merge import merged_lora
+from sgpo_lib.model.generation import SamplingSpec, TransformersGenerator
+from sgpo_lib.model.kv_cache import GrowingLayer, growing_cache
+from sgpo_lib.model.lora_merge import merged_lora
 
 QUESTIONS = ["What is 2+2?", "hi", "Compute 12 times 7 modulo 5, step by step please."]
 

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.strategies import (Rejection, StrategyLibrary, extraction_messages, make_limits, parse_strategy,
+from sgpo_lib.core.records import Problem, Strategy
+from sgpo_lib.strategies.library import (Rejection, StrategyLibrary, extraction_messages, make_limits, parse_strategy,
                                  repair_json)
-from sgpo_lib.strategy_select import extract_strategies
+from sgpo_lib.strategies.select import extract_strategies
 
 PROBLEM = Problem(id="p1", problem="What is the remainder when 1234 * 5678 is divided by 97?", answer="41",
                   source="toy/remainder", split="train", strong_response="1234*5678 = 7006652, mod 97 = 41.")
@@ -139,7 +139,7 @@ def test_extract_strategies_counts_every_outcome(caplog):
                for m in messages_list]
         return [outputs[i] for i in ids]
 
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.strategy_select"):
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.strategies.select"):
         library, counts = extract_strategies(problems, complete, extractor="fake", batch_size=2)
     assert counts == Counter(accepted=2, step_count=1, invalid_json=1, answer_leak=1, no_strong_response=1)
     assert seen == [2, 2, 1]
@@ -148,7 +148,7 @@ def test_extract_strategies_counts_every_outcome(caplog):
 
 
 def test_extract_strategies_skips_strong_responses_graded_wrong():
-    from sgpo_lib.grading import Grader
+    from sgpo_lib.grading.grader import Grader
 
     right = Problem(id="r", problem="2+2?", answer="4", source="toy", split="train", answer_kind="exact",
                     strong_response="so \\boxed{4}")

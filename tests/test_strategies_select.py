@@ -15,13 +15,13 @@ from collections import Counter
 import pytest
 from fake_openai import FakeOpenAIServer
 
-from sgpo_lib import assets
-from sgpo_lib.config import RunConfig, StrategyConfig, load_config
-from sgpo_lib.openai_client import RequestFailed
-from sgpo_lib.prompts import guided_messages
-from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.strategies import StrategyLibrary, extraction_messages
-from sgpo_lib.strategy_select import extract_strategies, parse_ranking, rank_messages
+from sgpo_lib.workflow import assets
+from sgpo_lib.config.run import RunConfig, StrategyConfig, load_config
+from sgpo_lib.strategies.openai_client import RequestFailed
+from sgpo_lib.data.prompts import guided_messages
+from sgpo_lib.core.records import Problem, Strategy
+from sgpo_lib.strategies.library import StrategyLibrary, extraction_messages
+from sgpo_lib.strategies.select import extract_strategies, parse_ranking, rank_messages
 from sgpo_lib.toy.extractor import OfflineExtractor, rank_answer
 from sgpo_lib.toy.wording import make_strategy
 
@@ -182,7 +182,7 @@ def _sha(obj) -> str:
 
 
 def test_toy_guided_prompts_and_single_shot_library_are_v1_byte_for_byte():
-    from sgpo_lib.strategy_extractor import extractor, limits_of, selection_of
+    from sgpo_lib.workflow.extractor import extractor, limits_of, selection_of
     from sgpo_lib.toy.world import generate_world
 
     cfg = load_config("params/toy-smoke.yaml", {"strategy.n_candidates": 1, "strategy.select": "first"})
@@ -216,7 +216,7 @@ def test_a_v1_library_row_loads_with_the_same_rendering(tmp_path, caplog):
           "pitfalls": ["Skip no term."], "source_problem_id": "toy-sum-train-00000", "provenance": {}}
     path = tmp_path / "v1.jsonl"
     path.write_text(json.dumps(v1) + "\n")
-    with caplog.at_level(logging.WARNING, logger="sgpo_lib.strategies"):
+    with caplog.at_level(logging.WARNING, logger="sgpo_lib.strategies.library"):
         [strategy] = StrategyLibrary.load(path)
     assert f"{path}: 1 v1 strategy rows (first: row 1)" in caplog.text
     assert strategy.render() + "\n\nProblem: Evaluate 12-2+3." == V1_RUNNING_TOTAL

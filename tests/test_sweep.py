@@ -3,12 +3,13 @@ finished runs skipped on a re-run, results collected into one table; result tabl
 
 import pytest
 
-from sgpo_lib import io, results
-from sgpo_lib.config import config_to_yaml, load_config
-from sgpo_lib.runs import write_status
-from sgpo_lib.results import collect
-from sgpo_lib.sweep import grid, run_name, run_sweep
-from sgpo_lib.yaml12 import parse_assignment
+from sgpo_lib.core import fileio
+from sgpo_lib.analysis import results
+from sgpo_lib.config.run import config_to_yaml, load_config
+from sgpo_lib.core.run_folder import write_status
+from sgpo_lib.analysis.results import collect
+from sgpo_lib.workflow.sweep import grid, run_name, run_sweep
+from sgpo_lib.config.yaml12 import parse_assignment
 
 
 def fake_train(calls):
@@ -20,9 +21,9 @@ def fake_train(calls):
             raise RuntimeError("boom")
         cfg = load_config(params_file, overrides)
         out_dir.mkdir(parents=True, exist_ok=True)
-        io.write_text(out_dir / "config.yaml", config_to_yaml(cfg))
+        fileio.write_text(out_dir / "config.yaml", config_to_yaml(cfg))
         row = {"split": "test", "source": "macro", "n": 4, "avg@k": 0.5, "pass@k": 0.75, "step": 2}
-        io.write_json(out_dir / "results.json", {"base_eval": [{**row, "greedy": 0.1}],
+        fileio.write_json(out_dir / "results.json", {"base_eval": [{**row, "greedy": 0.1}],
                                                   "final_eval": [{**row, "greedy": cfg.distill.coef / 2 + cfg.seed / 10}]})
         write_status(out_dir, "done")
 
@@ -67,7 +68,7 @@ def test_wide_table_mean_and_std_over_seeds(tmp_path):
 
 
 def test_parallel_runs_are_subprocesses_sharing_the_cpu_cores(tmp_path, monkeypatch):
-    from sgpo_lib import sweep
+    from sgpo_lib.workflow import sweep
 
     params = tmp_path / "p.yaml"
     params.write_text("seed: 0\n")
@@ -94,13 +95,13 @@ def test_parallel_runs_are_subprocesses_sharing_the_cpu_cores(tmp_path, monkeypa
 
 
 def test_scaling_reuses_the_main_tables_runs_of_the_default_size(tmp_path, monkeypatch):
-    from sgpo_lib import stages
+    from sgpo_lib.workflow import stages
 
     params = tmp_path / "p.yaml"
     params.write_text("experiment: {scaling_sizes: [tiny, small], scaling_methods: [grpo, sgpo], scaling_seeds: [0]}\n"
                       "train: {warmup_sft_fraction: 0}\n")  # no SFT warm-up to build before the fake runs
     cfg = load_config(params)
-    io.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
+    fileio.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
     train = fake_train([])
     for method in ("grpo", "sgpo"):  # the main table's runs of the default student (small)
         train(str(params), {"train.method": method, "seed": 0}, tmp_path / "main" / f"train.method={method}_seed=0")

@@ -53,7 +53,7 @@ def test_folder_is_an_ordinary_model_folder(student_dir):
 def test_folder_loads_with_auto_classes_and_generates(student_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sgpo_lib.prompts import render, unguided_messages
+    from sgpo_lib.data.prompts import render, unguided_messages
 
     model = AutoModelForCausalLM.from_pretrained(student_dir)
     tok = AutoTokenizer.from_pretrained(student_dir)

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from sgpo_lib import prompts  # noqa: E402
-from sgpo_lib.generation import SamplingSpec, TransformersGenerator  # noqa: E402
-from sgpo_lib.generation_vllm import VLLMGenerator  # noqa: E402
+from sgpo_lib.data import prompts  # noqa: E402
+from sgpo_lib.model.generation import SamplingSpec, TransformersGenerator  # noqa: E402
+from sgpo_lib.model.vllm_engine import VLLMGenerator  # noqa: E402
 from sgpo_lib.toy import PretrainConfig, StudentConfig, ToyWorldConfig, generate_world, prepare_student  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.integration]

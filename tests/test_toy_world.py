@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from sgpo_lib.records import Problem, Strategy
+from sgpo_lib.core.records import Problem, Strategy
 from sgpo_lib.toy import (
     OfflineExtractor,
     ToyWorldConfig,
@@ -194,7 +194,7 @@ def test_config_validation_names_the_problem():
 def test_tokenizer_reloads_identically_as_a_qwen2_folder(tmp_path):
     from transformers import AutoTokenizer, Qwen2Config
 
-    from sgpo_lib.prompts import render, unguided_messages
+    from sgpo_lib.data.prompts import render, unguided_messages
     from sgpo_lib.toy.tokenizer import build_tokenizer, tokenizer_corpus
 
     tok = build_tokenizer()

@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from sgpo_lib import io
-from sgpo_lib.config import load_config
-from sgpo_lib.records import Problem, Strategy
-from sgpo_lib.batches import batch_for_step
-from sgpo_lib.trainer import Trainer, TrainData
+from sgpo_lib.core import fileio
+from sgpo_lib.config.run import load_config
+from sgpo_lib.core.records import Problem, Strategy
+from sgpo_lib.data.batches import batch_for_step
+from sgpo_lib.train.trainer import Trainer, TrainData
 
 PARAMS = """
 model: {{source: hf, name_or_path: "{model}", lora: {{r: 4, alpha: 8}}}}
@@ -58,7 +58,7 @@ def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
     after = dict(trainer.model.named_parameters())
     assert any(not torch.equal(lora[n], after[n]) for n in lora), "LoRA parameters did not change"
     assert all(torch.equal(base[n], after[n]) for n in base), "base weights changed"
-    rows = io.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    rows = fileio.read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1, 2]
     for key in ("loss", "grad_norm", "step_s", "train_s", "train_tokens_per_s", "eval/test/macro/greedy"):
         assert key in rows[-1], key
@@ -76,10 +76,10 @@ def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_
     """select_one: at most one distilled rollout per problem; alpha.jsonl, alpha_mean, entropy, kl_clip_frac."""
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one", "distill.weighting": "pass_gap"})
     Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader()).run()
-    rows = io.read_jsonl(tmp_path / "run" / "metrics.jsonl")[1:]
+    rows = fileio.read_jsonl(tmp_path / "run" / "metrics.jsonl")[1:]
     assert all(r["n_distill_seqs"] <= cfg.train.batch_problems for r in rows)
     assert any(r["n_distill_seqs"] > 0 for r in rows)
-    alpha = io.read_jsonl(tmp_path / "run" / "alpha.jsonl")
+    alpha = fileio.read_jsonl(tmp_path / "run" / "alpha.jsonl")
     assert [r["step"] for r in alpha] == [1, 1, 2, 2] and {round(r["alpha"], 9) for r in alpha} <= {0.4, 0.6, 0.3, 0.5, 0.7}
     for r in rows:
         assert r["alpha_mean"] == pytest.approx(sum(a["alpha"] for a in alpha if a["step"] == r["step"]) / 2)
@@ -90,8 +90,8 @@ def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_
 def test_select_one_keeps_the_likeliest_correct_target_and_scores_only_real_choices(tmp_path, tiny_model_dir, monkeypatch):
     """Problem a: three correct candidates, the one most likely under the unguided prompt is kept
     (checked against an independent forward); b: one candidate, kept without a scoring pass."""
-    from sgpo_lib import trainer as trainer_module
-    from sgpo_lib.train_step import Seq
+    from sgpo_lib.train import trainer as trainer_module
+    from sgpo_lib.method.step import Seq
 
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one"})
     trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
@@ -148,8 +148,8 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_trainer import make_data, ParityGrader
-from sgpo_lib.config import load_config
-from sgpo_lib.trainer import train
+from sgpo_lib.config.run import load_config
+from sgpo_lib.train.trainer import train
 cfg = load_config({params!r})
 train(cfg, make_data({model!r}), {out!r}, ParityGrader())
 """

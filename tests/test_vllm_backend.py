@@ -16,8 +16,8 @@ import torch
 
 pytest.importorskip("vllm")
 
-from sgpo_lib.generation import Generator, SamplingSpec, TransformersGenerator  # noqa: E402
-from sgpo_lib.generation_vllm import VLLMGenerator, _to_completion  # noqa: E402
+from sgpo_lib.model.generation import Generator, SamplingSpec, TransformersGenerator  # noqa: E402
+from sgpo_lib.model.vllm_engine import VLLMGenerator, _to_completion  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.integration]
 
@@ -165,7 +165,7 @@ def test_to_completion_maps_finish_reasons_and_topk():
     assert _to_completion(SimpleNamespace(**{**vars(out), "finish_reason": "length"}), 0).topk_ids is None
 
 
-# --- engine vs trainer (sgpo_lib.engine_checks) on the same engine ------------------------------
+# --- engine vs trainer (sgpo_lib.train.engine_checks) on the same engine ------------------------------
 
 def test_score_matches_the_forward_pass(engine, lora_dirs, tiny_tokenizer, prompts):
     model, (_, dir1) = lora_dirs
@@ -183,8 +183,8 @@ def _engine_trainer(engine, monkeypatch, tmp_path, model_dir, name, overrides=No
     """A Trainer whose rollout engine is the module's (one engine start for the whole module)."""
     from test_trainer import ParityGrader, make_data, params_file
 
-    from sgpo_lib.config import load_config
-    from sgpo_lib.trainer import Trainer
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.train.trainer import Trainer
 
     monkeypatch.setattr(Trainer, "_make_generator", lambda self: engine)
     cfg = load_config(params_file(tmp_path, model_dir, steps), {"rollout.backend": "vllm", **(overrides or {})})
@@ -192,9 +192,9 @@ def _engine_trainer(engine, monkeypatch, tmp_path, model_dir, name, overrides=No
 
 
 def _rows(trainer):
-    from sgpo_lib import io
+    from sgpo_lib.core import fileio
 
-    return io.read_jsonl(trainer.out_dir / "metrics.jsonl")
+    return fileio.read_jsonl(trainer.out_dir / "metrics.jsonl")
 
 
 def test_mismatch_is_zero_when_engine_and_trainer_agree(engine, monkeypatch, tmp_path, tiny_model_dir):
@@ -214,7 +214,7 @@ def test_mismatch_is_zero_when_engine_and_trainer_agree(engine, monkeypatch, tmp
 
 
 def test_stale_engine_shows_in_mismatch_and_fails_the_sync_check(engine, monkeypatch, tmp_path, tiny_model_dir):
-    from sgpo_lib.engine_checks import EngineSyncError
+    from sgpo_lib.train.engine_checks import EngineSyncError
 
     engine.update_weights(None)
     monkeypatch.setattr(engine, "update_weights", lambda adapter_dir: None)  # a sync that silently never happens
@@ -230,7 +230,7 @@ def test_stale_engine_shows_in_mismatch_and_fails_the_sync_check(engine, monkeyp
 
 
 def test_sync_check_after_resume(engine, monkeypatch, tmp_path, tiny_model_dir):
-    from sgpo_lib.engine_checks import EngineSyncError
+    from sgpo_lib.train.engine_checks import EngineSyncError
 
     engine.update_weights(None)
     _engine_trainer(engine, monkeypatch, tmp_path, tiny_model_dir, "run", steps=1).run()

@@ -13,9 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgpo_lib import assets, io, warmup
-from sgpo_lib.config import ConfigError, load_config
-from sgpo_lib.records import Problem
+from sgpo_lib.workflow import assets
+from sgpo_lib.core import fileio
+from sgpo_lib.train import warmup
+from sgpo_lib.config.run import ConfigError, load_config
+from sgpo_lib.core.records import Problem
 
 TINY = """
 output: {{root: "{root}"}}
@@ -65,11 +67,11 @@ def test_fraction_zero_is_todays_model_dir_and_problems(tmp_path, monkeypatch):
     monkeypatch.setattr(warmup, "prepare", lambda *a: pytest.fail("no warm-up may be built"))
     everything = assets.problems(_cfg(tmp_path))["train"]
     for method in ("sgpo", "grpo", "sft"):
-        data = warmup.train_data(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0, "train.method": method}))
+        data = assets.train_data(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0, "train.method": method}))
         assert data.model_dir == tmp_path / "base-student" and data.train == everything
-    assert warmup.summary(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0}))["warm-up"].startswith("off")
-    grpo = warmup.train_data(_cfg(tmp_path, **{"train.method": "grpo"}))  # warm-up on: grpo starts from the base
-    sft = warmup.train_data(_cfg(tmp_path, **{"train.method": "sft"}))
+    assert assets.warmup_summary(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0}))["warm-up"].startswith("off")
+    grpo = assets.train_data(_cfg(tmp_path, **{"train.method": "grpo"}))  # warm-up on: grpo starts from the base
+    sft = assets.train_data(_cfg(tmp_path, **{"train.method": "sft"}))
     assert grpo.model_dir == tmp_path / "base-student" and len(grpo.train) == len(sft.train) == len(everything) // 2
     assert {p.id for p in grpo.train}.isdisjoint(p.id for p in sft.train)  # sft: the warm-up problems
 
@@ -104,7 +106,7 @@ def test_tiny_warmup_end_to_end(tmp_path, monkeypatch):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from sgpo_lib.trainer import Trainer
+    from sgpo_lib.train.trainer import Trainer
 
     torch.set_num_threads(1)
     cfg = _cfg(tmp_path)
@@ -112,30 +114,30 @@ def test_tiny_warmup_end_to_end(tmp_path, monkeypatch):
     merge = warmup._merge
     monkeypatch.setattr(warmup, "_merge", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("killed")))
     with pytest.raises(KeyboardInterrupt):  # killed after training, before the model was in place
-        warmup.summary(cfg)
+        assets.warmup_summary(cfg)
     monkeypatch.setattr(warmup, "_merge", merge)
     monkeypatch.setattr(Trainer, "train_step", lambda *a: pytest.fail("the finished SFT run must resume, not retrain"))
-    row = warmup.summary(cfg)
+    row = assets.warmup_summary(cfg)
     monkeypatch.undo()
     assert (row["warm-up problems"], row["RL problems"], row["steps"], row["cache"]) == (8, 8, 4, "built now")
-    model = warmup.train_data(cfg).model_dir
+    model = assets.train_data(cfg).model_dir
     out = model.parent
     assert model.name == "model" and not (model / "adapter_config.json").exists() and (model / "config.json").exists()
-    assert [r["step"] for r in io.read_jsonl(out / "run" / "metrics.jsonl")] == [0, 1, 2, 3, 4]
-    assert not (out / "run" / "checkpoints").exists() and io.read_json(out / warmup.META_FILE)["steps"] == 4
+    assert [r["step"] for r in fileio.read_jsonl(out / "run" / "metrics.jsonl")] == [0, 1, 2, 3, 4]
+    assert not (out / "run" / "checkpoints").exists() and fileio.read_json(out / warmup.META_FILE)["steps"] == 4
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), out / "run" / "final")
     torch.testing.assert_close(_logits(model, ids), _logits(with_adapter, ids), rtol=1e-4, atol=1e-4)
     assert not torch.allclose(_logits(model, ids), _logits(base, ids), atol=1e-3)  # SFT moved the weights
 
     monkeypatch.setattr(warmup, "_build", lambda *a: pytest.fail("a cache hit must not train"))
-    assert warmup.summary(cfg)["cache"] == "hit" and warmup.train_data(cfg).model_dir == model
+    assert assets.warmup_summary(cfg)["cache"] == "hit" and assets.train_data(cfg).model_dir == model
     (model / "model.safetensors").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match=r"model\.safetensors: cannot be read"):
-        warmup.train_data(cfg)
+        assets.train_data(cfg)
 
 
-HOLD = "import sys, time\nfrom sgpo_lib.locks import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(2)"
+HOLD = "import sys, time\nfrom sgpo_lib.core.locks import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(2)"
 
 
 def test_a_second_process_waits_for_the_build(tmp_path, monkeypatch):
@@ -144,7 +146,7 @@ def test_a_second_process_waits_for_the_build(tmp_path, monkeypatch):
     out = warmup.folder(cfg, tmp_path / "base", warm)
     built = []
     monkeypatch.setattr(warmup, "LOCK_POLL_S", 0.1)
-    monkeypatch.setattr(warmup, "_build", lambda *a: built.append(a) or io.write_json(out / warmup.META_FILE, {}))
+    monkeypatch.setattr(warmup, "_build", lambda *a: built.append(a) or fileio.write_json(out / warmup.META_FILE, {}))
     monkeypatch.setattr(warmup, "_check_complete", lambda out: None)
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True)
     try:
@@ -166,7 +168,7 @@ def test_full_fine_tuning_keeps_the_trained_folder(tmp_path, tiny_model_dir):
 
 
 def test_a_sweep_builds_each_warmup_once_before_its_runs(tmp_path, monkeypatch):
-    from sgpo_lib import stages
+    from sgpo_lib.workflow import stages
 
     cfg = _cfg(tmp_path)
     (tmp_path / "config.yaml").write_text((tmp_path / "p.yaml").read_text())
@@ -178,5 +180,5 @@ def test_a_sweep_builds_each_warmup_once_before_its_runs(tmp_path, monkeypatch):
     variants += [{"train.method": "sgpo", "distill.coef": 0, "seed": 0}, {"train.method": "sgpo", "student.size": "base", "seed": 0}]
     stages._sweep(cfg, tmp_path, "main", variants)
     assert order == [built] and set(built) == {tmp_path / "student-tiny", tmp_path / "student-base"}  # before the runs
-    assert warmup.prepare_variants(str(tmp_path / "config.yaml"), variants) == [tmp_path / "student-tiny" / "warm" / "model",
+    assert assets.prepare_warmups(str(tmp_path / "config.yaml"), variants) == [tmp_path / "student-tiny" / "warm" / "model",
                                                                                  tmp_path / "student-base" / "warm" / "model"]

@@ -30,24 +30,32 @@ Qwen2 models of three sizes (head dim 64, for vLLM), pretrained briefly on CPU o
 guided examples (strategy in the prompt) show the full step-by-step execution; unguided
 examples mostly show the strong style (and sometimes a step-by-step one); drills teach the
 one-step arithmetic facts the strategies are made of (a real base model's background
-knowledge). Prompts are exactly the trainer's (`sgpo_lib.prompts`). `prepare_student` caches the model folder by
+knowledge). Prompts are exactly the trainer's (`sgpo_lib.data.prompts`). `prepare_student` caches the model folder by
 content hash; `premise_table` measures the premise (guided greedy accuracy above unguided,
 unguided above zero) on held-out problems. See README.md in this folder for the measured table.
 
 API: `ToyWorldConfig`, `StudentConfig`, `PretrainConfig`, `preset(name)`, `generate_world`,
 `family_strategies`, `OfflineExtractor`, `build_tokenizer`, `prepare_student`,
 `prepare_all_sizes`, `premise_table`. CLI: `python -m sgpo_lib.toy --preset demo`.
+
+Importing this package loads nothing else: each name loads its module on first access, so that
+`sgpo_lib.toy.config` (which the run config reads) stays free of torch.
 """
 
-from .config import PretrainConfig, StudentConfig, ToyWorldConfig, preset
-from .extractor import OfflineExtractor
-from .premise import premise_table
-from .students import prepare_all_sizes, prepare_student
-from .tokenizer import build_tokenizer
-from .wording import family_strategies
-from .world import generate_world
+from __future__ import annotations
 
-__all__ = [
-    "OfflineExtractor", "PretrainConfig", "StudentConfig", "ToyWorldConfig", "build_tokenizer",
-    "family_strategies", "generate_world", "premise_table", "prepare_all_sizes", "prepare_student", "preset",
-]
+import importlib
+
+_LAZY = {
+    "PretrainConfig": "config", "StudentConfig": "config", "ToyWorldConfig": "config", "preset": "config",
+    "OfflineExtractor": "extractor", "premise_table": "premise", "prepare_all_sizes": "students",
+    "prepare_student": "students", "build_tokenizer": "tokenizer", "family_strategies": "wording",
+    "generate_world": "world",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'sgpo_lib.toy' has no attribute {name!r}")

@@ -105,7 +105,7 @@ class PretrainConfig:
     whose style the student imitates without computing its large intermediate results.
     `bf16_autocast` runs forward passes in bfloat16 on CPU (weights stay float32). Off by
     default: with AMX it is no faster than float32 at these shapes, and on a CPU without
-    native bf16 (AVX2-only) it is about 10x slower (`sgpo_lib.machine`). A grown size (`GROWN_FROM`) trains
+    native bf16 (AVX2-only) it is about 10x slower (`sgpo_lib.core.machine`). A grown size (`GROWN_FROM`) trains
     `grow_steps` more steps at peak rate `grow_lr` after deepening its parent.
     """
 

@@ -33,8 +33,8 @@ import json
 import random
 import re
 
-from ..records import fold_v1_fields
-from ..strategies import repair_json
+from ..core.records import fold_v1_fields
+from ..strategies.library import repair_json
 from .wording import v1_fields
 from .world import stable_seed
 

@@ -3,7 +3,7 @@
 For each held-out problem the student answers twice with greedy decoding: under the
 unguided prompt `prompt(x)` and under the guided prompt `prompt(x, s)` with the canonical
 strategy of the procedure its strong response used (sgpo-method.md, Notation). Prompts come
-from `sgpo_lib.prompts`, rendered with the student's chat template, as in training.
+from `sgpo_lib.data.prompts`, rendered with the student's chat template, as in training.
 Grading is the toy world's exact match of the last `\\boxed{}` (the shared grader's rule for
 `answer_kind="exact"`), kept local so this module needs no other part of the library.
 """
@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..prompts import guided_messages, render, unguided_messages
-from ..records import Problem, Strategy
+from ..data.prompts import guided_messages, render, unguided_messages
+from ..core.records import Problem, Strategy
 
 BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 DEFAULT_MAX_NEW_TOKENS = 200

@@ -6,7 +6,7 @@ solver's compressed response (and sometimes a step-by-step one); a drill is one 
 arithmetic fact (`Compute 58-7.` -> `58-7=51`), the analog of what a real base model knows
 before it meets any strategy (departure: real SGPO starts from a pretrained LLM; here that
 pretraining is part of the world and must be brief, so the drills speed it up). Prompts are built with
-`sgpo_lib.prompts` and rendered with the student's own chat template, exactly as the trainer
+`sgpo_lib.data.prompts` and rendered with the student's own chat template, exactly as the trainer
 and the evaluator build them. Problems come from the train distribution, never from the test
 or OOD splits. The loss is the token-mean cross-entropy over completion tokens (eos included).
 
@@ -24,9 +24,9 @@ import math
 import random
 import time
 
-from ..machine import native_bf16
-from ..prompts import guided_messages, render, unguided_messages
-from ..records import Problem
+from ..core.machine import native_bf16
+from ..data.prompts import guided_messages, render, unguided_messages
+from ..core.records import Problem
 from .config import PretrainConfig, StudentConfig, ToyWorldConfig
 from .families import drill, get_family
 from .wording import make_strategy

@@ -9,7 +9,7 @@ generation_config.json, tokenizer files with the chat template) plus `toy_studen
 (its specification and pretraining summary). `AutoModelForCausalLM`, `AutoTokenizer`, PEFT
 LoRA and vLLM load it like any other Qwen2 checkpoint.
 
-Folders are cached under `cache_dir` (the run's `<outputs root>/cache`, `assets.cache_root`; default `outputs_dir()/"cache"`) by a content hash of the world spec, the
+Folders are cached under `cache_dir` (the run's `<outputs root>/cache`, `core.cache.cache_root`; default `outputs_dir()/"cache"`) by a content hash of the world spec, the
 student spec, the pretraining spec, the seed and `CODE_VERSION` (bump it whenever a change
 here, in the families or in the wordings changes what a student learns): a second
 preparation with the same spec returns the cached folder at once. A folder is built in a
@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..checkpoint import check_model_files
-from ..io import write_json
-from ..locks import identity, process_alive
-from ..paths import outputs_dir
+from ..model.checkpoint import check_model_files
+from ..core.fileio import write_json
+from ..core.locks import identity, process_alive
+from ..core.paths import outputs_dir
 from .config import GROW_FIELDS, GROWN_FROM, PretrainConfig, StudentConfig, ToyWorldConfig
 from .pretrain import build_model, deepen, pretrain
 from .tokenizer import build_tokenizer

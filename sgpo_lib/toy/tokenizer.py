@@ -12,7 +12,7 @@ tokenizer as `Qwen2Tokenizer`, rebuilding the Qwen2 pipeline from the saved voca
 whatever pipeline was saved; a tokenizer of any other shape would silently change on reload.
 Why not characters: the strategy block is in every guided prompt; at one token per character
 pretraining was several times slower. Saved with `save_pretrained` and a Jinja chat
-template, so `AutoTokenizer`, `apply_chat_template` (hence `sgpo_lib.prompts.render`) and
+template, so `AutoTokenizer`, `apply_chat_template` (hence `sgpo_lib.data.prompts.render`) and
 vLLM treat it like any other model's tokenizer.
 
 Example:
@@ -47,7 +47,7 @@ def tokenizer_corpus() -> list[str]:
     """
     import random
 
-    from ..prompts import DEFAULT_INSTRUCTION, guided_messages
+    from ..data.prompts import DEFAULT_INSTRUCTION, guided_messages
     from .families import FAMILIES
     from .wording import make_strategy
     from .world import make_problem

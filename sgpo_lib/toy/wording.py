@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 
-from ..records import Strategy, fold_v1_fields
+from ..core.records import Strategy, fold_v1_fields
 
 # family -> strategy key -> field -> paraphrases (steps: a list of alternative step lists).
 WORDINGS: dict[str, dict[str, dict[str, list]]] = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from ..records import Problem
+from ..core.records import Problem
 from .config import ToyWorldConfig
 from .families import Family, get_family
 from .wording import strategy_id

@@ -1,0 +1,248 @@
+"""The read side: sweep folders -> DataFrames -> the main, ablation and scaling tables.
+
+Nothing here trains or writes a run; the stages (`stages.py`, which compute) and the report
+(`report.py`, which only reads) both build their tables from these functions, so notebook 04 and
+the report show the same ablation table. `collect(root)` gives one row per (run, phase, split,
+benchmark) from each run's `config.yaml` + `results.json` (+ the sweep's `labels.json`, a display
+name per run folder, e.g. the paper's ablation names). Tables report a metric (default `avg@k`,
+the paper's protocol, sgpo-method.md §8; `greedy` is the extra) in points, as mean ± std over
+seeds, per benchmark (family), the macro average over test benchmarks (`avg`) and the OOD macro
+average (`ood`). `ablation_table` sets the paper's §7 numbers beside this run's (`paper.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ..core import fileio
+from . import paper
+from ..config.run import RunConfig
+from ..config.experiment import ablation_seeds
+from ..core.run_folder import read_status
+
+POINTS = 100.0
+METRIC = "avg@k"  # the main metric (§8); evals.jsonl / results.json rows also hold greedy and pass@k
+HEADLINE = ("greedy", "avg@k", "pass@k")
+LABELS_FILE = "labels.json"  # in a sweep folder: {run folder: display name}
+# §6 and §9: main-table rows in the paper's order, GRPO from the base model last (ours, extra)
+METHOD_LABELS = {"sft": "SFT", "sft_grpo": "SFT+GRPO", "hpt": "HPT", "luffy": "LUFFY", "hybrid": "LUFFY",
+                 "sgpo": "SGPO", "grpo": "GRPO (from base)"}
+FULL_SGPO = "full SGPO"  # the ablation table's reference row: the main table's SGPO runs
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_labels(root: Path) -> dict[str, str]:
+    """`root/labels.json`: a display name per run folder of a sweep (empty without the file)."""
+    path = Path(root) / LABELS_FILE
+    return fileio.read_json(path) if path.exists() else {}
+
+
+def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
+    """One row per (run, phase, split, benchmark): status, label, flattened config, eval metrics.
+
+    `phase` is `base` (step 0, before training) or `final`. Runs without results (failed,
+    running) give one row with their status, unless `require_complete` raises for them. `label` is
+    the run's name in `root/labels.json`, else its folder name without `_seed=N`.
+    """
+    labels = run_labels(root)
+    rows = []
+    for run_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        status = read_status(run_dir)
+        if require_complete and status != "done":
+            raise RuntimeError(f"{run_dir}: STATUS is '{status or 'missing'}', not done")
+        cfg = _flatten(yaml.safe_load((run_dir / "config.yaml").read_text())) if (run_dir / "config.yaml").exists() else {}
+        label = labels.get(run_dir.name, re.sub(r"_seed=-?\d+$", "", run_dir.name))
+        base = {"run": run_dir.name, "label": label, "status": status, **cfg}
+        results = run_dir / "results.json"
+        if not results.exists():
+            rows.append(base)
+            continue
+        res = fileio.read_json(results)
+        rows += [{**base, "phase": phase, **e} for phase in ("base", "final") for e in res[f"{phase}_eval"]]
+    return pd.DataFrame(rows)
+
+
+def collected(root: Path) -> pd.DataFrame:
+    """`collect(root)` of a sweep folder, finished or not; empty when it holds no run yet."""
+    return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
+
+
+def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """One row per run: the grid axes, its status and the final test macro metrics (the full
+    table goes to a file)."""
+    if not len(df):
+        return df
+    runs = df.groupby("run", sort=True).first()[[a for a in axes if a in df.columns] + ["status"]]
+    if "phase" not in df.columns:
+        return runs
+    final = df[(df["phase"] == "final") & (df["split"] == "test") & (df["source"] == "macro")]
+    return runs.join(final.set_index("run")[list(HEADLINE)], how="left")
+
+
+def metrics_of(root: Path) -> dict[str, pd.DataFrame]:
+    """`metrics.jsonl` of every run under `root`, keyed by run name."""
+    return {p.parent.name: pd.DataFrame(fileio.read_jsonl(p, tolerate_torn_tail=True))
+            for p in sorted(Path(root).glob("*/metrics.jsonl"))}
+
+
+def alpha_of(root: Path) -> dict[str, pd.DataFrame]:
+    """`alpha.jsonl` (rows `step, problem_id, alpha, p_auto, p_guided`, §5) of every run under `root`."""
+    return {p.parent.name: pd.DataFrame(fileio.read_jsonl(p, tolerate_torn_tail=True))
+            for p in sorted(Path(root).glob("*/alpha.jsonl"))}
+
+
+def alpha_first_last(alpha: pd.DataFrame, n_problems: int = 8) -> pd.DataFrame:
+    """α of the `n_problems` most visited problems (ties by id) at their first and last visit:
+    index problem_id, columns `first`, `last`, `visits` (§5: α should fall as the student learns)."""
+    visits = alpha.groupby("problem_id")["step"].count()
+    chosen = sorted(visits.index, key=lambda p: (-visits[p], str(p)))[:n_problems]
+    rows = alpha[alpha["problem_id"].isin(chosen)].sort_values("step").groupby("problem_id")["alpha"]
+    return pd.DataFrame({"first": rows.first(), "last": rows.last(), "visits": visits[chosen]}).loc[chosen]
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    return f"{mean:.1f}" if n < 2 else f"{mean:.1f} ± {std:.1f}"
+
+
+def long_table(df: pd.DataFrame, group: str, metric: str = METRIC, phase: str = "final") -> pd.DataFrame:
+    """Per (group value, split, source): mean, std, number of seeds, in points."""
+    done = df[(df["status"] == "done") & (df["phase"] == phase)]
+    agg = done.groupby([group, "split", "source"])[metric].agg(["mean", "std", "count"]).reset_index()
+    agg[["mean", "std"]] = agg[["mean", "std"]].fillna(0.0) * POINTS
+    return agg
+
+
+def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bool = True) -> pd.DataFrame:
+    """Rows = `group` values (e.g. methods); columns = test benchmarks, `avg`, `ood`.
+
+    With `with_base`, a `base` row holds the untrained student (step-0 eval, seed-averaged).
+    """
+    parts = [long_table(df, group, metric)]
+    if with_base:
+        base = long_table(df, group, metric, phase="base").groupby(["split", "source"])[["mean", "std", "count"]].first().reset_index()
+        base[group] = "base"
+        parts.insert(0, base)
+    long = pd.concat(parts, ignore_index=True)
+    long["cell"] = [_fmt(m, s, int(c)) for m, s, c in zip(long["mean"], long["std"], long["count"])]
+    long["column"] = [("avg" if sp == "test" else "ood") if src == "macro" else src.split("/")[-1]
+                      for sp, src in zip(long["split"], long["source"])]
+    long = long[(long["split"] == "test") | (long["source"] == "macro")]
+    order = list(dict.fromkeys(long[group]))
+    table = long.pivot_table(index=group, columns="column", values="cell", aggfunc="first").reindex(order)
+    cols = [c for c in table.columns if c not in ("avg", "ood")] + [c for c in ("avg", "ood") if c in table.columns]
+    table.columns.name = None
+    return table[cols]
+
+
+def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """The main table (§9): rows base, SFT, SFT+GRPO, HPT, LUFFY, SGPO, then GRPO from the base model
+    (the methods that ran, in that order), per family, `avg` and `ood`, mean ± std over seeds."""
+    if not len(df) or "train.method" not in df or "phase" not in df:
+        return pd.DataFrame()
+    df = df.assign(method=df["train.method"].map(lambda m: METHOD_LABELS.get(m, m)))
+    table = wide_table(df, "method", metric)
+    order = ["base"] + [m for m in dict.fromkeys(METHOD_LABELS.values()) if m in table.index]
+    return table.reindex(order + [m for m in table.index if m not in order]).rename_axis(f"method ({metric})")
+
+
+def base_accuracy(df: pd.DataFrame, group: str, split: str = "test", metric: str = METRIC) -> float | None:
+    """The untrained student's macro accuracy on `split`, in points (None without step-0 evals)."""
+    base = long_table(df, group, metric, phase="base")
+    macro = base[(base["source"] == "macro") & (base["split"] == split)]
+    return float(macro["mean"].iloc[0]) if len(macro) else None
+
+
+def numeric_table(df: pd.DataFrame, group: str, metric: str = METRIC) -> pd.DataFrame:
+    """Macro test/OOD means and stds per `group` value (for plots)."""
+    long = long_table(df, group, metric)
+    macro = long[long["source"] == "macro"]
+    return macro.pivot_table(index=group, columns="split", values=["mean", "std"]).sort_index()
+
+
+def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, ...], metric: str = METRIC,
+                   tol: float = 0.0) -> pd.DataFrame:
+    """The ablation table (§7): the reference row `full SGPO` (the main table's SGPO runs of `seeds`),
+    then one row per ablation (its `label`, e.g. the paper's name; the paper's order first): per-family cells and `avg` as mean ± std
+    over seeds, `Δ avg` vs full SGPO, the paper's value and Δ (`paper.py`, Qwen2.5-7B average) and
+    whether the signs of the two Δs agree (`paper.signs_match`, `tol` points of no sign)."""
+    parts = [d for d in (ablate,) if len(d) and "phase" in d]
+    if len(main) and "phase" in main:
+        ref = main[(main["train.method"] == "sgpo") & main["seed"].isin(seeds)]
+        parts.insert(0, ref.assign(label=FULL_SGPO))
+    if not parts:
+        return pd.DataFrame()
+    df = pd.concat(parts, ignore_index=True)
+    table = wide_table(df, "label", metric, with_base=False).drop(columns="ood", errors="ignore")
+    named = [n for n in [FULL_SGPO, *paper.ABLATIONS] if n in table.index]  # the paper's order, then the others
+    table = table.reindex(named + [n for n in dict.fromkeys(df["label"]) if n not in named])
+    means = numeric_table(df, "label", metric)[("mean", "test")]
+    delta = means - means.get(FULL_SGPO, float("nan"))
+    table["Δ avg"] = [f"{delta[n]:+.1f}" for n in table.index]
+    table["paper"] = [paper.FULL if n == FULL_SGPO else paper.ABLATIONS.get(n) for n in table.index]
+    table["paper Δ"] = [paper.ablation_delta(n) for n in table.index]
+    table["sign matches paper"] = paper.signs_match(delta.drop(FULL_SGPO, errors="ignore"), tol).reindex(table.index)
+    return table.rename_axis(f"ablation ({metric})")
+
+
+def ablation_deltas(table: pd.DataFrame) -> pd.Series:
+    """`Δ avg` of `ablation_table`'s ablation rows as numbers (for `paper.orderings`); empty without any."""
+    if "Δ avg" not in table:
+        return pd.Series(dtype=float)
+    return table["Δ avg"].drop(FULL_SGPO, errors="ignore").astype(float)
+
+
+def ablation_results(cfg: RunConfig, run_dir: Path, metric: str = METRIC) -> pd.DataFrame:
+    """`ablation_table` of the run's `ablate/` and `main/` sweeps: the one table notebook 04 and the
+    report show. Ablation runs that are main-table runs (named in `ablate/labels.json`, trained
+    once, in `main/`) are read from there under their ablation name."""
+    main = collected(run_dir / "main")
+    labels = run_labels(run_dir / "ablate")
+    reused = main[main["run"].isin(labels)].assign(label=lambda d: d["run"].map(labels)) if len(main) else main
+    ablate = pd.concat([d for d in (collected(run_dir / "ablate"), reused) if len(d)] or [pd.DataFrame()],
+                       ignore_index=True)
+    return ablation_table(ablate, main, ablation_seeds(cfg.experiment), metric)
+
+
+def main_runs_at_default_size(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """Finished main-table runs that are also scaling-study runs (same config: reused, not retrained);
+    none without a scaling study (real models have no student sizes)."""
+    if not cfg.experiment.scaling_sizes:
+        return pd.DataFrame()
+    main = collected(run_dir / "main")
+    if not len(main):
+        return main
+    keep = ((main["status"] == "done") & main["train.method"].isin(cfg.experiment.scaling_methods)
+            & main["seed"].isin(cfg.experiment.scaling_seeds) & (main["student.size"] == cfg.student.size))
+    return main[keep]
+
+
+def scaling_runs(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """The scaling study's runs: its own sweep plus the reused main-table runs of the default size."""
+    return pd.concat([collected(run_dir / "scaling"), main_runs_at_default_size(cfg, run_dir)], ignore_index=True)
+
+
+def scaling_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """Per (size, method): test macro accuracy (`metric`) before/after training, in points."""
+    macro = df[(df["status"] == "done") & (df["source"] == "macro") & (df["split"] == "test")]
+    agg = macro.groupby(["student.size", "train.method", "phase"])[metric].agg(["mean", "std"]).reset_index()
+    agg[["mean", "std"]] = agg[["mean", "std"]].fillna(0.0) * POINTS
+    return agg
+
+
+def grade_reasons(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rollout grades by reason (`grade/<reason>` of metrics.jsonl, summed over steps), one row per run."""
+    rows = {run: df.filter(like="grade/").sum().rename(lambda c: c.split("/", 1)[1]) for run, df in metrics.items()}
+    return pd.DataFrame(rows).T.fillna(0).astype(int) if rows else pd.DataFrame()

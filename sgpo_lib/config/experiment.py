@@ -1,0 +1,103 @@
+"""The `experiment:` section: which runs notebooks 03-05 make (sgpo-method.md §6, §7, §9).
+
+`methods` x `seeds` is the main table; `ablations` are the paper's ablations by name, each a set of
+dotted overrides of SGPO (§7; e.g. "w/o proximal constraints" sets two keys), run with
+`ablation_seeds` (default: the main table's seeds, so each ablation compares with the same SGPO
+runs); `scaling_*` the study over toy student sizes. In a params file `ablations` is a list (so a
+child file replaces its parent's, where a mapping would be deep-merged into it) of one-entry
+mappings `- <name>: {dotted.key: value}`, or of legacy `dotted.key=value` strings (each its own
+name); both are normalised to the first shape, held in read-only hashable mappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .schema import ConfigError
+from ..toy.config import SIZES
+from .yaml12 import parse_assignment
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"key '{key}': {message}")
+
+
+# train.method values (sgpo-method.md sections 3-6): `sft_grpo` trains like `grpo` (it differs
+# only in its starting checkpoint, the SFT warm-up).
+METHODS = ("sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy")
+MAIN_METHODS = METHODS + ("hybrid",)  # hybrid: deprecated name of luffy
+ABLATIONS_HELP = ("write each entry as '- <name>: {dotted.key: value, ...}' (e.g. '- w/o KL clipping: "
+                  "{distill.kl_clip: null}') or as one 'dotted.key=value' string (its own name)")
+
+
+class FrozenDict(dict):
+    """A read-only dict that hashes, so a config holding one stays frozen and hashable; it prints,
+    dumps (YAML, JSON) and pickles as a plain dict."""
+
+    def __hash__(self):
+        return hash(tuple(self.items()))
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a config mapping is read-only; use dotted overrides to change it")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _read_only
+
+
+def ablation_entry(entry: Any, where: str) -> dict[str, dict[str, Any]]:
+    """One `experiment.ablations` entry as `{name: {dotted.key: value}}`: a mapping of one name to
+    its overrides (sgpo-method.md §7; an ablation may need several), or a legacy `key=value` string,
+    which is its own name. Raises ConfigError naming `where` and the accepted shapes.
+
+    Example:
+        >>> ablation_entry("distill.coef=0", "x"), ablation_entry({"reverse KL": {"distill.direction": "reverse"}}, "x")
+        ({'distill.coef=0': {'distill.coef': 0}}, {'reverse KL': {'distill.direction': 'reverse'}})
+    """
+    if isinstance(entry, str) and "=" in entry:
+        key, value = parse_assignment(entry)
+        return FrozenDict({entry: FrozenDict({key: value})})
+    if isinstance(entry, dict) and len(entry) == 1:
+        (name, overrides), = entry.items()
+        ok = (isinstance(name, str) and name.strip() and isinstance(overrides, dict) and overrides
+              and all(isinstance(k, str) and k.strip() for k in overrides))
+        if ok:
+            return FrozenDict({name: FrozenDict({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})})
+    raise ConfigError(f"key '{where}': {entry!r} is not an ablation; {ABLATIONS_HELP}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    methods: tuple[str, ...] = ("sft", "grpo", "hybrid", "sgpo")
+    seeds: tuple[int, ...] = (0,)
+    # entries `{name: {dotted.key: value}}` (or legacy 'key=value' strings), see `ablation_entry`
+    ablations: tuple[Any, ...] = ("distill.estimator=sampled", "distill.direction=reverse",
+                                  "distill.weighting=constant", "distill.proximal=none", "distill.coef=0")
+    ablation_seeds: tuple[int, ...] | None = None  # None: the main table's seeds
+    scaling_sizes: tuple[str, ...] = ()
+    scaling_methods: tuple[str, ...] = ("grpo", "sgpo")
+    scaling_seeds: tuple[int, ...] = (0,)
+    parallel: int = 1
+
+    def __post_init__(self):
+        bad = [m for m in self.methods + self.scaling_methods if m not in MAIN_METHODS]
+        _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from {', '.join(MAIN_METHODS)}")
+        _check(len(self.methods) > 0, "experiment.methods", f"must name at least one method ({', '.join(MAIN_METHODS)})")
+        unknown = [z for z in self.scaling_sizes if z not in SIZES]
+        _check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
+        entries = tuple(ablation_entry(a, f"experiment.ablations[{i}]") for i, a in enumerate(self.ablations))
+        names = [n for e in entries for n in e]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        _check(not twice, "experiment.ablations", f"names {twice} appear twice; give each ablation its own name")
+        object.__setattr__(self, "ablations", entries)  # frozen: the one normalised shape, set before anyone reads it
+        _check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
+        _check(self.ablation_seeds is None or len(self.ablation_seeds) > 0, "experiment.ablation_seeds",
+               "must name >= 1 seed, or be null for the main table's seeds")
+
+
+def ablation_seeds(e: ExperimentConfig) -> tuple[int, ...]:
+    """The ablation runs' seeds: `experiment.ablation_seeds`, by default the main table's."""
+    return e.seeds if e.ablation_seeds is None else e.ablation_seeds

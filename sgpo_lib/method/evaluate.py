@@ -1,0 +1,154 @@
+"""Evaluation on unguided prompts (sgpo-method.md §8, §9).
+
+At test time the student never sees a strategy. Per benchmark (the `source` of each problem)
+and split we report avg@k, the paper's metric: the mean accuracy of k samples at
+`eval.temperature` / `eval.top_p` (paper: 0.6 / 0.95), with its own k per benchmark
+(`eval.k_by_benchmark`, paper: MATH500 4, AMC23 32, OlympiadBench 4, AIME24 32; `eval.k` for
+the others). Extras [ours]: greedy accuracy, and pass@k with the unbiased estimator of Chen
+et al. (2021) from the same k samples. Each table has a `macro` row per split (the unweighted
+mean over its benchmarks); `paper_average` is the paper's headline number: the mean avg@k over
+its four benchmarks (over every benchmark when none of them is evaluated, e.g. the toy world's
+families, where it equals the macro row).
+
+The step-0 evaluation of a run whose start model is content-addressed (a toy student or an SFT
+warm-up under the cache root) depends only on that model, the evaluation settings, the problems
+and the seed, so it is computed once and shared by every run with the same key
+(`start_eval_cache`): SFT, GRPO, HPT and LUFFY of one seed share the base student's, SFT+GRPO,
+SGPO and its ablations the warm-up's.
+
+Sample j of problem i has the seed `derive_seed(derive_seed(seed, tag, id_i), j)` whatever
+its k and batch, so one k for every benchmark makes exactly the generate calls of a single-k
+evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from math import comb
+from pathlib import Path
+from typing import Callable, Mapping
+
+import pandas as pd
+
+from ..core import fileio
+from ..data import prompts
+from ..core.records import Problem
+from ..core.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+PAPER_BENCHMARKS = ("math500", "amc23", "olympiadbench", "aime24")  # §8: the four the paper averages
+METRICS = ("greedy", "avg@k", "pass@k")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k).
+
+    Example:
+        >>> pass_at_k(4, 0, 2), pass_at_k(4, 4, 2), round(pass_at_k(4, 1, 2), 3)
+        (0.0, 1.0, 0.5)
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 1 <= k <= n, got k={k}, n={n}")
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def benchmark_name(source: str) -> str:
+    """The benchmark part of a problem source: `toy/sum` -> `sum`, `math500` -> `math500`."""
+    return source.rsplit("/", 1)[-1]
+
+
+def k_for(source: str, k: int, k_by_benchmark: Mapping[str, int]) -> int:
+    """The number of samples of a benchmark: its entry of `k_by_benchmark`, else `k`.
+
+    Example:
+        >>> k_for("amc23", 4, {"amc23": 32}), k_for("toy/sum", 4, {"amc23": 32})
+        (32, 4)
+    """
+    return k_by_benchmark.get(benchmark_name(source), k)
+
+
+def summarize(rows: list[dict]) -> pd.DataFrame:
+    """Per (split, source) table from per-problem rows with `greedy` (0/1), `samples` (list of
+    0/1) and `k`; columns `split, source, n, greedy, avg@k, pass@k, k`.
+
+    Adds one `macro` row per split: the unweighted mean over its benchmarks (its `k` is the
+    benchmarks' common k, None when they differ).
+    """
+    df = pd.DataFrame(rows)
+    df["avg@k"] = df["samples"].map(lambda s: sum(s) / len(s))
+    df["pass@k"] = [pass_at_k(len(s), int(sum(s)), k) for s, k in zip(df["samples"], df["k"])]
+    means = {m: (m, "mean") for m in METRICS}
+    table = (df.groupby(["split", "source"], sort=True)
+               .agg(n=("greedy", "size"), **means, k=("k", "first"))
+               .reset_index())
+    macro = table.groupby("split").agg(n=("n", "sum"), **means, k=("k", lambda ks: ks.iloc[0] if ks.nunique() == 1 else None))
+    macro = macro.reset_index().assign(source="macro")
+    out = pd.concat([table, macro[table.columns]], ignore_index=True)
+    out["k"] = pd.Series([None if pd.isna(k) else int(k) for k in out["k"]], index=out.index, dtype=object)
+    return out  # k: ints in JSON, null for a macro row over different k
+
+
+def paper_average(table: pd.DataFrame, metric: str = "avg@k") -> pd.Series:
+    """Per split: the mean of `metric` over the paper's four benchmarks that were evaluated
+    (`PAPER_BENCHMARKS`, §9), or over every benchmark when none of them was (the toy families).
+
+    `table` is `summarize`'s table (or rows of evals.jsonl of one step); `macro` rows are ignored.
+    """
+    per_bench = table[table["source"] != "macro"]
+    out = {}
+    for split, g in per_bench.groupby("split", sort=True):
+        paper = g[g["source"].map(benchmark_name).isin(PAPER_BENCHMARKS)]
+        out[split] = float((paper if len(paper) else g)[metric].mean())
+    return pd.Series(out, name=f"paper_average/{metric}", dtype=float)
+
+
+def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, temperature: float,
+             max_new_tokens: int, instruction: str, seed: int, tag: str = "eval", top_p: float = 1.0,
+             k_by_benchmark: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Greedy + k samples per problem (k per benchmark, `k_for`) on unguided prompts; returns
+    `summarize`'s table."""
+    from ..model.generation import SamplingSpec, generate_counts
+
+    texts = [prompts.render(tokenizer, prompts.unguided_messages(p, instruction)) for p in problems]
+    seeds = [derive_seed(seed, tag, p.id) for p in problems]
+    ks = [k_for(p.source, k, k_by_benchmark or {}) for p in problems]
+    greedy = generator.generate(texts, SamplingSpec(temperature=0.0, max_new_tokens=max_new_tokens, n=1), seeds)
+    sampled = generate_counts(generator, texts, SamplingSpec(temperature=temperature, top_p=top_p,
+                                                             max_new_tokens=max_new_tokens), seeds, ks)
+    g_grades = grader.grade_many([c[0].text for c in greedy], problems)
+    s_grades = grader.grade_many([c.text for cs in sampled for c in cs], [p for p, ki in zip(problems, ks) for _ in range(ki)])
+    rows, start = [], 0
+    for i, p in enumerate(problems):
+        rows.append({"split": p.split, "source": p.source, "problem_id": p.id, "k": ks[i],
+                     "greedy": g_grades[i].reward, "samples": [g.reward for g in s_grades[start : start + ks[i]]]})
+        start += ks[i]
+    table = summarize(rows)
+    log.info("%s: paper average avg@k %s", tag, paper_average(table).round(4).to_dict())
+    return table
+
+
+def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | None:
+    """The cache file of the step-0 evaluation of `cfg` from `model_dir`, or None when the model
+    folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""
+    from ..core.cache import cache_dir, cache_root
+
+    root, model_dir = cache_root(cfg).resolve(), Path(model_dir).resolve()
+    if root not in model_dir.parents:
+        return None
+    key = {"model_dir": str(model_dir.relative_to(root)), "model": cfg.model, "eval": cfg.eval, "seed": cfg.seed,
+           "grading": cfg.grading, "backend": cfg.rollout.backend, "instruction": cfg.instruction,
+           "max_new_tokens": cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, "problems": [p.id for p in problems]}
+    return cache_dir(cfg, "start_evals", key) / "table.json"
+
+
+def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`compute()`, read from / written to `path` (a JSON list of rows) when it is given."""
+    if path is not None and path.exists():
+        log.info("step-0 evaluation from the cache: %s", path)
+        return pd.DataFrame(fileio.read_json(path))
+    table = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fileio.write_json(path, table.to_dict("records"))
+    return table

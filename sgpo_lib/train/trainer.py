@@ -1,0 +1,419 @@
+"""The training loop: SGPO and the baselines (SFT, GRPO, SFT+GRPO, HPT, LUFFY) under one config.
+
+Each step (sgpo-method.md sections 2-6): a batch of problems -> paired rollouts from the
+current policy (autonomous, and guided where the method uses them) -> grading -> group
+advantages and adaptive weights `alpha(x)` (the pass-gap state lives in `self.alpha` and in
+every checkpoint) -> target selection (section 4: one no-grad forward scores the correct guided
+rollouts under the unguided prompt) -> teacher states under the guided prompt (no grad) -> loss
+over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
+imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
+group; HPT switches per problem between GRPO and SFT. The assembly is pure (`train_step`).
+Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
+
+Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
+(`model.lora.enabled`); devices and mixed precision through `accelerate`. Under
+`accelerate launch` with several processes, every rank takes its share of the step's
+problems and the gradients are summed across ranks after the backward passes (with
+normalisers that count the tokens of all ranks), which is DDP's result without wrapping the
+model, since the losses call the decoder and the lm_head separately. Ranks skip a non-finite
+step together, and the logged step metrics are means over the ranks. Batches and sampling
+seeds are derived from `(seed, step, ...)`, so a resumed run redraws the same samples and
+reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import backends, engine_checks
+from ..model import checkpoint
+from ..core import fileio
+from ..method import losses
+from ..data.batches import batch_for_step, eval_subset
+from ..config.run import RunConfig, config_to_yaml
+from ..method.evaluate import cached_table, evaluate, start_eval_cache
+from ..model.generation import SamplingSpec
+from ..grading.grader import reason_counts
+from ..method.distill import DistillSpec
+from ..model.policy import load_policy
+from ..core.records import Problem, TrainData
+from ..method.rollouts import sample_paired
+from ..core.locks import rank_zero_lock
+from ..core.run_folder import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
+from ..core.seeding import derive_seed
+from ..core.tracking import make_sink
+from ..method.step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
+                         micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
+                         token_counts, unguided_logprobs)
+
+log = logging.getLogger(__name__)
+
+CONSOLE_KEYS = ("step", "loss", "reward_auto", "reward_guided", "w_mean", "grad_norm", "step_s")
+
+
+def _tokens(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class Trainer:
+    """One training run in `out_dir` (metrics, checkpoints, evals, final weights, results)."""
+
+    def __init__(self, cfg: RunConfig, data: TrainData, out_dir: Path, grader):
+        from accelerate import Accelerator
+
+        self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
+        self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+        torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
+        checkpoint.check_model_files(data.model_dir)  # a damaged cached student fails naming its file
+        self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device,
+                                           cfg.model.attn_implementation)
+        self.pad_id = self.tok.pad_token_id
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        from transformers import get_scheduler
+
+        self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
+        tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
+        self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
+        d = cfg.distill
+        self.spec = DistillSpec(d.estimator, d.direction, d.proximal, d.eps_kl, d.is_clip_cap,
+                                d.topk if d.teacher_source == "hidden" and d.estimator == "topk" else None, d.kl_clip)
+        self.alpha = losses.PassGapAlpha(d.alpha0, d.gamma, d.alpha_max)
+        self.generator = self._make_generator()
+        self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
+                                                              cfg.train.sync_check_tol) if data.train else None
+        self.nonfinite_in_row = 0
+
+    # ------------------------------------------------------------ setup
+    def _make_generator(self):
+        r = self.cfg.rollout
+        if r.backend == "vllm":
+            from .backends import vllm_generator
+
+            return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
+        from ..model.generation import TransformersGenerator
+
+        return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
+                                    merge_lora=r.merge_lora)
+
+    def _vllm_launch_kwargs(self) -> dict:
+        """Under `accelerate launch`, each rank's engine joins the launcher's process group (as in
+        TRL's colocate mode) instead of starting a distributed runtime of its own."""
+        return {"distributed_executor_backend": "external_launcher"} if self.acc.num_processes > 1 else {}
+
+    def _sync_generator(self, step: int, when: str = "sync") -> dict:
+        """After an optimizer step: every rank's vLLM engine loads the new adapter (saved once, by
+        the main process), then the sync check (`engine_checks.SyncCheck`) returns its metrics or
+        stops the run; the transformers backend shares the model."""
+        if self.cfg.rollout.backend != "vllm":
+            return {}
+        adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
+        if self.acc.is_main_process:
+            self.model.save_pretrained(adapter_dir)
+        self.acc.wait_for_everyone()
+        self.generator.update_weights(adapter_dir)
+        with self.acc.autocast():
+            return self.sync_check(self.generator, self.model, self.tok, self.pad_id, self.acc.device, step, when)
+
+    def _sampling(self, topk: int = 0) -> SamplingSpec:
+        r = self.cfg.rollout
+        return SamplingSpec(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, topk_logprobs=topk)
+
+    # ------------------------------------------------------------ data of one step
+    def _my_share(self, problems: list[Problem]) -> list[Problem]:
+        return problems[self.acc.process_index :: self.acc.num_processes]
+
+    def _strong_seq(self, kind: str, p: Problem, prompt_ids: list[int], advantage: float = 0.0) -> Seq:
+        if not p.strong_response:
+            raise ValueError(f"problem {p.id}: train.method '{self.cfg.train.method}' needs a strong response")
+        completion = _tokens(self.tok, p.strong_response) + [self.tok.eos_token_id]
+        return Seq(kind, prompt_ids, completion, advantage=advantage)
+
+    def _unguided_ids(self, p: Problem) -> list[int]:
+        from ..data import prompts
+
+        return _tokens(self.tok, prompts.render(self.tok, prompts.unguided_messages(p, self.cfg.instruction)))
+
+    def _sft_seqs(self, batch: list[Problem]) -> tuple[list[Seq], dict]:
+        return [self._strong_seq("sft", p, self._unguided_ids(p)) for p in batch], {}
+
+    def _rollout_seqs(self, batch: list[Problem], step: int) -> tuple[list[Seq], dict]:
+        """Paired rollouts -> `rl` (+ `off` for luffy, `sft` for hpt) and `distill` candidates, plus step metrics."""
+        cfg, method = self.cfg, self.cfg.train.method
+        n_guided = cfg.rollout.n_guided if method == "sgpo" else 0
+        topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher_source == "engine" else 0
+        paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, cfg.rollout.n_autonomous,
+                               n_guided, self._sampling(topk), cfg.seed, step, self.grader, cfg.instruction)
+        rank = f".rank{self.acc.process_index}" if self.acc.num_processes > 1 else ""
+        write_completions(self.out_dir, step, paired, self.data.strategy_for, rank)
+        seqs: list[Seq] = []
+        for p in batch:
+            prompt_ids = self._unguided_ids(p)
+            strong = self._strong_seq("sft", p, prompt_ids) if method in ("luffy", "hpt") else None
+            seqs += group_seqs(method, prompt_ids, paired.group(p.id, guided=False), strong, cfg.train)
+        stats = paired.stats.set_index("problem_id")
+        w_P = self._weights(stats, step) if n_guided else torch.zeros(len(stats), dtype=torch.float64)
+        if n_guided:
+            seqs += distill_seqs(paired, lambda text: _tokens(self.tok, text), dict(zip(stats.index, w_P.tolist())),
+                                 cfg.distill.target)
+        metrics = self._rollout_metrics(paired, w_P)
+        metrics.update(engine_checks.group_stats(paired, seqs, cfg.distill.coef > 0))
+        if n_guided and cfg.train.mismatch_sample:
+            with self.acc.autocast():
+                metrics.update(engine_checks.guided_gap_metrics(self.model, self.tok, paired, cfg.train.mismatch_sample,
+                                                                cfg.train.mismatch_threshold, self.pad_id, self.acc.device))
+        return seqs, metrics
+
+    def _weights(self, stats, step: int) -> torch.Tensor:
+        """alpha(x) per problem (`train_step.instance_weights`), the pass-gap state shared by every rank,
+        and one `alpha.jsonl` row per problem. Shape (P,) float64."""
+        w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
+        if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
+            from accelerate.utils import gather_object
+
+            rows = gather_object(rows)
+            if self.cfg.distill.weighting == "pass_gap":
+                self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
+        if self.acc.is_main_process:
+            for r in rows:
+                fileio.append_jsonl(self.out_dir / "alpha.jsonl", r)
+        return w_P
+
+    def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
+        """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
+        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem.
+        The candidates are the correct guided rollouts (`distill_seqs`); a problem with a single one
+        has no choice to make: it is not scored."""
+        cand = [s for s in seqs if s.kind == "distill"]
+        per_problem = Counter(s.meta["problem_id"] for s in cand)
+        scored = [s for s in cand if per_problem[s.meta["problem_id"]] > 1]
+        lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
+        score_of = {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)}
+        keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
+                              [score_of.get(id(s), 0.0) for s in cand], "select_one")
+        for s, lp in zip(scored, lps):
+            s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
+        return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
+
+    def _rollout_metrics(self, paired, w_P) -> dict:
+        st = paired.stats
+        m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
+             "generate_s": paired.generate_s, "grade_s": paired.grade_s,
+             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
+             **reason_counts(r.grade_reason for r in paired.rollouts)}
+        if st["n_guided"].sum() > 0:
+            m["alpha_mean"] = float(w_P.mean())
+            m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
+        for source, g in st.groupby("source"):
+            m[f"p_auto/{source}"] = float(g["p_auto"].mean())
+            if g["n_guided"].sum() > 0:
+                m[f"p_guided/{source}"] = float(g.loc[g["n_guided"] > 0, "p_guided"].mean())
+        return m
+
+    # ------------------------------------------------------------ the step
+    def _counts(self, seqs: list[Seq]) -> dict[str, float]:
+        """Global token counts per normaliser group (`train_step.token_counts`), summed over ranks."""
+        local = torch.tensor(token_counts(seqs), dtype=torch.float64, device=self.acc.device)
+        total = self.acc.reduce(local, "sum") if self.acc.num_processes > 1 else local
+        return dict(zip(("rl", "sft", "distill"), total.clamp_min(losses.MIN_NORMALISER).tolist()))
+
+    def _ref_fn(self):
+        if self.cfg.train.beta == 0.0:
+            return None
+        from ..model.policy import token_logprobs
+
+        def ref(batch):
+            with torch.no_grad(), self.model.disable_adapter():
+                return token_logprobs(self.model, batch)
+        return ref
+
+    def _backward(self, seqs: list[Seq]) -> tuple[float, dict]:
+        """All micro-batches of one epoch: losses (`train_step.loss_groups`), backward; returns (loss, metrics)."""
+        cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
+        mb, dev = cfg.train.micro_batch_size, self.acc.device
+        for kind, coef, group in loss_groups(seqs, cfg.distill.coef, cfg.train.rl_coef):
+            for chunk in micro_batches(group, mb):
+                with self.acc.autocast():
+                    if kind == "rl":
+                        loss, m, n = policy_loss(self.model, chunk, counts["rl"], cfg.train, self.pad_id, dev, self._ref_fn())
+                    elif kind == "sft":
+                        loss, m, n = sft_loss(self.model, chunk, counts["sft"], self.pad_id, dev)
+                    else:
+                        loss, m, n = distill_loss(self.model, chunk, counts["distill"], self.spec, cfg.distill.chunk_size,
+                                                  self.pad_id, dev, cfg.distill.teacher_source)
+                    loss = coef * loss if kind == "distill" or coef != 1.0 else loss
+                if not torch.isfinite(loss):
+                    return float("nan"), {}
+                loss.backward()
+                total += float(loss.detach())
+                sums.add(m, n)
+        return total, sums.means()
+
+    def _optimizer_step(self) -> float:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.acc.num_processes > 1:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = self.acc.reduce(p.grad, "sum")
+        norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return norm
+
+    def train_step(self, step: int) -> dict:
+        cfg, t0 = self.cfg, time.perf_counter()
+        batch = batch_for_step(self.data.train, cfg.seed, step, cfg.train.batch_problems)
+        batch = self._my_share(list({p.id: p for p in batch}.values()))  # an epoch boundary can repeat one
+        seqs, metrics = self._sft_seqs(batch) if cfg.train.method == "sft" else self._rollout_seqs(batch, step)
+        t1 = time.perf_counter()
+        if cfg.distill.target == "select_one" and cfg.distill.coef > 0 and any(s.kind == "distill" for s in seqs):
+            seqs = self._select_targets(seqs)
+        distill = [s for s in seqs if s.kind == "distill"]
+        if distill and cfg.distill.coef > 0 and cfg.distill.teacher_source == "hidden":
+            teacher_states(self.model, distill, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
+        if cfg.train.ppo_epochs > 1:
+            old_logprobs(self.model, [s for s in seqs if s.old_logprobs is None], self.pad_id, self.acc.device,
+                         cfg.train.micro_batch_size)
+        t2 = time.perf_counter()
+        for _ in range(cfg.train.ppo_epochs):
+            loss, train_metrics = self._backward(seqs)
+            if not self._all_finite(loss):
+                return self._skip_nonfinite(step, metrics)
+            metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
+        metrics.update(engine_checks.gap_metrics([s.meta["logprob_gap"] for s in seqs if "logprob_gap" in s.meta],
+                                                 cfg.train.mismatch_threshold, "mismatch/auto"))
+        self.nonfinite_in_row = 0
+        metrics.update(self._sync_generator(step))
+        t3 = time.perf_counter()
+        n_train = sum(len(s.completion_ids) for s in seqs) * cfg.train.ppo_epochs
+        metrics.update(teacher_s=t2 - t1, train_s=t3 - t2, step_s=t3 - t0, lr=self.sched.get_last_lr()[0],
+                       n_distill_seqs=len(distill), distill_tokens=sum(len(s.completion_ids) for s in distill),
+                       train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
+        if "gen_tokens" in metrics:
+            metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
+        return self._mean_over_ranks(metrics)
+
+    def _all_finite(self, loss: float) -> bool:
+        """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
+        bad = torch.tensor([0.0 if np.isfinite(loss) else 1.0], device=self.acc.device)
+        return float(self.acc.reduce(bad, "sum") if self.acc.num_processes > 1 else bad) == 0.0
+
+    def _mean_over_ranks(self, metrics: dict) -> dict:
+        """Each metric averaged over the ranks that report it (every rank sees its own share)."""
+        if self.acc.num_processes == 1:
+            return metrics
+        from accelerate.utils import gather_object
+
+        per_rank = gather_object([metrics])
+        keys = dict.fromkeys(k for m in per_rank for k in m)
+        return {k: float(np.mean([m[k] for m in per_rank if k in m])) for k in keys}
+
+    def _skip_nonfinite(self, step: int, metrics: dict) -> dict:
+        self.opt.zero_grad(set_to_none=True)
+        self.nonfinite_in_row += 1
+        log.warning("step %d: non-finite loss, step skipped (%d in a row)", step, self.nonfinite_in_row)
+        if self.nonfinite_in_row >= self.cfg.train.max_nonfinite_in_row:
+            raise FloatingPointError(f"{self.nonfinite_in_row} non-finite losses in a row (train.max_nonfinite_in_row); "
+                                     "lower train.lr or check the data")
+        return self._mean_over_ranks({**metrics, "skipped_nonfinite": 1, "nonfinite_in_row": self.nonfinite_in_row})
+
+    # ------------------------------------------------------------ eval, checkpoints, the loop
+    def evaluate(self, step: int) -> list[dict]:
+        """Unguided evaluation on the main process (other ranks return no rows)."""
+        if not self.acc.is_main_process:
+            return []
+        e = self.cfg.eval
+        problems = eval_subset(self.data.eval, e.splits, e.max_problems)
+        table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: evaluate(
+            self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
+            k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
+            instruction=self.cfg.instruction, seed=self.cfg.seed))
+        rows = [{**r, "step": step} for r in table.to_dict("records")]
+        for r in rows:
+            fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
+        return rows
+
+    def _eval_metrics(self, rows: list[dict]) -> dict:
+        return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
+
+    def _resume(self) -> int:
+        state = checkpoint.load_latest(self.out_dir / "checkpoints")
+        if state is None:
+            if self.acc.is_main_process:  # killed before the first checkpoint: start over, step 0 included
+                rewind_logs(self.out_dir, -1)
+            return 0
+        step = checkpoint.restore(state, self.model, self.opt, self.sched)
+        self.nonfinite_in_row = state["extra"].get("nonfinite_in_row", 0)
+        self.alpha.load_state_dict(state["extra"].get("alpha", {}))
+        if self.acc.is_main_process:  # logs are re-written past the checkpoint
+            rewind_logs(self.out_dir, step)
+        self._sync_generator(step, "resume")
+        log.info("resumed from step %d", step)
+        return step
+
+    def run(self) -> dict:
+        """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content."""
+        cfg, main = self.cfg, self.acc.is_main_process
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fileio.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
+            write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
+            backends.record(self.out_dir, "train", self.generator)
+        start = self._resume()
+        if start == 0 and main:
+            self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))
+        progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
+        for step in range(start + 1, cfg.train.steps + 1):
+            metrics = self.train_step(step)
+            if main:
+                progress.update(step)
+            if step % cfg.eval.every == 0 or step == cfg.train.steps:
+                metrics.update(self._eval_metrics(self.evaluate(step)))
+            if not main:
+                continue  # ranks hold identical weights: the main process logs and checkpoints
+            self.metrics.log(step, **metrics)
+            if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
+                checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
+                                {"nonfinite_in_row": self.nonfinite_in_row, "alpha": self.alpha.state_dict()},
+                                keep=cfg.output.keep_checkpoints)
+        self.acc.wait_for_everyone()
+        return self._finish() if main else {}
+
+    def _finish(self) -> dict:
+        evals = fileio.read_jsonl(self.out_dir / "evals.jsonl")
+        last = max(r["step"] for r in evals)
+        results = {"method": self.cfg.train.method, "final_step": last,
+                   "base_eval": [r for r in evals if r["step"] == 0],
+                   "final_eval": [r for r in evals if r["step"] == last]}
+        self.model.save_pretrained(self.out_dir / "final")
+        self.tok.save_pretrained(self.out_dir / "final")  # the folder loads on its own after full fine-tuning
+        fileio.write_json(self.out_dir / "results.json", results)
+        write_status(self.out_dir, "done")
+        return results
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
+    """Run (or resume) one training run into `out_dir` (holding its lock); returns its results."""
+    trainer = None
+    with rank_zero_lock(out_dir):
+        try:
+            trainer = Trainer(cfg, data, out_dir, grader)
+            return trainer.run()
+        except BaseException:
+            import traceback
+
+            write_status(out_dir, "failed", traceback.format_exc())
+            raise
+        finally:
+            if trainer is not None:
+                trainer.close()

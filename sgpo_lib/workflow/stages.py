@@ -1,0 +1,239 @@
+"""The stages of a run: one function per numbered notebook, also behind `python -m sgpo_lib`.
+
+Each `stage(cfg, run_dir)` computes, writes its artefacts into `run_dir` and returns what the
+notebook displays. The notebooks hold no algorithm (architecture.md, "The flow of one run").
+
+    00 prepare        problems by split, base student(s), the premise table (toy world)
+    01 strategies     the strategy library and its rejection report
+    02 rollouts       paired rollouts of the base student: p_auto vs p_guided per problem
+    03 train          SGPO and the baselines (experiment.methods x experiment.seeds): main table
+    04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds): ablation table
+    05 scaling        methods over student sizes (experiment.scaling_sizes)
+    06 report         tables and figures; `render_report` writes report.html
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from . import assets
+from ..core import fileio
+from ..analysis import kl_signal, results
+from ..data import prompts
+from ..method.rollouts import load_rollouts
+from ..train.backends import load_student
+from ..config.run import RunConfig, ablation_runs, experiment_variants, load_config
+from .runs import seed_everything
+from ..core.cache import cache_dir
+from ..core.run_folder import read_status
+from .sweep import run_name, run_sweep, unfinished
+
+log = logging.getLogger(__name__)
+
+
+_GRADERS: dict = {}  # grading settings -> the Grader every run of this process shares
+
+
+def _grader(cfg: RunConfig):
+    """A context yielding this process's warm `Grader` for `cfg.grading`: its worker processes
+    (math-verify imported and warmed, seconds each) start once, not once per sweep run; they are
+    closed when the process exits."""
+    from ..grading.grader import grader_for
+
+    if cfg.grading not in _GRADERS:
+        _GRADERS[cfg.grading] = grader_for(cfg)
+        atexit.register(_GRADERS[cfg.grading].close)
+    return contextlib.nullcontext(_GRADERS[cfg.grading])
+
+
+def prepare(cfg: RunConfig, run_dir: Path) -> dict:
+    """Problems by split (saved as JSONL), base student folder(s), and for the toy world the
+    premise table: held-out greedy accuracy unguided vs guided, per family and student size."""
+    by_split = assets.problems(cfg)
+    for split, ps in by_split.items():
+        fileio.write_jsonl(run_dir / "data" / f"{split}.jsonl", [p.to_dict() for p in ps])
+    sizes = list(dict.fromkeys([cfg.student.size, *cfg.experiment.scaling_sizes])) if cfg.model.source == "toy" else [None]
+    students = {size: str(assets.student_dir(cfg, size)) for size in sizes}
+    out = {"counts": {s: len(ps) for s, ps in by_split.items()}, "students": students}
+    if cfg.data.source == "toy":
+        from ..toy.premise import premise_table
+        from ..toy.wording import family_strategies
+
+        held_out = by_split["test"] + by_split["ood"]
+        tables = []
+        for size, d in students.items():
+            cached = cache_dir(cfg, "premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
+            if not cached.exists():
+                table = premise_table(Path(d), held_out, family_strategies(cfg.world.families), cfg.instruction)
+                fileio.write_text(cached, table.to_csv(index=False))
+            tables.append(pd.read_csv(cached).assign(size=size))
+        premise = pd.concat(tables, ignore_index=True)
+        premise.to_csv(run_dir / "premise.csv", index=False)
+        out["premise"] = premise
+    fileio.write_json(run_dir / "prepare.json", {k: v for k, v in out.items() if k != "premise"})
+    return out
+
+
+def extract(cfg: RunConfig, run_dir: Path) -> dict:
+    """The strategy library (copied into the run folder), the outcome per problem by reason, and
+    the candidate / selection counts (`strategy_select`)."""
+    library, report = assets.strategy_library(cfg)
+    selection = assets.strategy_selection(cfg)
+    library.save(run_dir / "strategies.jsonl")
+    fileio.write_json(run_dir / "strategy_report.json", dict(report))
+    fileio.write_json(run_dir / "strategy_selection.json", dict(selection))
+    table = pd.DataFrame([{"id": s.id, "problem_type": s.problem_type, "strategy": s.strategy, "steps": len(s.steps),
+                           "candidate": s.provenance.get("candidate"), "selected": s.provenance.get("selected")}
+                          for s in library])
+    return {"library": library, "table": table,
+            "report": pd.Series(dict(report), name="count", dtype=int).sort_values(ascending=False),
+            "selection": pd.Series(dict(selection), name="count", dtype=int).sort_index()}
+
+
+def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
+    """Paired rollouts of one policy (`generator`, see `backends.PolicySampler`) on the first
+    `per_source` training problems of each family / benchmark, with step-0 seeds."""
+    from ..model.generation import SamplingSpec
+    from ..method.rollouts import sample_paired
+    from ..data.batches import eval_subset
+
+    spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                        max_new_tokens=cfg.rollout.max_new_tokens)
+    with _grader(cfg) as grader:
+        return sample_paired(generator, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
+                             cfg.rollout.n_autonomous, max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
+
+
+def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.DataFrame:
+    """One round of paired rollouts of the base student on training problems (section 2):
+    the first `per_source` problems of each family / benchmark.
+
+    Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
+    """
+    from ..train.backends import PolicySampler, record
+    from ..method.rollouts import save_rollouts
+
+    data = assets.train_data(cfg)
+    with PolicySampler(cfg, data.model_dir) as sampler:
+        generator, tok = sampler.policy(None)
+        record(run_dir, "02_paired_rollouts", generator)
+        batch = _paired_batch(cfg, data, generator, tok, per_source)
+    save_rollouts(run_dir / "paired_rollouts.jsonl", batch.rollouts)
+    batch.stats.to_csv(run_dir / "paired_stats.csv", index=False)
+    return batch.stats
+
+
+def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.DataFrame:
+    """The guidance weight on fixed problems, before and after SGPO (section 5: w should fall).
+
+    The per-step `w_mean` of training is measured on a new batch every step, so it is noisy;
+    here notebook 02's problems are sampled again, with the same seeds, by the base student and
+    by each SGPO run of the main table (its final adapter), with the configured backend and
+    device (`backends.PolicySampler`). One row per policy: mean p_auto, p_guided and w
+    (`distill.weighting`) over the problems that have a strategy. Saved as `guidance_shift.csv`.
+    """
+    from ..train.backends import PolicySampler, record
+
+    policies = {"base student": None}
+    policies.update({d.name: d / "final" for d in sorted((run_dir / "main").glob("train.method=sgpo_*"))
+                     if read_status(d) == "done"})
+    data = assets.train_data(cfg)
+    with PolicySampler(cfg, data.model_dir) as sampler:
+        rows = []
+        for name, final in policies.items():
+            generator, tok = sampler.policy(final)
+            record(run_dir, f"03_guidance_shift/{name}", generator)
+            rows.append(_shift_row(cfg, name, _paired_batch(cfg, data, generator, tok, per_source).stats))
+    table = pd.DataFrame(rows).set_index("policy")
+    table.to_csv(run_dir / "guidance_shift.csv")
+    return table
+
+
+def _shift_row(cfg: RunConfig, name: str, stats: pd.DataFrame) -> dict:
+    """Mean p_auto, p_guided and guidance weight w of one policy over problems with a strategy."""
+    import torch
+
+    from ..method import losses
+
+    stats = stats.dropna(subset=["p_guided"])
+    w = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
+                                cfg.distill.weighting, cfg.distill.gamma)
+    return {"policy": name, "problems": len(stats), "p_auto": stats["p_auto"].mean(),
+            "p_guided": stats["p_guided"].mean(), "w": float(w.mean())}
+
+
+def measure_signal(cfg, run_dir: Path, per_source: int = 2, final_dir: Path | None = None) -> list[dict]:
+    """Where the signal lands on `per_source` guided rollouts per family of notebook 02 (its
+    `paired_rollouts.jsonl`), under the base student or a trained run's `final_dir`; saved as `signal.json`."""
+    data = assets.train_data(cfg)
+    problems = {p.id: p for p in data.train}
+    model, tok = load_student(cfg, data.model_dir, final_dir)
+    out = []
+    for r in kl_signal.pick_rollouts(load_rollouts(Path(run_dir) / "paired_rollouts.jsonl"), problems, per_source):
+        p = problems[r.problem_id]
+        guided = prompts.render(tok, prompts.guided_messages(p, data.strategy_for(p), cfg.instruction))
+        unguided = prompts.render(tok, prompts.unguided_messages(p, cfg.instruction))
+        out.append({"problem_id": p.id, "source": p.source, "reward": r.reward,
+                    **kl_signal.rollout_signal(model, tok, guided, unguided, r.token_ids)})
+    fileio.write_json(Path(run_dir) / kl_signal.SIGNAL_FILE, {"policy": str(final_dir or "base student"), "rollouts": out})
+    log.info("signal: %d guided rollouts measured, %s", len(out), Path(run_dir) / kl_signal.SIGNAL_FILE)
+    return out
+
+
+def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
+    """Train one config (params + overrides) into `out_dir`; the unit of every sweep."""
+    from ..train.trainer import train
+
+    cfg = load_config(params_file, overrides)
+    seed_everything(cfg.seed)
+    size = cfg.student.size if cfg.model.source == "toy" else None
+    with _grader(cfg) as grader:
+        return train(cfg, assets.train_data(cfg, size), Path(out_dir), grader)
+
+
+def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
+    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after building
+    the SFT warm-ups the unfinished ones start from here, once each (`assets.prepare_warmups`)."""
+    todo = unfinished(run_dir / name, variants)
+    assets.prepare_warmups(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
+    return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
+                     train_fn=train_variant)
+
+
+def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """The main table: every method of `experiment.methods` x `experiment.seeds` (`results.main_table`)."""
+    df = _sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"])
+    return results.main_table(df)
+
+
+def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """SGPO ablations (§7), named as in `experiment.ablations` (`ablate/labels.json`); the table is
+    `results.ablation_results`, the report's too: the reference row is the main table's SGPO runs
+    (same seeds), beside the paper's numbers. An ablation run that is also a main-table run (e.g.
+    `w/o strategy distillation` = `{train.method: sft_grpo}`, the paper's "= SFT+GRPO") is not trained
+    again: the table reads it from `main/`."""
+    if not cfg.experiment.ablations:
+        return pd.DataFrame()
+    runs = ablation_runs(cfg)
+    fileio.write_json(run_dir / "ablate" / results.LABELS_FILE, {run_name(v): name for name, v in runs})
+    main = {run_name(v) for v in experiment_variants(cfg)["main"]}
+    _sweep(cfg, run_dir, "ablate", [v for _, v in runs if run_name(v) not in main])  # the others: main's runs
+    return results.ablation_results(cfg, run_dir)
+
+
+def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
+    """Methods over student sizes: gain of each method over the base student, per size. Runs
+    of the default size that the main table already trained are reused."""
+    if not cfg.experiment.scaling_sizes:
+        return pd.DataFrame()
+    reused = results.main_runs_at_default_size(cfg, run_dir)
+    taken = set(zip(reused["train.method"], reused["seed"])) if len(reused) else set()
+    variants = [v for v in experiment_variants(cfg)["scaling"]
+                if not (v["student.size"] == cfg.student.size and (v["train.method"], v["seed"]) in taken)]
+    _sweep(cfg, run_dir, "scaling", variants)
+    return results.scaling_table(results.scaling_runs(cfg, run_dir))

@@ -1,0 +1,192 @@
+"""Sweeps as plain data: a grid of override dicts, one isolated folder per run, a table.
+
+`grid(**axes)` returns the override dicts of the Cartesian product; `run_name` turns one
+into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
+(in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
+when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done`
+is skipped, and a failure is recorded in its STATUS while the others go on. Every variant's
+folder name (a safe name: grid values with `/` or `..` are refused) and config are checked
+before the first run starts. Children run in their own process group, die with the sweep
+(Linux `PR_SET_PDEATHSIG`, then they kill their group) and append to `stdout.log`. Reading a
+sweep back (`collect`, `summary`) is `results.py`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..core import fileio
+from ..config.run import load_config
+from ..core.locks import RunLockedError, holder
+from ..core.paths import REPO_ROOT, safe_name
+from ..analysis.results import collect
+from ..core.run_folder import read_status
+
+log = logging.getLogger(__name__)
+_CHILDREN: set[subprocess.Popen] = set()  # this sweep's running `train` children
+
+
+def grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    """Cartesian product of dotted-key axes.
+
+    Example:
+        >>> grid(**{"distill.coef": [0, 1], "seed": [0]})
+        [{'distill.coef': 0, 'seed': 0}, {'distill.coef': 1, 'seed': 0}]
+    """
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
+
+
+def run_name(overrides: dict[str, Any]) -> str:
+    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`; a key or value that
+    is not a safe folder name (a `/`, `..`, spaces) raises ValueError naming it.
+
+    Example:
+        >>> run_name({"distill.estimator": "sampled", "seed": 1})
+        'distill.estimator=sampled_seed=1'
+    """
+    for k, v in overrides.items():
+        safe_name(f"{k}={v}", f"sweep value {k}={v!r} (it becomes a folder name):")
+    return safe_name("_".join(f"{k}={v}" for k, v in overrides.items()) or "base", "sweep run name")
+
+
+WAKE_S = 0.2  # how often the sweep's main thread wakes while its runs go on (to act on signals)
+
+
+def _die_with_parent() -> None:
+    """In a sweep's child, before exec: receive SIGTERM when the sweep dies (even by SIGKILL)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG (Linux)
+
+
+def _spawn(cmd: list[str], env: dict, log_path: Path) -> int:
+    """Run `cmd` in its own process group, appending to `log_path`; returns its exit code."""
+    with open(log_path, "a") as logf:  # append: a re-run never truncates the log of an earlier attempt
+        logf.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    _CHILDREN.add(proc)
+    try:
+        return proc.wait()
+    finally:
+        _CHILDREN.discard(proc)
+
+
+def kill_children() -> None:
+    """SIGKILL the process group of every running child of this sweep (on Ctrl-C, SIGTERM)."""
+    for proc in list(_CHILDREN):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int) -> None:
+    env = dict(os.environ)
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    else:  # runs side by side on the CPU share its cores (oversubscribed torch threads run many times slower)
+        env["OMP_NUM_THREADS"] = str(cpu_threads)
+    cmd = [sys.executable, "-m", "sgpo_lib", "train", "--params", str(params_file), "--out-dir", str(out_dir)]
+    for k, v in overrides.items():
+        cmd += ["--set", f"{k}={json.dumps(v)}"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    code = _spawn(cmd, env, out_dir / "stdout.log")
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}; see {out_dir / 'stdout.log'}")
+
+
+def _check_variants(params_file: str, variants: list[dict], base_overrides: dict) -> list[Path]:
+    """Every variant's folder name and config, checked before the first run starts."""
+    names = [run_name(v) for v in variants]
+    for v in variants:
+        load_config(params_file, {**base_overrides, **v})
+    return names
+
+
+def run_sweep(
+    params_file: str | Path,
+    variants: list[dict[str, Any]],
+    root: Path,
+    *,
+    base_overrides: dict[str, Any] | None = None,
+    parallel: int = 1,
+    train_fn: Callable[[str, dict, Path], Any] | None = None,
+) -> pd.DataFrame:
+    """Run each variant into `root/<run_name>`; skip finished ones; record failures.
+
+    `train_fn(params_file, overrides, out_dir)` runs one variant in-process (needed with
+    `parallel == 1`; the project's is `stages.train_variant`, passed in by its callers so that
+    this module does not depend on the stages); with `parallel > 1` each variant runs in a
+    `python -m sgpo_lib train` subprocess. Every variant is validated first. A folder in use by
+    another live process is left alone (counted as failed). Returns `collect(root)`.
+    """
+    if parallel == 1 and train_fn is None:
+        raise ValueError("run_sweep(parallel=1) needs train_fn, e.g. sgpo_lib.workflow.stages.train_variant")
+    root, base_overrides = Path(root), base_overrides or {}
+    names = _check_variants(str(params_file), variants, base_overrides)
+    devices = _gpu_ids()
+
+    def one(i: int) -> None:
+        out_dir, overrides = root / names[i], {**base_overrides, **variants[i]}
+        if read_status(out_dir) == "done":
+            log.info("sweep: %s done, skipped", out_dir.name)
+            return
+        if (busy := holder(out_dir)) is not None:
+            log.error("sweep: %s is in use by pid %s; left alone", out_dir.name, busy["pid"])
+            return
+        try:
+            if parallel == 1:
+                train_fn(str(params_file), overrides, out_dir)
+            else:
+                _subprocess_run(str(params_file), overrides, out_dir, devices[i % len(devices)] if devices else None,
+                                max(1, (os.cpu_count() or 1) // parallel))
+        except RunLockedError as e:  # another process took the folder meanwhile: its STATUS is its own
+            log.error("sweep: %s", e)
+        except Exception as e:  # a failed run is recorded and the sweep goes on
+            log.error("sweep: %s failed: %s", out_dir.name, e)
+            if read_status(out_dir) != "failed":
+                fileio.write_text(out_dir / "STATUS", f"failed\n{type(e).__name__}: {e}\n")
+
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel))
+    try:
+        futures = [pool.submit(one, i) for i in range(len(variants))]
+        while wait(futures, timeout=WAKE_S).not_done:  # the kernel may hand Ctrl-C to a worker thread: the
+            pass                                          # main thread must wake to raise KeyboardInterrupt
+        for f in futures:
+            f.result()
+    except BaseException:  # Ctrl-C: start nothing more and take the running children down first
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_children()
+        raise
+    pool.shutdown()
+    return collect(root, require_complete=False)
+
+
+def unfinished(root: Path, variants: list[dict[str, Any]]) -> dict[str, str]:
+    """`{run name: status}` of the variants whose STATUS is not `done`."""
+    statuses = {run_name(v): read_status(Path(root) / run_name(v)) for v in variants}
+    return {name: status or "missing" for name, status in statuses.items() if status != "done"}
+
+
+def _gpu_ids() -> list[str]:
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        return []
