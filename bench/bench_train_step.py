@@ -15,7 +15,7 @@ timed steps are reported, so that a shared, noisy machine's load drift falls on 
 variant alike. The load averages before and after are recorded.
 
 What each step time includes:
-- ours (`grpo`, `sgpo`): `train_step` from batch selection to the optimizer step, as its
+- ours (`grpo`, `sgpo`): `method.step` from batch selection to the optimizer step, as its
   own `step_s`, split into `generate_s` (our KV-cached sampling loop, which also records the
   raw log-probs of every token), `grade_s`, `teacher_s` (SGPO: the no-grad forward under the
   guided prompt), `train_s` (forward, backward, optimizer step) and `other_s` (the rest:

@@ -19,6 +19,17 @@ import signal
 import sys
 from pathlib import Path
 
+from .analysis.report import terminal_tables
+from .analysis.results import summary
+from .config.run import load_config
+from .config.yaml12 import parse_assignment, yaml_load
+from .core.locks import run_lock
+from .core.paths import inside, output_root, resolve
+from .workflow import stages
+from .workflow.pipeline import run_pipeline
+from .workflow.runs import configure_logging, start_run
+from .workflow.sweep import grid, kill_children, run_sweep, unfinished
+
 COMMANDS = {
     "pipeline": "run notebooks 00-06 of one params file into its run folder and render report.html",
     "train": "train one config (params + --set overrides) into --out-dir",
@@ -33,14 +44,10 @@ COMMANDS = {
 
 
 def _overrides(assignments: list[str]) -> dict:
-    from .config.yaml12 import parse_assignment
-
     return dict(parse_assignment(a) for a in assignments or [])
 
 
 def _grid(axes: list[str]) -> dict[str, list]:
-    from .config.yaml12 import yaml_load
-
     out = {}
     for axis in axes or []:
         key, _, values = axis.partition("=")
@@ -75,9 +82,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _folder(params: str, overrides: dict, given: str) -> Path:
     """`given` (relative to the repository) if it lies inside the params' outputs root, else ValueError."""
-    from .config.run import load_config
-    from .core.paths import inside, output_root, resolve
-
     return inside(output_root(load_config(params, overrides).output.root), resolve(given))
 
 
@@ -88,15 +92,11 @@ def _kill_own_group_on_sigterm() -> None:
 
 
 def _sweep(args, overrides: dict) -> int:
-    from .workflow.stages import train_variant
-    from .analysis.results import summary
-    from .workflow.sweep import grid, kill_children, run_sweep, unfinished
-
     signal.signal(signal.SIGTERM, lambda *_: (kill_children(), os._exit(143)))
     root, axes = _folder(args.params, overrides, args.out), _grid(args.grid)
     variants = grid(**axes)
     table = run_sweep(args.params, variants, root, base_overrides=overrides, parallel=args.parallel,
-                      train_fn=train_variant)
+                      train_fn=stages.train_variant)
     table.to_csv(root / "sweep_table.csv", index=False)
     print(summary(table, list(axes)).to_string())
     print(f"full table: {root / 'sweep_table.csv'}")
@@ -107,10 +107,6 @@ def _sweep(args, overrides: dict) -> int:
 
 
 def _stage(args, overrides: dict) -> None:
-    from .workflow import stages
-    from .core.locks import run_lock
-    from .workflow.runs import start_run
-
     cfg, run_dir = start_run(args.params, overrides, args.run_id)
     fn = {"rollouts": stages.paired_rollouts, "main": stages.train_main, "extract": stages.extract}.get(
         args.command, getattr(stages, args.command, None))
@@ -121,23 +117,17 @@ def _stage(args, overrides: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .workflow.runs import configure_logging
 
     configure_logging()
     overrides = _overrides(args.set)
     if args.command == "pipeline":
-        from .workflow.pipeline import run_pipeline
-
-        from .analysis.report import terminal_tables
 
         report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
         tables = terminal_tables(report.parent if report.name == "report.html" else report)
         print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
     elif args.command == "train":
-        from .workflow.stages import train_variant
-
         _kill_own_group_on_sigterm()
-        train_variant(args.params, overrides, _folder(args.params, overrides, args.out_dir))
+        stages.train_variant(args.params, overrides, _folder(args.params, overrides, args.out_dir))
     elif args.command == "sweep":
         return _sweep(args, overrides)
     else:

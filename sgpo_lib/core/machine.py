@@ -14,6 +14,8 @@ import os
 import platform
 from pathlib import Path
 
+import torch
+
 # Instruction-set flags (from /proc/cpuinfo) that decide which kernels PyTorch and oneDNN take.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -35,8 +37,6 @@ def _cpuinfo() -> tuple[str, set[str]]:
 
 def native_bf16() -> bool:
     """True when PyTorch's CPU kernels run bfloat16 natively (oneDNN with AVX512-BF16 or AMX)."""
-    import torch
-
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -47,8 +47,6 @@ def cpu_facts() -> dict:
         >>> sorted(cpu_facts())[:3]
         ['cores', 'isa', 'model']
     """
-    import torch
-
     model, flags = _cpuinfo()
     return {
         "model": model,

@@ -251,7 +251,7 @@ def chunked_distill(student_hidden_N_H, lm_head_weight_V_H, target_ids_N, token_
 
     Equal (values and gradients wrt `student_hidden_N_H`, `lm_head_weight_V_H`, `lm_head_bias_V`)
     to `distill_dense` on `student_hidden_N_H @ W^T + b`. `token_coef_N` is the section-6
-    coefficient (`train_step.distill_token_coefs`, flattened). No gradient reaches the teacher or W when
+    coefficient (`method.step.distill_token_coefs`, flattened). No gradient reaches the teacher or W when
     W does not require grad (frozen lm_head under LoRA).
 
     Shapes:

@@ -42,11 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from ..model.generation import Completion, Generator, SamplingSpec, generate_counts
+import pandas as pd
+
 from ..core.fileio import read_jsonl, write_jsonl
-from ..data.prompts import DEFAULT_INSTRUCTION, guided_messages, render, unguided_messages
 from ..core.records import Problem, Rollout, Strategy
 from ..core.seeding import derive_seed
+from ..data.prompts import DEFAULT_INSTRUCTION, guided_messages, render, unguided_messages
+from ..model.generation import Completion, Generator, SamplingSpec, generate_counts
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +163,6 @@ def _rollout(problem: Problem, guided: bool, strategy_id: str, comp: Completion,
 
 def paired_stats(problems: list[Problem], rollouts: list[Rollout]):
     """Per-problem `p_auto`, `p_guided` (mean rewards; NaN for an empty group) and group sizes."""
-    import pandas as pd
-
     rows = []
     for p in problems:
         auto = [r.reward for r in rollouts if r.problem_id == p.id and not r.guided]

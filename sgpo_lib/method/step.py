@@ -45,9 +45,9 @@ from typing import Optional
 
 import torch
 
+from ..model.policy import SeqBatch, hidden_states, lm_head_weight, pack, token_logprobs
 from . import losses
 from .distill import DistillSpec, chunked_distill, distill_metrics
-from ..model.policy import SeqBatch, hidden_states, lm_head_weight, pack, token_logprobs
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from ..core import fileio
 from .policy import load_trainable_state, trainable_state
@@ -81,8 +82,6 @@ def load_latest(ckpt_dir: Path) -> dict[str, Any] | None:
 
 def check_model_files(model_dir: Path) -> None:
     """Open every `*.safetensors` of a model folder; a damaged one raises naming the file."""
-    from safetensors import safe_open
-
     for path in sorted(Path(model_dir).glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt"):

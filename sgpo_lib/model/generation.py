@@ -33,12 +33,13 @@ import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
 
 from ..core.seeding import derive_seed
-
-if TYPE_CHECKING:
-    import torch
+from .kv_cache import growing_cache
+from .lora_merge import merged_lora
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +154,6 @@ def sample_next(logits_B_V: "torch.Tensor", generators: list, spec: SamplingSpec
 
     Shapes: logits_B_V (B, V) -> next_B (B,), logprobs_B_V (B, V).
     """
-    import torch
-
     logits_B_V = logits_B_V.float()
     logprobs_B_V = torch.log_softmax(logits_B_V, dim=-1)
     if spec.temperature == 0:
@@ -196,8 +195,6 @@ class _Row:
 def _compact(cache, keep: list[int], *tensors_B):
     """Drop the finished rows from the KV cache (in place) and from each batch-first tensor.
     A row's numbers do not depend on the rows beside it, so samples stay the same."""
-    import torch
-
     index_B = torch.tensor(keep, device=tensors_B[0].device)
     cache.batch_select_indices(index_B)
     return tuple(t.index_select(0, index_B) for t in tensors_B)
@@ -224,9 +221,6 @@ class TransformersGenerator:
                  counts: list[int] | None = None) -> list[list[Completion]]:
         """`spec.n` completions per prompt, or `counts[i]` for prompt i (see the module docstring
         for seeds and log-probs)."""
-        import torch
-
-        from .lora_merge import merged_lora
 
         check_generate_args(prompts, spec, seeds, counts)
         per_prompt_seeds = sample_seeds(seeds, spec.n if counts is None else counts)
@@ -251,9 +245,6 @@ class TransformersGenerator:
     def _generate_batch(self, prompt_ids: list[list[int]], seeds: list[int], spec: SamplingSpec) -> list[Completion]:
         """Sample one completion per prompt in one left-padded batch with a KV cache; rows that
         finished leave the batch (and the cache) once they are a quarter of it (`_compact`)."""
-        import torch
-
-        from .kv_cache import growing_cache
 
         cache, logits_B_V, mask_B_T, positions_B_T = self._prefill(prompt_ids)
         cache = growing_cache(cache, spec.max_new_tokens)
@@ -282,8 +273,6 @@ class TransformersGenerator:
 
         Returns `(cache, logits_B_V, mask_B_T, positions_B_T)`; U distinct prompts, left-padded to
         the batch's longest, so every row has the layout it would have had if prefilled alone."""
-        import torch
-
         distinct: dict[tuple[int, ...], int] = {}
         row_to_prompt = [distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids]
         width = max(len(p) for p in distinct)

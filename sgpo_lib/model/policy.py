@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.checkpoint import checkpoint
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,6 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None, with_e
     (forward and backward). `chunk_size=None` picks about 8M logits a chunk. `with_entropy`
     also returns the policy's per-token entropy `(B, T)` (no grad) from the same logits.
     """
-    from torch.utils.checkpoint import checkpoint
-
     hidden_B_T_H = hidden_states(model, batch)
     mask_B_T = batch.completion_mask_B_T.bool()
     hidden_N_H, targets_N = hidden_B_T_H[mask_B_T], batch.targets_B_T[mask_B_T]
@@ -137,15 +137,14 @@ def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str
     `lora` is a `config.LoraConfig`; `attn_implementation` None is transformers' default.
     Returns `(model, tokenizer)` with the model in train mode.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     attn = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPES[dtype], **attn).to(device)
     if lora.enabled:
-        from peft import LoraConfig as PeftLoraConfig, get_peft_model
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import get_peft_model
 
         peft_cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                   target_modules=list(lora.target_modules), task_type="CAUSAL_LM")

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
+
 EOS_TOKEN = "<|im_end|>"
 PAD_TOKEN = "<|endoftext|>"
 SPECIAL_TOKENS = (PAD_TOKEN, "<|im_start|>", EOS_TOKEN)
@@ -39,9 +43,6 @@ def build_tiny_tokenizer(vocab_size: int = 320):
 
     Returns a `transformers` fast tokenizer (eos `<|im_end|>`, pad `<|endoftext|>`).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -74,9 +75,6 @@ def build_tiny_model_dir(
     `max_position_embeddings` is the context vLLM allows (real benchmark prompts need > 1024).
     Returns `out_dir` as a Path.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, Qwen2Config
-
     out_dir = Path(out_dir)
     tokenizer = build_tiny_tokenizer()
     vocab = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE

@@ -4,7 +4,7 @@ An extractor LLM reads a problem and a strong model's correct solution (`extract
 and returns JSON with the three §1 fields: `problem_type`, `strategy` (the principle /
 theorem / technique) and procedural `steps` (high level, no computation, no answer); other
 keys are ignored. `parse_strategy` turns each raw completion into a `Strategy` or a
-`Rejection` with a reason; `strategy_select.extract_strategies` sends the prompts, samples the
+`Rejection` with a reason; `strategies.select.extract_strategies` sends the prompts, samples the
 candidates and selects one per problem. Every limit is a keyword argument (a
 `StrategyLimits` field, e.g. `max_steps=5`), so a config can set it.
 

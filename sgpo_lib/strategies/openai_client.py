@@ -29,6 +29,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+
 from ..core.fileio import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,6 @@ class OpenAIClient:
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  requests_per_s: float | None = None, concurrency: int = 4,
                  extra_body: dict | None = None, return_errors: bool = False):
-        import httpx
-
         if concurrency < 1 or max_retries < 0 or (requests_per_s is not None and requests_per_s <= 0):
             raise ValueError("OpenAIClient: need concurrency >= 1, max_retries >= 0, requests_per_s > 0 or None")
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -126,8 +126,6 @@ class OpenAIClient:
 
     def _post(self, request: dict) -> list[str]:
         """One completion, retrying transient failures; raises RuntimeError when it gives up."""
-        import httpx
-
         attempt = 0
         while True:
             self._wait_for_slot()

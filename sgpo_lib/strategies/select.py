@@ -14,7 +14,7 @@ one per problem:
 
 Counts, never silently dropped: the returned Counter has one outcome per problem ("accepted",
 or, when no candidate is valid, the commonest rejection reason among the candidates the
-extractor returned, ties to the earliest: with one candidate exactly v1's counts), so `strategy_yield` reads it as before.
+extractor returned, ties to the earliest: with one candidate exactly v1's counts), so `strategies.yield_check` reads it as before.
 `stats` (a Counter, optional) receives `candidate/valid` and `candidate/<reason>` per
 candidate, and per problem with a valid candidate one `select/<how>`: `only_valid`, `first`,
 `ranked_first` / `ranked_other` (the ranking chose the first valid / another one) or

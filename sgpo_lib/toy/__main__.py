@@ -10,8 +10,12 @@ family and size (toy-world.md: guided well above unguided, unguided above zero).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
+
+import pandas as pd
+import torch
 
 from .config import SIZES, preset
 from .premise import premise_table
@@ -31,10 +35,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    import dataclasses
-
-    import pandas as pd
-    import torch
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -15,7 +15,7 @@ Realism: about a third of clean answers come in a ```json code fence; with proba
 the instance's numbers, truncated JSON, a missing field). A prompt with no recognisable
 strong response gets a refusal sentence instead of JSON.
 
-Rank prompts (`strategy_select.rank_messages`) get a deterministic ranking: fewest digits
+Rank prompts (`strategies.select.rank_messages`) get a deterministic ranking: fewest digits
 first (a strategy that copies no number is the least instance-bound), then the shortest
 text (the easiest for a small student to execute), then the candidate number.
 

@@ -14,8 +14,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data.prompts import guided_messages, render, unguided_messages
+import pandas as pd
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from ..core.records import Problem, Strategy
+from ..data.prompts import guided_messages, render, unguided_messages
 
 BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 DEFAULT_MAX_NEW_TOKENS = 200
@@ -31,8 +35,6 @@ def exact_reward(text: str, answer: str) -> float:
 def greedy_complete(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                     batch_size: int = DEFAULT_BATCH_SIZE) -> list[str]:
     """Greedy completions (special tokens removed) of already-rendered prompts, in order."""
-    import torch
-
     out: list[str] = []
     for i in range(0, len(prompts), batch_size):
         enc = tokenizer(list(prompts[i : i + batch_size]), add_special_tokens=False, padding=True,
@@ -56,8 +58,6 @@ def strategy_for(problem: Problem, strategies: dict[str, list[Strategy]]) -> Str
 
 def load_student(model_dir: str | Path):
     """(model in eval mode, tokenizer) from a saved toy student folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     return model, AutoTokenizer.from_pretrained(model_dir)
 
@@ -67,8 +67,6 @@ def summarise(frame):
 
     `frame` has one row per graded answer: split, family, guided (bool), reward.
     """
-    import pandas as pd
-
     stats = frame.groupby(["split", "family", "guided"], sort=False)["reward"].agg(["mean", "size"]).unstack("guided")
     table = pd.DataFrame({"n": stats[("size", False)], "unguided": stats[("mean", False)],
                           "guided": stats[("mean", True)]}).reset_index()
@@ -91,8 +89,6 @@ def premise_table(model_dir: str | Path | None, problems: Sequence[Problem], str
     [0, 1]; gap = guided - unguided). `model_and_tokenizer` reuses an already loaded pair
     instead of loading `model_dir`.
     """
-    import pandas as pd
-
     model, tok = model_and_tokenizer or load_student(model_dir)
     unguided = [render(tok, unguided_messages(p, instruction)) for p in problems]
     guided = [render(tok, guided_messages(p, strategy_for(p, strategies), instruction)) for p in problems]

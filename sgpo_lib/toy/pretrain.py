@@ -24,9 +24,12 @@ import math
 import random
 import time
 
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
 from ..core.machine import native_bf16
-from ..data.prompts import guided_messages, render, unguided_messages
 from ..core.records import Problem
+from ..data.prompts import guided_messages, render, unguided_messages
 from .config import PretrainConfig, StudentConfig, ToyWorldConfig
 from .families import drill, get_family
 from .wording import make_strategy
@@ -105,8 +108,6 @@ def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int):
 
     Shapes: returns `input_ids_B_T`, `attention_mask_B_T`, `labels_B_T`, all (B, T) long.
     """
-    import torch
-
     B, T = len(pairs), max(len(p) + len(t) for p, t in pairs)
     input_ids_B_T = torch.full((B, T), pad_id, dtype=torch.long)
     labels_B_T = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
@@ -121,9 +122,6 @@ def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int):
 
 def build_model(student_cfg: StudentConfig, tokenizer, seed: int):
     """A freshly initialised Qwen2ForCausalLM for the toy vocabulary (float32)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     config = Qwen2Config(
         vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None, rope_theta=10000.0, **student_cfg.qwen2_kwargs(),
@@ -140,8 +138,6 @@ def deepen(parent, student_cfg: StudentConfig, tokenizer, seed: int):
     layer (appended on top) copies the parent's last layer with its attention output and MLP
     down projections zeroed, so it adds nothing to the residual stream until trained.
     """
-    import torch
-
     model = build_model(student_cfg, tokenizer, seed)
     n_parent = parent.config.num_hidden_layers
     missing, unexpected = model.load_state_dict(parent.state_dict(), strict=False)
@@ -163,8 +159,6 @@ def completion_loss(model, input_ids_B_T, mask_B_T, labels_B_T):
     The same loss as `model(..., labels=...)`, with the lm_head applied to the labelled
     positions only (prompt positions, over half the tokens, need no logits).
     """
-    import torch
-
     hidden_B_T_H = model.model(input_ids=input_ids_B_T, attention_mask=mask_B_T).last_hidden_state
     targets_B_T = labels_B_T[:, 1:]
     keep_B_T = targets_B_T != IGNORE_INDEX
@@ -183,8 +177,6 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 def pretrain(model, tokenizer, world_cfg: ToyWorldConfig, cfg: PretrainConfig, seed: int,
              stream: str = "pretrain-mixture") -> list[float]:
     """Train `model` in place on the mixture (example stream `stream`); returns each step's loss."""
-    import torch
-
     sampler = MixtureSampler(world_cfg, cfg, tokenizer, seed, stream)
     if cfg.bf16_autocast and not native_bf16():
         logger.warning("pretrain.bf16_autocast is on but this CPU has no native bfloat16 (no AVX512-BF16/AMX): "

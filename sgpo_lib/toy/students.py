@@ -30,10 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..model.checkpoint import check_model_files
+from transformers import AutoModelForCausalLM
+
 from ..core.fileio import write_json
 from ..core.locks import identity, process_alive
 from ..core.paths import outputs_dir
+from ..model.checkpoint import check_model_files
 from .config import GROW_FIELDS, GROWN_FROM, PretrainConfig, StudentConfig, ToyWorldConfig
 from .pretrain import build_model, deepen, pretrain
 from .tokenizer import build_tokenizer
@@ -65,8 +67,6 @@ def build_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretrai
     A grown size (`GROWN_FROM`) deepens its parent (prepared through the cache in `cache_dir`)
     and trains `pretrain.grow_steps` more steps on a fresh stream of the mixture.
     """
-    from transformers import AutoModelForCausalLM
-
     tok = build_tokenizer()
     parent = GROWN_FROM.get(student_cfg.size)
     if parent:

@@ -23,6 +23,17 @@ Example:
 
 from __future__ import annotations
 
+import json
+import random
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+
+from ..data.prompts import DEFAULT_INSTRUCTION, guided_messages
+from .families import FAMILIES
+from .wording import make_strategy
+from .world import make_problem
+
 PAD, EOS = "<|pad|>", "<|end|>"
 ROLES = ("system", "user", "assistant")
 ROLE_TOKENS = [f"<|{r}|>" for r in ROLES]
@@ -45,12 +56,6 @@ def tokenizer_corpus() -> list[str]:
     step-by-step executions, drawn from a fixed generator: words appear in the contexts
     (line starts, after a space) where prompts and responses will show them.
     """
-    import random
-
-    from ..data.prompts import DEFAULT_INSTRUCTION, guided_messages
-    from .families import FAMILIES
-    from .wording import make_strategy
-    from .world import make_problem
 
     rng, texts = random.Random(0), [DEFAULT_INSTRUCTION]
     for family in FAMILIES.values():
@@ -65,21 +70,6 @@ def tokenizer_corpus() -> list[str]:
 
 def build_tokenizer():
     """A fresh `Qwen2Tokenizer` (byte-level BPE trained on the toy corpus, chat template, eos/pad set)."""
-    import json
-
-    from tokenizers import (
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        trainers,
-    )
-    from transformers.models.qwen2.tokenization_qwen2 import (
-        PRETOKENIZE_REGEX,
-        Qwen2Tokenizer,
-    )
 
     core = Tokenizer(models.BPE())
     core.normalizer = normalizers.NFC()

@@ -18,22 +18,23 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import torch
+
 from ..core import fileio
+from ..model.generation import TransformersGenerator
+from ..model.policy import load_policy
+from ..model.vllm_engine import VLLMGenerator
 
 log = logging.getLogger(__name__)
 
 
 def device() -> str:
     """The device of a single-process stage: "cuda" when available (as the trainer's accelerator), else "cpu"."""
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def vllm_generator(cfg, model_dir: Path, **launch_kwargs):
     """A vLLM engine for `model_dir` set up as `cfg.rollout` says, ready for LoRA hot-loading."""
-    from ..model.vllm_engine import VLLMGenerator
-
     r = cfg.rollout
     return VLLMGenerator(str(model_dir), tensor_parallel_size=r.tensor_parallel_size, enable_lora=True,
                          max_lora_rank=cfg.model.lora.r, gpu_memory_utilization=r.gpu_memory_utilization,
@@ -82,8 +83,6 @@ class PolicySampler:
         return self._engine, self._engine.tokenizer
 
     def _transformers_policy(self, final_dir: Path | None):
-        from ..model.generation import TransformersGenerator
-
         model, tok = load_student(self.cfg, self.model_dir, final_dir)
         return TransformersGenerator(model, tok, batch_size=self.cfg.rollout.batch_size,
                                      merge_lora=self.cfg.rollout.merge_lora), tok
@@ -103,8 +102,6 @@ class PolicySampler:
 def load_student(cfg, model_dir: Path, final_dir: Path | None = None):
     """(model in eval mode, tokenizer) of the base student (`final_dir` None) or of a trained run's
     `final` folder (a LoRA adapter, or the whole model after full fine-tuning), on `device()`."""
-    from ..model.policy import load_policy
-
     adapter_dir = final_dir
     if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").exists():
         model_dir, adapter_dir = Path(adapter_dir), None  # full fine-tuning: the whole model was saved

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.prompts import render, unguided_messages
 from ..method.losses import CORRECT_REWARD_THRESHOLD
 from ..model.policy import hidden_states, lm_head_weight, pack, token_logprobs
 
@@ -91,7 +92,7 @@ def guided_gap_metrics(model, tokenizer, paired, sample: int, threshold: float, 
 
 def group_stats(paired, seqs, distilling: bool) -> dict[str, float]:
     """`frac_reward_zero_std`, `frac_all_wrong`, `guided_share`, `guided_share_all_wrong` of one step
-    (see the module docstring); `seqs` are the step's `train_step.Seq`s (distill ones carry
+    (see the module docstring); `seqs` are the step's `method.step.Seq`s (distill ones carry
     `meta["problem_id"]`), `distilling` is False when the distillation term is off (coef 0)."""
     guided = {s.meta.get("problem_id") for s in seqs if s.kind == "distill" and s.weight > 0} if distilling else set()
     zero_std, all_wrong = [], []
@@ -122,8 +123,6 @@ class SyncCheck:
     def for_problem(cls, tokenizer, problem, instruction: str, tol: float) -> "SyncCheck":
         """Probe = the unguided prompt of `problem` and its strong response (else its answer), cut
         to `PROBE_MAX_TOKENS` tokens with EOS last."""
-        from ..data.prompts import render, unguided_messages
-
         text = problem.strong_response or problem.answer
         completion = _tokens(tokenizer, text)[: PROBE_MAX_TOKENS - 1] + [tokenizer.eos_token_id]
         return cls(render(tokenizer, unguided_messages(problem, instruction)), completion, tol)

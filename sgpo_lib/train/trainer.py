@@ -7,7 +7,7 @@ every checkpoint) -> target selection (section 4: one no-grad forward scores the
 rollouts under the unguided prompt) -> teacher states under the guided prompt (no grad) -> loss
 over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
 imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
-group; HPT switches per problem between GRPO and SFT. The assembly is pure (`train_step`).
+group; HPT switches per problem between GRPO and SFT. The assembly is pure (`method.step`).
 Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
 
 Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
@@ -25,32 +25,38 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from transformers import get_scheduler
 
-from . import backends, engine_checks
-from ..model import checkpoint
-from ..core import fileio
-from ..method import losses
-from ..data.batches import batch_for_step, eval_subset
 from ..config.run import RunConfig, config_to_yaml
-from ..method.evaluate import cached_table, evaluate, start_eval_cache
-from ..model.generation import SamplingSpec
-from ..grading.grader import reason_counts
-from ..method.distill import DistillSpec
-from ..model.policy import load_policy
-from ..core.records import Problem, TrainData
-from ..method.rollouts import sample_paired
+from ..core import fileio
 from ..core.locks import rank_zero_lock
+from ..core.records import Problem, TrainData
 from ..core.run_folder import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from ..core.seeding import derive_seed
 from ..core.tracking import make_sink
+from ..data import prompts
+from ..data.batches import batch_for_step, eval_subset
+from ..grading.grader import reason_counts
+from ..method import losses
+from ..method.distill import DistillSpec
+from ..method.evaluate import cached_table, evaluate, start_eval_cache
+from ..method.rollouts import sample_paired
 from ..method.step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
-                         micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score, teacher_states,
-                         token_counts, unguided_logprobs)
+                           micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score,
+                           teacher_states, token_counts, unguided_logprobs)
+from ..model import checkpoint
+from ..model.generation import SamplingSpec, TransformersGenerator
+from ..model.policy import load_policy, token_logprobs
+from . import backends, engine_checks
+from .backends import vllm_generator
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,6 @@ class Trainer:
     """One training run in `out_dir` (metrics, checkpoints, evals, final weights, results)."""
 
     def __init__(self, cfg: RunConfig, data: TrainData, out_dir: Path, grader):
-        from accelerate import Accelerator
-
         self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
         self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
@@ -76,7 +80,6 @@ class Trainer:
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        from transformers import get_scheduler
 
         self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
         tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
@@ -94,10 +97,7 @@ class Trainer:
     def _make_generator(self):
         r = self.cfg.rollout
         if r.backend == "vllm":
-            from .backends import vllm_generator
-
             return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
-        from ..model.generation import TransformersGenerator
 
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
                                     merge_lora=r.merge_lora)
@@ -136,8 +136,6 @@ class Trainer:
         return Seq(kind, prompt_ids, completion, advantage=advantage)
 
     def _unguided_ids(self, p: Problem) -> list[int]:
-        from ..data import prompts
-
         return _tokens(self.tok, prompts.render(self.tok, prompts.unguided_messages(p, self.cfg.instruction)))
 
     def _sft_seqs(self, batch: list[Problem]) -> tuple[list[Seq], dict]:
@@ -171,11 +169,10 @@ class Trainer:
         return seqs, metrics
 
     def _weights(self, stats, step: int) -> torch.Tensor:
-        """alpha(x) per problem (`train_step.instance_weights`), the pass-gap state shared by every rank,
+        """alpha(x) per problem (`method.step.instance_weights`), the pass-gap state shared by every rank,
         and one `alpha.jsonl` row per problem. Shape (P,) float64."""
         w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
         if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
-            from accelerate.utils import gather_object
 
             rows = gather_object(rows)
             if self.cfg.distill.weighting == "pass_gap":
@@ -218,7 +215,7 @@ class Trainer:
 
     # ------------------------------------------------------------ the step
     def _counts(self, seqs: list[Seq]) -> dict[str, float]:
-        """Global token counts per normaliser group (`train_step.token_counts`), summed over ranks."""
+        """Global token counts per normaliser group (`method.step.token_counts`), summed over ranks."""
         local = torch.tensor(token_counts(seqs), dtype=torch.float64, device=self.acc.device)
         total = self.acc.reduce(local, "sum") if self.acc.num_processes > 1 else local
         return dict(zip(("rl", "sft", "distill"), total.clamp_min(losses.MIN_NORMALISER).tolist()))
@@ -226,7 +223,6 @@ class Trainer:
     def _ref_fn(self):
         if self.cfg.train.beta == 0.0:
             return None
-        from ..model.policy import token_logprobs
 
         def ref(batch):
             with torch.no_grad(), self.model.disable_adapter():
@@ -234,7 +230,7 @@ class Trainer:
         return ref
 
     def _backward(self, seqs: list[Seq]) -> tuple[float, dict]:
-        """All micro-batches of one epoch: losses (`train_step.loss_groups`), backward; returns (loss, metrics)."""
+        """All micro-batches of one epoch: losses (`method.step.loss_groups`), backward; returns (loss, metrics)."""
         cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
         mb, dev = cfg.train.micro_batch_size, self.acc.device
         for kind, coef, group in loss_groups(seqs, cfg.distill.coef, cfg.train.rl_coef):
@@ -309,7 +305,6 @@ class Trainer:
         """Each metric averaged over the ranks that report it (every rank sees its own share)."""
         if self.acc.num_processes == 1:
             return metrics
-        from accelerate.utils import gather_object
 
         per_rank = gather_object([metrics])
         keys = dict.fromkeys(k for m in per_rank for k in m)
@@ -410,8 +405,6 @@ def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
             trainer = Trainer(cfg, data, out_dir, grader)
             return trainer.run()
         except BaseException:
-            import traceback
-
             write_status(out_dir, "failed", traceback.format_exc())
             raise
         finally:

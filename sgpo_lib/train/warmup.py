@@ -33,11 +33,18 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ..core import fileio
 from ..config.run import RunConfig
-from ..core.records import Problem
+from ..core import fileio
+from ..core.cache import cache_dir
+from ..core.locks import RunLockedError, run_lock
+from ..core.records import Problem, TrainData
 from ..core.seeding import derive_seed
+from ..grading.grader import grader_for
+from ..model.checkpoint import check_model_files
+from ..model.policy import DTYPES
+from .trainer import train
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +113,6 @@ def cache_key(cfg: RunConfig, base_dir: Path, warm: list[Problem]) -> dict:
 
 def folder(cfg: RunConfig, base_dir: Path, warm: list[Problem]) -> Path:
     """The warm-up's cache folder (complete when `META_FILE` exists)."""
-    from ..core.cache import cache_dir
-
     return cache_dir(cfg, "warmup", cache_key(cfg, base_dir, warm))
 
 
@@ -136,8 +141,6 @@ def prepare(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Pro
 
 def _waiting_lock(path: Path) -> ExitStack:
     """`path`'s run lock, waiting (and logging once) while another process holds it."""
-    from ..core.locks import RunLockedError, run_lock
-
     stack, told = ExitStack(), False
     while True:
         try:
@@ -152,10 +155,6 @@ def _waiting_lock(path: Path) -> ExitStack:
 
 def _build(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Problem], out: Path) -> None:
     """Train the warm-up into `out/run`, merge it into `out/model`, then write `META_FILE`."""
-    from ..grading.grader import grader_for
-    from ..core.records import TrainData
-    from .trainer import train
-
     wcfg, t0 = warmup_config(cfg, len(warm)), time.perf_counter()
     log.info("SFT warm-up: %d problems x %d epochs = %d steps from %s into %s", len(warm),
              cfg.train.warmup_sft_epochs, wcfg.train.steps, base_dir, out)
@@ -170,9 +169,6 @@ def _build(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Prob
 def _merge(cfg: RunConfig, base_dir: Path, final: Path, model_dir: Path) -> None:
     """A full model folder at `model_dir`: the LoRA adapter `final` merged into the base weights
     (or, after full fine-tuning, `final` itself), written beside it and renamed into place."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ..model.policy import DTYPES
 
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -190,8 +186,6 @@ def _merge(cfg: RunConfig, base_dir: Path, final: Path, model_dir: Path) -> None
 
 def _check_complete(out: Path) -> None:
     """A cached warm-up whose model folder is missing or damaged fails naming the file."""
-    from ..model.checkpoint import check_model_files
-
     model = out / "model"
     if not (model / "config.json").exists():
         raise RuntimeError(f"{model / 'config.json'}: missing from the cached SFT warm-up; delete {out} to rebuild it")

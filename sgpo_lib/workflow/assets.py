@@ -107,7 +107,7 @@ def strategy_library(cfg: RunConfig):
 
 
 def strategy_selection(cfg: RunConfig) -> Counter:
-    """The candidate and selection counts of the (cached) strategy library (`strategy_select`)."""
+    """The candidate and selection counts of the (cached) strategy library (`strategies.select`)."""
     strategy_library(cfg)
     return Counter(fileio.read_json(_strategy_folder(cfg) / "selection.json"))
 

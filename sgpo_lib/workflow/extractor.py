@@ -1,7 +1,7 @@
 """The strategy extractor of a run, as a `complete(messages_list)` callable (sgpo-method.md §1).
 
 `extractor(cfg)` is a context manager yielding an `Extractor` (`complete`, `sample`, `rank`
-callables for `strategy_select.extract_strategies`): the toy world's offline extractor, or an
+callables for `strategies.select.extract_strategies`): the toy world's offline extractor, or an
 `OpenAIClient` for `strategy.extractor_model` at `strategy.base_url`, or, with
 `strategy.serve: local`, at a vLLM server that it starts for the block and stops after
 (`sgpo_lib.strategies.local_server`). Refused requests come back as counted rejections
@@ -25,7 +25,10 @@ from typing import Iterator, NamedTuple
 from ..config.run import RunConfig
 from ..core.paths import output_root
 from ..strategies.library import CompleteFn, make_limits
+from ..strategies.local_server import LocalServer
+from ..strategies.openai_client import OpenAIClient
 from ..strategies.select import SampleFn
+from ..toy.extractor import OfflineExtractor
 
 
 def response_format(**limits) -> dict:
@@ -56,7 +59,7 @@ def _json_schema(name: str, properties: dict) -> dict:
 
 
 class Extractor(NamedTuple):
-    """The callables of `strategy_select.extract_strategies`: one answer per chat, `n` per
+    """The callables of `strategies.select.extract_strategies`: one answer per chat, `n` per
     chat, and the rank answers."""
 
     complete: CompleteFn
@@ -87,18 +90,13 @@ def extractor(cfg: RunConfig, model_dir_of_student=None) -> Iterator[Extractor]:
     `strategy.serve_model: student` serves."""
     s = cfg.strategy
     if s.extractor == "offline":
-        from ..toy.extractor import OfflineExtractor
-
         toy = OfflineExtractor(fault_rate=cfg.world.extractor_fault_rate, seed=cfg.world_seed)
         yield Extractor(toy.complete, toy.sample, toy.complete)
         return
-    from ..strategies.openai_client import OpenAIClient
 
     with contextlib.ExitStack() as stack:
         base_url = s.base_url
         if s.serve == "local":
-            from ..strategies.local_server import LocalServer
-
             model = model_dir_of_student() if s.serve_model == "student" else s.serve_model
             server = stack.enter_context(LocalServer(str(model), s.extractor_model, output_root(cfg.output.root) / "logs" /
                                                      "extractor_server.log", s.serve_args, s.serve_timeout_s))

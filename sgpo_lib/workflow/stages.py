@@ -81,7 +81,7 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
 
 def extract(cfg: RunConfig, run_dir: Path) -> dict:
     """The strategy library (copied into the run folder), the outcome per problem by reason, and
-    the candidate / selection counts (`strategy_select`)."""
+    the candidate / selection counts (`strategies.select`)."""
     library, report = assets.strategy_library(cfg)
     selection = assets.strategy_selection(cfg)
     library.save(run_dir / "strategies.jsonl")

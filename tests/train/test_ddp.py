@@ -12,7 +12,7 @@ import torch
 
 from sgpo_lib.core import fileio
 
-from test_trainer import SCRIPT, params_file
+from trainer_fixtures import SCRIPT, TESTS_DIR, params_file
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="needs the accelerate launcher")]
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration,
 
 def _script(tmp_path, params, model, out):
     path = tmp_path / f"train_{out.name}.py"
-    path.write_text(SCRIPT.format(tests=os.path.dirname(__file__), params=str(params), model=str(model), out=str(out)))
+    path.write_text(SCRIPT.format(tests=TESTS_DIR, params=str(params), model=str(model), out=str(out)))
     return str(path)
 
 

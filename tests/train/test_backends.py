@@ -44,7 +44,7 @@ def test_transformers_stages_load_the_policy_on_the_configured_device(tmp_path, 
         devices.append(str(device))
         return real_load(model_dir, lora, dtype, device, attn_implementation)
 
-    monkeypatch.setattr(policy, "load_policy", spy)
+    monkeypatch.setattr(backends, "load_policy", spy)
     monkeypatch.setattr(backends, "device", lambda: SENTINEL)
     stats = stages.paired_rollouts(_cfg("transformers"), tmp_path, per_source=2)
     assert len(stats) == 2 and devices == [SENTINEL]
@@ -75,7 +75,7 @@ def test_vllm_stages_use_one_engine_and_swap_adapters(tmp_path, train_data, monk
     engines = []
     monkeypatch.setattr(backends, "vllm_generator", lambda cfg, model_dir: engines.append(_FakeEngine(model_dir))
                         or engines[-1])
-    monkeypatch.setattr(policy, "load_policy", lambda *a, **k: pytest.fail("vllm stage loaded a transformers model"))
+    monkeypatch.setattr(backends, "load_policy", lambda *a, **k: pytest.fail("vllm stage loaded a transformers model"))
     cfg = _cfg("vllm")
     stages.paired_rollouts(cfg, tmp_path, per_source=2)
     run = tmp_path / "main" / "train.method=sgpo_seed=0"
@@ -95,8 +95,10 @@ def test_vllm_stages_use_one_engine_and_swap_adapters(tmp_path, train_data, monk
 
 def test_trainer_builds_its_vllm_engine_through_the_shared_builder(monkeypatch):
     calls = []
-    monkeypatch.setattr(backends, "vllm_generator", lambda cfg, model_dir, **kw: calls.append((model_dir, kw)) or "e")
+    from sgpo_lib.train import trainer
     from sgpo_lib.train.trainer import Trainer
+
+    monkeypatch.setattr(trainer, "vllm_generator", lambda cfg, model_dir, **kw: calls.append((model_dir, kw)) or "e")
 
     fake = Trainer.__new__(Trainer)
     fake.cfg = _cfg("vllm")

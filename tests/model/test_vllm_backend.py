@@ -181,7 +181,7 @@ def test_score_matches_the_forward_pass(engine, lora_dirs, tiny_tokenizer, promp
 
 def _engine_trainer(engine, monkeypatch, tmp_path, model_dir, name, overrides=None, steps=2):
     """A Trainer whose rollout engine is the module's (one engine start for the whole module)."""
-    from test_trainer import ParityGrader, make_data, params_file
+    from trainer_fixtures import ParityGrader, make_data, params_file
 
     from sgpo_lib.config.run import load_config
     from sgpo_lib.train.trainer import Trainer

@@ -85,7 +85,7 @@ def test_rollout_is_in_the_grpo_loss(tiny_model):
 
 def test_rollout_is_default_follows_the_backend(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("extends: %s\n" % (Path(__file__).parents[1] / "params" / "base.yaml"))
+    path.write_text("extends: %s\n" % (Path(__file__).parents[2] / "params" / "base.yaml"))
     assert load_config(path).train.rollout_is == "none"  # transformers: the sampler is the trainer's model
     assert load_config(path, {"rollout.backend": "vllm"}).train.rollout_is == "token_truncate"
     vllm_none = load_config(path, {"rollout.backend": "vllm", "train.rollout_is": "none"})

@@ -16,8 +16,7 @@ import torch
 from sgpo_lib.core import fileio
 from sgpo_lib.core.run_folder import Progress, read_status
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from test_trainer import PARAMS, ParityGrader, _run_script, make_data  # noqa: E402
+from trainer_fixtures import PARAMS, ParityGrader, run_script, make_data  # noqa: E402
 
 STEPS = 5
 
@@ -93,7 +92,7 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
     assert sorted(set(r["step"] for r in want["evals.jsonl"])) == [0, 2, 4, 5]
     run_dir = tmp_path / "killed"
     for name, reached in KILL_POINTS.items():
-        proc = _run_script(tmp_path, params, tiny_model_dir, run_dir)
+        proc = run_script(tmp_path, params, tiny_model_dir, run_dir)
         deadline = time.time() + 300
         while time.time() < deadline and not reached(run_dir) and proc.poll() is None:
             time.sleep(0.005)
@@ -101,7 +100,7 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert read_status(run_dir) == "stale", name
-    assert _run_script(tmp_path, params, tiny_model_dir, run_dir).wait() == 0
+    assert run_script(tmp_path, params, tiny_model_dir, run_dir).wait() == 0
     assert _snapshot(run_dir) == want
     assert read_status(run_dir) == "done"
 
