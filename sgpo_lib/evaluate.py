@@ -144,7 +144,7 @@ def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | No
 def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """`compute()`, read from / written to `path` (a JSON list of rows) when it is given."""
     if path is not None and path.exists():
-        log.info("step-0 evaluation from the cache: %s", path)
+        log.debug("step-0 evaluation from the cache: %s", path)
         return pd.DataFrame(io.read_json(path))
     table = compute()
     if path is not None:
