@@ -76,8 +76,8 @@ def start_run(
         io.write_json(run_dir / "env.json", environment())
         io.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
     seed_everything(cfg.seed)
-    configure_logging(run_dir)
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
+    configure_logging(run_dir)
     log.info("run %s in %s", run_id, run_dir)
     return cfg, run_dir
 
