@@ -39,7 +39,7 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     abl = results.ablation_results(cfg, run_dir)
     if len(abl) > 1:  # more than the reference row
         out["ablation"] = abl
-        out["ablation_orderings"] = orderings_table(abl)
+        out["ablation_orderings"] = paper.orderings(abl)
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         out["scaling_table"] = scaling_table(scale)
@@ -84,13 +84,8 @@ def terminal_tables(run_dir: Path) -> str:
     ablation = results.ablation_results(load_config(run_dir / "config.yaml"), run_dir)
     if len(ablation) > 1:
         parts += [("Ablations (Δ vs full SGPO with its paired 95% interval; paper: Qwen2.5-7B)", ablation),
-                  ("The paper's orderings on this run (holds / reversed / inconclusive at 95%)", orderings_table(ablation))]
+                  ("The paper's orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
     return "\n\n".join(f"{title}\n{report_format.as_text(table)}" for title, table in parts)
-
-
-def orderings_table(ablation: pd.DataFrame) -> pd.DataFrame:
-    """The paper's orderings "full SGPO > ablation" on this run: holds, reversed or inconclusive (`paper.orderings`)."""
-    return paper.orderings(ablation)
 
 
 def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:

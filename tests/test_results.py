@@ -87,9 +87,7 @@ def test_orderings_name_the_papers_rows_with_their_verdicts():
 def test_empty_inputs_give_empty_tables():
     assert results.main_table(pd.DataFrame()).empty
     assert results.ablation_table(pd.DataFrame(), pd.DataFrame(), (0,)).empty
-    from sgpo_lib import report
-
-    assert report.orderings_table(pd.DataFrame()).empty
+    assert paper.orderings(pd.DataFrame()).empty
 
 
 def test_alpha_first_and_last_visit_of_the_most_visited_problems():
