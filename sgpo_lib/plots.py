@@ -23,7 +23,7 @@ ROLLOUT_HEALTH_KEYS = ("mismatch/auto/mean", "mismatch/guided/mean", "frac_rewar
 # The one palette: a method's display name (results.METHOD_LABELS) -> its colour, in every figure
 METHOD_COLORS = {"base": "#7f7f7f", "SFT": "#1f77b4", "SFT+GRPO": "#ff7f0e", "HPT": "#9467bd", "LUFFY": "#8c564b",
                  "SGPO": "#d62728", "GRPO (from base)": "#2ca02c"}
-OTHER_COLORS = ("#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+OTHER_COLORS = ("#17becf", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")  # not methods
 LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "frameon": False}
 
 
@@ -117,9 +117,10 @@ def guided_vs_auto(stats: pd.DataFrame):
     Rates take few values, so points are counted: marker area grows with the number of problems.
     """
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for source, g in stats.groupby("source"):
+    for i, (source, g) in enumerate(stats.groupby("source")):  # families take colours no method has
         counts = g.groupby(["p_auto", "p_guided"]).size().reset_index(name="n")
-        ax.scatter(counts["p_auto"], counts["p_guided"], alpha=0.5, s=18 * counts["n"], label=source.split("/")[-1])
+        ax.scatter(counts["p_auto"], counts["p_guided"], alpha=0.5, s=18 * counts["n"], label=source.split("/")[-1],
+                   color=OTHER_COLORS[i % len(OTHER_COLORS)])
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
     ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), xlabel="p_auto (alone)", ylabel="p_guided (with strategy)",
            title="Where strategies help")
@@ -150,8 +151,9 @@ def first_last(table: pd.DataFrame, title: str):
     """One line per problem (`table` index) from its `first` to its `last` value (e.g. α at the first
     and last visit, `results.alpha_first_last`); the legend gives the number of visits."""
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for pid, row in table.iterrows():
-        ax.plot([0, 1], [row["first"], row["last"]], marker="o", label=f"{pid} ({int(row['visits'])} visits)")
+    for i, (pid, row) in enumerate(table.iterrows()):  # problems take colours no method has
+        ax.plot([0, 1], [row["first"], row["last"]], marker="o", color=OTHER_COLORS[i % len(OTHER_COLORS)],
+                label=f"{pid} ({int(row['visits'])} visits)")
     ax.set_xticks([0, 1], ["first visit", "last visit"])
     ax.set(title=title, ylabel="α", xlim=(-0.2, 1.2))
     ax.grid(alpha=0.3)

@@ -76,7 +76,7 @@ def test_the_report_renders_in_chromium_with_its_summary_contents_and_sections(s
     for number, title in enumerate(section_titles(), 1):
         assert f"{number}. {title}" in text, title
     png = run_dir / "report.png"
-    shot = browse(report, tmp_path, f"--screenshot={png}", "--window-size=1280,6000")
+    shot = browse(report, tmp_path, f"--screenshot={png}", "--window-size=1280,16000")
     assert shot.returncode == 0 and png.stat().st_size > 50_000, shot.stderr[-2000:]
 
 

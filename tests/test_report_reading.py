@@ -123,3 +123,14 @@ def test_a_kernels_info_lines_go_to_stdout_with_paths_relative_to_the_run_folder
     assert "checkpoint main/step_1.pt" in out.getvalue() and "student at ../cache/student" in out.getvalue()
     assert "a cache hit" not in out.getvalue() and "real warning" not in out.getvalue()
     assert "real warning" in err.getvalue() and "checkpoint" not in err.getvalue()
+
+
+def test_families_and_problems_never_take_a_methods_colour():
+    from matplotlib.colors import to_hex
+
+    stats = pd.DataFrame({"source": [f"toy/{f}" for f in "abcdefgh"], "p_auto": 0.5, "p_guided": 1.0})
+    scatter = plots.guided_vs_auto(stats).axes[0].collections
+    alpha = pd.DataFrame({"first": [0.5] * 8, "last": [0.3] * 8, "visits": [2] * 8}, index=list("abcdefgh"))
+    lines = plots.first_last(alpha, "α").axes[0].lines
+    used = {to_hex(c.get_facecolor()[0], keep_alpha=False) for c in scatter} | {to_hex(line.get_color()) for line in lines}
+    assert len(used) == 8 and not used & set(plots.METHOD_COLORS.values())
