@@ -39,14 +39,14 @@ def ranking(main: pd.DataFrame) -> pd.Series:
 
 def sgpo_vs_sft_grpo(main: pd.DataFrame) -> str:
     """The sentence on SGPO minus SFT+GRPO, paired over seeds and benchmarks, with its 95% interval."""
-    methods = set(results.with_method(main)["method"])
+    methods = set(results.with_method(main[main["status"] == "done"])["method"])
     missing = [m for m in ("SGPO", "SFT+GRPO") if m not in methods]
     if missing:
-        return f"{' and '.join(missing)} did not run, so SGPO is not compared with SFT+GRPO."
+        return f"{' and '.join(missing)} has no finished run, so SGPO is not compared with SFT+GRPO."
     diffs = results.paired_cells(results.with_method(main), "method", "SGPO", "SFT+GRPO")
-    mean, low, high = results.paired_interval(diffs)
     if not len(diffs):
         return "SGPO and SFT+GRPO share no seed, so they are not compared."
+    mean, low, high = results.paired_interval(diffs)
     if low != low:
         return f"SGPO minus SFT+GRPO is {mean:+.1f} points on a single seed and benchmark: no interval."
     word = paper.verdict((mean, low, high), paper.main_delta("SGPO", "SFT+GRPO"))
@@ -67,13 +67,9 @@ def orderings_sentence(ablation: pd.DataFrame) -> str:
 
 def missing_runs(cfg: RunConfig, main: pd.DataFrame) -> str:
     """The sentence on main-table runs (`experiment.methods` × `experiment.seeds`) not done."""
-    done = set()
-    if len(main) and "train.method" in main:
-        ok = main[main["status"] == "done"]
-        done = set(zip(ok["train.method"], ok["seed"]))
-    status = dict(zip(zip(main["train.method"], main["seed"]), main["status"])) if len(main) and "train.method" in main else {}
+    status = dict(zip(zip(main["train.method"], main["seed"]), main["status"])) if "train.method" in main else {}
     bad = [f"{results.METHOD_LABELS.get(m, m)} seed {s} ({status.get((m, s)) or 'missing'})"
-           for m in cfg.experiment.methods for s in cfg.experiment.seeds if (m, s) not in done]
+           for m in cfg.experiment.methods for s in cfg.experiment.seeds if status.get((m, s)) != "done"]
     if not bad:
         n = len(cfg.experiment.methods) * len(cfg.experiment.seeds)
         return f"All {n} main-table runs finished."

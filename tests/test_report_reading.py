@@ -134,3 +134,20 @@ def test_families_and_problems_never_take_a_methods_colour():
     lines = plots.first_last(alpha, "α").axes[0].lines
     used = {to_hex(c.get_facecolor()[0], keep_alpha=False) for c in scatter} | {to_hex(line.get_color()) for line in lines}
     assert len(used) == 8 and not used & set(plots.METHOD_COLORS.values())
+
+
+def test_the_summary_before_any_run_and_with_a_failed_run(tmp_path):
+    from sgpo_lib.config import load_config
+
+    params = tmp_path / "p.yaml"
+    params.write_text("experiment:\n  methods: [sgpo, sft_grpo]\n  seeds: [0]\n  ablations: []\n")
+    cfg = load_config(params)
+    assert "No main-table run has finished yet" in report_summary.summary(cfg, tmp_path).data
+    _finished(tmp_path, "sgpo", 0, 0.2)
+    failed = tmp_path / "main" / "train.method=sft_grpo_seed=0"
+    failed.mkdir()
+    (failed / "config.yaml").write_text("train:\n  method: sft_grpo\nseed: 0\n")
+    runs.write_status(failed, "failed", "boom")
+    text = report_summary.summary(cfg, tmp_path).data
+    assert "SFT+GRPO has no finished run, so SGPO is not compared" in text
+    assert "Main-table runs not finished: SFT+GRPO seed 0 (failed)" in text
