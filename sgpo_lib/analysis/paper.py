@@ -5,7 +5,8 @@ comparison of a run's ablation deltas with them.
 the ablation table (Qwen2.5-7B-Instruct average), `ABLATION_OVERRIDES` each ablation as the
 params overrides that make it (the names and overrides CONTRACT fixes). The toy world cannot
 reproduce the paper's values; what it can reproduce is the *direction* of each ablation, the sign
-of Δ = ablation − full SGPO, which `signs_match` checks row by row.
+of Δ = ablation − full SGPO, which `verdict` decides from a paired interval: holds, reversed or
+inconclusive.
 """
 
 from __future__ import annotations
@@ -57,7 +58,18 @@ def main_table() -> pd.DataFrame:
         52.1
     """
     rows = {m: [math.nan if v is None else v for v in vals] for m, vals in MAIN.items()}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(MAIN_COLUMNS))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(MAIN_COLUMNS)).rename_axis("model")
+
+
+def main_delta(a: str, b: str, model: str = ABLATION_MODEL) -> float:
+    """The paper's main-table difference `a` minus `b` (methods of `MAIN_COLUMNS`) on `model`, in points.
+
+    Example:
+        >>> round(main_delta("SGPO", "SFT+GRPO"), 1)
+        2.2
+    """
+    row = dict(zip(MAIN_COLUMNS, MAIN[model]))
+    return row[a] - row[b]
 
 
 def ablation_delta(name: str) -> float:
@@ -70,45 +82,34 @@ def ablation_delta(name: str) -> float:
     return ABLATIONS[name] - FULL if name in ABLATIONS else math.nan
 
 
-def sign(delta: float, tol: float = 0.0) -> int:
-    """-1, 0 or +1: the direction of `delta`, 0 within `tol` of zero (or NaN: no direction).
+VERDICTS = ("holds", "reversed", "inconclusive")
+
+
+def verdict(interval: tuple[float, float, float], paper_delta: float) -> str:
+    """Whether the paper's ordering holds here: `interval` is this run's paired difference
+    `(mean, low, high)` (`results.paired_interval`, 95%) of the same comparison whose paper value is
+    `paper_delta`. "holds" when the interval lies wholly on the paper's side of 0, "reversed" when
+    wholly on the other side, "inconclusive" otherwise (it holds 0, or cannot be computed).
 
     Example:
-        >>> sign(-1.2), sign(0.05, tol=0.1), sign(2.0), sign(float("nan"))
-        (-1, 0, 1, 0)
+        >>> verdict((-3.0, -5.0, -1.0), -3.4), verdict((2.0, 0.5, 3.5), -3.4), verdict((-1.0, -3.0, 1.0), -3.4)
+        ('holds', 'reversed', 'inconclusive')
     """
-    if math.isnan(delta) or abs(delta) <= tol:
-        return 0
-    return 1 if delta > 0 else -1
+    _, low, high = interval
+    if math.isnan(low) or math.isnan(paper_delta) or paper_delta == 0:
+        return "inconclusive"
+    if low > 0 or high < 0:
+        return "holds" if (low > 0) == (paper_delta > 0) else "reversed"
+    return "inconclusive"
 
 
-def signs_match(toy_delta: pd.Series, tol: float = 0.0) -> pd.Series:
-    """Per ablation name (the index of `toy_delta`, Δ vs full SGPO in points): True where the
-    toy's Δ has the paper's sign, False where not, NA for a name the paper does not report. A toy
-    Δ within `tol` of 0 has no sign and matches nothing (every paper Δ is negative).
-
-    Example:
-        >>> signs_match(pd.Series({"reverse KL": -0.4, "w/o KL clipping": 0.3, "mine": -1.0})).tolist()
-        [True, False, <NA>]
-    """
-    out = {name: (pd.NA if name not in ABLATIONS else sign(d, tol) == sign(ablation_delta(name)) != 0)
-           for name, d in toy_delta.items()}
-    return pd.Series(out, dtype="boolean", name="sign matches paper")
-
-
-def orderings(toy_delta: pd.Series, tol: float = 0.0) -> dict[str, list[str]]:
-    """The paper's orderings ("full SGPO > ablation") that this run's Δs reproduce and those they do
-    not, as sentences: `{"hold": [...], "do not hold": [...]}` (names the paper lacks are left out).
-
-    Example:
-        >>> orderings(pd.Series({"reverse KL": -0.4, "w/o KL clipping": 0.3}))["do not hold"]
-        ['full SGPO > w/o KL clipping (paper Δ -3.4, here +0.3)']
-    """
-    match = signs_match(toy_delta, tol)
-    out: dict[str, list[str]] = {"hold": [], "do not hold": []}
-    for name, d in toy_delta.items():
-        if name in ABLATIONS:
-            paper = ablation_delta(name)
-            rel = ">" if paper < 0 else "<"
-            out["hold" if match[name] else "do not hold"].append(f"full SGPO {rel} {name} (paper Δ {paper:+.1f}, here {d:+.1f})")
-    return out
+def orderings(ablation: pd.DataFrame) -> pd.DataFrame:
+    """The paper's orderings "full SGPO > ablation" for the rows of `results.ablation_table` the paper
+    reports: the ordering, the paper's Δ, this run's Δ with its paired 95% interval and the verdict
+    (`verdict`); empty without such rows."""
+    named = [n for n in ablation.index if n in ABLATIONS] if "paper's ordering here" in ablation else []
+    return pd.DataFrame([{"ordering": f"full SGPO {'>' if ablation_delta(n) < 0 else '<'} {n}",
+                          "paper Δ": f"{ablation_delta(n):+.1f}",
+                          "Δ here (95% CI)": f"{ablation.loc[n, 'Δ avg']} {ablation.loc[n, 'Δ 95% CI']}",
+                          "here": ablation.loc[n, "paper's ordering here"]} for n in named],
+                        columns=["ordering", "paper Δ", "Δ here (95% CI)", "here"])

@@ -3,8 +3,10 @@
 `tables(cfg, run_dir)` and `figures(cfg, run_dir)` read what stages 00-05 wrote (figures are
 also saved as PNG under `figures/`); `render_report(run_dir)` converts the executed
 `06_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden and the
-set-up cells (tagged `report-hide`) left out. `show(items, name)` gives each report cell its
-table or figure, or a plain "not run" sentence for a section without data.
+set-up cells (tagged `report-hide`) left out, sections, figures and tables numbered and a table
+of contents under the summary (`report_summary`). `show(items, name)` gives each report cell its
+figure or table (in `report_format`'s readable form, marked with its name for the numbering), or a
+plain "not run" sentence for a section without data.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..core import fileio
-from . import paper, plots, results, kl_signal
+from . import paper, plots, report_format, report_summary, results, kl_signal
 from ..config.run import RunConfig, load_config
-from .results import collected, metrics_of, scaling_runs, scaling_table
+from .results import collected, method_groups, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +40,36 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     abl = results.ablation_results(cfg, run_dir)
     if len(abl) > 1:  # more than the reference row
         out["ablation"] = abl
-        out["ablation_orderings"] = orderings_table(abl)
+        out["ablation_orderings"] = paper.orderings(abl)
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
-        out["scaling"] = scaling_table(scale)
+        out["scaling_table"] = scaling_table(scale)
     main_metrics = metrics_of(run_dir / "main")  # every run's metrics.jsonl, read once
     health = rollout_health(main_metrics)
     if len(health):
-        out["rollout_health"] = health
+        out["rollout_health"] = health.rename(index=results.run_label).rename_axis("run")
     completions = sgpo_completions(run_dir)
     if len(completions):
         out["completions"] = completions
     if (run_dir / "guidance_shift.csv").exists():
-        out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy")
+        out["guidance_shift"] = pd.read_csv(run_dir / "guidance_shift.csv", index_col="policy").rename(index=results.run_label)
     if (run_dir / kl_signal.SIGNAL_FILE).exists():
         out["signal"] = kl_signal.summary(fileio.read_json(run_dir / kl_signal.SIGNAL_FILE)["rollouts"])
     if (run_dir / "premise.csv").exists():
         out["premise"] = pd.read_csv(run_dir / "premise.csv")
     reasons = results.grade_reasons(main_metrics)
     if len(reasons.columns):
-        out["grade_reasons"] = reasons
+        out["grade_reasons"] = reasons.rename(index=results.run_label).rename_axis("run")
     if (run_dir / "strategy_report.json").exists():
-        out["strategy_report"] = pd.Series(fileio.read_json(run_dir / "strategy_report.json"), name="count").to_frame()
+        out["strategy_report"] = pd.Series(fileio.read_json(run_dir / "strategy_report.json"), name="count").rename_axis("outcome").to_frame()
     if (run_dir / "strategy_selection.json").exists():
-        out["strategy_selection"] = pd.Series(fileio.read_json(run_dir / "strategy_selection.json"), name="count").to_frame()
+        out["strategy_selection"] = pd.Series(fileio.read_json(run_dir / "strategy_selection.json"), name="count").rename_axis("outcome").to_frame()
     env = fileio.read_json(run_dir / "env.json")
     cpu = env.get("cpu", {})
     out["environment"] = pd.Series({**env.get("packages", {}), "python": env.get("python"), "device": env.get("device"),
                                     "cpu": cpu.get("model"), "cpu_isa": " ".join(cpu.get("isa", [])),
                                     "cpu_native_bf16": cpu.get("native_bf16"), "torch_threads": cpu.get("torch_threads"),
-                                    "git_commit": env.get("git_commit")}, name="value").to_frame()
+                                    "git_commit": env.get("git_commit")}, name="value").rename_axis("name").to_frame()
     return out
 
 
@@ -82,16 +84,9 @@ def terminal_tables(run_dir: Path) -> str:
     parts = [("Main table (avg@k in points, mean ± std over seeds)", results.main_table(main))]
     ablation = results.ablation_results(load_config(run_dir / "config.yaml"), run_dir)
     if len(ablation) > 1:
-        parts += [("Ablations (Δ vs full SGPO; paper: Qwen2.5-7B, compare the sign)", ablation),
-                  ("The paper's orderings on this run", orderings_table(ablation).set_index("ordering"))]
-    with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 80):
-        return "\n\n".join(f"{title}\n{table.to_string()}" for title, table in parts)
-
-
-def orderings_table(ablation: pd.DataFrame) -> pd.DataFrame:
-    """Which of the paper's orderings "full SGPO > ablation" this run reproduces (`paper.orderings`)."""
-    found = paper.orderings(results.ablation_deltas(ablation))
-    return pd.DataFrame([{"ordering": text, "here": verdict} for verdict, texts in found.items() for text in texts])
+        parts += [("Ablations (Δ vs full SGPO with its paired 95% interval; paper: Qwen2.5-7B)", ablation),
+                  ("The paper's orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
+    return "\n\n".join(f"{title}\n{report_format.as_text(table)}" for title, table in parts)
 
 
 def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -115,15 +110,12 @@ DYNAMICS = {
 def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     """Learning curves, α, entropy, KL-clip fraction, p_guided vs p_auto, main bars, scaling, where the
     signal lands; PNGs saved. A figure whose input is missing is skipped with a logged note."""
-    figs = {}
-    main_metrics = metrics_of(run_dir / "main")
-    if main_metrics:
-        figs["learning_curves"] = plots.curves(main_metrics, f"eval/test/macro/{results.METRIC}", "Held-out unguided accuracy",
-                                               f"test macro {results.METRIC}")
-        figs["reward"] = plots.curves(main_metrics, "reward_auto", "Training reward (autonomous rollouts)", smooth=5)
-        figs["engine_mismatch"] = plots.panels(main_metrics, plots.ROLLOUT_HEALTH_KEYS, "Rollout engine vs trainer, reward groups")
-        main = collected(run_dir / "main")
-        figs["main_bars"] = plots.bars(results.numeric_table(main, "train.method"), "SGPO vs baselines",
+    figs = training_figures(run_dir)
+    main = collected(run_dir / "main")
+    if len(main) and "phase" in main:
+        numeric = results.numeric_table(results.with_method(main), "method")
+        numeric = numeric.reindex(sorted(numeric.index, key=results.method_order))
+        figs["main_bars"] = plots.bars(numeric, "SGPO vs baselines",
                                        baseline=results.base_accuracy(main, "train.method"), metric=results.METRIC)
     figs.update(dynamics_figures(run_dir))
     if (run_dir / kl_signal.SIGNAL_FILE).exists():
@@ -138,20 +130,45 @@ def figures(cfg: RunConfig, run_dir: Path) -> dict[str, object]:
     if len(scale):
         table = scaling_table(scale)
         final = table[table["phase"] == "final"].merge(_sizes(run_dir), on="student.size")
-        figs["scaling"] = plots.scaling(final, "parameters", "train.method")
+        final = final.assign(method=final["train.method"].map(lambda m: results.METHOD_LABELS.get(m, m)))
+        figs["scaling"] = plots.scaling(final, "parameters", "method")
     for name, fig in figs.items():
         plots.save(fig, run_dir / "figures" / f"{name}.png")
     return figs
 
 
+def training_figures(run_dir: Path) -> dict[str, object]:
+    """Held-out accuracy and training reward per method (mean over seeds, band), and the rollout-health
+    panels (a metric no run logged gets no panel: the figure says which and why); {} before any run."""
+    groups = method_groups(metrics_of(Path(run_dir) / "main"))
+    if not groups:
+        return {}
+    figs = {"learning_curves": plots.curves(groups, f"eval/test/macro/{results.METRIC}", "Held-out unguided accuracy",
+                                            f"test macro {results.METRIC} (points)", scale=results.POINTS),
+            "reward": plots.curves(groups, "reward_auto", "Training reward (autonomous rollouts)", smooth=5)}
+    health = plots.panels(groups, plots.ROLLOUT_HEALTH_KEYS, "Rollout engine vs trainer, reward groups", HEALTH_NOT_LOGGED)
+    if health is not None:
+        figs["engine_mismatch"] = health
+    return figs
+
+
+# Why a rollout-health metric can be absent from every run (its panel is left out, with this reason)
+HEALTH_NOT_LOGGED = {
+    "mismatch/guided/mean": "no run re-scored guided rollouts (on the transformers backend, or when no guided rollout was sampled)",
+    "mismatch/auto/mean": "no run compared engine and trainer log-probs",
+    "guided_share": "no run has a guided branch (SGPO only)",
+}
+
+
 def dynamics_figures(run_dir: Path) -> dict[str, object]:
-    """`DYNAMICS` curves of the main table's runs and α of a few fixed problems at their first and last
-    visit (`alpha.jsonl` of the first SGPO run); each one skipped, with a logged note, without its input."""
+    """`DYNAMICS` curves of the main table's runs (mean over seeds per method) and α of a few fixed
+    problems at their first and last visit (`alpha.jsonl` of the first SGPO run); each one skipped,
+    with a logged note, without its input."""
     figs, metrics = {}, metrics_of(run_dir / "main")
     for name, (key, title, ylabel, sgpo_only) in DYNAMICS.items():
         series = {k: m for k, m in metrics.items() if key in m and (not sgpo_only or "method=sgpo" in k)}
         if series:
-            figs[name] = plots.curves(series, key, title, ylabel, smooth=5)
+            figs[name] = plots.curves(method_groups(series), key, title, ylabel, smooth=5)
         else:
             log.info("report: figure %s skipped: no run under %s logged '%s'", name, run_dir / "main", key)
     alpha = {k: a for k, a in results.alpha_of(run_dir / "main").items() if "method=sgpo" in k and len(a)}
@@ -180,22 +197,76 @@ NOT_RUN = {
     "guidance_shift": "Not measured: notebook 03 has not run.",
     "guided_vs_auto": "Not measured: notebook 02 has not run.",
     "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",
-    "scaling": "Not run: `experiment.scaling_sizes` is empty, so no scaling study was made.",
-    "scaling_figure": "",
+    "scaling_table": "",
+    "scaling_figure": "Not run: `experiment.scaling_sizes` is empty, so no scaling study was made.",
     "premise": "Not measured: the premise table exists for the toy world only (notebook 00).",
     "strategy_report": "Not available: notebook 01 has not run.",
     "strategy_selection": "Not available: notebook 01 has not run.",
     "completions": "No completions logged: no rollout-based training run has run yet (notebook 03).",
+    "engine_mismatch": "No run logged rollout-health metrics yet (notebook 03).",
+    "rollout_health": "",
+    "grade_reasons": "No run logged grade reasons yet (notebook 03).",
+    "benchmarks": "Not measured: `make bench` has not run on this machine (it writes `outputs/bench/`).",
 }
 
 
+CAPTIONS = {
+    "main": "Main table: test avg@k per family, avg and ood, mean ± std over seeds (points).",
+    "main_greedy": "The same runs under greedy decoding.",
+    "paper_main": "The paper's main table (§9), average of 4 benchmarks.",
+    "main_bars": "Test macro avg@k per method, std bars over seeds; dashed: the base student.",
+    "learning_curves": "Held-out avg@k over training, mean over seeds per method (band: ± std).",
+    "reward": "Training reward of the autonomous rollouts per method (5-step mean).",
+    "alpha_mean": "Mean adaptive weight α per step (SGPO).",
+    "alpha_first_last": "α of the most visited problems at their first and last visit.",
+    "entropy": "Policy entropy on autonomous rollouts per method.",
+    "kl_clip_frac": "Share of distilled tokens with KL above δ (SGPO).",
+    "engine_mismatch": "Rollout health per step: engine-vs-trainer log-prob gap, one-reward groups, guided share.",
+    "rollout_health": "Rollout health per run, means over steps.",
+    "guidance_shift": "Guidance weight w on notebook 02's problems, base student vs each SGPO run.",
+    "guided_vs_auto": "Per problem: solved with the strategy against solved alone.",
+    "signal": "Share of each guided rollout's KL (and of SFT's push) on its top 10% of tokens.",
+    "signal_kl": "Tokens coloured by KL(q‖p).",
+    "signal_sft": "Tokens coloured by SFT's per-token gradient norm.",
+    "ablation": "Ablations: Δ vs full SGPO with its paired 95% interval, beside the paper's.",
+    "ablation_orderings": "The paper's orderings on this run: holds, reversed or inconclusive.",
+    "scaling": "Test avg@k after training against the student's size.",
+    "scaling_table": "Test avg@k before and after training per size and method.",
+    "premise": "Held-out greedy accuracy of the base students, unguided vs guided.",
+    "strategy_report": "Strategy extraction outcomes.",
+    "strategy_selection": "Candidate strategies and how one was selected per problem.",
+    "completions": "Completions of the last logged step of the first SGPO run.",
+    "grade_reasons": "Training rollouts per grade reason, summed over steps.",
+    "benchmarks": "Speed and memory measured by make bench.",
+    "environment": "Package versions, device, CPU and git commit.",
+}
+
+
+class Shown:
+    """A figure or table of the report with its name in the output's metadata, so that
+    `render_report` numbers it and gives it its caption (`CAPTIONS`)."""
+
+    def __init__(self, value, name: str):
+        self.value, self.name = value, name
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from IPython import get_ipython
+
+        data, _ = get_ipython().display_formatter.format(self.value)
+        return data, {report_summary.ITEM_KEY: {"item": self.name}}
+
+
 def show(items: dict, name: str, note: str | None = None):
-    """`items[name]` (a table or figure) for a report cell, or a plain sentence when the section has
-    no data (`NOT_RUN[note or name]`; nothing when that is "", said by another cell)."""
+    """`items[name]` for a report cell: a figure as it is, a table in its readable form
+    (`report_format.styled`), both marked for numbering; or a plain sentence when the section has no
+    data (`NOT_RUN[note or name]`; nothing when that is "", said by another cell)."""
     from IPython.display import Markdown
 
-    if name in items:
-        return items[name]
+    value = items.get(name)
+    if isinstance(value, pd.DataFrame) and len(value):
+        return Shown(report_format.styled(value), name)
+    if value is not None and not isinstance(value, pd.DataFrame):
+        return Shown(value, name)
     text = NOT_RUN.get(note or name, "No data for this section.")
     return Markdown(f"*{text}*") if text else None
 
@@ -209,7 +280,7 @@ def sgpo_completions(run_dir: Path, rows: int = 8) -> pd.DataFrame:
     if not runs:
         return pd.DataFrame()
     table = read_completions(runs[0].parent).head(rows)
-    return table.assign(run=runs[0].parent.name)[["run", "step", "prompt", "guided", "strategy", "response", "reward",
+    return table.assign(run=results.run_label(runs[0].parent.name))[["run", "step", "prompt", "guided", "strategy", "response", "reward",
                                                    "grade"]]
 
 
@@ -228,7 +299,8 @@ def _sizes(run_dir: Path) -> pd.DataFrame:
 
 
 def render_report(run_dir: Path) -> Path:
-    """`run_dir/06_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden."""
+    """`run_dir/06_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden, sections,
+    figures and tables numbered, the table of contents under the summary."""
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
@@ -238,7 +310,8 @@ def render_report(run_dir: Path) -> Path:
         raise FileNotFoundError(f"{executed}: run notebook 06 through the pipeline first (python -m sgpo_lib pipeline ...)")
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={REPORT_HIDE_TAG}, enabled=True), enabled=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    notebook = report_summary.numbered(nbformat.read(executed, as_version=4), CAPTIONS)
+    body, _ = exporter.from_notebook_node(notebook)
     path = Path(run_dir) / "report.html"
     fileio.write_text(path, body)
     log.info("report: %s", path)

@@ -8,6 +8,8 @@ name per run folder, e.g. the paper's ablation names). Tables report a metric (d
 the paper's protocol, sgpo-method.md §8; `greedy` is the extra) in points, as mean ± std over
 seeds, per benchmark (family), the macro average over test benchmarks (`avg`) and the OOD macro
 average (`ood`). `ablation_table` sets the paper's §7 numbers beside this run's (`paper.py`).
+Two rows are compared by a paired difference (`paired_cells`, `paired_interval`): the same seeds
+and the same benchmarks (same problems), a t interval over those cells; `paper.verdict` reads it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
 import yaml
 
 from ..core import fileio
 from . import paper
+from .report_format import seeds_text
 from ..config.run import RunConfig
 from ..config.experiment import ablation_seeds
 from ..core.run_folder import read_status
@@ -80,6 +84,39 @@ def collected(root: Path) -> pd.DataFrame:
     return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
 
 
+def paired_cells(df: pd.DataFrame, group: str, a: str, b: str, metric: str = METRIC) -> pd.Series:
+    """`a` minus `b` (two values of `group`, e.g. methods), in points, per (seed, test benchmark) that
+    both evaluated: the same seed and the same problems, so the difference of each cell is paired
+    (per seed on the macro average when the rows hold no benchmark)."""
+    final = df[(df["status"] == "done") & (df["phase"] == "final") & (df["split"] == "test")]
+    if (final["source"] != "macro").any():  # per benchmark where the runs have it, else their macro average
+        final = final[final["source"] != "macro"]
+    cells = final.pivot_table(index=["seed", "source"], columns=group, values=metric, aggfunc="mean")
+    if a not in cells or b not in cells:
+        return pd.Series(dtype=float)
+    return ((cells[a] - cells[b]) * POINTS).dropna()
+
+
+def paired_interval(diffs: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired differences and its two-sided t interval at `level`: `(mean, low, high)`; the
+    interval is NaN with fewer than two cells (no spread to judge by).
+
+    Example:
+        >>> [round(v, 2) for v in paired_interval(pd.Series([1.0, 2.0, 3.0]))]
+        [2.0, -0.48, 4.48]
+    """
+    n, mean = len(diffs), float(diffs.mean()) if len(diffs) else float("nan")
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + level) / 2, n - 1) * diffs.std(ddof=1) / n**0.5)
+    return mean, mean - half, mean + half
+
+
+def _interval_text(interval: tuple[float, float, float]) -> str:
+    mean, low, high = interval
+    return "no pair" if mean != mean else ("1 pair" if low != low else f"[{low:+.1f}, {high:+.1f}]")
+
+
 def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """One row per run: the grid axes, its status and the final test macro metrics (the full
     table goes to a file)."""
@@ -96,6 +133,44 @@ def metrics_of(root: Path) -> dict[str, pd.DataFrame]:
     """`metrics.jsonl` of every run under `root`, keyed by run name."""
     return {p.parent.name: pd.DataFrame(fileio.read_jsonl(p, tolerate_torn_tail=True))
             for p in sorted(Path(root).glob("*/metrics.jsonl"))}
+
+
+def method_of(run: str) -> str:
+    """The display name of a main-table run folder (`train.method=sft_grpo_seed=0` -> `SFT+GRPO`);
+    any other folder keeps its name without `_seed=N`.
+
+    Example:
+        >>> method_of("train.method=sft_grpo_seed=0"), method_of("train.method=sgpo_distill.coef=0_seed=1")
+        ('SFT+GRPO', 'train.method=sgpo_distill.coef=0')
+    """
+    name = re.sub(r"_seed=-?\d+$", "", run)
+    return METHOD_LABELS.get(name.removeprefix("train.method="), name)
+
+
+def run_label(run: str) -> str:
+    """A main-table run folder as a person names it (`train.method=sgpo_seed=0` -> `SGPO, seed 0`);
+    any other name is kept.
+
+    Example:
+        >>> run_label("train.method=sft_grpo_seed=2"), run_label("base student")
+        ('SFT+GRPO, seed 2', 'base student')
+    """
+    seed = re.search(r"_seed=(-?\d+)$", run)
+    return f"{method_of(run)}, seed {seed.group(1)}" if seed else run
+
+
+def method_groups(series: dict[str, pd.DataFrame]) -> dict[str, list[pd.DataFrame]]:
+    """`metrics_of`'s runs grouped by method (`method_of`), in the main table's order."""
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for run, rows in series.items():
+        groups.setdefault(method_of(run), []).append(rows)
+    return dict(sorted(groups.items(), key=lambda kv: method_order(kv[0])))
+
+
+def method_order(name: str) -> tuple[int, str]:
+    """Sort key of a method's display name: the main table's order, other names after it by name."""
+    order = list(dict.fromkeys(METHOD_LABELS.values()))
+    return (order.index(name), "") if name in order else (len(order), name)
 
 
 def alpha_of(root: Path) -> dict[str, pd.DataFrame]:
@@ -117,6 +192,7 @@ def _fmt(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f}" if n < 2 else f"{mean:.1f} ± {std:.1f}"
 
 
+
 def long_table(df: pd.DataFrame, group: str, metric: str = METRIC, phase: str = "final") -> pd.DataFrame:
     """Per (group value, split, source): mean, std, number of seeds, in points."""
     done = df[(df["status"] == "done") & (df["phase"] == phase)]
@@ -126,7 +202,8 @@ def long_table(df: pd.DataFrame, group: str, metric: str = METRIC, phase: str = 
 
 
 def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bool = True) -> pd.DataFrame:
-    """Rows = `group` values (e.g. methods); columns = test benchmarks, `avg`, `ood`.
+    """Rows = `group` values (e.g. methods); columns = test benchmarks, `avg`, `ood` (mean ± std over
+    seeds, the mean alone for one seed) and `seeds` ("1 seed", "3 seeds").
 
     With `with_base`, a `base` row holds the untrained student (step-0 eval, seed-averaged).
     """
@@ -144,7 +221,13 @@ def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bo
     table = long.pivot_table(index=group, columns="column", values="cell", aggfunc="first").reindex(order)
     cols = [c for c in table.columns if c not in ("avg", "ood")] + [c for c in ("avg", "ood") if c in table.columns]
     table.columns.name = None
-    return table[cols]
+    seeds = long.groupby(group)["count"].max().reindex(order)
+    return table[cols].assign(seeds=[seeds_text(int(n)) for n in seeds])
+
+
+def with_method(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a `method` column: the display name of its `train.method` (`METHOD_LABELS`)."""
+    return df.assign(method=df["train.method"].map(lambda m: METHOD_LABELS.get(m, m)))
 
 
 def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
@@ -152,8 +235,7 @@ def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     (the methods that ran, in that order), per family, `avg` and `ood`, mean ± std over seeds."""
     if not len(df) or "train.method" not in df or "phase" not in df:
         return pd.DataFrame()
-    df = df.assign(method=df["train.method"].map(lambda m: METHOD_LABELS.get(m, m)))
-    table = wide_table(df, "method", metric)
+    table = wide_table(with_method(df), "method", metric)
     order = ["base"] + [m for m in dict.fromkeys(METHOD_LABELS.values()) if m in table.index]
     return table.reindex(order + [m for m in table.index if m not in order]).rename_axis(f"method ({metric})")
 
@@ -172,12 +254,12 @@ def numeric_table(df: pd.DataFrame, group: str, metric: str = METRIC) -> pd.Data
     return macro.pivot_table(index=group, columns="split", values=["mean", "std"]).sort_index()
 
 
-def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, ...], metric: str = METRIC,
-                   tol: float = 0.0) -> pd.DataFrame:
+def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, ...], metric: str = METRIC) -> pd.DataFrame:
     """The ablation table (§7): the reference row `full SGPO` (the main table's SGPO runs of `seeds`),
     then one row per ablation (its `label`, e.g. the paper's name; the paper's order first): per-family cells and `avg` as mean ± std
-    over seeds, `Δ avg` vs full SGPO, the paper's value and Δ (`paper.py`, Qwen2.5-7B average) and
-    whether the signs of the two Δs agree (`paper.signs_match`, `tol` points of no sign)."""
+    over seeds, `Δ avg` vs full SGPO with its paired 95% interval (`paired_cells`), the paper's value
+    and Δ (`paper.py`, Qwen2.5-7B average) and whether the paper's ordering holds here, is reversed
+    or is inconclusive (`paper.verdict`); "" for a name the paper lacks."""
     parts = [d for d in (ablate,) if len(d) and "phase" in d]
     if len(main) and "phase" in main:
         ref = main[(main["train.method"] == "sgpo") & main["seed"].isin(seeds)]
@@ -191,17 +273,13 @@ def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, .
     means = numeric_table(df, "label", metric)[("mean", "test")]
     delta = means - means.get(FULL_SGPO, float("nan"))
     table["Δ avg"] = [f"{delta[n]:+.1f}" for n in table.index]
+    intervals = {n: paired_interval(paired_cells(df, "label", n, FULL_SGPO, metric)) for n in table.index if n != FULL_SGPO}
+    table["Δ 95% CI"] = [_interval_text(intervals[n]) if n in intervals else "" for n in table.index]
     table["paper"] = [paper.FULL if n == FULL_SGPO else paper.ABLATIONS.get(n) for n in table.index]
     table["paper Δ"] = [paper.ablation_delta(n) for n in table.index]
-    table["sign matches paper"] = paper.signs_match(delta.drop(FULL_SGPO, errors="ignore"), tol).reindex(table.index)
+    table["paper's ordering here"] = [paper.verdict(intervals[n], paper.ablation_delta(n)) if n in intervals else ""
+                                      for n in table.index]
     return table.rename_axis(f"ablation ({metric})")
-
-
-def ablation_deltas(table: pd.DataFrame) -> pd.Series:
-    """`Δ avg` of `ablation_table`'s ablation rows as numbers (for `paper.orderings`); empty without any."""
-    if "Δ avg" not in table:
-        return pd.Series(dtype=float)
-    return table["Δ avg"].drop(FULL_SGPO, errors="ignore").astype(float)
 
 
 def ablation_results(cfg: RunConfig, run_dir: Path, metric: str = METRIC) -> pd.DataFrame:
@@ -235,11 +313,13 @@ def scaling_runs(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
 
 
 def scaling_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """Per (size, method): test macro accuracy (`metric`) before/after training, in points."""
+    """Per (size, method): test macro accuracy (`metric`) before/after training, in points: `mean`,
+    `std` over seeds ("1 seed" where there is one: no spread to show) and `seeds`."""
     macro = df[(df["status"] == "done") & (df["source"] == "macro") & (df["split"] == "test")]
-    agg = macro.groupby(["student.size", "train.method", "phase"])[metric].agg(["mean", "std"]).reset_index()
-    agg[["mean", "std"]] = agg[["mean", "std"]].fillna(0.0) * POINTS
-    return agg
+    agg = macro.groupby(["student.size", "train.method", "phase"])[metric].agg(["mean", "std", "count"]).reset_index()
+    agg["mean"] = agg["mean"] * POINTS
+    agg["std"] = [std * POINTS if n > 1 else seeds_text(n) for std, n in zip(agg["std"], agg["count"])]
+    return agg.rename(columns={"count": "seeds"})
 
 
 def grade_reasons(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -31,11 +31,9 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from ..core import fileio
-from ..core.cache import cache_dir, cache_root
+from ..data import prompts
 from ..core.records import Problem
 from ..core.seeding import derive_seed
-from ..data import prompts
-from ..model.generation import SamplingSpec, generate_counts
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +108,8 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
              k_by_benchmark: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Greedy + k samples per problem (k per benchmark, `k_for`) on unguided prompts; returns
     `summarize`'s table."""
+    from ..model.generation import SamplingSpec, generate_counts
+
     texts = [prompts.render(tokenizer, prompts.unguided_messages(p, instruction)) for p in problems]
     seeds = [derive_seed(seed, tag, p.id) for p in problems]
     ks = [k_for(p.source, k, k_by_benchmark or {}) for p in problems]
@@ -131,6 +131,8 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
 def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | None:
     """The cache file of the step-0 evaluation of `cfg` from `model_dir`, or None when the model
     folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""
+    from ..core.cache import cache_dir, cache_root
+
     root, model_dir = cache_root(cfg).resolve(), Path(model_dir).resolve()
     if root not in model_dir.parents:
         return None
@@ -143,7 +145,7 @@ def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | No
 def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """`compute()`, read from / written to `path` (a JSON list of rows) when it is given."""
     if path is not None and path.exists():
-        log.info("step-0 evaluation from the cache: %s", path)
+        log.debug("step-0 evaluation from the cache: %s", path)
         return pd.DataFrame(fileio.read_json(path))
     table = compute()
     if path is not None:

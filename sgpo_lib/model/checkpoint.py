@@ -50,7 +50,7 @@ def save(ckpt_dir: Path, step: int, model, optimizer, scheduler, extra: dict | N
     fileio.write_json(ckpt_dir / "latest.json", {"step": step, "file": path.name})
     for old in sorted(ckpt_dir.glob("step_*.pt"))[:-keep]:
         old.unlink()
-    log.info("checkpoint %s", path)
+    log.debug("checkpoint %s", path)
     return path
 
 

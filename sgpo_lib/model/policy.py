@@ -152,7 +152,7 @@ def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str
     model.train()
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
-    log.info("policy %s: %d / %d trainable parameters", model_dir, n_train, n_all)
+    log.debug("policy %s: %d / %d trainable parameters", model_dir, n_train, n_all)
     return model, tokenizer
 
 

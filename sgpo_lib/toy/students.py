@@ -98,7 +98,7 @@ def prepare_student(world_cfg: ToyWorldConfig, student_cfg: StudentConfig, pretr
     final = root / f"toy-student-{student_cfg.size}-{cache_key(student_spec(world_cfg, student_cfg, pretrain_cfg, seed))}"
     if (final / META_FILE).exists():
         check_model_files(final)  # a damaged cached folder fails here, naming its file
-        logger.info("toy student %s: cached at %s", student_cfg.size, final)
+        logger.debug("toy student %s: cached at %s", student_cfg.size, final)
         return final
     root.mkdir(parents=True, exist_ok=True)
     clean_stale_builds(root)

@@ -14,7 +14,8 @@ stopped. `timings.json` keeps the last time of every notebook.
 
 Progress: the notebooks' kernels log to `progress.log` in the run folder (`SGPO_PROGRESS`),
 and the pipeline prints each new line with the notebook's name, or a `running` line after
-`HEARTBEAT_S` seconds without one.
+`HEARTBEAT_S` seconds without one. The kernels talk to papermill over local IPC sockets
+(`ipc_kernel_manager`), not TCP ports.
 """
 
 from __future__ import annotations
@@ -105,6 +106,20 @@ def progress(run_dir: Path, stem: str) -> Iterator[None]:
             os.environ[PROGRESS_ENV] = before
 
 
+def ipc_kernel_manager() -> type:
+    """nbclient's kernel manager talking to the kernel over local IPC sockets instead of TCP: no
+    network port, and no "Kernel is running over TCP without encryption" warning from the kernel."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def _execute(nb: Path, run_dir: Path, params: dict) -> float:
     """Run one notebook into the run folder; returns its seconds (STATUS failed if it raises)."""
     write_status(run_dir, "running", f"notebook: {nb.name}")
@@ -114,7 +129,8 @@ def _execute(nb: Path, run_dir: Path, params: dict) -> float:
             import papermill as pm  # its first import takes seconds on a loaded machine: under the heartbeat
 
             pm.execute_notebook(str(nb), str(run_dir / nb.name), parameters=params, cwd=str(NOTEBOOKS_DIR),
-                                kernel_name="python3", progress_bar=False, log_output=False)
+                                kernel_name="python3", progress_bar=False, log_output=False,
+                                kernel_manager_class=ipc_kernel_manager())
     except BaseException as e:
         write_status(run_dir, "failed", f"notebook: {nb.name}\n{type(e).__name__}: {e}")
         raise

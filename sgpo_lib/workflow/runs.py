@@ -72,8 +72,8 @@ def start_run(
         fileio.write_json(run_dir / "env.json", environment())
         fileio.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
     seed_everything(cfg.seed)
-    configure_logging()
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
+    configure_logging(run_dir)
     log.info("run %s in %s", run_id, run_dir)
     return cfg, run_dir
 
@@ -88,20 +88,51 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """A plain stderr handler for the `sgpo_lib` logger (idempotent; notebooks show it), and a
-    file handler on `$SGPO_PROGRESS` when the pipeline set it."""
+class RunRelativeFormatter(logging.Formatter):
+    """Shows paths inside the run folder relative to it, and those beside it (the cache) as `../…`."""
+
+    def __init__(self, fmt: str, datefmt: str, run_dir: Path):
+        super().__init__(fmt, datefmt)
+        self.run_dir = Path(run_dir).resolve()
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace(f"{self.run_dir}/", "").replace(f"{self.run_dir.parent}/", "../")
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (its `sys.stdout` is ipykernel's stream to the cell)."""
+    return type(sys.stdout).__module__.startswith("ipykernel")
+
+
+def configure_logging(run_dir: Path | None = None, level: int = logging.INFO) -> None:
+    """Console handlers for the `sgpo_lib` logger (idempotent), and a file handler on
+    `$SGPO_PROGRESS` when the pipeline set it. In a notebook kernel, records below WARNING go to
+    stdout (a plain cell output, not a red stderr box) with paths relative to `run_dir`, warnings to
+    stderr; elsewhere everything goes to stderr. The transformers progress bars are switched off in
+    a kernel (they would be stderr boxes)."""
     logger = logging.getLogger("sgpo_lib")
-    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S")
-    if not any(getattr(h, "_sgpo", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(fmt)
+    fmt, datefmt = "%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S"
+    for handler in [h for h in logger.handlers if getattr(h, "_sgpo", False)]:
+        logger.removeHandler(handler)
+    if in_kernel():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        info, warn = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+        info.addFilter(lambda record: record.levelno < logging.WARNING)
+        warn.setLevel(logging.WARNING)
+        console = [info, warn]
+    else:
+        console = [logging.StreamHandler(sys.stderr)]
+    for handler in console:
+        handler.setFormatter(RunRelativeFormatter(fmt, datefmt, run_dir) if run_dir else logging.Formatter(fmt, datefmt))
         handler._sgpo = True
         logger.addHandler(handler)
     progress = os.environ.get(PROGRESS_ENV)
     if progress and not any(getattr(h, "baseFilename", None) == str(Path(progress).resolve()) for h in logger.handlers):
         file_handler = logging.FileHandler(progress, encoding="utf-8")
-        file_handler.setFormatter(fmt)
+        file_handler.setFormatter(logging.Formatter(fmt, datefmt))
         logger.addHandler(file_handler)
     logger.setLevel(level)
 

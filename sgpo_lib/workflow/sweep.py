@@ -140,11 +140,14 @@ def run_sweep(
     root, base_overrides = Path(root), base_overrides or {}
     names = _check_variants(str(params_file), variants, base_overrides)
     devices = _gpu_ids()
+    done = sum(read_status(root / n) == "done" for n in names)
+    if done:
+        log.info("sweep: %d of %d runs already done, read from their folders", done, len(names))
 
     def one(i: int) -> None:
         out_dir, overrides = root / names[i], {**base_overrides, **variants[i]}
         if read_status(out_dir) == "done":
-            log.info("sweep: %s done, skipped", out_dir.name)
+            log.debug("sweep: %s done, skipped", out_dir.name)
             return
         if (busy := holder(out_dir)) is not None:
             log.error("sweep: %s is in use by pid %s; left alone", out_dir.name, busy["pid"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sgpo_lib.core import fileio
-from sgpo_lib.analysis import paper, results
+from sgpo_lib.analysis import paper, plots, results
 from sgpo_lib.config.run import config_to_yaml, load_config
 from sgpo_lib.core.run_folder import write_status
 
@@ -33,7 +33,8 @@ def test_main_table_has_the_papers_rows_in_order_mean_and_std_over_seeds():
     table = results.main_table(df)
     assert list(table.index) == ["base", "SFT", "SFT+GRPO", "LUFFY", "SGPO", "GRPO (from base)"]
     assert table.loc["SGPO", "avg"] == "55.0 ± 7.1" and table.loc["SGPO", "ood"] == "27.5 ± 3.5"
-    assert table.loc["base", "avg"] == "10.0" and list(table.columns) == ["add", "mul", "avg", "ood"]
+    assert table.loc["base", "avg"] == "10.0" and list(table.columns) == ["add", "mul", "avg", "ood", "seeds"]
+    assert table["seeds"].tolist() == ["1 seed", "1 seed", "1 seed", "1 seed", "2 seeds", "1 seed"]  # no std of 0
     assert results.main_table(df, "greedy").loc["SFT", "avg"] == "25.0"  # greedy: the extra table
     assert table.index.name == "method (avg@k)"
 
@@ -42,6 +43,7 @@ def ablation_frames():
     main = frame(*(rows(f"s{s}", "sgpo", s, 0.50 + s / 100) for s in (0, 1, 2)), rows("s9", "sgpo", 9, 0.9))
     ablate = frame(*(rows(f"k{s}", "sgpo", s, 0.45, label="w/o KL clipping") for s in (0, 1, 2)),
                    *(rows(f"r{s}", "sgpo", s, 0.60, label="reverse KL") for s in (0, 1)),
+                   *(rows(f"t{s}", "sgpo", s, a, label="w/o target selection") for s, a in ((0, 0.55), (1, 0.46), (2, 0.52))),
                    rows("m0", "sgpo", 0, 0.40, label="my own"))
     return ablate, main
 
@@ -49,24 +51,36 @@ def ablation_frames():
 def test_ablation_table_reference_row_deltas_and_the_papers_column():
     ablate, main = ablation_frames()
     table = results.ablation_table(ablate, main, seeds=(0, 1, 2))
-    assert list(table.index) == [results.FULL_SGPO, "w/o KL clipping", "reverse KL", "my own"]  # seed 9 is not a reference
+    assert list(table.index) == [results.FULL_SGPO, "w/o KL clipping", "w/o target selection", "reverse KL",
+                                 "my own"]  # the paper's order; seed 9 is not a reference
     assert table.loc[results.FULL_SGPO, "avg"] == "51.0 ± 1.0" and table.loc["w/o KL clipping", "avg"] == "45.0 ± 0.0"
-    assert table["Δ avg"].tolist() == ["+0.0", "-6.0", "+9.0", "-11.0"]
+    assert table["Δ avg"].tolist() == ["+0.0", "-6.0", "+0.0", "+9.0", "-11.0"]
     assert table.loc[results.FULL_SGPO, "paper"] == paper.FULL and table.loc["reverse KL", "paper"] == 50.9
     assert math.isclose(table.loc["w/o KL clipping", "paper Δ"], 48.7 - 52.1) and math.isnan(table.loc["my own", "paper Δ"])
-    match = table["sign matches paper"]
-    assert bool(match["w/o KL clipping"]) and not bool(match["reverse KL"])
-    assert pd.isna(match["my own"]) and pd.isna(match[results.FULL_SGPO])
+    # paired over (seed, benchmark): KL clipping -5, -6, -7 on both families; reverse KL +10, +9; target selection +5, -5, 0
+    assert table["paper's ordering here"].tolist() == ["", "holds", "inconclusive", "reversed", "inconclusive"]
+    assert table.loc["w/o KL clipping", "Δ 95% CI"] == "[-6.9, -5.1]" and table.loc["my own", "Δ 95% CI"] == "[-10.0, -10.0]"
 
 
-def test_paper_sign_agreement_and_orderings():
-    toy = pd.Series({"w/o KL clipping": -6.0, "reverse KL": 9.0, "w/o adaptive weighting": 0.05, "mine": -1.0})
-    assert paper.signs_match(toy).tolist()[:2] == [True, False]
-    assert paper.signs_match(toy, tol=0.1)["w/o adaptive weighting"] == False  # noqa: E712 (no sign within tol)
-    assert paper.signs_match(toy)["w/o adaptive weighting"] == False  # noqa: E712 (the paper's Δ is negative)
-    found = paper.orderings(toy)
-    assert found["hold"] == ["full SGPO > w/o KL clipping (paper Δ -3.4, here -6.0)"]
-    assert len(found["do not hold"]) == 2 and all("mine" not in t for t in found["do not hold"])
+def test_paired_difference_pairs_seeds_and_benchmarks_and_decides_the_papers_direction():
+    ablate, main = ablation_frames()
+    df = pd.concat([main, ablate], ignore_index=True)
+    diffs = results.paired_cells(df, "label", "w/o KL clipping", "s0")  # only seed 0 is in both
+    assert diffs.to_dict() == pytest.approx({(0, "toy/add"): -5.0, (0, "toy/mul"): -5.0})
+    assert results.paired_cells(df, "label", "w/o KL clipping", "nobody").empty
+    mean, low, high = results.paired_interval(pd.Series([-5.0, -6.0, -7.0]))
+    assert mean == -6.0 and math.isclose(high, -6.0 + 4.302653 * 1.0 / 3**0.5, rel_tol=1e-5)
+    assert math.isnan(results.paired_interval(pd.Series([2.0]))[1])
+    assert paper.verdict((mean, low, high), -3.4) == "holds" and paper.verdict((mean, low, high), +2.2) == "reversed"
+    assert paper.verdict((1.0, -0.5, 2.5), -3.4) == "inconclusive" and paper.verdict((2.0, math.nan, math.nan), -3.4) == "inconclusive"
+
+
+def test_orderings_name_the_papers_rows_with_their_verdicts():
+    ablate, main = ablation_frames()
+    found = paper.orderings(results.ablation_table(ablate, main, seeds=(0, 1, 2)))
+    assert found["ordering"].tolist() == ["full SGPO > w/o KL clipping", "full SGPO > w/o target selection", "full SGPO > reverse KL"]
+    assert found["here"].tolist() == ["holds", "inconclusive", "reversed"]
+    assert found.loc[0, "Δ here (95% CI)"] == "-6.0 [-6.9, -5.1]" and found.loc[0, "paper Δ"] == "-3.4"
     assert set(paper.ABLATIONS) == set(paper.ABLATION_OVERRIDES) and len(paper.ABLATIONS) == 8
     assert paper.main_table().loc["Llama ~8B-Instruct"].isna().sum() == 4
 
@@ -74,9 +88,7 @@ def test_paper_sign_agreement_and_orderings():
 def test_empty_inputs_give_empty_tables():
     assert results.main_table(pd.DataFrame()).empty
     assert results.ablation_table(pd.DataFrame(), pd.DataFrame(), (0,)).empty
-    from sgpo_lib.analysis import report
-
-    assert report.orderings_table(pd.DataFrame()).empty
+    assert paper.orderings(pd.DataFrame()).empty
 
 
 def test_alpha_first_and_last_visit_of_the_most_visited_problems():
@@ -123,12 +135,15 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
     pd.testing.assert_frame_equal(shown, report.tables(cfg, tmp_path)["ablation"])
     assert list(shown.index) == [results.FULL_SGPO, "w/o strategy distillation", "direct SFT on guided rollouts"]
     assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]
-    orderings = report.tables(cfg, tmp_path)["ablation_orderings"].set_index("here")["ordering"]
-    assert orderings["hold"].startswith("full SGPO > direct SFT") and "distillation" in orderings["do not hold"]
+    orderings = report.tables(cfg, tmp_path)["ablation_orderings"].set_index("ordering")["here"]
+    # two seeds whose differences disagree in size (-10, -20 and +10, 0): neither interval excludes 0
+    assert orderings.to_dict() == {"full SGPO > w/o strategy distillation": "inconclusive",
+                                   "full SGPO > direct SFT on guided rollouts": "inconclusive"}
     printed = report.terminal_tables(tmp_path)  # what `pipeline` prints at its end: the same tables as text
     assert printed.startswith("Main table") and "SFT+GRPO" in printed and "Ablations" in printed
-    assert all(row in printed for row in shown.index) and "paper Δ" in printed and "sign matches paper" in printed
-    assert f"{orderings['hold']}  " in printed and printed.rstrip().endswith("do not hold")
+    assert all(row in printed for row in shown.index) and "paper Δ" in printed and "paper's ordering here" in printed
+    assert "full SGPO > direct SFT on guided rollouts" in printed and printed.rstrip().endswith("inconclusive")
+    assert "\n0 " not in printed and "\n1 " not in printed  # no index column
 
 
 def test_terminal_tables_are_empty_before_a_main_table_run(tmp_path):
@@ -148,7 +163,7 @@ def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_t
     fileio.write_jsonl(grpo / "metrics.jsonl", [{"step": s, "entropy": 1.0 - s / 10} for s in range(3)])
     with caplog.at_level(logging.INFO, logger="sgpo_lib.analysis.report"):
         figs = report.dynamics_figures(tmp_path)
-    assert set(figs) == {"entropy"} and len(figs["entropy"].axes[0].lines) == 2  # raw + 5-step mean of the GRPO run
+    assert set(figs) == {"entropy"} and len(figs["entropy"].axes[0].lines) == 1  # the GRPO run's 5-step mean
     assert all(f"figure {n} skipped" in caplog.text for n in ("alpha_mean", "kl_clip_frac", "alpha_first_last"))
     fileio.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "kl_clip_frac": 0.1}
                                             for s in range(3)])
@@ -156,7 +171,9 @@ def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_t
                                           for s in range(3) for p in ("x", "y")])
     figs = report.dynamics_figures(tmp_path)
     assert set(figs) == {"alpha_mean", "entropy", "kl_clip_frac", "alpha_first_last"}
-    assert len(figs["entropy"].axes[0].lines) == 4  # both methods
+    lines = figs["entropy"].axes[0].lines  # one per method, in the method's colour, the main table's order
+    assert [line.get_label() for line in lines] == ["SGPO (1 seed)", "GRPO (from base) (1 seed)"]
+    assert [line.get_color() for line in lines] == [plots.color("SGPO"), plots.color("GRPO (from base)")]
     first_last = figs["alpha_first_last"].axes[0].lines
     assert len(first_last) == 2 and list(first_last[0].get_ydata()) == [0.5, 0.3]
 

@@ -113,5 +113,9 @@ def test_rollout_health_table_and_panels():
     assert table.loc["sgpo"].to_dict() == pytest.approx({"frac_reward_zero_std": 0.75, "frac_all_wrong": 0.5,
                                                          "guided_share_all_wrong": 0.5, "mismatch/auto/mean": 2e-6,
                                                          "mismatch/auto/max": 9e-6})
-    fig = plots.panels({"sgpo": sgpo, "sft": sft}, plots.ROLLOUT_HEALTH_KEYS, "health")
-    assert len(fig.axes) == len(plots.ROLLOUT_HEALTH_KEYS) and len(fig.axes[0].lines) == 1
+    fig = plots.panels({"SGPO": [sgpo], "SFT": [sft]}, plots.ROLLOUT_HEALTH_KEYS, "health", {"guided_share": "SGPO only"})
+    assert [ax.get_title() for ax in fig.axes] == ["mismatch/auto/mean", "frac_reward_zero_std"]  # no empty panel
+    assert len(fig.axes[0].lines) == 1 and fig.axes[0].lines[0].get_color() == plots.color("SGPO")
+    left_out = " ".join(t.get_text() for t in fig.texts)
+    assert "mismatch/guided/mean: no run logged a value" in left_out and "guided_share: SGPO only" in left_out
+    assert plots.panels({"SFT": [sft]}, plots.ROLLOUT_HEALTH_KEYS, "health") is None

@@ -74,7 +74,7 @@ def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
     html = report.read_text()
     assert all(name in html for name in cfg.data.eval_sets)
     shown = tables(cfg, run)
-    assert "scaling" not in shown  # no toy-size scaling table for a real model
+    assert "scaling_table" not in shown  # no toy-size scaling table for a real model
     assert shown["strategy_selection"]["count"].filter(like="select/").sum() == len(strategies)  # one choice each
 
     assert (tmp_path / "runs" / "cache" / "strategies").is_dir() and not (tmp_path / "outputs").exists()

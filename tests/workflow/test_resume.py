@@ -201,9 +201,13 @@ def test_progress_lines_give_step_total_and_eta(caplog, monkeypatch):
 def test_report_sections_without_data_say_so():
     from IPython.display import Markdown
 
-    from sgpo_lib.analysis.report import show
+    import pandas as pd
 
-    assert show({"main": "table"}, "main") == "table"
+    from sgpo_lib.analysis.report import Shown, show
+
+    shown = show({"main": pd.DataFrame({"avg": ["1.0"]}, index=pd.Index(["SGPO"], name="method"))}, "main")
+    assert isinstance(shown, Shown) and shown.name == "main" and "SGPO" in shown.value.to_html()  # readable, marked
+    assert isinstance(show({"main": pd.DataFrame()}, "main"), Markdown)  # an empty table is no data
     note = show({}, "ablation")
     assert isinstance(note, Markdown) and "Not run: `experiment.ablations` is empty" in note.data
 
@@ -228,5 +232,6 @@ def test_start_run_silences_the_ipywidgets_warning_of_tqdm(tmp_path):
 def test_a_section_said_by_another_cell_shows_nothing():
     from sgpo_lib.analysis.report import show
 
-    assert show({}, "scaling", note="scaling_figure") is None and show({}, "main_bars") is None
-    assert show({"scaling": "fig"}, "scaling", note="scaling_figure") == "fig"
+    assert show({}, "scaling_table") is None and show({}, "main_bars") is None
+    assert "Not run" in show({}, "scaling", note="scaling_figure").data
+    assert show({"scaling": "fig"}, "scaling", note="scaling_figure").value == "fig"

@@ -1,6 +1,8 @@
 """Sweeps: grids as data, one folder per run, a failure recorded while the others go on,
 finished runs skipped on a re-run, results collected into one table; result tables."""
 
+import logging
+
 import pytest
 
 from sgpo_lib.core import fileio
@@ -40,7 +42,7 @@ def test_grid_and_names():
         parse_assignment("nonsense")
 
 
-def test_failure_is_recorded_others_go_on_and_rerun_skips_done(tmp_path):
+def test_failure_is_recorded_others_go_on_and_rerun_skips_done(tmp_path, caplog):
     params = tmp_path / "p.yaml"
     params.write_text("seed: 0\n")
     calls = []
@@ -51,8 +53,11 @@ def test_failure_is_recorded_others_go_on_and_rerun_skips_done(tmp_path):
     assert (status == "failed").sum() == 2 and (status == "done").sum() == 4
     assert "boom" in (tmp_path / "sweep" / "distill.coef=0.5_seed=0" / "STATUS").read_text()
     calls.clear()
-    run_sweep(params, variants, tmp_path / "sweep", train_fn=fake_train(calls))
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.sweep"):
+        run_sweep(params, variants, tmp_path / "sweep", train_fn=fake_train(calls))
     assert sorted(calls) == ["distill.coef=0.5_seed=0", "distill.coef=0.5_seed=1"]  # only the failed ones again
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]  # one line, not one per skipped run
+    assert said == ["sweep: 4 of 6 runs already done, read from their folders"]
     with pytest.raises(RuntimeError, match="not done"):
         collect(tmp_path / "sweep", require_complete=True)
 
