@@ -3,7 +3,7 @@ evaluate (sgpo-method.md, Notation: the verifier; reward r = 0, reason "restated
 
 The equivalence check evaluates both sides, so boxing the question's own `\\sum_{n=1}^{10} n^2`,
 `\\binom{10}{3}`, `\\int_0^1 x^2\\,dx` or `\\sin 10^\\circ \\sin 30^\\circ` would earn reward 1, and a
-policy under RL finds that. `restates(pred, problem)` is True when the answer
+policy under RL finds that. `restates(pred, problem, reference)` is True when the answer
 
 1. still holds an unevaluated operation (`unevaluated`): a sum, product, integral, limit,
    binomial or factorial (bound variables allowed); or, in an answer without variables, a
@@ -13,11 +13,15 @@ policy under RL finds that. `restates(pred, problem)` is True when the answer
 2. appears in the problem statement up to whitespace and notation (`canonical`: spacing,
    `\\left`/`\\right`, braces and parentheses, `\\dfrac`/`\\dbinom`, `\\cdot`/`\\times`/`*`, and the
    plain-text forms `sum_{...}`, `binom(10, 3)`, `C(10, 3)`, `10 choose 3`, `sqrt(2)`, `pi`),
-   as a whole term: not glued to a letter, digit or operator around it.
+   as a whole term: no digit or operator glued to either side, no letter right after it,
+
+unless the reference answer is such a term too (the question asks to pick one of its own
+expressions: "which is larger, $2^{10}$ or $10^3$?").
 
 An answer that simplifies the question's expression, or whose value is a number given in the
 problem, is untouched: it holds no operation, or is not in the problem. Text only: nothing is
-evaluated, every step is a linear regex pass.
+evaluated; regex passes and a substring search, and the problem is read only for an answer
+that holds an operation.
 """
 
 from __future__ import annotations
@@ -102,14 +106,24 @@ def _appears_as_term(needle: str, haystack: str) -> bool:
     return False
 
 
-def restates(pred: str, problem: str) -> bool:
-    """True for an answer that restates the problem's own unevaluated expression.
+def restates(pred: str, problem: str, reference: str = "") -> bool:
+    """True for an answer that restates the problem's own unevaluated expression, unless the
+    reference does too (the question asks to pick one of its own terms: "which is larger,
+    $2^{10}$ or $10^3$?").
 
     >>> q = "Compute $\\\\displaystyle\\\\sum_{n=1}^{10} n^2$."
     >>> restates("\\\\sum_{n=1}^{10} n^{2}", q), restates("385", q), restates("\\\\sum_{n=1}^{11} n^2", q)
     (True, False, False)
+    >>> restates("2^{10}", "Which is larger, $2^{10}$ or $10^3$?", reference="2^{10}")
+    False
     """
-    if not pred.strip() or not unevaluated(pred):
+    if not pred.strip() or not unevaluated(pred):  # most answers: the problem is never read
         return False
-    needle = canonical(pred)
-    return bool(needle) and _appears_as_term(needle, canonical(problem))
+    problem_form = canonical(problem)
+    return _appears_as_term(canonical(pred), problem_form) and not _is_problem_term(reference, problem_form)
+
+
+def _is_problem_term(answer: str, problem_form: str) -> bool:
+    """An unevaluated answer that appears as a term of the (canonical) problem."""
+    needle = canonical(answer) if answer.strip() and unevaluated(answer) else ""
+    return bool(needle) and _appears_as_term(needle, problem_form)

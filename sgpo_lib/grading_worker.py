@@ -79,7 +79,7 @@ def grade_item(item: dict, tail_chars: int) -> dict:
     if not parts:
         return {"reward": 0.0, "reason": "no_answer", "pred": ""}
     pred = answer_for(parts, gold)
-    if kind == "math" and restates(pred[:MAX_ANSWER_CHARS], problem):
+    if kind == "math" and restates(pred[:MAX_ANSWER_CHARS], problem, gold):
         return {"reward": 0.0, "reason": "restated", "pred": pred[:MAX_ANSWER_CHARS]}
     reward, reason = check(pred, gold, kind, problem, str(item.get("policy", DEFAULT_NUMERIC_POLICY)))
     return {"reward": reward, "reason": reason, "pred": pred[:MAX_ANSWER_CHARS]}

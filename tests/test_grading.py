@@ -321,6 +321,7 @@ NEAR_MISSES = [
     ("given fraction", "A tank is $\\frac{3}{4}$ full. What fraction of it is full?", "\\boxed{\\frac34}", "\\frac{3}{4}"),
     ("given radical", "The number $1+\\sqrt{2}$ is a root of $x^2 - 2x - 1$. Which root exceeds 2?", "\\boxed{1+\\sqrt{2}}",
      "1+\\sqrt2"),
+    ("one of the question's own terms", "Which is larger, $2^{10}$ or $10^3$?", "\\boxed{2^{10}}", "2^{10}"),
     ("given in scientific notation", "Light travels at $3 \\times 10^8$ m/s. What is its speed in m/s?",
      "\\boxed{3\\times10^8}", "3e8"),
 ]

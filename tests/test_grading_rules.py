@@ -318,7 +318,14 @@ def test_unevaluated_operations(pred, expected):
     ("\\sum_{n=1}^{10} n^2", "Compute $\\sum_{n=1}^{10} n^2.$", True),  # a full stop is no digit
 ])
 def test_restates_only_the_problems_own_term(pred, problem, expected):
-    assert restates(pred, problem) is expected
+    assert restates(pred, problem, reference="42") is expected
+
+
+def test_restating_is_allowed_when_the_reference_is_a_term_of_the_problem():
+    problem = "Which is larger: $3^{40}$ or $4^{30}$?"
+    assert restates("3^{40}", problem, reference="3^{40}") is False
+    assert restates("4^{30}", problem, reference="3^{40}") is False  # graded by equivalence: wrong
+    assert restates("3^{40}", problem, reference="12157665459056928801") is True
 
 
 def test_restatement_is_found_in_linear_time():
