@@ -10,7 +10,8 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
    (`sgpo_lib.grading_words.choice_match`).
 3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
-   words) compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
+   words), or two lists of plain numbers in the same brackets item by item (`[1.618, 0.59]` vs
+   `[1.62, 0.59]`), compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
    in percent a bare `0.625` equals a bare `62.5`, except that a percentage (`5`) never stands
    for a reference fraction of one (`0.05`) when the problem asks for a probability, a fraction,
    a proportion or a value between 0 and 1 (`asks_unit_interval`): that was a free reward.
@@ -183,11 +184,22 @@ def fast_check(pred: str, gold: str, problem: str = "", policy: str = DEFAULT_NU
     """True/False when strings or plain numbers decide, None when math-verify must."""
     if normalize_latex_light(pred) == normalize_latex_light(gold):
         return True
-    p, g = as_number(pred), as_number(gold)
-    if p is not None and g is not None:
-        unit = half_unit(gold) if policy == "reference_precision" else None
-        return numbers_equal(p, g, mentions_percent(problem), unit, asks_unit_interval(problem))
-    return None
+    percent, unit_interval = mentions_percent(problem), asks_unit_interval(problem)
+    pairs = [(pred, gold)] if as_number(gold) is not None else _number_list_pairs(pred, gold)
+    numbers = [(as_number(p), as_number(g), g) for p, g in pairs]
+    if not numbers or any(p is None or g is None for p, g, _ in numbers):
+        return None
+    return all(numbers_equal(p, g, percent, half_unit(text) if policy == "reference_precision" else None, unit_interval)
+               for p, g, text in numbers)
+
+
+def _number_list_pairs(pred: str, gold: str) -> list[tuple[str, str]]:
+    """Item pairs of two lists in the same brackets (`[1.618, 0.59]` vs `[1.62, 0.59]`), else []."""
+    p, g = (_LATEX_NOISE_RE.sub("", s) for s in (pred, gold))
+    if len(p) < 2 or len(g) < 2 or p[0] + p[-1] != g[0] + g[-1] or p[0] + p[-1] not in ("[]", "()"):
+        return []
+    p_items, g_items = p[1:-1].split(","), g[1:-1].split(",")
+    return list(zip(p_items, g_items)) if len(p_items) == len(g_items) > 1 else []
 
 
 def mentions_percent(problem: str) -> bool:

@@ -252,6 +252,10 @@ def test_plain_text_leaves_latex_and_words_alone():
     ("2.47 \\times 10^{-3}", "2.5e-3", "reference_precision", "correct"),
     ("2.44 \\times 10^{-3}", "2.5e-3", "reference_precision", "wrong"),
     ("0.1234", "12.3\\%", "reference_precision", "correct"),  # the percent sign moves the last digit too
+    ("[1.618, 0.59]", "[1.62, 0.59]", "reference_precision", "correct"),  # lists item by item
+    ("[1.618, 0.58]", "[1.62, 0.59]", "reference_precision", "wrong"),
+    ("(1.618, 0.59)", "[1.62, 0.59]", "reference_precision", "wrong"),  # other brackets: not the same object
+    ("[0.59, 1.618]", "[1.62, 0.59]", "reference_precision", "wrong"),
 ])
 def test_numeric_policy(pred, gold, policy, reason):
     assert check(pred, gold, policy=policy) == (float(reason == "correct"), reason)
