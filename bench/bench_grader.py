@@ -6,21 +6,32 @@ graded against their references (a) by our `Grader` (warm workers, `--workers` o
 (b) by a bare in-process loop of `math_verify.parse(response)`, `parse("$reference$")`, `verify`
 (math-verify's own extraction and signal timeouts). Each is timed `--repeats` times; medians
 and their ratio are printed. Latency: adversarial inputs (giant exponents, deep nesting,
-unclosed boxes, 5 MB responses, null bytes, lone surrogates, code payloads) graded one at a
-time; the worst must stay within the per-answer budget. Writes `outputs/bench/grader.json`.
+unclosed boxes, 5 MB responses, null bytes, lone surrogates, code payloads, and answers that
+restate a question whose expression is itself adversarial) graded one at a time; the worst must
+stay within the per-answer budget, and no restatement may be rewarded. Writes
+`outputs/bench/grader.json`.
 
     python -m bench.bench_grader [--budget 2] [--workers 2] [--repeats 3] [--limit N]
+
+`--labelled FILE` instead grades a labelled JSONL (fields `problem`, `answer`, `response`,
+`label`; e.g. the shared holdout, `../shared/data/holdout/grader_holdout.jsonl`) once and prints
+the agreement with its labels, overall and per `source`, to
+`outputs/bench/grader_agreement.json`. It is a measurement, not a test: a set used for
+acceptance must not be graded while rules are tuned.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
+from collections import defaultdict
+from pathlib import Path
 
 from sgpo_lib.grading.grader import DEFAULT_BUDGET_S, Grader
-from sgpo_lib.core.fileio import write_json
+from sgpo_lib.core.files import write_json
 from sgpo_lib.core.paths import outputs_dir, shared_data_dir
 from sgpo_lib.core.records import Problem
 
@@ -43,10 +54,18 @@ ADVERSARIAL = {
     "huge sum": "\\boxed{\\sum_{k=1}^{10^{12}} k^{k}}",
     "python payload": "\\boxed{(lambda: 0).__globals__['os'].system('echo pwned')}",
 }
+# name: (problem, response): the answer restates a question whose expression is costly to evaluate
+RESTATED = {
+    "restated huge sum": ("What is $\\sum_{k=1}^{10^{12}} k^{k}$ modulo 7?", "\\boxed{\\sum_{k=1}^{10^{12}} k^k}"),
+    "restated power tower": ("Compute the last digit of $9^{9^{9^{9}}}$.", "The answer is $9^{9^{9^{9}}}$."),
+    "restated integral": ("Evaluate $\\int_0^1 e^{x^{x}} \\, dx$.", "\\boxed{\\int_{0}^{1} e^{x^x}\\,dx}"),
+    "restated binomial": ("Find $\\dbinom{10^{9}}{5 \\cdot 10^{8}}$.", "\\boxed{\\binom{10^9}{5\\cdot10^8}}"),
+    "restated in plain text": ("Compute 123456789^987654321 mod 10.", "The final answer is 123456789^987654321"),
+}
 
 
-def _problem(answer: str, pid: str = "bench") -> Problem:
-    return Problem(id=pid, problem="?", answer=answer, source="bench", split="test")
+def _problem(answer: str, pid: str = "bench", problem: str = "?") -> Problem:
+    return Problem(id=pid, problem=problem, answer=answer, source="bench", split="test")
 
 
 def _realcritic(limit: int | None) -> tuple[list[str], list[Problem]]:
@@ -82,13 +101,15 @@ def _timed(fn, texts, problems, repeats: int) -> dict:
 
 
 def _adversarial(grader: Grader) -> list[dict]:
+    """Each adversarial and restated case graded alone (one answer per call), timed."""
+    cases = {name: ("?", text) for name, text in ADVERSARIAL.items()} | RESTATED
     rows = []
-    for name, text in ADVERSARIAL.items():
+    for name, (problem, text) in cases.items():
         restarts = grader.restarts
         start = time.perf_counter()
-        [grade] = grader.grade_many([text], [_problem("1")])
+        [grade] = grader.grade_many([text], [_problem("1", problem=problem)])
         rows.append({"case": name, "chars": len(text), "seconds": time.perf_counter() - start,
-                     "reason": grade.reason, "restarted": grader.restarts > restarts})
+                     "reason": grade.reason, "reward": grade.reward, "restarted": grader.restarts > restarts})
     return rows
 
 
@@ -110,7 +131,26 @@ def run(budget_s: float = DEFAULT_BUDGET_S, workers: int = 2, repeats: int = 3, 
             result["throughput"] = "skipped: ../shared/data/realcritic not found"
         result["adversarial"] = _adversarial(grader)
     result["worst_case_s"] = max(r["seconds"] for r in result["adversarial"])
+    result["restatements_rewarded"] = sum(r["reward"] for r in result["adversarial"] if r["case"] in RESTATED)
     write_json(outputs_dir() / "bench" / "grader.json", result)
+    return result
+
+
+def agreement(path: Path, budget_s: float = DEFAULT_BUDGET_S, workers: int = 2) -> dict:
+    """Agreement of the grader with the labels of a labelled JSONL, overall and per source."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    problems = [Problem(id=str(r.get("id", i)), problem=r["problem"], answer=str(r["answer"]), source=str(r.get("source", "")),
+                        split="test") for i, r in enumerate(rows)]
+    with Grader(budget_s=budget_s, workers=workers) as grader:
+        grades = grader.grade_many([r["response"] for r in rows], problems)
+    by_source: dict[str, list[bool]] = defaultdict(list)
+    for r, g in zip(rows, grades):
+        by_source[str(r.get("source", ""))].append((g.reward == 1.0) == bool(r["label"]))
+    agree = [a for v in by_source.values() for a in v]
+    result = {"file": str(path), "rows": len(rows), "agreement": sum(agree) / len(agree),
+              "by_source": {k: {"rows": len(v), "agreement": sum(v) / len(v)} for k, v in sorted(by_source.items())},
+              "reasons": dict(grader.reasons)}
+    write_json(outputs_dir() / "bench" / "grader_agreement.json", result)
     return result
 
 
@@ -128,7 +168,8 @@ def _print_table(result: dict) -> None:
     print(f"\n{'adversarial case':<34} {'chars':>9} {'seconds':>8}  reason")
     for r in result["adversarial"]:
         print(f"{r['case']:<34} {r['chars']:>9} {r['seconds']:8.2f}  {r['reason']}{' (restart)' if r['restarted'] else ''}")
-    print(f"\nworst case {result['worst_case_s']:.2f} s per answer, budget {result['budget_s']} s; "
+    print(f"\nrestatements rewarded: {result['restatements_rewarded']:.0f} of {len(RESTATED)}")
+    print(f"worst case {result['worst_case_s']:.2f} s per answer, budget {result['budget_s']} s; "
           f"written to {outputs_dir() / 'bench' / 'grader.json'}")
 
 
@@ -138,9 +179,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="grading worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each throughput measurement")
     parser.add_argument("--limit", type=int, default=None, help="grade only the first N realcritic responses")
+    parser.add_argument("--labelled", type=Path, default=None, help="only the agreement with a labelled JSONL's labels")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    _print_table(run(args.budget, args.workers, args.repeats, args.limit))
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    if args.labelled:
+        result = agreement(args.labelled, args.budget, args.workers)
+        print(json.dumps({k: v for k, v in result.items() if k != "file"}, indent=1))
+    else:
+        _print_table(run(args.budget, args.workers, args.repeats, args.limit))
 
 
 if __name__ == "__main__":

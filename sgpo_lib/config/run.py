@@ -290,6 +290,7 @@ class GradingConfig:
     tail_kb: int = 8
     workers: int = 2
     batch_size: int = 16
+    numeric_policy: Literal["rel_tol", "reference_precision"] = "reference_precision"
 
     def __post_init__(self):
         _check(self.budget_s > 0.5, "grading.budget_s", "must be > 0.5 s (0.25 s of it is kept for replacing a stuck worker)")

@@ -1,24 +1,37 @@
 """Answer equivalence for the verifier (sgpo-method.md, Notation: r(x, y) ∈ {0, 1}).
 
 Runs inside the grading worker process (standard library at import time, math-verify and sympy
-on first use). `check(pred, gold, kind)` returns (reward, reason), reason one of
+on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reason), reason one of
 "correct", "wrong", "unparsed", "error":
 
 1. `kind == "exact"` (toy world): strings equal after `normalize_exact`.
-2. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
+2. Both sides in LaTeX: plain-text math (`sqrt(6)/3`, `pi/4`, `ln 3`, `theta`) is rewritten
+   (`sgpo_lib.grading.text`); a multiple-choice answer is graded by its letter or label
+   (`sgpo_lib.grading.words.choice_match`).
+3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
-   words) compared exactly when both are integers, else to a relative `NUMERIC_REL_TOL` (the
-   tolerance of the usual MATH/OlympiadBench judges); `x%` also equals `x/100`, and in a problem
-   stated in percent a bare `0.625` equals a bare `62.5`.
-3. A prediction must be a complete expression: one longer than `MAX_ANSWER_CHARS`, one that
+   words), or two lists of plain numbers in the same brackets item by item (`[1.618, 0.59]` vs
+   `[1.62, 0.59]`), compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
+   in percent a bare `0.625` equals a bare `62.5`, except that a percentage (`5`) never stands
+   for a reference fraction of one (`0.05`) when the problem asks for a probability, a fraction,
+   a proportion or a value between 0 and 1 (`asks_unit_interval`): that was a free reward.
+4. A prediction must be a complete expression: one longer than `MAX_ANSWER_CHARS`, one that
    looks like code (`PYTHON_JUNK_RE`) or holds leftover prose (`looks_unparsed`) is "unparsed"
    before any parser sees it, and so is one in which math-verify finds no expression.
-4. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`), then rules it lacks:
-   an inequality or a list of inequalities equals the same interval or union
-   (`1/2 <= x <= 8` = `[1/2, 8]`), and solution families `a + c k` with an integer parameter
-   (k, n, m) are equal when the offsets differ by a multiple of `c` (`pi/4 + k pi` =
-   `-3pi/4 + n pi`). Two plain numbers must also agree to `NUMERIC_REL_TOL` (math-verify's
-   6-decimal rounding makes all numbers below 5e-7 equal).
+5. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`), then rules it lacks
+   (`sgpo_lib.grading.sets`: intervals vs inequalities, `+ k pi` families, hyperbolic functions).
+   A decimal reference under `reference_precision` is compared with the value of any numeric
+   answer (`\\frac{\\pi}{2}` for `1.57`) by the same rounding rule.
+
+Numeric policy (`grading.numeric_policy`, the reward policy for numbers that are not both
+integers): `rel_tol`, the old rule, accepts a relative difference up to `NUMERIC_REL_TOL` (1e-4,
+the usual MATH/OlympiadBench judges'); `reference_precision` (the default) does the same except
+for a decimal reference (`1.62`, `0.59`, `3.7`, `2.5e-3`, never an integer), which accepts an
+answer that rounds to it at its last digit: |answer - reference| <= half a unit of that digit.
+Consequences: a short reference is looser than 1e-4 (`3.7` accepts 3.65 to 3.75; `1.6180339`,
+`5/12` for `0.42`, `\\pi/2` for `1.57`, which 1e-4 rejected), a long one is stricter (`123456.7`
+needs 123456.65 to 123456.75, where 1e-4 accepted +-12), an answer less precise than the reference
+is wrong (`1.6` for `1.62`), and integer references stay exact and fractions stay at 1e-4.
 
 Model text is data: nothing here evaluates it (math-verify parses LaTeX with an ANTLR grammar).
 """
@@ -30,6 +43,11 @@ import re
 from fractions import Fraction
 
 from .sets import NUMERIC_REL_TOL, equivalent
+from .text import plain_math_to_latex
+from .words import choice_match
+
+NUMERIC_POLICIES = ("rel_tol", "reference_precision")
+DEFAULT_NUMERIC_POLICY = "reference_precision"
 
 MAX_ANSWER_CHARS = 1000
 PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|globals|open)\b|['\"`;]|[\w)\]]\.[A-Za-z_]")
@@ -48,6 +66,9 @@ _FRACTION_RE = re.compile(r"^([-+]?)\\frac\{([^{}]+)\}\{([^{}]+)\}$|^([^/]+)/([^
 _TRAILING_LETTER_RE = re.compile(r"\}\s*([A-Za-z])\s*$")
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)$")
 _PERCENT_RE = re.compile(r"%|(?i:\bpercent)")
+_UNIT_INTERVAL_RE = re.compile(r"(?i)\bprobabilit|\bbetween 0 and 1\b|\bas a (?:common |decimal )?fraction\b|\bas a decimal\b"
+                               r"|\bproportion\b|\bfraction of\b")
+_ASKS_PERCENT_RE = re.compile(r"(?i)\bwhat percent|\bpercentage\b|\b(?:as|in) (?:a )?percent")
 _GREEK = "alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|phi|chi|psi|omega"
 # a subscript naming a variable (`L_{\odot}`, `\lambda_{\text{red}}`, `m_{\max}`): after a lone letter or a
 # Greek letter, never after `\int`, `\sum`, `\log` ...; one level of braces inside
@@ -117,33 +138,68 @@ def as_number(s: str) -> tuple[Fraction, bool] | None:
     return None if value is None else (value, percent)
 
 
-def numbers_equal(pred: tuple[Fraction, bool], gold: tuple[Fraction, bool], percent_problem: bool = False) -> bool:
-    """Plain numbers: exact for two integers, else relative `NUMERIC_REL_TOL`; `x%` = `x/100`;
-    in a problem stated in percent (`percent_problem`), a bare fraction of one `v` (0 < |v| < 1)
-    also equals the bare percentage `100 v` (a probability 0.625 for a reference 62.5)."""
+def half_unit(gold: str) -> Fraction | None:
+    """Half a unit of the last digit of a decimal reference, else None (integers, fractions).
+
+    >>> half_unit("1.62"), half_unit("2.5e-3"), half_unit("3.7 \\\\text{ m}"), half_unit("12"), half_unit("\\\\frac{1}{2}")
+    (Fraction(1, 200), Fraction(1, 20000), Fraction(1, 20), None, None)
+    """
+    s = _LATEX_NOISE_RE.sub("", _UNITS_RE.sub("", gold.strip().strip("$")).strip().rstrip("%").rstrip("\\"))
+    m = _NUMBER_RE.match(s)
+    if not m or "." not in m.group(2) or m.group(2).endswith("."):
+        return None
+    decimals = len(m.group(2).split(".")[1])
+    return Fraction(1, 2) * Fraction(10) ** (int(m.group(3) or m.group(4) or 0) - decimals)
+
+
+def numbers_equal(pred: tuple[Fraction, bool], gold: tuple[Fraction, bool], percent_problem: bool = False,
+                  gold_half_unit: Fraction | None = None, unit_interval: bool = False) -> bool:
+    """Plain numbers: exact for two integers; within `gold_half_unit` of a decimal reference (the
+    `reference_precision` policy), else relative `NUMERIC_REL_TOL`; `x%` = `x/100`; in a problem
+    stated in percent (`percent_problem`), a bare fraction of one `v` (0 < |v| < 1) also equals the
+    bare percentage `100 v`, unless the problem asks for a value in [0, 1] (`unit_interval`) and the
+    answer is the percentage."""
     (p, p_pct), (g, g_pct) = pred, gold
-    candidates = [(p, g)]
+    candidates = [(p, g, 1)]  # (answer, reference, scale of the reference)
     if p_pct != g_pct:
-        candidates.append((p / 100, g) if p_pct else (p, g / 100))
+        candidates.append((p / 100, g, 1) if p_pct else (p, g / 100, Fraction(1, 100)))
     elif percent_problem and not p_pct:
-        candidates += [(100 * a, b) for a, b in ((p, g), (g, p)) if 0 < abs(a) < 1]
-    for a, b in candidates:
-        if a.denominator == 1 and b.denominator == 1:
+        if 0 < abs(p) < 1:
+            candidates.append((100 * p, g, 1))
+        if 0 < abs(g) < 1 and not unit_interval:
+            candidates.append((p, 100 * g, 100))
+    for a, b, scale in candidates:
+        if a.denominator == 1 and b.denominator == 1 and gold_half_unit is None:
             if a == b:
+                return True
+        elif gold_half_unit is not None:
+            if abs(a - b) <= gold_half_unit * scale:
                 return True
         elif abs(a - b) <= NUMERIC_REL_TOL * max(abs(a), abs(b)):
             return True
     return False
 
 
-def fast_check(pred: str, gold: str, percent_problem: bool = False) -> bool | None:
+def fast_check(pred: str, gold: str, problem: str = "", policy: str = DEFAULT_NUMERIC_POLICY) -> bool | None:
     """True/False when strings or plain numbers decide, None when math-verify must."""
     if normalize_latex_light(pred) == normalize_latex_light(gold):
         return True
-    p, g = as_number(pred), as_number(gold)
-    if p is not None and g is not None:
-        return numbers_equal(p, g, percent_problem)
-    return None
+    percent, unit_interval = mentions_percent(problem), asks_unit_interval(problem)
+    pairs = [(pred, gold)] if as_number(gold) is not None else _number_list_pairs(pred, gold)
+    numbers = [(as_number(p), as_number(g), g) for p, g in pairs]
+    if not numbers or any(p is None or g is None for p, g, _ in numbers):
+        return None
+    return all(numbers_equal(p, g, percent, half_unit(text) if policy == "reference_precision" else None, unit_interval)
+               for p, g, text in numbers)
+
+
+def _number_list_pairs(pred: str, gold: str) -> list[tuple[str, str]]:
+    """Item pairs of two lists in the same brackets (`[1.618, 0.59]` vs `[1.62, 0.59]`), else []."""
+    p, g = (_LATEX_NOISE_RE.sub("", s) for s in (pred, gold))
+    if len(p) < 2 or len(g) < 2 or p[0] + p[-1] != g[0] + g[-1] or p[0] + p[-1] not in ("[]", "()"):
+        return []
+    p_items, g_items = p[1:-1].split(","), g[1:-1].split(",")
+    return list(zip(p_items, g_items)) if len(p_items) == len(g_items) > 1 else []
 
 
 def mentions_percent(problem: str) -> bool:
@@ -153,6 +209,16 @@ def mentions_percent(problem: str) -> bool:
     (True, True, False)
     """
     return bool(_PERCENT_RE.search(problem))
+
+
+def asks_unit_interval(problem: str) -> bool:
+    """True for a problem that asks for a probability, fraction, proportion or a value between 0
+    and 1 and not for a percentage, for `numbers_equal`.
+
+    >>> asks_unit_interval("A 5% tax ... what is the probability?"), asks_unit_interval("What percentage ...?")
+    (True, False)
+    """
+    return bool(_UNIT_INTERVAL_RE.search(problem)) and not _ASKS_PERCENT_RE.search(problem)
 
 
 def looks_unparsed(pred: str) -> bool:
@@ -168,15 +234,20 @@ def looks_unparsed(pred: str) -> bool:
     return any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(_LETTER_SUBSCRIPT_RE.sub(" ", s)))
 
 
-def check(pred: str, gold: str, kind: str = "math", percent_problem: bool = False) -> tuple[float, str]:
-    """(reward, reason) for one extracted prediction against a reference answer; `percent_problem`:
-    the problem is stated in percent (`mentions_percent`)."""
+def check(pred: str, gold: str, kind: str = "math", problem: str = "",
+          policy: str = DEFAULT_NUMERIC_POLICY) -> tuple[float, str]:
+    """(reward, reason) for one extracted prediction against a reference answer; `problem` the
+    problem statement (percent and unit-interval rules), `policy` one of `NUMERIC_POLICIES`."""
     if kind == "exact":
         same = normalize_exact(pred) == normalize_exact(gold)
         return float(same), "correct" if same else "wrong"
     if len(pred) > MAX_ANSWER_CHARS:
         return 0.0, "unparsed"
-    fast = fast_check(pred, gold, percent_problem)
+    pred, gold = plain_math_to_latex(pred), plain_math_to_latex(gold)
+    chosen = choice_match(pred, gold)
+    if chosen is not None:
+        return float(chosen), "correct" if chosen else "wrong"
+    fast = fast_check(pred, gold, problem, policy)
     if fast is not None:
         return float(fast), "correct" if fast else "wrong"
     if looks_unparsed(pred):
@@ -188,8 +259,26 @@ def check(pred: str, gold: str, kind: str = "math", percent_problem: bool = Fals
         return 0.0, "error"
     if not has_expression(pred_parsed):
         return 0.0, "unparsed"
-    ok = equivalent(gold_parsed, pred_parsed)
+    reference = as_number(gold) if policy == "reference_precision" else None
+    unit = half_unit(gold) if reference else None
+    ok = _rounds_to(pred_parsed[0], reference[0], unit) if unit is not None else None
+    if ok is None:
+        ok = equivalent(gold_parsed, pred_parsed)
     return float(ok), "correct" if ok else "wrong"
+
+
+def _rounds_to(pred, gold: Fraction, unit: Fraction) -> bool | None:
+    """Whether a numeric answer (a sympy number) is within `unit` of a decimal reference; None
+    when the answer is no real number."""
+    if not getattr(pred, "is_number", False):
+        return None
+    try:
+        value = complex(pred.evalf(30))
+    except (TypeError, ValueError):
+        return None
+    if value.imag != 0:
+        return None
+    return abs(Fraction(value.real) - gold) <= unit * (1 + Fraction(1, 10**9))
 
 
 def for_parser(s: str) -> str:

@@ -9,11 +9,17 @@ become LaTeX), and then takes, in this order:
    that box's line, all of them (graded as a set or tuple; or the last alone against a
    one-item reference: `answer_for`);
 2. the last GSM8K `#### ...` line;
-3. what follows the last "final answer" / "the answer is" phrase: the math segment (`$..$`,
-   `\\(..\\)`, `\\[..\\]`) it starts with, else the text up to the end of the sentence;
-4. the last math segment of the text, when it holds the last digit of the text (its right-hand
-   side after a last `=`), else the last plain expression such as `-2\\sqrt3/3` or `8\\pi/5`
-   (never a lone denominator).
+3. what follows the last "final answer" / "the (correct) answer is" / "the correct option is"
+   phrase: the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with, else its sentence
+   up to a clause that explains it (", which ...", " since ...", " because ...");
+4. the answer the final sentence states, as a person reads it (that sentence: the one holding
+   the text's last digit): several assignments `x = -1, y = 4` give their values as a list;
+   else the quantity right after the sentence's first clause's last "is" / "are" / "=" /
+   `\\approx` ("there are 60 ways to seat the 5 guests" -> 60); else the last quantity, unless
+   it is a number given in the problem and another plain number of the sentence is not ("she
+   needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment is the
+   segment's right-hand side after its last `=`; a plain one is a whole expression such as
+   `-2\\sqrt{3}/3` or `8\\pi/5` (never a lone denominator).
 
 Every step is linear in the tail's length: the braces and math delimiters are read in one
 regex pass with a stack, and the other regexes have no nested quantifiers.
@@ -24,8 +30,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .text import unicode_roots_to_latex
+
 DEFAULT_TAIL_CHARS = 8192
-_UNICODE_LATEX = {"−": "-", "√": "\\sqrt", "π": "\\pi", "≤": "\\le", "≥": "\\ge", "≠": "\\ne",
+_UNICODE_LATEX = {"−": "-", "π": "\\pi", "≤": "\\le", "≥": "\\ge", "≠": "\\ne",
                   "∞": "\\infty", "∪": "\\cup", "∩": "\\cap", "×": "\\times", "·": "\\cdot",
                   "÷": "\\div", "⁄": "/", "°": "^\\circ", "±": "\\pm"}
 _UNICODE_RE = re.compile("(" + "|".join(map(re.escape, _UNICODE_LATEX)) + ")([A-Za-z]?)")
@@ -33,9 +41,19 @@ _UNICODE_RE = re.compile("(" + "|".join(map(re.escape, _UNICODE_LATEX)) + ")([A-
 _TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\$\$?|\\[()\[\]]|\\.|[{}]", re.S)
 _CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
 _HASH_RE = re.compile(r"####[ \t]*([^\n]+)")
-_PHRASE_RE = re.compile(r"(?i)(?:final answer|the answer)[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")
+_PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice))"
+                        r"[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")
+# a clause explaining the answer before it: cut there
+_EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
+_SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
+_COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
+_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
+_ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|$)")
+_DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
-_EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|\\%|[0-9{}^/.()*%+\-])+")
+_EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?<![A-Za-z])(?:sqrt|pi)(?![A-Za-z])|\\%"
+                      r"|[0-9{}^/.()*%+\-])+")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _LAST_EQ_RE = re.compile(r"^.*(?:=|\\approx)", re.S)
@@ -44,12 +62,12 @@ _LAST_EQ_RE = re.compile(r"^.*(?:=|\\approx)", re.S)
 def clean_text(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> str:
     """The last `tail_chars` characters, NFKC-normalised, with unicode math written as LaTeX.
 
-    >>> clean_text("x = \\uff14\\uff12\\x00 and \\ud800 \\u221a3")
-    'x = 42 and ? \\\\sqrt3'
+    >>> clean_text("x = \\uff14\\uff12\\x00 and \\ud800 \\u221a30/12")
+    'x = 42 and ? \\\\sqrt{30}/12'
     """
     text = text[-tail_chars:].replace("\x00", "")
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return _UNICODE_RE.sub(_to_latex, unicodedata.normalize("NFKC", text))
+    return _UNICODE_RE.sub(_to_latex, unicode_roots_to_latex(unicodedata.normalize("NFKC", text)))
 
 
 def _to_latex(m: re.Match) -> str:
@@ -112,36 +130,82 @@ def strip_wrappers(s: str) -> str:
 
 
 def _after_phrase(text: str, start: int, maths: list[tuple[int, int]]) -> str:
-    """The answer after a phrase ending at `start`: a math segment right there, else the sentence."""
+    """The answer after a phrase ending at `start`: a math segment right there, else the
+    sentence up to an explaining clause."""
     rest = text[start:start + 2]
     for s, e in maths:
         if s > start and s - start <= 2 and rest[:1] in "$\\":
             return text[s:e]
     m = _SENTENCE_RE.match(text, start)
-    return m.group() if m else ""
+    sentence = m.group() if m else ""
+    cut = _EXPLANATION_RE.search(sentence)
+    return sentence[:cut.start()] if cut and any(c.isdigit() or c.isalpha() for c in sentence[:cut.start()]) else sentence
 
 
-def _last_expression(text: str, maths: list[tuple[int, int]]) -> str | None:
-    """The last math segment if it holds the text's last digit, else the last plain expression."""
-    exprs = [m for m in _EXPR_RE.finditer(text) if any(c.isdigit() for c in m.group())]
-    if not exprs:
-        return None
-    last = exprs[-1]
-    for s, e in reversed(maths):
-        if s <= last.start() and last.end() <= e:
-            return _LAST_EQ_RE.sub("", text[s:e]).strip() or None
-        if e < last.start():
-            break
-    expr = last.group().strip(".").strip()
+def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str]:
+    """(start, answer) of one quantity: its math segment's right-hand side after its last `=`,
+    else the whole plain expression, unmatched outer brackets trimmed."""
+    for s, e in maths:
+        if s <= m.start() and m.end() <= e:
+            return s, _LAST_EQ_RE.sub("", text[s:e]).strip()
+    expr = m.group().strip(".").strip()
     for left, right in ("()", "{}"):
         while expr.endswith(right) and expr.count(right) > expr.count(left):
             expr = expr[:-1]
         while expr.startswith(left) and expr.count(left) > expr.count(right):
             expr = expr[1:]
-    return expr.replace(",", "") if _THOUSANDS_RE.match(expr) else expr
+    return m.start(), expr.replace(",", "") if _THOUSANDS_RE.match(expr) else expr
 
 
-def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[str | None, str]:
+def _assignments(sentence: str) -> list[str]:
+    """The values of two or more assignments to different names (`x = -1, y = 4`), else []."""
+    found = _ASSIGNMENT_RE.findall(_DELIMITER_RE.sub(" ", sentence))
+    names = {name for name, _ in found}
+    return [strip_wrappers(v) for _, v in found] if len(found) >= 2 and len(names) == len(found) else []
+
+
+def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | None:
+    """The quantity right after the last copula of the first clause that has one (`starts`: the
+    quantities by their position in the text, `offset`: the sentence's)."""
+    cuts = [m.start() for m in _EXPLANATION_RE.finditer(sentence)] + [len(sentence)]
+    begin = 0
+    for end in cuts:
+        chosen = None
+        for c in _COPULA_RE.finditer(sentence, begin, end):
+            chosen = starts.get(offset + _BEFORE_QUANTITY_RE.match(sentence, c.end()).end(), chosen)
+        if chosen:
+            return chosen
+        begin = end
+    return None
+
+
+def _final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str) -> list[str] | None:
+    """The answer the final sentence states (rule 4 of the module docstring)."""
+    exprs = [m for m in _EXPR_RE.finditer(text) if any(c.isdigit() for c in m.group())]
+    if not exprs:
+        return None
+    last = exprs[-1]
+    ends = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, last.start() - 2000), last.start())]
+    begin = ends[-1] if ends else max(0, last.start() - 2000)
+    end_m = _SENTENCE_END_RE.search(text, last.end())
+    sentence = text[begin:end_m.start() if end_m else len(text)]
+    listed = _assignments(sentence)
+    if listed:
+        return listed
+    quantities = dict(_quantity(text, m, maths) for m in exprs if m.start() >= begin)
+    quantities = {k: v for k, v in quantities.items() if v}
+    if not quantities:
+        return None
+    stated = _after_copula(sentence, quantities, begin)
+    if stated:
+        return [stated]
+    given = set(_NUMBER_RE.findall(problem.replace(",", "")))
+    numbers = [v for v in quantities.values() if _NUMBER_RE.fullmatch(v)]
+    fresh = [v for v in numbers if v not in given]
+    return [fresh[-1] if numbers and numbers[-1] in given and fresh else list(quantities.values())[-1]]
+
+
+def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "") -> tuple[str | None, str]:
     """(prediction, how) with how in {"boxed", "hash", "answer_is", "last_expression", "none"};
     several boxes on the final line are joined by ", " (see `extract_answers`).
 
@@ -153,11 +217,11 @@ def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[str
         >>> extract_answer("Final Answer: The final answer is $8\\\\pi/5$. I hope it is correct.")
         ('8\\\\pi/5', 'answer_is')
         >>> extract_answer("so the distance is -2√3/3.")
-        ('-2\\\\sqrt3/3', 'last_expression')
+        ('-2\\\\sqrt{3}/3', 'last_expression')
         >>> extract_answer("no digits here")
         (None, 'none')
     """
-    parts, how = extract_answers(text, tail_chars)
+    parts, how = extract_answers(text, tail_chars, problem)
     return (", ".join(parts) if parts else None), how
 
 
@@ -173,9 +237,10 @@ def answer_for(parts: list[str], gold: str) -> str:
     return parts[-1] if single else ", ".join(parts)
 
 
-def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[list[str] | None, str]:
-    """(answers, how): the rules of the module docstring; several answers only for several boxes
-    on the final line (rule 1), else one."""
+def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "") -> tuple[list[str] | None, str]:
+    """(answers, how): the rules of the module docstring; several answers for several boxes on
+    the final line (rule 1) or several assignments in the final sentence (rule 4), else one.
+    `problem` (optional) tells rule 4 which numbers are given."""
     text = clean_text(text, tail_chars)
     boxes, maths = _scan(text)
     if boxes:
@@ -187,5 +252,26 @@ def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> tuple[li
     answer = strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else ""
     if answer:
         return [answer.replace(",", "") if _THOUSANDS_RE.match(answer) else answer], "answer_is"
-    expr = _last_expression(text, maths)
-    return ([expr], "last_expression") if expr else (None, "none")
+    found = _final_sentence_answer(text, maths, problem)
+    return (found, "last_expression") if found else (None, "none")
+
+
+def answer_sentences(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, last: int = 3) -> list[str]:
+    """Where a worded answer (yes/no) is stated, most telling first: the final box and its
+    sentence; else what follows the last "the answer is" phrase; else the last `last` sentences,
+    the final one first.
+
+    >>> answer_sentences("It holds for n = 2. So yes, the series converges.\\n")
+    ['So yes, the series converges', 'It holds for n = 2']
+    """
+    text = clean_text(text, tail_chars)
+    boxes, maths = _scan(text)
+    if boxes:
+        s, e = max(boxes, key=lambda b: b[1])
+        begin = max((m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, s - 500), s)), default=max(0, s - 500))
+        return [text[s:e], text[begin:e + 1]]
+    phrases = [m.end() for m in _PHRASE_RE.finditer(text)]
+    if phrases:
+        return [_after_phrase(text, phrases[-1], maths)]
+    sentences = [strip_wrappers(t) for t in re.split(r"(?<=[.!?])\s+|\n+", text[-2000:])]
+    return [t for t in reversed(sentences) if t][:last]

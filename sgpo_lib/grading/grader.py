@@ -8,20 +8,27 @@ per-answer budget of `budget_s` seconds (default 2) that includes replacing a st
 before math-verify is asked.
 
 Every outcome is a `Grade(reward, reason, pred)`; failures are wrong answers with a reason,
-never exceptions. Reasons (`REASONS`): "correct", "wrong", "no_answer" (nothing to extract),
-"unparsed" (the prediction is not a complete math expression: leftover text, code, or too
-long), "timeout" (over budget), "error" (the worker crashed, or the reference does not parse:
-a data problem). `Grader.reasons` counts them; `reason_counts` gives per-batch counts for the
-step metrics.
+never exceptions; the reward is 1 exactly when the reason is "correct". Reasons (`REASONS`):
+"correct", "wrong", "no_answer" (nothing to extract), "unparsed" (the prediction is not a
+complete math expression: leftover text, code, or too long), "restated" (the answer restates
+the problem's own unevaluated expression, `sgpo_lib.grading.restate`: a reward hack),
+"polarity" (a yes/no or true/false reference, and the answer states the other polarity or
+none, `sgpo_lib.grading.words`), "timeout" (over budget), "error" (the worker crashed, or the
+reference does not parse: a data problem). `Grader.reasons` counts them; `reason_counts` gives
+per-batch counts for the step metrics (`grade/<reason>`), which the report sums per run.
 
 Model text is data, never code: nothing evaluates it; the worker's safeguards are described
 in `sgpo_lib.grading.worker`.
 
 Departures from plain math-verify: our own extractor (the same answer whatever the
 benchmark; several boxes on the final line form a set, or against a one-item reference the
-last of them counts), plain numbers compared with a relative tolerance, percent signs (and, in
-a problem stated in percent, `0.625` = `62.5`: each task carries `mentions_percent(problem)`),
-intervals vs inequalities and `+ k pi` families (see `sgpo_lib.grading.check`).
+last of them counts; without a box, the answer the final sentence states), plain-text math
+(`sqrt`, `pi`, `ln`) and unicode roots read as LaTeX, multiple-choice letters with their label,
+yes/no = true/false, plain numbers compared by the numeric policy (`numeric_policy`: a decimal
+reference accepts what rounds to it, else a relative tolerance; see `sgpo_lib.grading.check`),
+percent signs (and, in a problem stated in percent, `0.625` = `62.5`: each task carries the
+problem), intervals vs inequalities and `+ k pi` families, and no reward for restating the
+question.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from .check import mentions_percent, normalize_exact, normalize_latex_light, to_latex_number
+from .check import (DEFAULT_NUMERIC_POLICY, NUMERIC_POLICIES, normalize_exact, normalize_latex_light,
+                            to_latex_number)
 from .extract import extract_answer
 from .pool import WorkerPool
 from ..core.records import Problem
@@ -44,7 +52,8 @@ DEFAULT_BUDGET_S = 2.0
 DEFAULT_TAIL_KB = 8
 KILL_MARGIN_S = 0.25  # of the budget, kept for killing a stuck worker and reading the reply
 WORKER_MEMORY_LIMIT_MB = 2048
-REASONS = ("correct", "wrong", "no_answer", "unparsed", "timeout", "error")
+REASONS = ("correct", "wrong", "no_answer", "unparsed", "restated", "polarity", "timeout", "error")
+PROBLEM_CHARS = 8192  # of the problem statement sent with each answer (restatement, percent and yes/no rules)
 
 
 @dataclass(frozen=True)
@@ -87,11 +96,12 @@ class Grader:
     """
 
     def __init__(self, budget_s: float = DEFAULT_BUDGET_S, workers: int = 2, tail_kb: int = DEFAULT_TAIL_KB,
-                 batch_size: int = 16, memory_limit_mb: int = WORKER_MEMORY_LIMIT_MB):
-        if budget_s <= 2 * KILL_MARGIN_S or workers < 1 or tail_kb < 1:
-            raise ValueError(f"Grader: need budget_s > {2 * KILL_MARGIN_S}, workers >= 1 and tail_kb >= 1, "
-                             f"got {budget_s}, {workers}, {tail_kb}")
-        self.budget_s, self.workers, self.tail_kb = budget_s, workers, tail_kb
+                 batch_size: int = 16, memory_limit_mb: int = WORKER_MEMORY_LIMIT_MB,
+                 numeric_policy: str = DEFAULT_NUMERIC_POLICY):
+        if budget_s <= 2 * KILL_MARGIN_S or workers < 1 or tail_kb < 1 or numeric_policy not in NUMERIC_POLICIES:
+            raise ValueError(f"Grader: need budget_s > {2 * KILL_MARGIN_S}, workers >= 1, tail_kb >= 1 and "
+                             f"numeric_policy in {NUMERIC_POLICIES}, got {budget_s}, {workers}, {tail_kb}, {numeric_policy!r}")
+        self.budget_s, self.workers, self.tail_kb, self.numeric_policy = budget_s, workers, tail_kb, numeric_policy
         self.batch_size, self.memory_limit_mb = batch_size, memory_limit_mb
         self.reasons: Counter = Counter()
         self._pool: WorkerPool | None = None
@@ -105,8 +115,8 @@ class Grader:
         if bad:
             raise ValueError(f"grade_many: unknown answer_kind {bad} (expected 'math' or 'exact')")
         tail = self.tail_kb * 1024
-        tasks = [{"text": t[-tail:], "gold": p.answer, "kind": p.answer_kind, "percent": mentions_percent(p.problem)}
-                 for t, p in zip(texts, problems)]
+        tasks = [{"text": t[-tail:], "gold": p.answer, "kind": p.answer_kind, "problem": p.problem[:PROBLEM_CHARS],
+                  "policy": self.numeric_policy} for t, p in zip(texts, problems)]
         grades = [_to_grade(r) for r in self._get_pool().run(tasks)] if tasks else []
         self.reasons.update(g.reason for g in grades)
         return grades
@@ -136,9 +146,10 @@ class Grader:
 
 
 def grader_for(cfg) -> Grader:
-    """The `Grader` a run uses, from its `grading` params (`sgpo_lib.config.run.GradingConfig`)."""
+    """The `Grader` a run uses, from its `grading` params (`sgpo_lib.config.GradingConfig`)."""
     g = cfg.grading
-    return Grader(budget_s=g.budget_s, workers=g.workers, tail_kb=g.tail_kb, batch_size=g.batch_size)
+    return Grader(budget_s=g.budget_s, workers=g.workers, tail_kb=g.tail_kb, batch_size=g.batch_size,
+                  numeric_policy=g.numeric_policy)
 
 
 def grade(text: str, problem: Problem, budget_s: float = DEFAULT_BUDGET_S) -> Grade:

@@ -6,14 +6,16 @@ Started by `sgpo_lib.grading.pool` as `python -P -m sgpo_lib.grading.worker --me
 then forks the grading child that does the work, and forks a new one in milliseconds whenever
 the parent kills the child for a timeout: the replacement is always pre-spawned and warm.
 Protocol, one JSON object per line (blank lines ignored): parent -> child a batch
-`{"items": [{"text": str, "gold": str, "kind": "math"|"exact", "percent": bool}, ...], "tail_chars": int}`
-(`percent`: the problem is stated in percent, `sgpo_lib.grading.check.mentions_percent`);
+`{"items": [{"text": str, "gold": str, "kind": "math"|"exact", "problem": str, "policy": str}, ...],
+"tail_chars": int}` (`problem`: the problem statement; `policy`: `grading.numeric_policy`);
 child -> parent first `{"ready": true, "pid": int}` (or `{"error": "..."}` if start-up
 failed), then one `{"reward": float, "reason": str, "pred": str, "blocked": [...]}` per item,
 in order, with the item's `id`, as soon as that item is graded (the parent's per-answer clock
 restarts at each reply); `{"exited": pid}` when a child crashed. Everything a
-completion goes through (extraction in `sgpo_lib.grading.extract`, equivalence in
-`sgpo_lib.grading.check`) runs here, so the parent's kill bounds it all.
+completion goes through (extraction in `sgpo_lib.grading.extract`; a yes/no reference graded on
+the stated polarity, `sgpo_lib.grading.words`; a restated question refused,
+`sgpo_lib.grading.restate`; equivalence in `sgpo_lib.grading.check`) runs here, so the parent's
+kill bounds it all.
 
 Model text is data, never code. No path of math-verify we use evaluates text as Python:
 `latex2sympy` parses with an ANTLR grammar, and math-verify's only `parse_expr` call sees a
@@ -32,8 +34,10 @@ import os
 import resource
 import sys
 
-from .check import MAX_ANSWER_CHARS, check
-from .extract import answer_for, extract_answers
+from .check import DEFAULT_NUMERIC_POLICY, MAX_ANSWER_CHARS, check
+from .extract import answer_for, answer_sentences, extract_answers
+from .restate import restates
+from .words import polarity, stated_polarity
 
 # Event prefixes refused once the hook is on; `os.listdir`/`os.scandir` stay allowed (imports).
 _BLOCKED_PREFIXES = (
@@ -67,13 +71,27 @@ def _audit_hook(event: str, args: tuple) -> None:
 
 def grade_item(item: dict, tail_chars: int) -> dict:
     """Extract the prediction of one completion and grade it: reward, reason, pred."""
-    parts, _how = extract_answers(str(item["text"]), tail_chars)
+    text, gold, kind = str(item["text"]), str(item["gold"]), str(item.get("kind", "math"))
+    problem = str(item.get("problem", ""))
+    if kind == "math" and polarity(gold) is not None:
+        return _grade_polarity(text, polarity(gold), problem, tail_chars)
+    parts, _how = extract_answers(text, tail_chars, problem)
     if not parts:
         return {"reward": 0.0, "reason": "no_answer", "pred": ""}
-    gold = str(item["gold"])
     pred = answer_for(parts, gold)
-    reward, reason = check(pred, gold, str(item.get("kind", "math")), bool(item.get("percent", False)))
+    if kind == "math" and restates(pred[:MAX_ANSWER_CHARS], problem, gold):
+        return {"reward": 0.0, "reason": "restated", "pred": pred[:MAX_ANSWER_CHARS]}
+    reward, reason = check(pred, gold, kind, problem, str(item.get("policy", DEFAULT_NUMERIC_POLICY)))
     return {"reward": reward, "reason": reason, "pred": pred[:MAX_ANSWER_CHARS]}
+
+
+def _grade_polarity(text: str, gold: bool, problem: str, tail_chars: int) -> dict:
+    """A yes/no or true/false reference: the polarity of the answer sentence (the final box, the
+    sentence after "the answer is", else the last sentences), "polarity" when it is the other
+    one or none."""
+    stated = next((p for s in answer_sentences(text, tail_chars) if (p := stated_polarity(s, problem)) is not None), None)
+    pred = "" if stated is None else ("Yes" if stated else "No")
+    return {"reward": float(stated is gold), "reason": "correct" if stated is gold else "polarity", "pred": pred}
 
 
 def _handle(item: dict, tail_chars: int) -> dict:

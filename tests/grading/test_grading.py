@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from sgpo_lib.grading.grader import REASONS, Grade, Grader, extract_answer, grade, reason_counts
-from sgpo_lib.grading.check import check
+from sgpo_lib.grading.check import as_number, check, half_unit
 from sgpo_lib.grading.pool import PACKAGE_ROOT
 from sgpo_lib.core.paths import shared_data_dir
 from sgpo_lib.core.records import Problem
@@ -70,13 +70,32 @@ def test_problem_text_and_reference_shape_reach_the_worker(grader):
                                                      ("correct", "6.2, 57")]
 
 
+def test_restatement_polarity_and_numeric_policy_reach_the_worker():
+    """The problem statement travels with each answer (restatement, yes/no), and so does the policy."""
+    asks = Problem(id="r", problem="Compute $\\sum_{k=1}^{6} k^3$.", answer="441", source="test", split="test")
+    yes_no = Problem(id="y", problem="Is the series $\\sum 1/n^2$ convergent?", answer="True", source="test", split="test")
+    texts = ["so \\boxed{\\sum_{k=1}^{6} k^3}", "so \\boxed{441}", "Yes, it converges by the p-test with p = 2.",
+             "It diverges, since 2 > 1.", "The answer is 1.6180339", "The answer is 1.6180339"]
+    problems = [asks, asks, yes_no, yes_no, _math("1.62"), _math("1.62")]
+    with Grader(workers=1) as ours, Grader(workers=1, numeric_policy="rel_tol") as old:
+        grades = ours.grade_many(texts, problems)
+        assert old.grade_many(texts[-1:], problems[-1:])[0].reason == "wrong"
+        assert ours.reasons["restated"] == 1 and ours.reasons["polarity"] == 1
+    assert [(g.reason, g.reward) for g in grades] == [("restated", 0.0), ("correct", 1.0), ("correct", 1.0),
+                                                      ("polarity", 0.0), ("correct", 1.0), ("correct", 1.0)]
+    assert [g.pred for g in grades[2:4]] == ["Yes", ""]
+    with pytest.raises(ValueError, match="numeric_policy"):
+        Grader(numeric_policy="rounded")
+
+
 def test_reasons_counter_and_length_guard():
     with Grader(workers=1) as g:
         grades = g.grade_many(["\\boxed{" + "1+" * 600 + "1}", "nothing", "\\boxed{5}", "\\boxed{import os}"], [_math("5")] * 4)
         assert g.reasons == Counter({"unparsed": 2, "no_answer": 1, "correct": 1})
     assert reason_counts(x.reason for x in grades) == {"grade/correct": 1, "grade/wrong": 0, "grade/no_answer": 1,
-                                                        "grade/unparsed": 2, "grade/timeout": 0, "grade/error": 0}
-    assert set(REASONS) == {"correct", "wrong", "no_answer", "unparsed", "timeout", "error"}
+                                                        "grade/unparsed": 2, "grade/restated": 0, "grade/polarity": 0,
+                                                        "grade/timeout": 0, "grade/error": 0}
+    assert set(REASONS) == {"correct", "wrong", "no_answer", "unparsed", "restated", "polarity", "timeout", "error"}
 
 
 def test_grade_convenience():
@@ -185,9 +204,11 @@ _SCI_GOLD_RE = re.compile(r"^(-?\d+(?:\.\d+)?)e([-+]?\d+)$")
 
 
 def _labeller_failure(p: Problem) -> str | None:
-    """The source's two systematic label errors, found from its own `response_pred` alone:
-    an e-notation reference (`1.07e16`) against the same number written `1.07\\times10^{16}`,
-    and a list in another order (`4,8` vs `8,4`), both labelled wrong."""
+    """The source's systematic label differences, found from its own `response_pred` alone, all
+    labelled wrong: an e-notation reference (`1.07e16`) against the same number written
+    `1.07\\times10^{16}`; a list in another order (`4,8` vs `8,4`); and a plain number that
+    rounds to a decimal reference at its last digit (`1.57` for `1.6`: the source's labeller
+    uses a relative tolerance, `grading.numeric_policy: reference_precision` accepts it)."""
     if p.meta["response_correct"] in (True, "True"):
         return None
     src = str(p.meta.get("response_pred") or "").replace(" ", "").replace("\\,", "")
@@ -197,23 +218,31 @@ def _labeller_failure(p: Problem) -> str | None:
     items = src.split(",")
     if len(items) > 1 and items != p.answer.split(",") and sorted(items) == sorted(p.answer.split(",")):
         return "order of a list"
+    pred, unit = as_number(str(p.meta.get("response_pred") or "")), half_unit(p.answer)
+    if pred is not None and unit is not None and abs(pred[0] - as_number(p.answer)[0]) <= unit:
+        return "more precise than a rounded reference"
     return None
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REALCRITIC.exists(), reason="../shared/data/realcritic absent")
 def test_agreement_with_realcritic_labels():
-    """Agreement with the source's labels, raw and with its two systematic label errors
+    """Agreement with the source's labels, raw and with its systematic label differences
     (`_labeller_failure`) set right. A generous budget: load must not change the figure, and
     no answer of these real responses may come near it (no timeouts at all).
 
-    Measured: raw 96.35% (39 of 1,069 disagree), corrected 98.32%. All 39 were read by hand
-    and are label errors by the source's own definition (is the final answer right): 31
-    labelled wrong whose final answer is right (20 e-notation references against the same number
-    written `\\times 10^{k}`, 8 lists in another order or spacing, 3 equivalent expressions) and 8
-    labelled right whose final answer is wrong (the labeller's 1e-4 tolerance on integers and
-    exact fractions, its x100 percent rule without a percent, commas deleted from lists, ...).
-    The bounds keep a margin of three rows."""
+    Measured with `rel_tol` (the numeric policy before 2026-12-06): raw 96.35% (39 of 1,069
+    disagree), corrected 98.32%. All 39 were read by hand and are label errors by the source's
+    own definition (is the final answer right): 31 labelled wrong whose final answer is right
+    (20 e-notation references against the same number written `\\times 10^{k}`, 8 lists in
+    another order or spacing, 3 equivalent expressions) and 8 labelled right whose final answer is
+    wrong (the labeller's 1e-4 tolerance on integers and exact fractions, its x100 percent rule
+    without a percent, commas deleted from lists, ...). With the default `reference_precision`
+    and the final-sentence extraction: raw 95.70% (46 disagree), corrected 98.32%: 6 more are
+    answers more precise than a Minerva reference rounded to two digits (`1.57` for `1.6`), which
+    the source's relative tolerance labels wrong and the policy accepts (set right by the third
+    rule), and 1 (`Sam took 2 more hours`, reference 2) is labelled wrong although right, where
+    the last number (400, a given) used to be read. The bounds keep a margin of three rows."""
     from sgpo_lib.data.benchmarks import REALCRITIC_FILES, load_realcritic
 
     problems = [p for name in REALCRITIC_FILES for p in load_realcritic(name, correct_only=False)]
@@ -225,8 +254,8 @@ def test_agreement_with_realcritic_labels():
     fixed = [label or _labeller_failure(p) is not None for p, label in zip(problems, labels)]
     raw = sum((gr.reward == 1.0) == label for gr, label in zip(grades, labels)) / len(problems)
     corrected = sum((gr.reward == 1.0) == label for gr, label in zip(grades, fixed)) / len(problems)
-    assert sum(f != label for f, label in zip(fixed, labels)) < 30, "label corrections must stay few"
-    assert raw >= 0.96, f"raw agreement {raw:.4f}"
+    assert sum(f != label for f, label in zip(fixed, labels)) < 35, "label corrections must stay few"
+    assert raw >= 0.954, f"raw agreement {raw:.4f}"
     assert corrected >= 0.98, f"agreement with corrected labels {corrected:.4f} (raw {raw:.4f})"
 
 
@@ -263,6 +292,55 @@ def test_adversarial_inputs_each_graded_within_the_budget(adversarial_texts, tmp
     assert not (tmp_path / "pwned").exists()
 
 
+
+# (name, problem, response, reference): the answer restates the question's own expression
+RESTATEMENTS = [
+    ("sum", "Compute $\\sum_{n=1}^{10} n^2$.", "so \\boxed{\\sum_{n=1}^{10} n^2}", "385"),
+    ("sum, other notation", "Compute $\\sum_{n=1}^{10} n^2$.", "\\boxed{\\displaystyle\\sum\\limits_{n = 1}^{10} n^{2}}", "385"),
+    ("product", "Evaluate $\\prod_{k=2}^{5} \\left(1 - \\frac{1}{k}\\right)$.", "\\boxed{\\prod_{k=2}^5 (1-\\frac1k)}", "\\frac15"),
+    ("trigonometric product", "Compute $\\cos 20^\\circ \\cos 40^\\circ \\cos 80^\\circ$.",
+     "\\boxed{\\cos 20^{\\circ}\\cos 40^{\\circ}\\cos 80^{\\circ}}", "\\frac18"),
+    ("integral", "Evaluate $\\int_0^{\\pi} \\sin x \\, dx$.", "\\boxed{\\int_{0}^{\\pi}\\sin x\\,dx}", "2"),
+    ("limit", "Find $\\lim_{n\\to\\infty} \\left(1+\\frac{1}{n}\\right)^n$.", "\\boxed{\\lim_{n \\rightarrow \\infty}(1+\\frac{1}{n})^{n}}", "e"),
+    ("binomial", "What is $\\dbinom{12}{4}$?", "\\boxed{\\binom{12}{4}}", "495"),
+    ("binomial as choose", "What is $\\dbinom{12}{4}$?", "\\boxed{{12 \\choose 4}}", "495"),
+    ("factorials", "What is $\\frac{10!}{7!\\,3!}$?", "\\boxed{\\frac{10!}{7!3!}}", "120"),
+    ("nested arithmetic", "Compute $(3 + 4 \\cdot 5)^2 - 2^{8}$.", "\\boxed{(3+4\\cdot5)^2-2^8}", "273"),
+    ("plain-text sum", "Compute sum_{n=1}^{10} n^2.", "The answer is sum_{n=1}^{10} n^2.", "385"),
+    ("plain-text sum against LaTeX", "Compute $\\sum_{k=1}^{5} k^2$.", "The final answer is sum_(k=1)^5 k^2", "55"),
+    ("plain-text binomial", "Find C(12, 4).", "The final answer is binom(12,4)", "495"),
+    ("plain-text arithmetic", "What is 17*23 + 4?", "The answer is 17 * 23 + 4.", "395"),
+    ("unicode root of a power", "Compute √(2^10).", "The answer is √(2^10).", "32"),
+]
+# (name, problem, response, reference): near-misses that stay correct
+NEAR_MISSES = [
+    ("simplified expression", "Simplify $\\frac{x^2-1}{x-1}$.", "\\boxed{x+1}", "x+1"),
+    ("simplified radical", "Simplify $\\sqrt{72}$.", "\\boxed{6\\sqrt{2}}", "6\\sqrt2"),
+    ("closed form of the sum", "Compute $\\sum_{n=1}^{10} n^2$.", "\\boxed{\\frac{10 \\cdot 11 \\cdot 21}{6}}", "385"),
+    ("given value", "The roots of $x^2-5x+6$ are $2$ and $3$. What is the larger root?", "\\boxed{3}", "3"),
+    ("given fraction", "A tank is $\\frac{3}{4}$ full. What fraction of it is full?", "\\boxed{\\frac34}", "\\frac{3}{4}"),
+    ("given radical", "The number $1+\\sqrt{2}$ is a root of $x^2 - 2x - 1$. Which root exceeds 2?", "\\boxed{1+\\sqrt{2}}",
+     "1+\\sqrt2"),
+    ("one of the question's own terms", "Which is larger, $2^{10}$ or $10^3$?", "\\boxed{2^{10}}", "2^{10}"),
+    ("given in scientific notation", "Light travels at $3 \\times 10^8$ m/s. What is its speed in m/s?",
+     "\\boxed{3\\times10^8}", "3e8"),
+]
+
+
+def test_restatements_and_near_misses_one_per_call_within_the_budget():
+    """No restatement is rewarded (reason "restated"), every near-miss is: each answer graded
+    alone, within the 2 s budget (+1 s for a busy machine, as above)."""
+    budget = 2.0
+    with Grader(budget_s=budget, workers=2) as g:
+        g.grade_many(["\\boxed{1}"], [_math("1")])  # workers started
+        for cases, expected in ((RESTATEMENTS, "restated"), (NEAR_MISSES, "correct")):
+            for name, question, text, answer in cases:
+                problem = Problem(id=name, problem=question, answer=answer, source="test", split="test")
+                start = time.monotonic()
+                [result] = g.grade_many([text], [problem])
+                elapsed = time.monotonic() - start
+                assert elapsed < budget + 1.0, f"{name}: {elapsed:.2f} s"
+                assert result.reason == expected, (name, result)
 
 
 def test_grade_reason_table_for_the_report():
