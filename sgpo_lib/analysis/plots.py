@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from ..core import fileio
@@ -182,8 +183,6 @@ def heat_strip(rows: list[dict], key: str = "kl", title: str = "Per-token KL(qâ€
                max_tokens: int = 48):
     """A row per rollout (`stages.measure_signal` rows), its first `max_tokens` decoded tokens written in cells
     coloured by `row[key]` (one colour scale for all rows, capped at the 99th percentile)."""
-    import numpy as np
-
     n = max(len(rows), 1)
     grid = np.full((n, max_tokens), np.nan)
     for i, r in enumerate(rows):

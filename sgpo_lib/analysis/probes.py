@@ -12,9 +12,9 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import kl_signal
 from ..core.records import Problem, Rollout
 from ..method.rollouts import paired_stats
+from . import kl_signal
 
 
 def paired(groups: dict[str, tuple[list[float], list[float]]], source: str = "toy/probe") -> pd.DataFrame:

@@ -14,11 +14,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import nbformat
 import pandas as pd
+import torch
+from IPython import get_ipython
+from IPython.display import Markdown
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+from transformers import AutoConfig, AutoModelForCausalLM
 
-from ..core import fileio
-from . import paper, plots, report_format, report_summary, results, kl_signal
 from ..config.run import RunConfig, load_config
+from ..core import fileio
+from ..core.run_folder import read_completions
+from . import kl_signal, paper, plots, report_format, report_summary, results
 from .results import collected, method_groups, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
@@ -250,8 +258,6 @@ class Shown:
         self.value, self.name = value, name
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        from IPython import get_ipython
-
         data, _ = get_ipython().display_formatter.format(self.value)
         return data, {report_summary.ITEM_KEY: {"item": self.name}}
 
@@ -260,8 +266,6 @@ def show(items: dict, name: str, note: str | None = None):
     """`items[name]` for a report cell: a figure as it is, a table in its readable form
     (`report_format.styled`), both marked for numbering; or a plain sentence when the section has no
     data (`NOT_RUN[note or name]`; nothing when that is "", said by another cell)."""
-    from IPython.display import Markdown
-
     value = items.get(name)
     if isinstance(value, pd.DataFrame) and len(value):
         return Shown(report_format.styled(value), name)
@@ -274,8 +278,6 @@ def show(items: dict, name: str, note: str | None = None):
 def sgpo_completions(run_dir: Path, rows: int = 8) -> pd.DataFrame:
     """The first `rows` completions of the last logged step of the main table's first SGPO run
     (prompt, strategy, response, reward, grade); empty when there is none."""
-    from ..core.run_folder import read_completions
-
     runs = sorted(Path(run_dir).glob("main/train.method=sgpo_*/completions"))
     if not runs:
         return pd.DataFrame()
@@ -286,9 +288,6 @@ def sgpo_completions(run_dir: Path, rows: int = 8) -> pd.DataFrame:
 
 def _sizes(run_dir: Path) -> pd.DataFrame:
     """Parameter count of each prepared student size (from its config.json)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     students = fileio.read_json(run_dir / "prepare.json")["students"]
     rows = []
     for size, path in students.items():
@@ -301,10 +300,6 @@ def _sizes(run_dir: Path) -> pd.DataFrame:
 def render_report(run_dir: Path) -> Path:
     """`run_dir/06_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden, sections,
     figures and tables numbered, the table of contents under the summary."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-
     executed = Path(run_dir) / "06_report.ipynb"
     if not executed.exists():
         raise FileNotFoundError(f"{executed}: run notebook 06 through the pipeline first (python -m sgpo_lib pipeline ...)")

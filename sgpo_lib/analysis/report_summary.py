@@ -14,10 +14,12 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import nbformat
 import pandas as pd
+from IPython.display import Markdown
 
-from . import paper, results
 from ..config.run import RunConfig
+from . import paper, results
 from .report_format import seeds_text
 
 SUMMARY_TAG = "report-summary"  # the 06_report cell whose output is the summary; the contents follow it
@@ -78,8 +80,6 @@ def missing_runs(cfg: RunConfig, main: pd.DataFrame) -> str:
 
 def summary(cfg: RunConfig, run_dir: Path):
     """Three to five sentences on what this run found (Markdown for the report's first cell)."""
-    from IPython.display import Markdown
-
     run_dir = Path(run_dir)
     main = results.collected(run_dir / "main")
     if not len(main) or "phase" not in main:
@@ -102,8 +102,6 @@ def numbered(nb, captions: dict[str, str]):
     """`nb` (the executed report notebook) with numbered sections (`## N. title`), a caption cell
     after each marked figure and table ("Figure N." / "Table N." and `captions[name]`), and the
     table of contents after the summary cell. Changes `nb` in place and returns it."""
-    import nbformat
-
     cells, sections, counts = [], [], {"Figure": 0, "Table": 0}
     for cell in nb.cells:
         cells.append(cell)

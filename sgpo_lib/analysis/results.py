@@ -18,15 +18,15 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 import yaml
+from scipy import stats
 
+from ..config.experiment import ablation_seeds
+from ..config.run import RunConfig
 from ..core import fileio
+from ..core.run_folder import read_status
 from . import paper
 from .report_format import seeds_text
-from ..config.run import RunConfig
-from ..config.experiment import ablation_seeds
-from ..core.run_folder import read_status
 
 POINTS = 100.0
 METRIC = "avg@k"  # the main metric (§8); evals.jsonl / results.json rows also hold greedy and pass@k

@@ -25,10 +25,11 @@ from typing import Any, Literal
 import yaml
 
 from ..core.paths import resolve
-from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
-from .experiment import ExperimentConfig, ablation_seeds
+from ..data.benchmarks import BENCHMARKS
 from ..toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
-
+from ..toy.families import FAMILIES
+from .experiment import ExperimentConfig, ablation_seeds
+from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
 
 # Deprecated names, applied before validation with a logged warning naming the new one:
 # `old.dotted.key: new.dotted.key` renames a key (the old key's value wins when both are set, as
@@ -269,9 +270,6 @@ class EvalConfig:
 
 def _parse_k_by_benchmark(entries: tuple[str, ...]) -> dict[str, int]:
     """Entries `name=k` as {name: k}; a bad entry raises naming `eval.k_by_benchmark` and the fix."""
-    from ..data.benchmarks import BENCHMARKS
-    from ..toy.families import FAMILIES
-
     known, out = sorted(BENCHMARKS) + sorted(FAMILIES), {}
     for entry in entries:
         name, _, k = entry.partition("=")

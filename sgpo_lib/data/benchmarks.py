@@ -41,6 +41,7 @@ from typing import Any, Iterable, Literal
 
 from ..core.paths import resolve, shared_data_dir
 from ..core.records import Problem
+from ..grading.grader import extract_answer
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,6 @@ def _list_item(text: str) -> str:
 def _answer_text(value: Any, fmt: AnswerFormat, where: str) -> str:
     """The reference answer as a string, following the spec's answer format."""
     if fmt == "boxed":
-        from ..grading.grader import extract_answer
-
         answer, how = extract_answer(value) if isinstance(value, str) else (None, "none")
         if how not in ("boxed", "fbox") or not answer:
             raise ValueError(f"{where}: answer_format 'boxed' but the solution has no \\boxed{{}}: {str(value)[-80:]!r}")

@@ -31,9 +31,11 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from ..core import fileio
-from ..data import prompts
+from ..core.cache import cache_dir, cache_root
 from ..core.records import Problem
 from ..core.seeding import derive_seed
+from ..data import prompts
+from ..model.generation import SamplingSpec, generate_counts
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,6 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
              k_by_benchmark: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Greedy + k samples per problem (k per benchmark, `k_for`) on unguided prompts; returns
     `summarize`'s table."""
-    from ..model.generation import SamplingSpec, generate_counts
-
     texts = [prompts.render(tokenizer, prompts.unguided_messages(p, instruction)) for p in problems]
     seeds = [derive_seed(seed, tag, p.id) for p in problems]
     ks = [k_for(p.source, k, k_by_benchmark or {}) for p in problems]
@@ -131,8 +131,6 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
 def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | None:
     """The cache file of the step-0 evaluation of `cfg` from `model_dir`, or None when the model
     folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""
-    from ..core.cache import cache_dir, cache_root
-
     root, model_dir = cache_root(cfg).resolve(), Path(model_dir).resolve()
     if root not in model_dir.parents:
         return None

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -65,8 +67,6 @@ class LocalServer:
 
     def _wait_ready(self) -> None:
         """Poll `/health`, then check that `/v1/models` serves `served_name`; raise with the log tail."""
-        import httpx
-
         deadline, start = time.monotonic() + self.timeout_s, time.monotonic()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
