@@ -74,11 +74,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _folder(params: str, overrides: dict, given: str) -> Path:
-    """`given` (relative to the repository) if it lies inside the params' outputs root, else ValueError."""
+    """`given` (relative to the repository) if it lies inside the params' outputs root and is
+    neither the root itself (it holds every run and the cache) nor a pipeline's run folder, else
+    ValueError."""
     from .config import load_config
     from .paths import inside, output_root, resolve
 
-    return inside(output_root(load_config(params, overrides).output.root), resolve(given))
+    root = output_root(load_config(params, overrides).output.root)
+    folder = inside(root, resolve(given))
+    if folder == root.resolve():
+        raise ValueError(f"{given} is the outputs root itself; name a folder under it (e.g. {root / 'my-run'})")
+    if (folder / "timings.json").exists():
+        raise ValueError(f"{folder} holds a pipeline's run (timings.json); name a folder of its own")
+    return folder
 
 
 def _kill_own_group_on_sigterm() -> None:
@@ -119,20 +127,42 @@ def _stage(args, overrides: dict) -> None:
     print(result if not isinstance(result, dict) else {k: v for k, v in result.items()})
 
 
+def _pipeline(args, overrides: dict) -> int:
+    """Run the pipeline, print its tables and the report's path; 1 when training runs are missing."""
+    from .pipeline import run_pipeline
+    from .report import terminal_tables
+    from .results import missing_runs
+
+    report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
+    run_dir = report.parent if report.name == "report.html" else report
+    tables = terminal_tables(run_dir)
+    print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
+    missing = missing_runs(run_dir)
+    if missing and not args.only:
+        print(f"{len(missing)} training runs did not finish, the run is partial: {missing}; run the pipeline again "
+              "to retry them", file=sys.stderr)
+    return 1 if missing and not args.only else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .code_fingerprint import CodeChangedError
+    from .io import DiskFullError
+    from .paths import pin_outputs
     from .runs import configure_logging
 
     configure_logging()
-    overrides = _overrides(args.set)
+    try:
+        pin_outputs()  # one absolute SGPO_OUTPUTS for every kernel and child
+        return _command(args, _overrides(args.set))
+    except (CodeChangedError, DiskFullError) as e:  # one line that says how to go on, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _command(args, overrides: dict) -> int:
     if args.command == "pipeline":
-        from .pipeline import run_pipeline
-
-        from .report import terminal_tables
-
-        report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
-        tables = terminal_tables(report.parent if report.name == "report.html" else report)
-        print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
+        return _pipeline(args, overrides)
     elif args.command == "train":
         from .stages import train_variant
 

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 import yaml
 
-from .paths import resolve
+from .paths import resolve, run_name
 from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
-from .experiment import ExperimentConfig, ablation_seeds
+from .experiment import ExperimentConfig, ablation_runs
 from .toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
 
 
@@ -297,18 +297,12 @@ class GradingConfig:
         _check(self.workers >= 1 and self.batch_size >= 1, "grading.workers", "grading.workers and grading.batch_size must be >= 1")
 
 
-def ablation_runs(cfg: RunConfig) -> list[tuple[str, dict[str, Any]]]:
-    """(ablation name, override dict of one run) for every ablation x ablation seed (SGPO + its overrides)."""
-    return [(name, {"train.method": "sgpo", **overrides, "seed": s})
-            for entry in cfg.experiment.ablations for name, overrides in entry.items()
-            for s in ablation_seeds(cfg.experiment)]
-
-
 @dataclass(frozen=True)
 class OutputConfig:
     root: str = "outputs"
     keep_checkpoints: int = 2
     report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "tensorboard"
+    reuse: Literal["code", "config"] = "code"  # how a folder may be reused, not what it holds: not in the run id
 
 
 @dataclass(frozen=True)
@@ -357,9 +351,15 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return plain(dataclasses.asdict(self))
 
+    def identity(self) -> dict[str, Any]:
+        """`to_dict()` without `output.reuse`, which says how a folder may be reused, not what it holds."""
+        out = self.to_dict()
+        out["output"].pop("reuse")
+        return out
+
     def digest(self) -> str:
-        """sha1 of the resolved config (sorted JSON): the content part of the run id."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """sha1 of the resolved config (sorted JSON, `identity()`): the content part of the run id."""
+        return hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
 
 
 def default_rollout_is(backend: str) -> str:
@@ -397,14 +397,15 @@ def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
 
 
 def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
-    """Build the config of every run the experiment of `cfg` will make (a run's own params, not a
-    sweep point's), so a bad one fails now, not hours later; returns `cfg`."""
+    """Build the config and the folder name (`paths.run_name`) of every run the experiment of `cfg`
+    will make (a run's own params, not a sweep point's), so a bad one fails now, not hours later."""
     base = cfg.to_dict()
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:
             try:
+                run_name(variant)
                 build(RunConfig, apply_deprecated(DEPRECATED, apply_overrides(base, variant)))
-            except ConfigError as e:
+            except ValueError as e:
                 raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
     return cfg
 

@@ -6,9 +6,14 @@
 training run the experiment will make. The pipeline holds the run folder's lock (a second
 pipeline on the same run fails at once). The run's STATUS is `running` (with the pid) while
 it goes, `failed` with the error if a notebook raises (the executed notebook shows where),
-`done` at the end. `only` runs some notebooks and leaves STATUS `partial`; a run is `done`
+`done` at the end, or `partial` when a training run of the experiment did not finish (failed,
+or its folder held by another process: `results.missing_runs` names them, the command exits
+non-zero). `only` runs some notebooks and leaves STATUS `partial`; a run is `done`
 only when every notebook ran, so a plain `pipeline` after a partial one runs them all.
-A run already `done` is not redone unless `force`. The heavy stages are cached (students,
+A folder made by other code or holding another config is refused (`runs.check_folder`; the
+error names the two ways on). A run already `done` is not redone unless `force`, which removes
+the previous execution first (trained runs included; the content-keyed cache stays).
+`SGPO_OUTPUTS` is pinned to an absolute path before any kernel starts. The heavy stages are cached (students,
 strategies, and every finished training run), so a re-run after a failure resumes where it
 stopped. `timings.json` keeps the last time of every notebook.
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -28,10 +34,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import io
+from .io import DiskFullError
 from .config import check_variants, load_config
-from .locks import run_lock
-from .paths import NOTEBOOKS_DIR, resolve
-from .runs import PROGRESS_ENV, make_run_id, read_status, run_dir_for, write_status
+from .locks import LOCK_FILE, run_lock
+from .paths import NOTEBOOKS_DIR, pin_outputs, resolve
+from .results import missing_runs
+from .runs import PROGRESS_ENV, check_folder, make_run_id, read_status, run_dir_for, write_status
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +124,20 @@ def _execute(nb: Path, run_dir: Path, params: dict) -> float:
                                 kernel_name="python3", progress_bar=False, log_output=False)
     except BaseException as e:
         write_status(run_dir, "failed", f"notebook: {nb.name}\n{type(e).__name__}: {e}")
+        if getattr(e, "ename", "") == DiskFullError.__name__:  # the kernel's one line, without its traceback
+            raise DiskFullError(f"{nb.name}: {e.evalue}") from None
         raise
     return round(time.perf_counter() - t0, 1)
+
+
+def clear(run_dir: Path) -> None:
+    """Remove what a previous execution left in `run_dir` (its lock stays): `force` redoes the
+    trained runs too, which would otherwise be skipped as done or resumed from their checkpoints."""
+    old = [p for p in Path(run_dir).iterdir() if p.name != LOCK_FILE]
+    for path in old:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if old:
+        log.info("force: removed the %d entries of the previous execution of %s", len(old), run_dir)
 
 
 def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,
@@ -125,10 +145,14 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
     """Execute the notebooks; returns the path of `report.html` (the run folder if no report yet)."""
     from .report import render_report
 
+    pin_outputs()
     cfg = check_variants(load_config(params_file, overrides), str(params_file))
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir, todo = run_dir_for(cfg, run_id), selected(only)
     with run_lock(run_dir):
+        if force:
+            clear(run_dir)
+        check_folder(run_dir, cfg)
         if not only and not force and is_complete(run_dir):
             log.info("%s is done; pass force=True to redo it", run_dir)
             return run_dir / "report.html"
@@ -141,9 +165,13 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
             io.write_json(timings_path, timings)
             log.info("%s done in %.1f s", nb.name, timings[nb.stem])
         report = render_report(run_dir) if todo[-1].stem.startswith("06_") else run_dir
+        missing = missing_runs(run_dir)
         if only:
             write_status(run_dir, "partial", f"notebooks run: {sorted(timings)}; run the pipeline without --only "
                                              "to complete the run")
+        elif missing:
+            write_status(run_dir, "partial", f"training runs that did not finish: {missing}; run the pipeline "
+                                             "again to retry them (finished runs are kept)")
         else:
             write_status(run_dir, "done")
     return report

@@ -6,8 +6,10 @@ calls. It validates the params, derives `run_id = <params stem>-<sha1(resolved c
 `outputs/<run_id>/` with `config.yaml`, `params_source.yaml`, `env.json`, `code.diff`, and
 seeds `random`/`numpy`/`torch` once from the config's single `seed`. Calling it again for
 the next notebook of the same run reuses the folder; a folder whose `config.yaml` differs
-from the resolved config is refused. A run id given by hand must be a safe folder name
-(`paths.safe_name`), so no run folder can land outside the outputs root.
+from the resolved config is refused naming the keys, and so is one made by other code
+(`check_folder`, `code_fingerprint`) unless `output.reuse: config`. `env.json` and `code.diff`
+are rewritten by every execution (`record_code`). A run id given by hand must be a safe folder
+name (`paths.safe_name`), and a link under the root must not lead out of it.
 
 STATUS names the process of a `running` run, so that a killed one reads `stale`. A resumed
 training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `completions/`) to
@@ -32,11 +34,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
+
 from . import io
+from .code_fingerprint import ENV_FILE, KEY as CODE_KEY, check_code, fingerprint
 from .config import RunConfig, check_variants, config_to_yaml, load_config
 from .locks import identity, process_alive
 from .machine import cpu_facts
-from .paths import REPO_ROOT, output_root, resolve, safe_name
+from .paths import REPO_ROOT, inside, output_root, resolve, safe_name
+from .schema import differing_keys, dotted_get
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +56,12 @@ def make_run_id(params_file: str | Path, cfg: RunConfig) -> str:
 
 
 def run_dir_for(cfg: RunConfig, run_id: str) -> Path:
-    """`<outputs root>/<run_id>`; the run id must be a safe folder name (no path can escape the root)."""
-    return output_root(cfg.output.root) / safe_name(run_id, "run id")
+    """`<outputs root>/<run_id>`; the run id must be a safe folder name, and an existing folder of
+    that name must not be a link leading outside the root (no path can escape the root)."""
+    root = output_root(cfg.output.root)
+    path = root / safe_name(run_id, "run id")
+    inside(root, path)
+    return path
 
 
 def start_run(
@@ -61,25 +71,50 @@ def start_run(
     cfg = check_variants(load_config(params_file, overrides), str(params_file))
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir = run_dir_for(cfg, run_id)
-    resolved = config_to_yaml(cfg)
-    config_path = run_dir / "config.yaml"
-    if config_path.exists() and config_path.read_text(encoding="utf-8") != resolved:
-        raise FileExistsError(
-            f"{run_dir}: holds a run with a different config; pick another run_id or leave it None "
-            "(the default id is derived from the config)"
-        )
+    check_folder(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not config_path.exists():
-        io.write_text(config_path, resolved)
+    if not (run_dir / "config.yaml").exists():
+        io.write_text(run_dir / "config.yaml", config_to_yaml(cfg))
         io.write_text(run_dir / "params_source.yaml", resolve(params_file).read_text(encoding="utf-8"))
         io.write_json(run_dir / "overrides.json", overrides or {})
-        io.write_json(run_dir / "env.json", environment())
-        io.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
+    record_code(run_dir)
     seed_everything(cfg.seed)
     configure_logging()
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
     log.info("run %s in %s", run_id, run_dir)
     return cfg, run_dir
+
+
+def check_folder(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to reuse `run_dir` for `cfg` when it holds a run of another config (FileExistsError
+    naming each differing key with both values; `output.reuse` is not compared) or of other code
+    (`code_fingerprint.check_code`). A folder without `config.yaml`, `env.json` or STATUS holds no run yet."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if config_path.exists():
+        try:
+            held = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            held = None
+        if not isinstance(held, dict):
+            raise FileExistsError(f"{config_path}: not a readable config; give another run id / --out-dir")
+        held.get("output", {}).pop("reuse", None)
+        now = cfg.identity()
+        diff = differing_keys(held, now)
+        if diff:
+            shown = "; ".join(f"{k}: {dotted_get(held, k)!r} there, {dotted_get(now, k)!r} here" for k in diff[:12])
+            raise FileExistsError(
+                f"{run_dir}: holds a run with a different config ({len(diff)} keys differ: {shown}); pick another "
+                "run id / --out-dir, or leave run_id None (the default id is derived from the config)")
+    if any((run_dir / name).exists() for name in ("config.yaml", ENV_FILE, "STATUS")):
+        check_code(run_dir, cfg.output.reuse)
+
+
+def record_code(run_dir: Path) -> None:
+    """`env.json` and `code.diff` of the code executing now: rewritten by every execution, so they
+    describe the last one (the fingerprint that `check_folder` compares is in `env.json`)."""
+    io.write_json(Path(run_dir) / ENV_FILE, environment())
+    io.write_text(Path(run_dir) / "code.diff", _git("diff", "HEAD"))
 
 
 def seed_everything(seed: int) -> None:
@@ -161,6 +196,7 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_facts(),
         "git_commit": _git("rev-parse", "HEAD").strip(),
         "git_dirty": bool(_git("status", "--porcelain").strip()),
+        CODE_KEY: fingerprint(),
     }
 
 
@@ -168,13 +204,18 @@ def environment() -> dict[str, Any]:
 
 
 def write_status(run_dir: Path, state: str, detail: str = "") -> None:
-    """STATUS holds `running|partial|done|failed` on its first line, then details (the error);
-    a `running` one also names the process (`pid:`, `pid_start:`) so that a reader can tell a
-    live run from one that was killed."""
+    """STATUS holds `running|partial|done|failed` on its first line, then details (the error) and
+    the code fingerprint (`code:`); a `running` one also names the process (`pid:`, `pid_start:`) so
+    that a reader can tell a live run from one that was killed."""
+    detail = f"code: {fingerprint()}\n{detail}"
     if state == "running":
         me = identity()
         detail = f"pid: {me['pid']}\npid_start: {me['start']}\nsince: {me['since']}\n{detail}"
-    io.write_text(Path(run_dir) / "STATUS", f"{state}\n{detail}".rstrip() + "\n")
+    path, text = Path(run_dir) / "STATUS", f"{state}\n{detail}".rstrip() + "\n"
+    try:
+        io.write_text(path, text)
+    except io.DiskFullError:  # no room for a temporary file: STATUS takes its own blocks
+        io.overwrite(path, text)
 
 
 def read_status(run_dir: Path) -> str:

@@ -92,6 +92,29 @@ def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"section '{prefix.rstrip('.') or 'top'}': {e}") from None
 
 
+def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested mappings (a key on one side only differs).
+
+    Example:
+        >>> differing_keys({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0})
+        ['a.c', 'd']
+    """
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += differing_keys(va, vb, f"{prefix}{key}.")
+        elif key not in a or key not in b or va != vb:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def dotted_get(data: dict, dotted: str) -> Any:
+    """The value at a dotted key of a nested mapping, None where a part is missing."""
+    node, leaf = _section(data, dotted)
+    return node.get(leaf) if node is not None else None
+
+
 def deep_merge(base: dict, over: dict) -> dict:
     """`over` merged into a copy of `base`; nested mappings merge, everything else replaces."""
     out = dict(base)

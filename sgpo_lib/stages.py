@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import assets, io, results, warmup
 from .config import RunConfig, ablation_runs, experiment_variants, load_config
-from .runs import read_status, seed_everything
+from .runs import check_folder, read_status, seed_everything
 from .sweep import run_name, run_sweep, unfinished
 
 log = logging.getLogger(__name__)
@@ -161,10 +161,12 @@ def _shift_row(cfg: RunConfig, name: str, stats: pd.DataFrame) -> dict:
 
 
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
-    """Train one config (params + overrides) into `out_dir`; the unit of every sweep."""
+    """Train one config (params + overrides) into `out_dir`; the unit of every sweep. A folder that
+    holds a run of another config or other code is refused (`runs.check_folder`)."""
     from .trainer import train
 
     cfg = load_config(params_file, overrides)
+    check_folder(Path(out_dir), cfg)
     seed_everything(cfg.seed)
     size = cfg.student.size if cfg.model.source == "toy" else None
     with _grader(cfg) as grader:
@@ -173,11 +175,14 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
     """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after building
-    the SFT warm-ups the unfinished ones start from here, once each (`warmup.prepare_variants`)."""
+    the SFT warm-ups the unfinished ones start from here, once each (`warmup.prepare_variants`).
+    The runs that still did not finish go to `name/unfinished.json` (`results.missing_runs`)."""
     todo = unfinished(run_dir / name, variants)
     warmup.prepare_variants(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
-    return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
-                     train_fn=train_variant)
+    table = run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
+                      train_fn=train_variant)
+    io.write_json(run_dir / name / results.UNFINISHED_FILE, unfinished(run_dir / name, variants))
+    return table
 
 
 def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:

@@ -1,12 +1,13 @@
 """Sweeps as plain data: a grid of override dicts, one isolated folder per run, a table.
 
 `grid(**axes)` returns the override dicts of the Cartesian product; `run_name` turns one
-into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
+into `distill.estimator=sampled_seed=1` (`paths.run_name`). `run_sweep` runs each variant in its own folder
 (in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
 when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done`
 is skipped, and a failure is recorded in its STATUS while the others go on. Every variant's
-folder name (a safe name: grid values with `/` or `..` are refused) and config are checked
-before the first run starts. Children run in their own process group, die with the sweep
+folder name (a safe name: grid values with `/` or `..` are refused), config and existing folder
+(another config or other code there is refused, `runs.check_folder`) are checked before the
+first run starts. Children run in their own process group, die with the sweep
 (Linux `PR_SET_PDEATHSIG`, then they kill their group) and append to `stdout.log`. Reading a
 sweep back (`collect`, `summary`) is `results.py`'s.
 """
@@ -27,12 +28,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import io
 from .config import load_config
 from .locks import RunLockedError, holder
-from .paths import REPO_ROOT, safe_name
+from .paths import REPO_ROOT, inside, run_name
 from .results import collect
-from .runs import read_status
+from .runs import check_folder, read_status, write_status
 
 log = logging.getLogger(__name__)
 _CHILDREN: set[subprocess.Popen] = set()  # this sweep's running `train` children
@@ -47,19 +47,6 @@ def grid(**axes: list[Any]) -> list[dict[str, Any]]:
     """
     keys = list(axes)
     return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
-
-
-def run_name(overrides: dict[str, Any]) -> str:
-    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`; a key or value that
-    is not a safe folder name (a `/`, `..`, spaces) raises ValueError naming it.
-
-    Example:
-        >>> run_name({"distill.estimator": "sampled", "seed": 1})
-        'distill.estimator=sampled_seed=1'
-    """
-    for k, v in overrides.items():
-        safe_name(f"{k}={v}", f"sweep value {k}={v!r} (it becomes a folder name):")
-    return safe_name("_".join(f"{k}={v}" for k, v in overrides.items()) or "base", "sweep run name")
 
 
 WAKE_S = 0.2  # how often the sweep's main thread wakes while its runs go on (to act on signals)
@@ -110,11 +97,13 @@ def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: st
         raise RuntimeError(f"{' '.join(cmd)} exited {code}; see {out_dir / 'stdout.log'}")
 
 
-def _check_variants(params_file: str, variants: list[dict], base_overrides: dict) -> list[Path]:
-    """Every variant's folder name and config, checked before the first run starts."""
+def _check_variants(params_file: str, variants: list[dict], base_overrides: dict, root: Path) -> list[str]:
+    """Every variant's folder name, config and existing folder, checked before the first run starts:
+    a folder that holds a run of another config (a rerun with other `--set` values) or of other
+    code is refused (`runs.check_folder`), so its old numbers never show under new settings."""
     names = [run_name(v) for v in variants]
-    for v in variants:
-        load_config(params_file, {**base_overrides, **v})
+    for name, v in zip(names, variants):
+        check_folder(inside(root, root / name), load_config(params_file, {**base_overrides, **v}))
     return names
 
 
@@ -138,7 +127,7 @@ def run_sweep(
     if parallel == 1 and train_fn is None:
         raise ValueError("run_sweep(parallel=1) needs train_fn, e.g. sgpo_lib.stages.train_variant")
     root, base_overrides = Path(root), base_overrides or {}
-    names = _check_variants(str(params_file), variants, base_overrides)
+    names = _check_variants(str(params_file), variants, base_overrides, root)
     devices = _gpu_ids()
 
     def one(i: int) -> None:
@@ -160,7 +149,7 @@ def run_sweep(
         except Exception as e:  # a failed run is recorded and the sweep goes on
             log.error("sweep: %s failed: %s", out_dir.name, e)
             if read_status(out_dir) != "failed":
-                io.write_text(out_dir / "STATUS", f"failed\n{type(e).__name__}: {e}\n")
+                write_status(out_dir, "failed", f"{type(e).__name__}: {e}")
 
     pool = ThreadPoolExecutor(max_workers=max(1, parallel))
     try:

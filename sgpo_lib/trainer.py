@@ -42,7 +42,7 @@ from .policy import load_policy
 from .records import Problem, TrainData
 from .rollouts import sample_paired
 from .locks import rank_zero_lock
-from .runs import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
+from .runs import ConsoleSink, MetricsLogger, Progress, record_code, rewind_logs, write_completions, write_status
 from .seeding import derive_seed
 from .tracking import make_sink
 from .train_step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
@@ -361,6 +361,7 @@ class Trainer:
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             io.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
+            record_code(self.out_dir)  # env.json and code.diff of this execution
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
             backends.record(self.out_dir, "train", self.generator)
         start = self._resume()
