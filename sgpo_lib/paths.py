@@ -33,7 +33,7 @@ def outputs_dir() -> Path:
     if not value.strip():
         raise ValueError(f"{OUTPUTS_ENV} is set but empty; unset it (the root is then {REPO_ROOT / 'outputs'}) "
                          "or set it to a folder")
-    return resolve(value)
+    return Path(value) if Path(value).is_absolute() else resolve(value).resolve()
 
 
 def pin_outputs() -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from sgpo_lib import io, pipeline
 from sgpo_lib.__main__ import COMMANDS, main
-from sgpo_lib.runs import read_status
+from sgpo_lib.runs import read_status, write_status
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_a_done_status_without_every_notebook_is_completed(params, fake_papermil
     run_dir = tmp_path / "out" / "r"
     io.write_json(run_dir / "timings.json", {"00_prepare": 1.0})
     io.write_text(run_dir / "report.html", "old partial report")
-    io.write_text(run_dir / "STATUS", "done\n")  # what `--only` used to leave
+    write_status(run_dir, "done")  # what `--only` used to leave (by this code)
     pipeline.run_pipeline(params, run_id="r")
     assert fake_papermill == STEMS and pipeline.is_complete(run_dir)
 
