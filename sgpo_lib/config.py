@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
+from . import limits
 from .paths import resolve, run_name
 from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
 from .experiment import ExperimentConfig, ablation_runs
@@ -342,6 +343,7 @@ class RunConfig:
                "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
         if self.train.rollout_is is None:  # frozen: set the resolved default once, before anyone reads it
             object.__setattr__(self, "train", dataclasses.replace(self.train, rollout_is=default_rollout_is(r.backend)))
+        limits.check(self)  # every number finite and bounded, sizes within the model's context and the machine
 
     @property
     def instruction(self) -> str:
