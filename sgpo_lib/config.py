@@ -378,7 +378,7 @@ def _check(ok: bool, key: str, message: str) -> None:
 def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load, layer, override and validate a params file into a `RunConfig`."""
     path = resolve(params_file)
-    data = read_yaml(path)
+    data = read_yaml(path, sections=[f.name for f in dataclasses.fields(RunConfig)])
     where = str(path)
     if overrides:
         data = apply_overrides(data, overrides)

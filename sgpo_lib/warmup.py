@@ -211,7 +211,7 @@ def _check_complete(out: Path) -> None:
     model = out / "model"
     if not (model / "config.json").exists():
         raise RuntimeError(f"{model / 'config.json'}: missing from the cached SFT warm-up; delete {out} to rebuild it")
-    check_model_files(model)
+    check_model_files(model, rebuilt_from=out)  # the whole entry: model/ alone is not rebuilt while META_FILE stands
 
 
 def summary(cfg: RunConfig, size: str | None = None) -> pd.Series:
