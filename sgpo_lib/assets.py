@@ -6,6 +6,7 @@ responses, validated, stored with its rejection report); `warmup.train_data(cfg)
 together for the trainer. Each is keyed by the config fields it depends on and by `world_seed`,
 which is fixed across training seeds so that every method and seed starts from the same
 student, data and strategies. A second call is a cache hit: sweeps and notebooks share them.
+The strategy library's files are sealed (`cache_files`): one cut or changed is extracted again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from . import io
+from . import cache_files, io
 from .config import RunConfig
 from .paths import output_root, resolve
 from .records import Problem
@@ -87,6 +88,9 @@ def tiny_model_dir(cfg: RunConfig) -> Path:
     return folder
 
 
+STRATEGY_FILES = ("library.jsonl", "report.json", "selection.json")  # one cache entry, each file sealed
+
+
 def strategy_library(cfg: RunConfig):
     """Extract (or load from cache) the strategy library; returns `(library, rejection Counter)`.
     The candidate and selection counts go to `selection.json` beside it (`strategy_selection`)."""
@@ -94,8 +98,9 @@ def strategy_library(cfg: RunConfig):
     from .strategy_select import extract_strategies
 
     folder = _strategy_folder(cfg)
-    if (folder / "library.jsonl").exists():
-        library = StrategyLibrary.load(folder / "library.jsonl")
+    files = [folder / name for name in STRATEGY_FILES]
+    if files[0].exists() and all(cache_files.intact(f) for f in files):  # cut, garbled or changed: extract again
+        library = StrategyLibrary.load(files[0])
         if len(library):
             return library, Counter(io.read_json(folder / "report.json"))
         log.warning("cached strategy library %s is empty: extracting again", folder)
@@ -113,6 +118,8 @@ def strategy_library(cfg: RunConfig):
     io.write_json(folder / "selection.json", dict(selection))
     library.save(folder / "library.jsonl")
     io.write_json(folder / "report.json", dict(report))
+    for path in files:
+        cache_files.seal(path)
     return library, report
 
 

@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-from . import io, prompts
+from . import cache_files, io, prompts
 from .records import Problem
 from .seeding import derive_seed
 
@@ -142,12 +142,13 @@ def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | No
 
 
 def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """`compute()`, read from / written to `path` (a JSON list of rows) when it is given."""
-    if path is not None and path.exists():
+    """`compute()`, read from / written to `path` (a JSON list of rows, sealed: `cache_files`) when
+    it is given; a cached table cut, garbled or replaced is computed again, with a warning."""
+    if path is not None and cache_files.intact(path):
         log.info("step-0 evaluation from the cache: %s", path)
         return pd.DataFrame(io.read_json(path))
     table = compute()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         io.write_json(path, table.to_dict("records"))
+        cache_files.seal(path)
     return table

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import assets, io, results, warmup
+from . import assets, cache_files, io, results, warmup
 from .config import RunConfig, ablation_runs, experiment_variants, load_config
 from .runs import check_folder, read_status, seed_everything
 from .sweep import run_name, run_sweep, unfinished
@@ -61,9 +61,10 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
         tables = []
         for size, d in students.items():
             cached = assets.cache_dir(cfg, "premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
-            if not cached.exists():
+            if not cache_files.intact(cached):
                 table = premise_table(Path(d), held_out, family_strategies(cfg.world.families), cfg.instruction)
                 io.write_text(cached, table.to_csv(index=False))
+                cache_files.seal(cached)
             tables.append(pd.read_csv(cached).assign(size=size))
         premise = pd.concat(tables, ignore_index=True)
         premise.to_csv(run_dir / "premise.csv", index=False)

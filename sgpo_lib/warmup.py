@@ -13,7 +13,8 @@ switches it off: every run starts from the base student and trains on every prob
 Cache: `<outputs root>/cache/warmup/<hash>/` keyed by what changes the weights (the base model
 folder, the subset's problems and strong responses, epochs, model and optimiser settings,
 `CODE_VERSION`), holding `run/` (the SFT run: metrics.jsonl, evals.jsonl at the first and last
-step), `model/` (the merged model) and `warmup.json` (written last: the folder is complete).
+step), `model/` (the merged model) and `warmup.json` (written last, then sealed by
+`cache_files`: the folder is complete; a cut or changed one is built again).
 One process builds it under the folder's lock; another waits for it. A killed build resumes from
 its last checkpoint (the SFT run's own resume); the checkpoints are deleted once the folder is
 complete. A damaged cached model fails naming its file.
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import cache_files, io
 from .config import RunConfig
 from .records import Problem
 from .seeding import derive_seed
@@ -139,12 +140,12 @@ def prepare_variants(params_file: str, variants: list[dict]) -> list[Path]:
 def prepare(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Problem]) -> Path:
     """The complete warm-up cache folder: checked and returned, or built under its lock."""
     out = folder(cfg, base_dir, warm)
-    if not (out / META_FILE).exists():
+    if not cache_files.intact(out / META_FILE):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise RuntimeError(f"the SFT warm-up {out} is not built; build it in one process first "
                                "(notebook 03, or any single-process run of these params), then launch")
         with _waiting_lock(out):
-            if not (out / META_FILE).exists():
+            if not cache_files.intact(out / META_FILE, warn=False):
                 _build(cfg, base_dir, warm, evals, out)
     _check_complete(out)
     return out
@@ -180,6 +181,7 @@ def _build(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Prob
     _merge(wcfg, base_dir, out / "run" / "final", out / "model")
     io.write_json(out / META_FILE, {**cache_key(cfg, base_dir, warm), "problems": len(warm),
                                     "steps": wcfg.train.steps, "seconds": round(time.perf_counter() - t0, 1)})
+    cache_files.seal(out / META_FILE)
     shutil.rmtree(out / "run" / "checkpoints", ignore_errors=True)  # optimizer states: not needed any more
 
 
@@ -224,7 +226,7 @@ def summary(cfg: RunConfig, size: str | None = None) -> pd.Series:
     if not warm:
         return pd.Series({"warm-up": "off (train.warmup_sft_fraction: 0)", "RL problems": len(rest)}, name="SFT warm-up")
     base = assets.student_dir(cfg, size)
-    hit = (folder(cfg, base, warm) / META_FILE).exists()
+    hit = cache_files.intact(folder(cfg, base, warm) / META_FILE, warn=False)
     out = prepare(cfg, base, warm, [p for s, ps in by_split.items() if s != "train" for p in ps])
     meta, evals = io.read_json(out / META_FILE), io.read_jsonl(out / "run" / "evals.jsonl")
     row = {"warm-up problems": len(warm), "RL problems": len(rest), "epochs": cfg.train.warmup_sft_epochs,
