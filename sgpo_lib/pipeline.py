@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import io
-from .io import DiskFullError
+from .code_fingerprint import CodeChangedError
 from .config import check_variants, load_config
+from .io import DiskFullError
 from .locks import LOCK_FILE, run_lock
 from .paths import NOTEBOOKS_DIR, pin_outputs, resolve
 from .results import missing_runs
@@ -43,6 +44,7 @@ from .runs import PROGRESS_ENV, check_folder, make_run_id, read_status, run_dir_
 
 log = logging.getLogger(__name__)
 
+ONE_LINE_ERRORS = {c.__name__: c for c in (DiskFullError, CodeChangedError)}  # raised again as one line
 HEARTBEAT_S = 8.0  # a line at least every 10 s, with the polling on top
 
 
@@ -124,8 +126,9 @@ def _execute(nb: Path, run_dir: Path, params: dict) -> float:
                                 kernel_name="python3", progress_bar=False, log_output=False)
     except BaseException as e:
         write_status(run_dir, "failed", f"notebook: {nb.name}\n{type(e).__name__}: {e}")
-        if getattr(e, "ename", "") == DiskFullError.__name__:  # the kernel's one line, without its traceback
-            raise DiskFullError(f"{nb.name}: {e.evalue}") from None
+        one_line = ONE_LINE_ERRORS.get(getattr(e, "ename", ""))
+        if one_line is not None:  # the kernel's message says how to go on: without its traceback
+            raise one_line(f"{nb.name}: {e.evalue}") from None
         raise
     return round(time.perf_counter() - t0, 1)
 

@@ -5,7 +5,6 @@ import json
 import logging
 
 import pandas as pd
-import pytest
 
 from sgpo_lib import assets, cache_files, io, warmup
 from sgpo_lib.config import load_config

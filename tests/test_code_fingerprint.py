@@ -179,3 +179,21 @@ def test_nbval_runs_the_notebooks_into_an_outputs_root_of_its_own(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert f"ROOT={REPO_ROOT / 'outputs' / 'nbval'}" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_notebook_refusing_other_code_ends_the_pipeline_with_that_one_line(params, monkeypatch, capsys):
+    """The library edited while a pipeline runs: the next notebook's start_run refuses, and the
+    command ends with its message, not a kernel traceback."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from sgpo_lib.__main__ import main
+
+    def execute_notebook(src, dst, parameters, **kw):
+        raise PapermillExecutionError(1, 1, "x", "CodeChangedError", "/o/r: this run folder was made by code a, "
+                                      "... Two ways on: ...", ["Traceback ..."])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    assert main(["pipeline", "--params", str(params), "--run-id", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: 00_prepare.ipynb: /o/r: this run folder was made by code a")
