@@ -153,11 +153,11 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir, todo = run_dir_for(cfg, run_id), selected(only)
     with run_lock(run_dir):
-        if force:
+        if force and not only:  # with --only, the other notebooks' results stay
             clear(run_dir)
         check_folder(run_dir, cfg)
         if not only and not force and is_complete(run_dir):
-            log.info("%s is done; pass force=True to redo it", run_dir)
+            log.info("%s is done; pass --force (force=True) to redo it", run_dir)
             return run_dir / "report.html"
         params = {"params_file": str(resolve(params_file)), "overrides": overrides or {}, "run_id": run_id}
         timings_path = run_dir / "timings.json"

@@ -154,8 +154,10 @@ def test_force_redoes_the_trained_runs(params, fake_papermill, tmp_path):
     run_dir = tmp_path / "out" / "r"
     pipeline.run_pipeline(params, run_id="r")
     _done(str(params), {"seed": 0}, run_dir / "main" / "seed=0")  # a trained run the sweep would skip
+    pipeline.run_pipeline(params, run_id="r", only=["06_report"], force=True)
+    assert (run_dir / "main" / "seed=0" / "STATUS").exists()  # --only: the other notebooks' results stay
     pipeline.run_pipeline(params, run_id="r", force=True)
-    assert len(fake_papermill) == 14 and not (run_dir / "main").exists()
+    assert len(fake_papermill) == 15 and not (run_dir / "main").exists()
     assert (run_dir / "report.html").exists()
 
 
@@ -171,14 +173,21 @@ def test_train_out_dir_refuses_a_folder_of_other_code(params, tmp_path, edit_lib
 
 def test_nbval_runs_the_notebooks_into_an_outputs_root_of_its_own(tmp_path):
     """The notebooks' conftest moves SGPO_OUTPUTS under the root before any kernel starts."""
-    (tmp_path / "test_probe.py").write_text(
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_probe.py").write_text(
         "import os\ndef test_root():\n    print('ROOT=' + os.environ['SGPO_OUTPUTS'])\n")
-    conftest = (REPO_ROOT / "notebooks" / "conftest.py").read_text()
-    (tmp_path / "conftest.py").write_text(conftest)
-    env = {k: v for k, v in os.environ.items() if k != "SGPO_OUTPUTS"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
+    (tests / "conftest.py").write_text((REPO_ROOT / "notebooks" / "conftest.py").read_text())
+    env = {**os.environ, "SGPO_OUTPUTS": str(tmp_path / "outputs")}
+    from sgpo_lib.runs import write_status
+
+    write_status(tmp_path / "outputs" / "nbval" / "current", "done")  # by this code: kept
+    io.write_text(tmp_path / "outputs" / "nbval" / "old" / "STATUS", "done\ncode: 0123\n")  # by other code: removed
+    io.write_text(tmp_path / "outputs" / "nbval" / "cache" / "x", "")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tests)],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert f"ROOT={REPO_ROOT / 'outputs' / 'nbval'}" in out.stdout, out.stdout + out.stderr
+    assert f"ROOT={tmp_path / 'outputs' / 'nbval'}" in out.stdout, out.stdout + out.stderr
+    assert sorted(p.name for p in (tmp_path / "outputs" / "nbval").iterdir()) == ["cache", "current"]
 
 
 def test_a_notebook_refusing_other_code_ends_the_pipeline_with_that_one_line(params, monkeypatch, capsys):
