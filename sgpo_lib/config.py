@@ -399,8 +399,10 @@ def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
 
 
 def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
-    """Build the config and the folder name (`paths.run_name`) of every run the experiment of `cfg`
-    will make (a run's own params, not a sweep point's), so a bad one fails now, not hours later."""
+    """Check `cfg` against this machine (`limits.check_machine`), then build the config and the folder
+    name (`paths.run_name`) of every run its experiment will make (a run's own params, not a sweep
+    point's), so a bad one fails now, not hours later."""
+    limits.check_machine(cfg)
     base = cfg.to_dict()
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:

@@ -6,8 +6,10 @@ order); this module bounds how large it may be, so that `train.steps: 1e12`, `ro
 key, the range and why, instead of hanging or dying hours later. `.inf` and `.nan` are refused
 for every key. The bounds are generous (a 70B model on many GPUs fits in them): they exist to
 catch typos and overflows, not to tune. `check(cfg)` runs from `RunConfig.__post_init__`, so every
-run an experiment will make (`config.check_variants`) is bounded too; `tests/test_limits.py`
-checks that every numeric field of the schema has a range.
+run an experiment will make (`config.check_variants`) is bounded too; `check_machine(cfg)` runs
+where work starts (`config.check_variants`, `stages.train_variant`), so that reading the config of
+a run made on a larger machine does not fail. `tests/test_limits.py` checks that every numeric
+field of the schema has a range.
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def _fail(key: str, message: str) -> None:
 
 def check(cfg: Any) -> None:
     """Every number of `cfg` (a `RunConfig`) finite and within its range, then its sizes against
-    the model's context and the machine; ConfigError naming the key, the bound and the reason."""
+    the model's context; ConfigError naming the key, the bound and the reason. (The machine is
+    checked where work starts, `check_machine`: a config made on a larger machine still loads.)"""
     for key, value in numbers(cfg.to_dict()):
         if not math.isfinite(value):
             _fail(key, f"{value!r} is not a finite number")
@@ -125,7 +128,6 @@ def check(cfg: Any) -> None:
         if not low <= value <= high:
             _fail(key, f"{value!r} is outside [{low:g}, {high:g}] ({why})")
     check_context(cfg)
-    check_machine(cfg)
 
 
 def context(cfg: Any) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import assets, cache_files, io, results, warmup
+from . import assets, cache_files, io, limits, results, warmup
 from .config import RunConfig, ablation_runs, experiment_variants, load_config
 from .runs import check_folder, read_status, seed_everything
 from .sweep import run_name, run_sweep, unfinished
@@ -167,6 +167,7 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
     from .trainer import train
 
     cfg = load_config(params_file, overrides)
+    limits.check_machine(cfg)
     check_folder(Path(out_dir), cfg)
     seed_everything(cfg.seed)
     size = cfg.student.size if cfg.model.source == "toy" else None

@@ -38,7 +38,7 @@ def test_every_numeric_key_of_the_schema_has_a_range_with_a_reason():
 
 @pytest.mark.parametrize("key, value", [
     ("train.batch_problems", 10**9), ("rollout.max_new_tokens", 10**9), ("train.steps", 10**12),
-    ("grading.workers", 100_000), ("eval.temperature", float("inf")), ("train.lr", float("inf")),
+    ("grading.workers", 10**5), ("eval.temperature", float("inf")), ("train.lr", float("inf")),
     ("distill.coef", float("inf")), ("distill.coef", float("nan")), ("output.keep_checkpoints", 0),
     ("output.keep_checkpoints", -1), ("experiment.seeds", [0, -1]), ("distill.kl_clip", float("-inf")),
 ])
@@ -63,11 +63,20 @@ def test_completion_lengths_must_fit_the_models_context(params):
     assert load_config(params, {"rollout.max_new_tokens": 900}).rollout.max_new_tokens == 900
 
 
-def test_grading_workers_are_bounded_by_the_machines_cores(params, monkeypatch):
+def test_grading_workers_are_bounded_by_the_machines_cores_where_work_starts(params, monkeypatch, tmp_path):
+    from sgpo_lib.runs import start_run
+    from sgpo_lib.stages import train_variant
+
     monkeypatch.setattr(limits, "cores", lambda: 2)
-    assert load_config(params, {"grading.workers": 8}).grading.workers == 8
+    assert check_variants(load_config(params, {"grading.workers": 8})).grading.workers == 8
+    nine = load_config(params, {"grading.workers": 9})  # a config made on a larger machine still loads
     with pytest.raises(ConfigError, match=r"key 'grading.workers': 9 grading processes on 2 cores; give at most 8"):
-        load_config(params, {"grading.workers": 9})
+        check_variants(nine)
+    with pytest.raises(ConfigError, match=r"key 'grading.workers'"):
+        start_run(params, {"grading.workers": 9, "output.root": str(tmp_path / "out")})
+    with pytest.raises(ConfigError, match=r"key 'grading.workers'"):
+        train_variant(str(params), {"grading.workers": 9}, tmp_path / "out" / "t")
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_ablation_with_an_extreme_value_fails_with_the_params(tmp_path):
