@@ -91,7 +91,7 @@ def measure(steps: int, preset_name: str = "demo") -> dict:
 def main(argv=None) -> None:
     import torch
 
-    from sgpo_lib.workflow.runs import environment
+    from sgpo_lib.core.environment import environment
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=8, help="timed steps per variant (after 2 warm-up steps)")

@@ -20,11 +20,13 @@ import sys
 from pathlib import Path
 
 from .analysis.report import terminal_tables
-from .analysis.results import summary
+from .analysis.results import missing_runs, summary
 from .config.run import load_config
 from .config.yaml12 import parse_assignment, yaml_load
+from .core.code_fingerprint import CodeChangedError
+from .core.fileio import DiskFullError
 from .core.locks import run_lock
-from .core.paths import inside, output_root, resolve
+from .core.paths import inside, output_root, pin_outputs, resolve
 from .workflow import stages
 from .workflow.pipeline import run_pipeline
 from .workflow.runs import configure_logging, start_run
@@ -81,8 +83,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _folder(params: str, overrides: dict, given: str) -> Path:
-    """`given` (relative to the repository) if it lies inside the params' outputs root, else ValueError."""
-    return inside(output_root(load_config(params, overrides).output.root), resolve(given))
+    """`given` (relative to the repository) if it lies inside the params' outputs root and is
+    neither the root itself (it holds every run and the cache) nor a pipeline's run folder, else
+    ValueError."""
+    root = output_root(load_config(params, overrides).output.root)
+    folder = inside(root, resolve(given))
+    if folder == root.resolve():
+        raise ValueError(f"{given} is the outputs root itself; name a folder under it (e.g. {root / 'my-run'})")
+    if (folder / "timings.json").exists():
+        raise ValueError(f"{folder} holds a pipeline's run (timings.json); name a folder of its own")
+    return folder
 
 
 def _kill_own_group_on_sigterm() -> None:
@@ -115,16 +125,34 @@ def _stage(args, overrides: dict) -> None:
     print(result if not isinstance(result, dict) else {k: v for k, v in result.items()})
 
 
+def _pipeline(args, overrides: dict) -> int:
+    """Run the pipeline, print its tables and the report's path; 1 when training runs are missing."""
+    report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
+    run_dir = report.parent if report.name == "report.html" else report
+    tables = terminal_tables(run_dir)
+    print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
+    missing = missing_runs(run_dir)
+    if missing and not args.only:
+        print(f"{len(missing)} training runs did not finish, the run is partial: {missing}; run the pipeline again "
+              "to retry them", file=sys.stderr)
+    return 1 if missing and not args.only else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     configure_logging()
-    overrides = _overrides(args.set)
-    if args.command == "pipeline":
+    try:
+        pin_outputs()  # one absolute SGPO_OUTPUTS for every kernel and child
+        return _command(args, _overrides(args.set))
+    except (CodeChangedError, DiskFullError) as e:  # one line that says how to go on, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
-        report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
-        tables = terminal_tables(report.parent if report.name == "report.html" else report)
-        print(f"{tables}\n\nreport: {report}" if tables else f"report: {report}")
+
+def _command(args, overrides: dict) -> int:
+    if args.command == "pipeline":
+        return _pipeline(args, overrides)
     elif args.command == "train":
         _kill_own_group_on_sigterm()
         stages.train_variant(args.params, overrides, _folder(args.params, overrides, args.out_dir))

@@ -32,6 +32,7 @@ POINTS = 100.0
 METRIC = "avg@k"  # the main metric (§8); evals.jsonl / results.json rows also hold greedy and pass@k
 HEADLINE = ("greedy", "avg@k", "pass@k")
 LABELS_FILE = "labels.json"  # in a sweep folder: {run folder: display name}
+UNFINISHED_FILE = "unfinished.json"  # in a sweep folder of a run: {run folder: status} of the runs that did not finish
 # §6 and §9: main-table rows in the paper's order, GRPO from the base model last (ours, extra)
 METHOD_LABELS = {"sft": "SFT", "sft_grpo": "SFT+GRPO", "hpt": "HPT", "luffy": "LUFFY", "hybrid": "LUFFY",
                  "sgpo": "SGPO", "grpo": "GRPO (from base)"}
@@ -326,3 +327,14 @@ def grade_reasons(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Rollout grades by reason (`grade/<reason>` of metrics.jsonl, summed over steps), one row per run."""
     rows = {run: df.filter(like="grade/").sum().rename(lambda c: c.split("/", 1)[1]) for run, df in metrics.items()}
     return pd.DataFrame(rows).T.fillna(0).astype(int) if rows else pd.DataFrame()
+
+
+def missing_runs(run_dir: Path) -> dict[str, str]:
+    """`{"<sweep>/<run folder>": status}` of the training runs of a pipeline run that did not finish
+    (`failed`, `running` when another process held the folder, `stale` when killed, `missing`),
+    from each sweep's `unfinished.json` (written by `stages`); {} when every run finished. The
+    pipeline's STATUS is `partial` while this is not empty; the report names them."""
+    out = {}
+    for path in sorted(Path(run_dir).glob(f"*/{UNFINISHED_FILE}")):
+        out.update({f"{path.parent.name}/{name}": status for name, status in fileio.read_json(path).items()})
+    return out

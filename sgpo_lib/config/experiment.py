@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import ConfigError
 from ..toy.config import SIZES
+from .schema import ConfigError
 from .yaml12 import parse_assignment
 
 
@@ -101,3 +101,11 @@ class ExperimentConfig:
 def ablation_seeds(e: ExperimentConfig) -> tuple[int, ...]:
     """The ablation runs' seeds: `experiment.ablation_seeds`, by default the main table's."""
     return e.seeds if e.ablation_seeds is None else e.ablation_seeds
+
+
+def ablation_runs(cfg) -> list[tuple[str, dict[str, Any]]]:
+    """(ablation name, override dict of one run) for every ablation x ablation seed of a run
+    config's `experiment` (SGPO + its overrides)."""
+    return [(name, {"train.method": "sgpo", **overrides, "seed": s})
+            for entry in cfg.experiment.ablations for name, overrides in entry.items()
+            for s in ablation_seeds(cfg.experiment)]

@@ -24,11 +24,12 @@ from typing import Any, Literal
 
 import yaml
 
-from ..core.paths import resolve
+from ..core.paths import resolve, run_name
 from ..data.benchmarks import BENCHMARKS
 from ..toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
 from ..toy.families import FAMILIES
-from .experiment import ExperimentConfig, ablation_seeds
+from . import limits
+from .experiment import ExperimentConfig, ablation_runs
 from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
 
 # Deprecated names, applied before validation with a logged warning naming the new one:
@@ -296,18 +297,12 @@ class GradingConfig:
         _check(self.workers >= 1 and self.batch_size >= 1, "grading.workers", "grading.workers and grading.batch_size must be >= 1")
 
 
-def ablation_runs(cfg: RunConfig) -> list[tuple[str, dict[str, Any]]]:
-    """(ablation name, override dict of one run) for every ablation x ablation seed (SGPO + its overrides)."""
-    return [(name, {"train.method": "sgpo", **overrides, "seed": s})
-            for entry in cfg.experiment.ablations for name, overrides in entry.items()
-            for s in ablation_seeds(cfg.experiment)]
-
-
 @dataclass(frozen=True)
 class OutputConfig:
     root: str = "outputs"
     keep_checkpoints: int = 2
     report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "tensorboard"
+    reuse: Literal["code", "config"] = "code"  # how a folder may be reused, not what it holds: not in the run id
 
 
 @dataclass(frozen=True)
@@ -347,6 +342,7 @@ class RunConfig:
                "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
         if self.train.rollout_is is None:  # frozen: set the resolved default once, before anyone reads it
             object.__setattr__(self, "train", dataclasses.replace(self.train, rollout_is=default_rollout_is(r.backend)))
+        limits.check(self)  # every number finite and bounded, sizes within the model's context and the machine
 
     @property
     def instruction(self) -> str:
@@ -356,9 +352,15 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return plain(dataclasses.asdict(self))
 
+    def identity(self) -> dict[str, Any]:
+        """`to_dict()` without `output.reuse`, which says how a folder may be reused, not what it holds."""
+        out = self.to_dict()
+        out["output"].pop("reuse")
+        return out
+
     def digest(self) -> str:
-        """sha1 of the resolved config (sorted JSON): the content part of the run id."""
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        """sha1 of the resolved config (sorted JSON, `identity()`): the content part of the run id."""
+        return hashlib.sha1(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
 
 
 def default_rollout_is(backend: str) -> str:
@@ -375,7 +377,7 @@ def _check(ok: bool, key: str, message: str) -> None:
 def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load, layer, override and validate a params file into a `RunConfig`."""
     path = resolve(params_file)
-    data = read_yaml(path)
+    data = read_yaml(path, sections=[f.name for f in dataclasses.fields(RunConfig)])
     where = str(path)
     if overrides:
         data = apply_overrides(data, overrides)
@@ -396,14 +398,17 @@ def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
 
 
 def check_variants(cfg: RunConfig, where: str = "params") -> RunConfig:
-    """Build the config of every run the experiment of `cfg` will make (a run's own params, not a
-    sweep point's), so a bad one fails now, not hours later; returns `cfg`."""
+    """Check `cfg` against this machine (`limits.check_machine`), then build the config and the folder
+    name (`paths.run_name`) of every run its experiment will make (a run's own params, not a sweep
+    point's), so a bad one fails now, not hours later."""
+    limits.check_machine(cfg)
     base = cfg.to_dict()
     for section, variants in experiment_variants(cfg).items():
         for variant in variants:
             try:
+                run_name(variant)
                 build(RunConfig, apply_deprecated(DEPRECATED, apply_overrides(base, variant)))
-            except ConfigError as e:
+            except ValueError as e:
                 raise ConfigError(f"{where}: experiment.{section} run {variant}: {e}") from None
     return cfg
 

@@ -17,10 +17,11 @@ import logging
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Collection, Literal
 
 import yaml
 
+from ..core.paths import REPO_ROOT
 from .yaml12 import yaml_load
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,29 @@ def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"section '{prefix.rstrip('.') or 'top'}': {e}") from None
 
 
+def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested mappings (a key on one side only differs).
+
+    Example:
+        >>> differing_keys({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0})
+        ['a.c', 'd']
+    """
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += differing_keys(va, vb, f"{prefix}{key}.")
+        elif key not in a or key not in b or va != vb:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def dotted_get(data: dict, dotted: str) -> Any:
+    """The value at a dotted key of a nested mapping, None where a part is missing."""
+    node, leaf = _section(data, dotted)
+    return node.get(leaf) if node is not None else None
+
+
 def deep_merge(base: dict, over: dict) -> dict:
     """`over` merged into a copy of `base`; nested mappings merge, everything else replaces."""
     out = dict(base)
@@ -100,25 +124,45 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
-    """Read a params file and resolve its `extends:` chain (deep merge, child wins)."""
+def read_yaml(path: Path, chain: tuple[Path, ...] = (), sections: Collection[str] | None = None) -> dict:
+    """Read a params file and resolve its `extends:` chain (deep merge, child wins). `sections`:
+    the top-level keys a params file may hold. A file reached by `extends` that lies outside the
+    repository is never quoted in an error (path and reason only): `extends: /etc/shadow` must not
+    print its first line."""
+    private = bool(chain) and REPO_ROOT not in path.parents
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     if path in chain:
         raise ConfigError(f"{path}: circular 'extends' chain {[str(p) for p in chain]}")
     try:
         data = yaml_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise ConfigError(f"{path}: cannot be read as a params file ({reason})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+        raise ConfigError(f"{path}: malformed YAML{_where(e) if private else f': {e}'}") from None
     if data is None:
         raise ConfigError(f"{path}: the params file is empty; write the keys to change, e.g. 'extends: base.yaml' "
                           "(an empty file would silently run every default)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    unknown = [k for k in data if sections is not None and k not in sections and k != "extends"]
+    if private and unknown:
+        raise ConfigError(f"{path}: not a params file: {len(unknown)} top-level keys are not config sections (a "
+                          "file outside the repository reached by 'extends'; its content is not shown)")
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    return deep_merge(read_yaml((path.parent / parent).resolve(), chain + (path,)), data)
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{path}: 'extends' must name one params file (a string, relative to this file), "
+                          f"got {type(parent).__name__}")
+    return deep_merge(read_yaml((path.parent / parent).resolve(), chain + (path,), sections), data)
+
+
+def _where(e: yaml.YAMLError) -> str:
+    """` at line L, column C` of a YAML error: where, without the file's text (which the error quotes)."""
+    mark = getattr(e, "problem_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
 
 
 def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:

@@ -4,7 +4,8 @@ Papermill (the caller's cwd), nbval and Jupyter (the notebook's folder) then agr
 where `params/`, `outputs/` and `../shared/data` are (conventions.md, point 11).
 `SGPO_OUTPUTS` and `SGPO_SHARED_DATA` override the two data locations: `SGPO_OUTPUTS` moves
 the cache and the run folders of every params file that keeps the default `output.root:
-outputs`. Every name that becomes a folder under it (run ids, sweep grid values) goes through
+outputs` (relative to the repository root; empty is refused; the command line pins it to an
+absolute path before any kernel starts, `pin_outputs`). Every name that becomes a folder under it (run ids, sweep grid values) goes through
 `safe_name`, and `inside` refuses a path that would land outside the root.
 """
 
@@ -19,9 +20,29 @@ PARAMS_DIR = REPO_ROOT / "params"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
+OUTPUTS_ENV = "SGPO_OUTPUTS"
+
+
 def outputs_dir() -> Path:
-    """Root of all run folders (`outputs/` unless `SGPO_OUTPUTS` is set)."""
-    return Path(os.environ.get("SGPO_OUTPUTS", REPO_ROOT / "outputs"))
+    """Root of all run folders: `outputs/` unless `SGPO_OUTPUTS` is set; a relative value is taken
+    from the repository root, like every path here (a kernel runs in `notebooks/`, the shell
+    anywhere), and an empty one is refused (it would silently mean another folder)."""
+    value = os.environ.get(OUTPUTS_ENV)
+    if value is None:
+        return REPO_ROOT / "outputs"
+    if not value.strip():
+        raise ValueError(f"{OUTPUTS_ENV} is set but empty; unset it (the root is then {REPO_ROOT / 'outputs'}) "
+                         "or set it to a folder")
+    return Path(value) if Path(value).is_absolute() else resolve(value).resolve()
+
+
+def pin_outputs() -> Path:
+    """`outputs_dir()`, written back to `SGPO_OUTPUTS` as an absolute path when the variable is set,
+    once, before any kernel or child process starts: they inherit one folder, whatever their cwd."""
+    root = outputs_dir()
+    if OUTPUTS_ENV in os.environ:
+        os.environ[OUTPUTS_ENV] = str(root)
+    return root
 
 
 DEFAULT_OUTPUT_ROOT = "outputs"
@@ -41,10 +62,23 @@ def safe_name(name: str, what: str) -> str:
         >>> safe_name("toy-smoke-1a2b3c4d", "run id")
         'toy-smoke-1a2b3c4d'
     """
-    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name or len(name) > MAX_NAME:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name or len(name) > MAX_NAME:
         raise ValueError(f"{what} {name!r} is not a safe folder name: use letters, digits and ._=+,- only "
                          f"(no '/', no '..', no spaces or newlines, not starting with '.' or '-'), at most {MAX_NAME} characters")
     return name
+
+
+def run_name(overrides: dict) -> str:
+    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`; a key or value that
+    is not a safe folder name (a `/`, `..`, spaces) raises ValueError naming it.
+
+    Example:
+        >>> run_name({"distill.estimator": "sampled", "seed": 1})
+        'distill.estimator=sampled_seed=1'
+    """
+    for k, v in overrides.items():
+        safe_name(f"{k}={v}", f"sweep value {k}={v!r} (it becomes a folder name):")
+    return safe_name("_".join(f"{k}={v}" for k, v in overrides.items()) or "base", "sweep run name")
 
 
 def inside(root: Path, path: Path) -> Path:

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from . import fileio
+from .code_fingerprint import fingerprint
 from .locks import identity, process_alive
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,18 @@ class Progress:
 
 
 def write_status(run_dir: Path, state: str, detail: str = "") -> None:
-    """STATUS holds `running|partial|done|failed` on its first line, then details (the error);
-    a `running` one also names the process (`pid:`, `pid_start:`) so that a reader can tell a
-    live run from one that was killed."""
+    """STATUS holds `running|partial|done|failed` on its first line, then details (the error) and
+    the code fingerprint (`code:`); a `running` one also names the process (`pid:`, `pid_start:`) so
+    that a reader can tell a live run from one that was killed."""
+    detail = f"code: {fingerprint()}\n{detail}"
     if state == "running":
         me = identity()
         detail = f"pid: {me['pid']}\npid_start: {me['start']}\nsince: {me['since']}\n{detail}"
-    fileio.write_text(Path(run_dir) / "STATUS", f"{state}\n{detail}".rstrip() + "\n")
+    path, text = Path(run_dir) / "STATUS", f"{state}\n{detail}".rstrip() + "\n"
+    try:
+        fileio.write_text(path, text)
+    except fileio.DiskFullError:  # no room for a temporary file: STATUS takes its own blocks
+        fileio.overwrite(path, text)
 
 
 def read_status(run_dir: Path) -> str:

@@ -37,11 +37,10 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from .check import (DEFAULT_NUMERIC_POLICY, NUMERIC_POLICIES, normalize_exact, normalize_latex_light,
-                            to_latex_number)
+from ..core.records import Problem
+from .check import DEFAULT_NUMERIC_POLICY, NUMERIC_POLICIES, normalize_exact, normalize_latex_light, to_latex_number
 from .extract import extract_answer
 from .pool import WorkerPool
-from ..core.records import Problem
 
 __all__ = ["Grade", "Grader", "grade", "grader_for", "reason_counts", "extract_answer", "normalize_exact",
            "normalize_latex_light", "to_latex_number", "REASONS"]

@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-from ..core import fileio
+from ..core import cache_files, fileio
 from ..core.cache import cache_dir, cache_root
 from ..core.records import Problem
 from ..core.seeding import derive_seed
@@ -141,12 +141,13 @@ def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | No
 
 
 def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """`compute()`, read from / written to `path` (a JSON list of rows) when it is given."""
-    if path is not None and path.exists():
-        log.debug("step-0 evaluation from the cache: %s", path)
+    """`compute()`, read from / written to `path` (a JSON list of rows, sealed: `cache_files`) when
+    it is given; a cached table cut, garbled or replaced is computed again, with a warning."""
+    if path is not None and cache_files.intact(path):
+        log.info("step-0 evaluation from the cache: %s", path)
         return pd.DataFrame(fileio.read_json(path))
     table = compute()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fileio.write_json(path, table.to_dict("records"))
+        cache_files.seal(path)
     return table

@@ -80,15 +80,16 @@ def load_latest(ckpt_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def check_model_files(model_dir: Path) -> None:
-    """Open every `*.safetensors` of a model folder; a damaged one raises naming the file."""
+def check_model_files(model_dir: Path, rebuilt_from: Path | None = None) -> None:
+    """Open every `*.safetensors` of a model folder; a damaged one raises naming the file and the
+    folder to delete for a rebuild (`rebuilt_from`, when the model is part of a larger cache entry)."""
     for path in sorted(Path(model_dir).glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt"):
                 pass
         except Exception as e:
             raise RuntimeError(f"{path}: cannot be read ({type(e).__name__}: {e}); the folder is damaged: "
-                               f"delete {model_dir} and run again to rebuild it") from e
+                               f"delete {rebuilt_from or model_dir} and run again to rebuild it") from e
 
 
 def restore(state: dict[str, Any], model, optimizer, scheduler) -> int:

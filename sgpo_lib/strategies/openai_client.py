@@ -61,8 +61,8 @@ def _completion_texts(body: dict) -> list[str]:
 class OpenAIClient:
     """Chat completions from `base_url` (e.g. "http://127.0.0.1:8000/v1") for `model`.
 
-    The API key is read from the environment variable `api_key_env` (none sent when unset,
-    as local servers need none). `extra_body` is merged into every request (e.g. `{"seed": 0}`).
+    The API key is `api_key` when given (a server the run started: `local_server`), else read
+    from the environment variable `api_key_env` (none sent when unset). `extra_body` is merged into every request (e.g. `{"seed": 0}`).
     `stats` counts "requests", "cache_hits", "retries" and "failed". `return_errors`: see the
     module docstring.
     """
@@ -72,7 +72,7 @@ class OpenAIClient:
                  max_tokens: int = 1024, timeout_s: float = 120.0, max_retries: int = 6,
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  requests_per_s: float | None = None, concurrency: int = 4,
-                 extra_body: dict | None = None, return_errors: bool = False):
+                 extra_body: dict | None = None, return_errors: bool = False, api_key: str | None = None):
         if concurrency < 1 or max_retries < 0 or (requests_per_s is not None and requests_per_s <= 0):
             raise ValueError("OpenAIClient: need concurrency >= 1, max_retries >= 0, requests_per_s > 0 or None")
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -85,7 +85,7 @@ class OpenAIClient:
         self.stats: Counter = Counter()
         self._lock = threading.Lock()
         self._next_slot = 0.0
-        key = os.environ.get(api_key_env) if api_key_env else None
+        key = api_key or (os.environ.get(api_key_env) if api_key_env else None)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(headers=headers, timeout=timeout_s,
                                   limits=httpx.Limits(max_connections=concurrency))

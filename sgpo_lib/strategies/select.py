@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..core.records import Problem, Strategy
 from .library import (CompleteFn, Messages, Rejection, StrategyLibrary, extraction_messages, make_limits,
-                         parse_strategy, repair_json)
+                      parse_strategy, repair_json)
 
 log = logging.getLogger(__name__)
 

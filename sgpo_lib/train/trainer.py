@@ -37,6 +37,7 @@ from transformers import get_scheduler
 
 from ..config.run import RunConfig, config_to_yaml
 from ..core import fileio
+from ..core.environment import record_code
 from ..core.locks import rank_zero_lock
 from ..core.records import Problem, TrainData
 from ..core.run_folder import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
@@ -49,9 +50,24 @@ from ..method import losses
 from ..method.distill import DistillSpec
 from ..method.evaluate import cached_table, evaluate, start_eval_cache
 from ..method.rollouts import sample_paired
-from ..method.step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
-                           micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score,
-                           teacher_states, token_counts, unguided_logprobs)
+from ..method.step import (
+    MetricSums,
+    Seq,
+    distill_loss,
+    distill_seqs,
+    group_seqs,
+    instance_weights,
+    loss_groups,
+    micro_batches,
+    old_logprobs,
+    policy_loss,
+    select_targets,
+    sft_loss,
+    target_score,
+    teacher_states,
+    token_counts,
+    unguided_logprobs,
+)
 from ..model import checkpoint
 from ..model.generation import SamplingSpec, TransformersGenerator
 from ..model.policy import load_policy, token_logprobs
@@ -359,6 +375,7 @@ class Trainer:
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             fileio.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
+            record_code(self.out_dir)  # env.json and code.diff of this execution
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
             backends.record(self.out_dir, "train", self.generator)
         start = self._resume()

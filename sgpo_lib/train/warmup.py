@@ -13,7 +13,8 @@ switches it off: every run starts from the base student and trains on every prob
 Cache: `<outputs root>/cache/warmup/<hash>/` keyed by what changes the weights (the base model
 folder, the subset's problems and strong responses, epochs, model and optimiser settings,
 `CODE_VERSION`), holding `run/` (the SFT run: metrics.jsonl, evals.jsonl at the first and last
-step), `model/` (the merged model) and `warmup.json` (written last: the folder is complete).
+step), `model/` (the merged model) and `warmup.json` (written last, then sealed by
+`cache_files`: the folder is complete; a cut or changed one is built again).
 One process builds it under the folder's lock; another waits for it. A killed build resumes from
 its last checkpoint (the SFT run's own resume); the checkpoints are deleted once the folder is
 complete. A damaged cached model fails naming its file.
@@ -36,7 +37,7 @@ import numpy as np
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..config.run import RunConfig
-from ..core import fileio
+from ..core import cache_files, fileio
 from ..core.cache import cache_dir
 from ..core.locks import RunLockedError, run_lock
 from ..core.records import Problem, TrainData
@@ -128,12 +129,12 @@ def start_dir(cfg: RunConfig, base_dir: Path, by_split: dict[str, list[Problem]]
 def prepare(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Problem]) -> Path:
     """The complete warm-up cache folder: checked and returned, or built under its lock."""
     out = folder(cfg, base_dir, warm)
-    if not (out / META_FILE).exists():
+    if not cache_files.intact(out / META_FILE):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise RuntimeError(f"the SFT warm-up {out} is not built; build it in one process first "
                                "(notebook 03, or any single-process run of these params), then launch")
         with _waiting_lock(out):
-            if not (out / META_FILE).exists():
+            if not cache_files.intact(out / META_FILE, warn=False):
                 _build(cfg, base_dir, warm, evals, out)
     _check_complete(out)
     return out
@@ -163,6 +164,7 @@ def _build(cfg: RunConfig, base_dir: Path, warm: list[Problem], evals: list[Prob
     _merge(wcfg, base_dir, out / "run" / "final", out / "model")
     fileio.write_json(out / META_FILE, {**cache_key(cfg, base_dir, warm), "problems": len(warm),
                                     "steps": wcfg.train.steps, "seconds": round(time.perf_counter() - t0, 1)})
+    cache_files.seal(out / META_FILE)
     shutil.rmtree(out / "run" / "checkpoints", ignore_errors=True)  # optimizer states: not needed any more
 
 
@@ -189,6 +191,6 @@ def _check_complete(out: Path) -> None:
     model = out / "model"
     if not (model / "config.json").exists():
         raise RuntimeError(f"{model / 'config.json'}: missing from the cached SFT warm-up; delete {out} to rebuild it")
-    check_model_files(model)
+    check_model_files(model, rebuilt_from=out)  # the whole entry: model/ alone is not rebuilt while META_FILE stands
 
 

@@ -6,22 +6,33 @@ responses, validated, stored with its rejection report); `train_data(cfg)` puts 
 for the trainer, starting from the SFT warm-up when the method does (`warmup_summary` shows it).
 Each is keyed by the config fields it depends on and by `world_seed`, which is fixed across training seeds so that every method and seed starts from the same
 student, data and strategies. A second call is a cache hit: sweeps and notebooks share them.
+The strategy library's files are sealed (`cache_files`): one cut or changed is extracted again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
-from ..core import fileio
 from ..config.run import RunConfig, load_config
+from ..core import cache_files, fileio
 from ..core.cache import cache_dir, cache_root
 from ..core.paths import resolve
 from ..core.records import Problem, TrainData
+from ..data.benchmarks import load_benchmark
+from ..grading.grader import grader_for
+from ..model.tiny import build_tiny_model_dir
+from ..strategies.library import StrategyLibrary
+from ..strategies.select import extract_strategies
+from ..strategies.yield_check import check_yield
+from ..toy.students import prepare_student
+from ..toy.world import generate_world
 from ..train import warmup
+from .extractor import extractor, extractor_name, limits_of, selection_of
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +40,7 @@ log = logging.getLogger(__name__)
 def problems(cfg: RunConfig) -> dict[str, list[Problem]]:
     """Problems by split: `train`, and the evaluation splits (`test`, `ood` for the toy world)."""
     if cfg.data.source == "toy":
-        from ..toy.world import generate_world
-
         return generate_world(cfg.world, cfg.world_seed)
-    from ..data.benchmarks import load_benchmark
 
     files = dict(e.split("=", 1) for e in cfg.data.local_files)  # name -> file under local_dir
 
@@ -54,9 +62,7 @@ def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
     if cfg.model.source == "hf":
         path = resolve(cfg.model.name_or_path)
         return path if path.exists() else Path(cfg.model.name_or_path)
-    import dataclasses
 
-    from ..toy.students import prepare_student
 
     student = dataclasses.replace(cfg.student, size=size) if size else cfg.student
     return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed, cache_root(cfg))
@@ -67,8 +73,6 @@ TINY_MODEL = {"hidden_size": 128, "num_layers": 2, "seed": 0, "max_position_embe
 
 def tiny_model_dir(cfg: RunConfig) -> Path:
     """The small random Qwen2 with a chat template (`sgpo_lib.model.tiny`), built once into the cache."""
-    from ..model.tiny import build_tiny_model_dir
-
     folder = cache_dir(cfg, "models", {"tiny_qwen2": TINY_MODEL})
     if not (folder / "config.json").exists():
         tmp = folder.with_name(folder.name + ".tmp")
@@ -77,21 +81,19 @@ def tiny_model_dir(cfg: RunConfig) -> Path:
     return folder
 
 
+STRATEGY_FILES = ("library.jsonl", "report.json", "selection.json")  # one cache entry, each file sealed
+
+
 def strategy_library(cfg: RunConfig):
     """Extract (or load from cache) the strategy library; returns `(library, rejection Counter)`.
     The candidate and selection counts go to `selection.json` beside it (`strategy_selection`)."""
-    from ..strategies.library import StrategyLibrary
-    from ..strategies.select import extract_strategies
-
     folder = _strategy_folder(cfg)
-    if (folder / "library.jsonl").exists():
-        library = StrategyLibrary.load(folder / "library.jsonl")
+    files = [folder / name for name in STRATEGY_FILES]
+    if files[0].exists() and all(cache_files.intact(f) for f in files):  # cut, garbled or changed: extract again
+        library = StrategyLibrary.load(files[0])
         if len(library):
             return library, Counter(fileio.read_json(folder / "report.json"))
         log.warning("cached strategy library %s is empty: extracting again", folder)
-    from ..grading.grader import grader_for
-    from .extractor import extractor, extractor_name, limits_of, selection_of
-    from ..strategies.yield_check import check_yield
 
     train, examples, selection = problems(cfg)["train"], {}, Counter()
     with grader_for(cfg) as grader, extractor(cfg, lambda: student_dir(cfg)) as ex:
@@ -103,6 +105,8 @@ def strategy_library(cfg: RunConfig):
     fileio.write_json(folder / "selection.json", dict(selection))
     library.save(folder / "library.jsonl")
     fileio.write_json(folder / "report.json", dict(report))
+    for path in files:
+        cache_files.seal(path)
     return library, report
 
 

@@ -95,16 +95,17 @@ def extractor(cfg: RunConfig, model_dir_of_student=None) -> Iterator[Extractor]:
         return
 
     with contextlib.ExitStack() as stack:
-        base_url = s.base_url
+        base_url, api_key = s.base_url, None
         if s.serve == "local":
             model = model_dir_of_student() if s.serve_model == "student" else s.serve_model
             server = stack.enter_context(LocalServer(str(model), s.extractor_model, output_root(cfg.output.root) / "logs" /
                                                      "extractor_server.log", s.serve_args, s.serve_timeout_s))
-            base_url = server.base_url
+            base_url, api_key = server.base_url, server.api_key
         formats = (response_format(**limits_of(cfg)), _json_schema("ranking", RANK_FORMAT))
         client, ranker = (stack.enter_context(OpenAIClient(
             base_url=base_url, model=s.extractor_model, api_key_env=s.api_key_env,
             cache_dir=output_root(cfg.output.root) / "cache" / "openai", max_tokens=s.max_tokens, concurrency=s.concurrency,
-            extra_body={"response_format": f} if s.json_schema else None, return_errors=True)) for f in formats)
+            extra_body={"response_format": f} if s.json_schema else None, return_errors=True,
+            api_key=api_key)) for f in formats)
         yield Extractor(client.complete, functools.partial(client.sample, temperature=s.candidate_temperature),
                         ranker.complete)

@@ -6,9 +6,14 @@
 training run the experiment will make. The pipeline holds the run folder's lock (a second
 pipeline on the same run fails at once). The run's STATUS is `running` (with the pid) while
 it goes, `failed` with the error if a notebook raises (the executed notebook shows where),
-`done` at the end. `only` runs some notebooks and leaves STATUS `partial`; a run is `done`
+`done` at the end, or `partial` when a training run of the experiment did not finish (failed,
+or its folder held by another process: `results.missing_runs` names them, the command exits
+non-zero). `only` runs some notebooks and leaves STATUS `partial`; a run is `done`
 only when every notebook ran, so a plain `pipeline` after a partial one runs them all.
-A run already `done` is not redone unless `force`. The heavy stages are cached (students,
+A folder made by other code or holding another config is refused (`runs.check_folder`; the
+error names the two ways on). A run already `done` is not redone unless `force`, which removes
+the previous execution first (trained runs included; the content-keyed cache stays).
+`SGPO_OUTPUTS` is pinned to an absolute path before any kernel starts. The heavy stages are cached (students,
 strategies, and every finished training run), so a re-run after a failure resumes where it
 stopped. `timings.json` keeps the last time of every notebook.
 
@@ -22,21 +27,30 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..core import fileio
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
+
+from ..analysis.report import render_report
+from ..analysis.results import missing_runs
 from ..config.run import check_variants, load_config
-from ..core.locks import run_lock
-from ..core.paths import NOTEBOOKS_DIR, resolve
-from .runs import make_run_id, run_dir_for
+from ..core import fileio
+from ..core.code_fingerprint import CodeChangedError
+from ..core.fileio import DiskFullError
+from ..core.locks import LOCK_FILE, run_lock
+from ..core.paths import NOTEBOOKS_DIR, pin_outputs, resolve
 from ..core.run_folder import PROGRESS_ENV, read_status, write_status
+from .runs import check_folder, make_run_id, run_dir_for
 
 log = logging.getLogger(__name__)
 
+ONE_LINE_ERRORS = {c.__name__: c for c in (DiskFullError, CodeChangedError)}  # raised again as one line
 HEARTBEAT_S = 8.0  # a line at least every 10 s, with the polling on top
 
 
@@ -109,9 +123,6 @@ def progress(run_dir: Path, stem: str) -> Iterator[None]:
 def ipc_kernel_manager() -> type:
     """nbclient's kernel manager talking to the kernel over local IPC sockets instead of TCP: no
     network port, and no "Kernel is running over TCP without encryption" warning from the kernel."""
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
-
     class IPCKernelManager(AsyncKernelManager):
         @default("transport")
         def _transport_default(self) -> str:
@@ -133,21 +144,36 @@ def _execute(nb: Path, run_dir: Path, params: dict) -> float:
                                 kernel_manager_class=ipc_kernel_manager())
     except BaseException as e:
         write_status(run_dir, "failed", f"notebook: {nb.name}\n{type(e).__name__}: {e}")
+        one_line = ONE_LINE_ERRORS.get(getattr(e, "ename", ""))
+        if one_line is not None:  # the kernel's message says how to go on: without its traceback
+            raise one_line(f"{nb.name}: {e.evalue}") from None
         raise
     return round(time.perf_counter() - t0, 1)
+
+
+def clear(run_dir: Path) -> None:
+    """Remove what a previous execution left in `run_dir` (its lock stays): `force` redoes the
+    trained runs too, which would otherwise be skipped as done or resumed from their checkpoints."""
+    old = [p for p in Path(run_dir).iterdir() if p.name != LOCK_FILE]
+    for path in old:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if old:
+        log.info("force: removed the %d entries of the previous execution of %s", len(old), run_dir)
 
 
 def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = None, run_id: str | None = None,
                  only: list[str] | None = None, force: bool = False) -> Path:
     """Execute the notebooks; returns the path of `report.html` (the run folder if no report yet)."""
-    from ..analysis.report import render_report
-
+    pin_outputs()
     cfg = check_variants(load_config(params_file, overrides), str(params_file))
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir, todo = run_dir_for(cfg, run_id), selected(only)
     with run_lock(run_dir):
+        if force and not only:  # with --only, the other notebooks' results stay
+            clear(run_dir)
+        check_folder(run_dir, cfg)
         if not only and not force and is_complete(run_dir):
-            log.info("%s is done; pass force=True to redo it", run_dir)
+            log.info("%s is done; pass --force (force=True) to redo it", run_dir)
             return run_dir / "report.html"
         params = {"params_file": str(resolve(params_file)), "overrides": overrides or {}, "run_id": run_id}
         timings_path = run_dir / "timings.json"
@@ -158,9 +184,13 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
             fileio.write_json(timings_path, timings)
             log.info("%s done in %.1f s", nb.name, timings[nb.stem])
         report = render_report(run_dir) if todo[-1].stem.startswith("06_") else run_dir
+        missing = missing_runs(run_dir)
         if only:
             write_status(run_dir, "partial", f"notebooks run: {sorted(timings)}; run the pipeline without --only "
                                              "to complete the run")
+        elif missing:
+            write_status(run_dir, "partial", f"training runs that did not finish: {missing}; run the pipeline "
+                                             "again to retry them (finished runs are kept)")
         else:
             write_status(run_dir, "done")
     return report

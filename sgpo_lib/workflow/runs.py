@@ -6,8 +6,10 @@ calls. It validates the params, derives `run_id = <params stem>-<sha1(resolved c
 `outputs/<run_id>/` with `config.yaml`, `params_source.yaml`, `env.json`, `code.diff`, and
 seeds `random`/`numpy`/`torch` once from the config's single `seed`. Calling it again for
 the next notebook of the same run reuses the folder; a folder whose `config.yaml` differs
-from the resolved config is refused. A run id given by hand must be a safe folder name
-(`paths.safe_name`), so no run folder can land outside the outputs root.
+from the resolved config is refused naming the keys, and so is one made by other code
+(`check_folder`, `code_fingerprint`) unless `output.reuse: config`. `env.json` and `code.diff`
+are rewritten by every execution (`record_code`). A run id given by hand must be a safe folder
+name (`paths.safe_name`), and a link under the root must not lead out of it.
 
 STATUS names the process of a `running` run, so that a killed one reads `stale`. A resumed
 training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `completions/`) to
@@ -19,25 +21,26 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import random
-import subprocess
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..core import fileio
+import numpy as np
+import torch
+import yaml
+from transformers.utils import logging as hf_logging
+
 from ..config.run import RunConfig, check_variants, config_to_yaml, load_config
-from ..core.machine import cpu_facts
+from ..config.schema import differing_keys, dotted_get
+from ..core import fileio
+from ..core.code_fingerprint import ENV_FILE, check_code
+from ..core.environment import record_code
+from ..core.paths import inside, output_root, resolve, safe_name
 from ..core.run_folder import PROGRESS_ENV
-from ..core.paths import REPO_ROOT, output_root, resolve, safe_name
 
 log = logging.getLogger(__name__)
-
-VERSIONED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "vllm", "datasets", "math-verify", "papermill",
-                      "tokenizers", "numpy")
 
 
 def make_run_id(params_file: str | Path, cfg: RunConfig) -> str:
@@ -46,8 +49,12 @@ def make_run_id(params_file: str | Path, cfg: RunConfig) -> str:
 
 
 def run_dir_for(cfg: RunConfig, run_id: str) -> Path:
-    """`<outputs root>/<run_id>`; the run id must be a safe folder name (no path can escape the root)."""
-    return output_root(cfg.output.root) / safe_name(run_id, "run id")
+    """`<outputs root>/<run_id>`; the run id must be a safe folder name, and an existing folder of
+    that name must not be a link leading outside the root (no path can escape the root)."""
+    root = output_root(cfg.output.root)
+    path = root / safe_name(run_id, "run id")
+    inside(root, path)
+    return path
 
 
 def start_run(
@@ -57,20 +64,13 @@ def start_run(
     cfg = check_variants(load_config(params_file, overrides), str(params_file))
     run_id = make_run_id(params_file, cfg) if run_id is None else run_id
     run_dir = run_dir_for(cfg, run_id)
-    resolved = config_to_yaml(cfg)
-    config_path = run_dir / "config.yaml"
-    if config_path.exists() and config_path.read_text(encoding="utf-8") != resolved:
-        raise FileExistsError(
-            f"{run_dir}: holds a run with a different config; pick another run_id or leave it None "
-            "(the default id is derived from the config)"
-        )
+    check_folder(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not config_path.exists():
-        fileio.write_text(config_path, resolved)
+    if not (run_dir / "config.yaml").exists():
+        fileio.write_text(run_dir / "config.yaml", config_to_yaml(cfg))
         fileio.write_text(run_dir / "params_source.yaml", resolve(params_file).read_text(encoding="utf-8"))
         fileio.write_json(run_dir / "overrides.json", overrides or {})
-        fileio.write_json(run_dir / "env.json", environment())
-        fileio.write_text(run_dir / "code.diff", _git("diff", "HEAD"))
+    record_code(run_dir)
     seed_everything(cfg.seed)
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
     configure_logging(run_dir)
@@ -78,11 +78,33 @@ def start_run(
     return cfg, run_dir
 
 
+def check_folder(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to reuse `run_dir` for `cfg` when it holds a run of another config (FileExistsError
+    naming each differing key with both values; `output.reuse` is not compared) or of other code
+    (`code_fingerprint.check_code`). A folder without `config.yaml`, `env.json` or STATUS holds no run yet."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if config_path.exists():
+        try:
+            held = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            held = None
+        if not isinstance(held, dict):
+            raise FileExistsError(f"{config_path}: not a readable config; give another run id / --out-dir")
+        held.get("output", {}).pop("reuse", None)
+        now = cfg.identity()
+        diff = differing_keys(held, now)
+        if diff:
+            shown = "; ".join(f"{k}: {dotted_get(held, k)!r} there, {dotted_get(now, k)!r} here" for k in diff[:12])
+            raise FileExistsError(
+                f"{run_dir}: holds a run with a different config ({len(diff)} keys differ: {shown}); pick another "
+                "run id / --out-dir, or leave run_id None (the default id is derived from the config)")
+    if any((run_dir / name).exists() for name in ("config.yaml", ENV_FILE, "STATUS")):
+        check_code(run_dir, cfg.output.reuse)
+
+
 def seed_everything(seed: int) -> None:
     """Seed `random`, `numpy` and `torch` once; every other stream derives its own seed."""
-    import numpy as np
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -116,8 +138,6 @@ def configure_logging(run_dir: Path | None = None, level: int = logging.INFO) ->
     for handler in [h for h in logger.handlers if getattr(h, "_sgpo", False)]:
         logger.removeHandler(handler)
     if in_kernel():
-        from transformers.utils import logging as hf_logging
-
         hf_logging.disable_progress_bar()
         info, warn = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
         info.addFilter(lambda record: record.levelno < logging.WARNING)
@@ -135,40 +155,6 @@ def configure_logging(run_dir: Path | None = None, level: int = logging.INFO) ->
         file_handler.setFormatter(logging.Formatter(fmt, datefmt))
         logger.addHandler(file_handler)
     logger.setLevel(level)
-
-
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
-        return out.stdout if out.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-
-
-def environment() -> dict[str, Any]:
-    """Versions, device, CPU facts (`machine.cpu_facts`) and git commit for `env.json`."""
-    versions = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            try:
-                versions[name] = metadata.version(name + "-cpu")
-            except metadata.PackageNotFoundError:
-                versions[name] = None
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": versions,
-        "device": device,
-        "cuda_devices": torch.cuda.device_count(),
-        "cpu": cpu_facts(),
-        "git_commit": _git("rev-parse", "HEAD").strip(),
-        "git_dirty": bool(_git("status", "--porcelain").strip()),
-    }
 
 
 # ---------------------------------------------------------------- status

@@ -20,17 +20,26 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import torch
 
-from . import assets
-from ..core import fileio
 from ..analysis import kl_signal, results
-from ..data import prompts
-from ..method.rollouts import load_rollouts
-from ..train.backends import load_student
+from ..config import limits
 from ..config.run import RunConfig, ablation_runs, experiment_variants, load_config
-from .runs import seed_everything
+from ..core import cache_files, fileio
 from ..core.cache import cache_dir
 from ..core.run_folder import read_status
+from ..data import prompts
+from ..data.batches import eval_subset
+from ..grading.grader import grader_for
+from ..method import losses
+from ..method.rollouts import load_rollouts, sample_paired, save_rollouts
+from ..model.generation import SamplingSpec
+from ..toy.premise import premise_table
+from ..toy.wording import family_strategies
+from ..train.backends import PolicySampler, load_student, record
+from ..train.trainer import train
+from . import assets
+from .runs import check_folder, seed_everything
 from .sweep import run_name, run_sweep, unfinished
 
 log = logging.getLogger(__name__)
@@ -43,8 +52,6 @@ def _grader(cfg: RunConfig):
     """A context yielding this process's warm `Grader` for `cfg.grading`: its worker processes
     (math-verify imported and warmed, seconds each) start once, not once per sweep run; they are
     closed when the process exits."""
-    from ..grading.grader import grader_for
-
     if cfg.grading not in _GRADERS:
         _GRADERS[cfg.grading] = grader_for(cfg)
         atexit.register(_GRADERS[cfg.grading].close)
@@ -61,16 +68,14 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
     students = {size: str(assets.student_dir(cfg, size)) for size in sizes}
     out = {"counts": {s: len(ps) for s, ps in by_split.items()}, "students": students}
     if cfg.data.source == "toy":
-        from ..toy.premise import premise_table
-        from ..toy.wording import family_strategies
-
         held_out = by_split["test"] + by_split["ood"]
         tables = []
         for size, d in students.items():
             cached = cache_dir(cfg, "premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
-            if not cached.exists():
+            if not cache_files.intact(cached):
                 table = premise_table(Path(d), held_out, family_strategies(cfg.world.families), cfg.instruction)
                 fileio.write_text(cached, table.to_csv(index=False))
+                cache_files.seal(cached)
             tables.append(pd.read_csv(cached).assign(size=size))
         premise = pd.concat(tables, ignore_index=True)
         premise.to_csv(run_dir / "premise.csv", index=False)
@@ -98,10 +103,6 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
 def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
     """Paired rollouts of one policy (`generator`, see `backends.PolicySampler`) on the first
     `per_source` training problems of each family / benchmark, with step-0 seeds."""
-    from ..model.generation import SamplingSpec
-    from ..method.rollouts import sample_paired
-    from ..data.batches import eval_subset
-
     spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                         max_new_tokens=cfg.rollout.max_new_tokens)
     with _grader(cfg) as grader:
@@ -115,9 +116,6 @@ def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.D
 
     Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
     """
-    from ..train.backends import PolicySampler, record
-    from ..method.rollouts import save_rollouts
-
     data = assets.train_data(cfg)
     with PolicySampler(cfg, data.model_dir) as sampler:
         generator, tok = sampler.policy(None)
@@ -137,8 +135,6 @@ def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.Da
     device (`backends.PolicySampler`). One row per policy: mean p_auto, p_guided and w
     (`distill.weighting`) over the problems that have a strategy. Saved as `guidance_shift.csv`.
     """
-    from ..train.backends import PolicySampler, record
-
     policies = {"base student": None}
     policies.update({d.name: d / "final" for d in sorted((run_dir / "main").glob("train.method=sgpo_*"))
                      if read_status(d) == "done"})
@@ -156,9 +152,6 @@ def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.Da
 
 def _shift_row(cfg: RunConfig, name: str, stats: pd.DataFrame) -> dict:
     """Mean p_auto, p_guided and guidance weight w of one policy over problems with a strategy."""
-    import torch
-
-    from ..method import losses
 
     stats = stats.dropna(subset=["p_guided"])
     w = losses.guidance_weights(torch.tensor(stats["p_auto"].values), torch.tensor(stats["p_guided"].values),
@@ -186,10 +179,11 @@ def measure_signal(cfg, run_dir: Path, per_source: int = 2, final_dir: Path | No
 
 
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
-    """Train one config (params + overrides) into `out_dir`; the unit of every sweep."""
-    from ..train.trainer import train
-
+    """Train one config (params + overrides) into `out_dir`; the unit of every sweep. A folder that
+    holds a run of another config or other code is refused (`runs.check_folder`)."""
     cfg = load_config(params_file, overrides)
+    limits.check_machine(cfg)
+    check_folder(Path(out_dir), cfg)
     seed_everything(cfg.seed)
     size = cfg.student.size if cfg.model.source == "toy" else None
     with _grader(cfg) as grader:
@@ -198,11 +192,14 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
     """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after building
-    the SFT warm-ups the unfinished ones start from here, once each (`assets.prepare_warmups`)."""
+    the SFT warm-ups the unfinished ones start from here, once each (`assets.prepare_warmups`).
+    The runs that still did not finish go to `name/unfinished.json` (`results.missing_runs`)."""
     todo = unfinished(run_dir / name, variants)
     assets.prepare_warmups(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
-    return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
-                     train_fn=train_variant)
+    table = run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
+                      train_fn=train_variant)
+    fileio.write_json(run_dir / name / results.UNFINISHED_FILE, unfinished(run_dir / name, variants))
+    return table
 
 
 def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:

@@ -1,18 +1,20 @@
 """Sweeps as plain data: a grid of override dicts, one isolated folder per run, a table.
 
 `grid(**axes)` returns the override dicts of the Cartesian product; `run_name` turns one
-into `distill.estimator=sampled_seed=1`. `run_sweep` runs each variant in its own folder
+into `distill.estimator=sampled_seed=1` (`paths.run_name`). `run_sweep` runs each variant in its own folder
 (in-process, or as `python -m sgpo_lib train` subprocesses with `parallel > 1`, one GPU each
 when there are GPUs, else an equal share of the CPU cores); a variant whose STATUS is `done`
 is skipped, and a failure is recorded in its STATUS while the others go on. Every variant's
-folder name (a safe name: grid values with `/` or `..` are refused) and config are checked
-before the first run starts. Children run in their own process group, die with the sweep
+folder name (a safe name: grid values with `/` or `..` are refused), config and existing folder
+(another config or other code there is refused, `runs.check_folder`) are checked before the
+first run starts. Children run in their own process group, die with the sweep
 (Linux `PR_SET_PDEATHSIG`, then they kill their group) and append to `stdout.log`. Reading a
 sweep back (`collect`, `summary`) is `results.py`'s.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import logging
@@ -26,13 +28,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import torch
 
-from ..core import fileio
+from ..analysis.results import collect
 from ..config.run import load_config
 from ..core.locks import RunLockedError, holder
-from ..core.paths import REPO_ROOT, safe_name
-from ..analysis.results import collect
-from ..core.run_folder import read_status
+from ..core.paths import REPO_ROOT, inside, run_name
+from ..core.run_folder import read_status, write_status
+from .runs import check_folder
 
 log = logging.getLogger(__name__)
 _CHILDREN: set[subprocess.Popen] = set()  # this sweep's running `train` children
@@ -49,26 +52,11 @@ def grid(**axes: list[Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(axes[k] for k in keys))]
 
 
-def run_name(overrides: dict[str, Any]) -> str:
-    """A folder name from overrides, e.g. `distill.estimator=sampled_seed=1`; a key or value that
-    is not a safe folder name (a `/`, `..`, spaces) raises ValueError naming it.
-
-    Example:
-        >>> run_name({"distill.estimator": "sampled", "seed": 1})
-        'distill.estimator=sampled_seed=1'
-    """
-    for k, v in overrides.items():
-        safe_name(f"{k}={v}", f"sweep value {k}={v!r} (it becomes a folder name):")
-    return safe_name("_".join(f"{k}={v}" for k, v in overrides.items()) or "base", "sweep run name")
-
-
 WAKE_S = 0.2  # how often the sweep's main thread wakes while its runs go on (to act on signals)
 
 
 def _die_with_parent() -> None:
     """In a sweep's child, before exec: receive SIGTERM when the sweep dies (even by SIGKILL)."""
-    import ctypes
-
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG (Linux)
 
 
@@ -110,11 +98,13 @@ def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: st
         raise RuntimeError(f"{' '.join(cmd)} exited {code}; see {out_dir / 'stdout.log'}")
 
 
-def _check_variants(params_file: str, variants: list[dict], base_overrides: dict) -> list[Path]:
-    """Every variant's folder name and config, checked before the first run starts."""
+def _check_variants(params_file: str, variants: list[dict], base_overrides: dict, root: Path) -> list[str]:
+    """Every variant's folder name, config and existing folder, checked before the first run starts:
+    a folder that holds a run of another config (a rerun with other `--set` values) or of other
+    code is refused (`runs.check_folder`), so its old numbers never show under new settings."""
     names = [run_name(v) for v in variants]
-    for v in variants:
-        load_config(params_file, {**base_overrides, **v})
+    for name, v in zip(names, variants):
+        check_folder(inside(root, root / name), load_config(params_file, {**base_overrides, **v}))
     return names
 
 
@@ -138,7 +128,7 @@ def run_sweep(
     if parallel == 1 and train_fn is None:
         raise ValueError("run_sweep(parallel=1) needs train_fn, e.g. sgpo_lib.workflow.stages.train_variant")
     root, base_overrides = Path(root), base_overrides or {}
-    names = _check_variants(str(params_file), variants, base_overrides)
+    names = _check_variants(str(params_file), variants, base_overrides, root)
     devices = _gpu_ids()
     done = sum(read_status(root / n) == "done" for n in names)
     if done:
@@ -163,7 +153,7 @@ def run_sweep(
         except Exception as e:  # a failed run is recorded and the sweep goes on
             log.error("sweep: %s failed: %s", out_dir.name, e)
             if read_status(out_dir) != "failed":
-                fileio.write_text(out_dir / "STATUS", f"failed\n{type(e).__name__}: {e}\n")
+                write_status(out_dir, "failed", f"{type(e).__name__}: {e}")
 
     pool = ThreadPoolExecutor(max_workers=max(1, parallel))
     try:
@@ -188,8 +178,6 @@ def unfinished(root: Path, variants: list[dict[str, Any]]) -> dict[str, str]:
 
 def _gpu_ids() -> list[str]:
     try:
-        import torch
-
         return [str(i) for i in range(torch.cuda.device_count())]
     except ImportError:
         return []

@@ -131,7 +131,9 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
     monkeypatch.setattr(stages, "train_variant", lambda *a: pytest.fail("a finished run was trained again"))
     shown = stages.ablate(cfg, tmp_path)
     assert sorted(p.name for p in (tmp_path / "ablate").iterdir()) == [
-        "labels.json", "train.method=sgpo_distill.estimator=sampled_seed=0", "train.method=sgpo_distill.estimator=sampled_seed=1"]
+        "labels.json", "train.method=sgpo_distill.estimator=sampled_seed=0", "train.method=sgpo_distill.estimator=sampled_seed=1",
+        "unfinished.json"]
+    assert results.missing_runs(tmp_path) == {}
     pd.testing.assert_frame_equal(shown, report.tables(cfg, tmp_path)["ablation"])
     assert list(shown.index) == [results.FULL_SGPO, "w/o strategy distillation", "direct SFT on guided rollouts"]
     assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]

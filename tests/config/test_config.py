@@ -266,3 +266,38 @@ def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
     assert e["ablation_seeds"] is None  # inherited from base.yaml: the main table's seeds
     smoke = load_config(PARAMS_DIR / "toy-smoke.yaml").experiment
     assert len(smoke.seeds) == 1 and len(smoke.ablations) == 2 and ablation_seeds(smoke) == (0,)
+
+
+# ---------------------------------------------------------------- extends, as an attacker would (issue 27, item 8)
+
+
+def test_extends_of_a_file_outside_the_repository_never_prints_its_content(tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:x:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    for text in (secret.read_text(), "password: hunter2\n", "a: [unclosed\n"):
+        secret.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_config(_write(tmp_path, f"extends: {secret}\n"))
+        assert str(secret) in str(e.value)
+        message = str(e.value).replace(str(tmp_path), "")
+        assert "root" not in message and "hunter2" not in message and "password" not in message
+        assert "unclosed" not in message
+
+
+def test_extends_of_an_unreadable_file_names_the_path_and_the_reason(tmp_path):
+    import os
+
+    secret = tmp_path / "shadow"
+    secret.write_text("root: x\n")
+    secret.chmod(0)
+    if os.access(secret, os.R_OK):  # root reads anything: a binary file instead
+        secret.write_bytes(b"\xff\xfe\x00 root")
+    with pytest.raises(ConfigError, match=rf"{secret}: cannot be read as a params file \(") as e:
+        load_config(_write(tmp_path, f"extends: {secret}\n"))
+    assert "root" not in str(e.value).replace(str(tmp_path), "")
+
+
+@pytest.mark.parametrize("value", ["[base.yaml, other.yaml]", "3", "{a: 1}", "''"])
+def test_extends_must_name_one_file(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"p\.yaml: 'extends' must name one params file \(a string"):
+        load_config(_write(tmp_path, f"extends: {value}\n"))

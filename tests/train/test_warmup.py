@@ -182,3 +182,14 @@ def test_a_sweep_builds_each_warmup_once_before_its_runs(tmp_path, monkeypatch):
     assert order == [built] and set(built) == {tmp_path / "student-tiny", tmp_path / "student-base"}  # before the runs
     assert assets.prepare_warmups(str(tmp_path / "config.yaml"), variants) == [tmp_path / "student-tiny" / "warm" / "model",
                                                                                  tmp_path / "student-base" / "warm" / "model"]
+
+
+def test_a_damaged_cached_warmup_names_the_whole_entry_to_delete(tmp_path):
+    """Deleting only `model/` would leave `warmup.json`, and the next run would fail again."""
+    out = tmp_path / "warmup" / "abc"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "config.json").write_text("{}")
+    (out / "model" / "model.safetensors").write_bytes(b"not a model")
+    fileio.write_json(out / warmup.META_FILE, {})
+    with pytest.raises(RuntimeError, match=rf"model\.safetensors: cannot be read .* delete {out} and run again"):
+        warmup._check_complete(out)

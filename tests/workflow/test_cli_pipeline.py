@@ -13,6 +13,7 @@ from sgpo_lib.core import fileio
 from sgpo_lib.workflow import pipeline
 from sgpo_lib.__main__ import COMMANDS, main
 from sgpo_lib.core.run_folder import read_status
+from sgpo_lib.core.run_folder import write_status
 
 
 @pytest.fixture
@@ -26,8 +27,6 @@ def params(tmp_path):
 def fake_papermill(monkeypatch):
     """Notebooks that log two progress lines and write their executed copy; report rendering faked."""
     import papermill
-
-    from sgpo_lib.analysis import report
 
     ran = []
 
@@ -43,7 +42,7 @@ def fake_papermill(monkeypatch):
         return run_dir / "report.html"
 
     monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
-    monkeypatch.setattr(report, "render_report", render_report)
+    monkeypatch.setattr(pipeline, "render_report", render_report)
     return ran
 
 
@@ -72,7 +71,7 @@ def test_a_done_status_without_every_notebook_is_completed(params, fake_papermil
     run_dir = tmp_path / "out" / "r"
     fileio.write_json(run_dir / "timings.json", {"00_prepare": 1.0})
     fileio.write_text(run_dir / "report.html", "old partial report")
-    fileio.write_text(run_dir / "STATUS", "done\n")  # what `--only` used to leave
+    write_status(run_dir, "done")  # what `--only` used to leave (by this code)
     pipeline.run_pipeline(params, run_id="r")
     assert fake_papermill == STEMS and pipeline.is_complete(run_dir)
 

@@ -34,7 +34,8 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-@pytest.mark.parametrize("run_id", ["..", "../../x", "/tmp/abs", "a/b", "a\nb", ".hidden", "-x", "a b", "x" * 161, ""])
+@pytest.mark.parametrize("run_id", ["..", "../../x", "/tmp/abs", "a/b", "a\nb", ".hidden", "-x", "a b", "x" * 161, "",
+                                    "run\n", "run\r\n"])
 def test_unsafe_run_ids_are_refused_before_anything_is_written(params, tmp_path, run_id):
     before = set(REPO_ROOT.iterdir()), set(tmp_path.iterdir())
     with pytest.raises(ValueError, match="run id .* is not a safe folder name"):
@@ -352,3 +353,187 @@ def test_only_rank_zero_of_a_distributed_launch_takes_the_lock(tmp_path, monkeyp
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+# ---------------------------------------------------------------- the second attack campaign (issue 27)
+
+
+def _finished_run(folder, params, overrides):
+    from sgpo_lib.core import fileio
+    from sgpo_lib.config.run import config_to_yaml, load_config
+
+    fileio.write_text(folder / "config.yaml", config_to_yaml(load_config(params, overrides)))
+    fileio.write_json(folder / "results.json", {"method": "sft"})
+    write_status(folder, "done")
+
+
+def test_train_out_dir_refuses_another_runs_folder_naming_the_differing_keys(params, tmp_path):
+    from sgpo_lib.__main__ import main
+
+    sft = tmp_path / "out" / "sft-run"
+    _finished_run(sft, params, {"train.method": "sft"})
+    before = (sft / "config.yaml").read_text()
+    with pytest.raises(FileExistsError, match=r"train.method: 'sft' there, 'grpo' here"):
+        main(["train", "--params", str(params), "--out-dir", str(sft), "--set", "train.method=grpo"])
+    assert (sft / "config.yaml").read_text() == before and read_status(sft) == "done"
+
+
+def test_train_and_sweep_refuse_the_outputs_root_and_a_pipelines_folder(params, tmp_path):
+    from sgpo_lib.core import fileio
+    from sgpo_lib.__main__ import main
+
+    for argv in (["train", "--out-dir", str(tmp_path / "out")], ["sweep", "--out", str(tmp_path / "out") + "/",
+                                                                 "--grid", "seed=0"]):
+        with pytest.raises(ValueError, match="is the outputs root itself"):
+            main([argv[0], "--params", str(params), *argv[1:]])
+    fileio.write_json(tmp_path / "out" / "pipe" / "timings.json", {"00_prepare": 1.0})
+    with pytest.raises(ValueError, match="holds a pipeline's run"):
+        main(["train", "--params", str(params), "--out-dir", str(tmp_path / "out" / "pipe")])
+
+
+def test_a_failed_or_locked_training_run_is_listed_as_missing(params, tmp_path, monkeypatch):
+    from sgpo_lib.analysis import results
+    from sgpo_lib.workflow import stages
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.core.locks import LOCK_FILE, identity, process_start
+
+    cfg = load_config(params, {"experiment.methods": ["sft", "grpo"]})
+    run_dir = tmp_path / "out" / "r"
+    (run_dir / "main").mkdir(parents=True)
+    from sgpo_lib.config.run import config_to_yaml
+    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
+    locked = run_dir / "main" / "train.method=grpo_seed=0"
+    locked.mkdir()
+    other = {**identity(), "pid": os.getppid(), "start": process_start(os.getppid())}  # a live process holds it
+    (locked / LOCK_FILE).write_text(json.dumps(other))
+
+    def train(p, o, d):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(stages, "train_variant", train)
+    monkeypatch.setattr(stages.assets, "prepare_warmups", lambda *a: [])
+    stages._sweep(cfg, run_dir, "main", [{"train.method": m, "seed": 0} for m in ("sft", "grpo")])
+    assert results.missing_runs(run_dir) == {"main/train.method=sft_seed=0": "failed",
+                                             "main/train.method=grpo_seed=0": "missing"}
+
+
+def test_a_missing_training_run_makes_the_pipeline_partial_and_exit_non_zero(params, tmp_path, monkeypatch, capsys):
+    import papermill
+
+    from sgpo_lib.core import fileio
+    from sgpo_lib.workflow import pipeline
+    from sgpo_lib.__main__ import main
+
+    def execute_notebook(src, dst, parameters, **kw):
+        if "03_" in src:
+            fileio.write_json(tmp_path / "out" / "r" / "main" / "unfinished.json", {"train.method=sgpo_seed=0": "failed"})
+        fileio.write_text(dst, "{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.setattr(pipeline, "render_report", lambda d: (fileio.write_text(d / "report.html", "x"), d / "report.html")[1])
+    assert main(["pipeline", "--params", str(params), "--run-id", "r"]) == 1
+    assert read_status(tmp_path / "out" / "r") == "partial"
+    assert "main/train.method=sgpo_seed=0" in capsys.readouterr().err
+    assert "train.method=sgpo_seed=0" in (tmp_path / "out" / "r" / "STATUS").read_text()
+
+
+def test_an_empty_sgpo_outputs_is_refused_and_a_relative_one_is_pinned_before_any_kernel(params, tmp_path, monkeypatch):
+    import papermill
+
+    from sgpo_lib.core import fileio, paths
+    from sgpo_lib.workflow import pipeline
+
+    monkeypatch.setenv("SGPO_OUTPUTS", "")
+    with pytest.raises(ValueError, match="SGPO_OUTPUTS is set but empty"):
+        paths.outputs_dir()
+    rel = os.path.relpath(tmp_path / "rel", REPO_ROOT)
+    monkeypatch.setenv("SGPO_OUTPUTS", rel)
+    monkeypatch.chdir(tmp_path)  # another working folder: the value is still taken from the repository root
+    seen = []
+
+    def execute_notebook(src, dst, parameters, **kw):
+        seen.append(os.environ["SGPO_OUTPUTS"])
+        fileio.write_text(dst, "{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.setattr(pipeline, "render_report", lambda d: d)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("seed: 3\n")
+    pipeline.run_pipeline(plain, run_id="r")
+    assert set(seen) == {str(tmp_path / "rel")} and (tmp_path / "rel" / "r" / "timings.json").exists()
+
+
+def test_reports_results_and_figures_are_readable_by_everyone(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sgpo_lib.core import fileio
+    from sgpo_lib.analysis import plots
+
+    old = os.umask(0o022)
+    try:
+        fileio.write_text(tmp_path / "report.html", "<html/>")
+        fileio.write_json(tmp_path / "results.json", {})
+        plots.save(plt.figure(), tmp_path / "figures" / "a.png")
+    finally:
+        os.umask(old)
+    for name in ("report.html", "results.json", "figures/a.png"):
+        assert oct((tmp_path / name).stat().st_mode & 0o777) == "0o644", name
+
+
+def test_a_linked_run_folder_leading_out_of_the_root_is_refused(params, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "r").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="outside the outputs root"):
+        start_run(params, run_id="r")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_ablation_names_that_cannot_be_folders_fail_with_the_params(tmp_path):
+    from sgpo_lib.config.run import ConfigError, check_variants, load_config
+
+    p = tmp_path / "p.yaml"
+    p.write_text("experiment:\n  ablations:\n    - bad: {data.local_dir: ../up}\n")
+    with pytest.raises(ConfigError, match=r"experiment.ablate run .*not a safe folder name"):
+        check_variants(load_config(p), str(p))
+
+
+def _no_space(*a, **kw):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_gives_one_line_naming_the_folder_and_status_is_still_written(tmp_path, monkeypatch):
+    from sgpo_lib.core import fileio
+    from sgpo_lib.core.run_folder import status_guard
+
+    write_status(tmp_path, "running", "stage: train")  # STATUS exists: its blocks take the failure
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", _no_space)
+    with pytest.raises(fileio.DiskFullError) as e:
+        with status_guard(tmp_path, "train"):
+            fileio.write_json(tmp_path / "results.json", {})
+    message = str(e.value)
+    assert "\n" not in message and str(tmp_path) in message and "MiB free" in message and "delete" in message
+    assert e.value.__cause__ is None and e.value.__suppress_context__
+    assert read_status(tmp_path) == "failed" and "disk full" in (tmp_path / "STATUS").read_text()
+
+
+def test_a_full_disk_in_a_notebook_ends_the_pipeline_with_that_one_line(params, tmp_path, monkeypatch, capsys):
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from sgpo_lib.__main__ import main
+
+    def execute_notebook(src, dst, parameters, **kw):
+        raise PapermillExecutionError(3, 3, "x", "DiskFullError", "disk full: writing /o/r/x failed with 1.0 MiB free",
+                                      ["Traceback ...", "DiskFullError: disk full"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    assert main(["pipeline", "--params", str(params), "--run-id", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: 00_prepare.ipynb: disk full: writing /o/r/x") and not any("Traceback" in l for l in err)
+    assert read_status(tmp_path / "out" / "r") == "failed"

@@ -53,7 +53,7 @@ def test_failure_is_recorded_others_go_on_and_rerun_skips_done(tmp_path, caplog)
     assert (status == "failed").sum() == 2 and (status == "done").sum() == 4
     assert "boom" in (tmp_path / "sweep" / "distill.coef=0.5_seed=0" / "STATUS").read_text()
     calls.clear()
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.sweep"):
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.workflow.sweep"):
         run_sweep(params, variants, tmp_path / "sweep", train_fn=fake_train(calls))
     assert sorted(calls) == ["distill.coef=0.5_seed=0", "distill.coef=0.5_seed=1"]  # only the failed ones again
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]  # one line, not one per skipped run

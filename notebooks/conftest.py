@@ -1,0 +1,20 @@
+"""nbval (`make test-notebooks`) runs the notebooks into an outputs root of its own,
+`<outputs root>/nbval`, so that `make test` and a JupyterLab session (which runs the same stored
+defaults into the outputs root itself) never share a run folder. The kernels inherit it. A run
+folder there made by other code (the library was edited since) is removed first: a test run
+always measures the code under test, while the content-keyed cache stays."""
+
+import os
+import shutil
+
+from sgpo_lib.core.paths import OUTPUTS_ENV, outputs_dir
+
+from sgpo_lib.core.code_fingerprint import fingerprint, recorded
+
+
+def pytest_configure(config):
+    root = outputs_dir() / "nbval"
+    os.environ[OUTPUTS_ENV] = str(root)
+    for run_dir in root.glob("*/") if root.exists() else ():
+        if run_dir.name != "cache" and recorded(run_dir) != fingerprint():
+            shutil.rmtree(run_dir)
