@@ -95,6 +95,14 @@ class DistillSpec:
     topk: Optional[int] = None
     kl_clip: Optional[float] = None
 
+    @classmethod
+    def from_config(cls, distill_cfg) -> "DistillSpec":
+        """From a `DistillConfig` (read duck-typed); `topk` only where the teacher's top-k is
+        computed here (`teacher_source: hidden` with `estimator: topk`)."""
+        d = distill_cfg
+        return cls(d.estimator, d.direction, d.proximal, d.eps_kl, d.is_clip_cap,
+                   d.topk if d.teacher_source == "hidden" and d.estimator == "topk" else None, d.kl_clip)
+
     def __post_init__(self):
         distill_term(self.estimator, self.direction)
         if self.proximal not in PROXIMAL_FACTORS:

@@ -102,8 +102,7 @@ def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
     from ..method.rollouts import sample_paired
     from ..data.batches import eval_subset
 
-    spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                        max_new_tokens=cfg.rollout.max_new_tokens)
+    spec = SamplingSpec.from_rollout(cfg.rollout)
     with _grader(cfg) as grader:
         return sample_paired(generator, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
                              cfg.rollout.n_autonomous, max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
