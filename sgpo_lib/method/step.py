@@ -41,6 +41,7 @@ sequence keeps its per-token gap `pi_old - engine` in `meta["logprob_gap"]`.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -147,6 +148,23 @@ def select_targets(problem_ids: list[str], rewards: list[float], scores: Optiona
             best[pid] = i
     chosen = set(best.values())
     return [i in chosen for i in range(len(rewards))]
+
+
+def targets_to_score(seqs: list[Seq]) -> list[Seq]:
+    """The `distill` candidates that `select_one` must score: those of problems with more than one
+    (a problem with a single candidate has no choice to make)."""
+    cand = [s for s in seqs if s.kind == "distill"]
+    per_problem = Counter(s.meta["problem_id"] for s in cand)
+    return [s for s in cand if per_problem[s.meta["problem_id"]] > 1]
+
+
+def keep_one_target(seqs: list[Seq], score_of: dict[int, float]) -> list[Seq]:
+    """`seqs` with one `distill` sequence per problem (`select_targets` with `select_one`), by
+    `score_of[id(seq)]` (unscored candidates: 0, alone in their problem); the others keep their order."""
+    cand = [s for s in seqs if s.kind == "distill"]
+    keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
+                          [score_of.get(id(s), 0.0) for s in cand], "select_one")
+    return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
 
 
 def loss_groups(seqs: list[Seq], distill_coef: float, rl_coef: float) -> list[tuple[str, float, list[Seq]]]:

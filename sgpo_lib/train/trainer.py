@@ -1,24 +1,20 @@
 """The training loop: SGPO and the baselines (SFT, GRPO, SFT+GRPO, HPT, LUFFY) under one config.
 
-Each step (sgpo-method.md sections 2-6): a batch of problems -> paired rollouts from the
-current policy (autonomous, and guided where the method uses them) -> grading -> group
-advantages and adaptive weights `alpha(x)` (the pass-gap state lives in `self.alpha` and in
-every checkpoint) -> target selection (section 4: one no-grad forward scores the correct guided
-rollouts under the unguided prompt) -> teacher states under the guided prompt (no grad) -> loss
-over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
-imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
-group; HPT switches per problem between GRPO and SFT. The assembly is pure (`method.step`).
-Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
+`Trainer.train_step` is the step of sgpo-method.md sections 2-6 as a loop: a batch of problems ->
+paired rollouts and grades, with the weights `alpha(x)` (the pass-gap state lives in `self.alpha`
+and in every checkpoint) -> `method.plan.plan_step` (pure: the sequences, from the run's
+`MethodSpec`, the one place that branches on `train.method`) -> the no-grad passes it owes (target
+selection, section 4; teacher states under the guided prompt; old log-probs) -> losses over
+micro-batches -> optimizer step (x `train.ppo_epochs`) -> the rollout engine's sync. Every score is
+taken at temperature 1, so the config refuses `rollout.temperature != 1`.
 
-Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
-(`model.lora.enabled`); devices and mixed precision through `accelerate`. Under
-`accelerate launch` with several processes, every rank takes its share of the step's
-problems and the gradients are summed across ranks after the backward passes (with
-normalisers that count the tokens of all ranks), which is DDP's result without wrapping the
-model, since the losses call the decoder and the lm_head separately. Ranks skip a non-finite
-step together, and the logged step metrics are means over the ranks. Batches and sampling
-seeds are derived from `(seed, step, ...)`, so a resumed run redraws the same samples and
-reaches the same weights as an uninterrupted one.
+Choices, each a config field: LoRA through `peft` or full fine-tuning (`model.lora.enabled`);
+devices and mixed precision through `accelerate`. Under `accelerate launch` every rank takes its
+share of the step's problems and the gradients are summed across ranks after the backward passes
+(normalisers count the tokens of all ranks): DDP's result without wrapping the model, since the
+losses call the decoder and the lm_head separately. Ranks skip a non-finite step together; logged
+step metrics are means over the ranks. Batches and seeds derive from `(seed, step, ...)`, so a
+resumed run redraws the same samples and reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +39,14 @@ from ..core.seeding import derive_seed
 from ..core.tracking import make_sink
 from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
-from ..grading.grader import reason_counts
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import cached_table, evaluate, start_eval_cache
+from ..method.evaluate import cached_table, evaluate_run, start_eval_cache
 from ..method.plan import Encoding, MethodSpec, StepPlan, plan_step
-from ..method.rollouts import PairedBatch, sample_paired
-from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, loss_groups, micro_batches, old_logprobs,
-                           policy_loss, select_targets, sft_loss, target_score, teacher_states, token_counts,
-                           unguided_logprobs)
+from ..method.rollouts import PairedBatch, rollout_metrics, sample_paired
+from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep_one_target, loss_groups,
+                           micro_batches, old_logprobs, policy_loss, sft_loss, target_score, targets_to_score,
+                           teacher_states, token_counts, unguided_logprobs)
 from ..model import checkpoint
 from ..model.generation import SamplingSpec, TransformersGenerator
 from ..model.policy import load_policy, token_logprobs
@@ -81,7 +75,6 @@ class Trainer:
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-
         self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
         tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
         self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
@@ -98,7 +91,6 @@ class Trainer:
         r = self.cfg.rollout
         if r.backend == "vllm":
             return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
-
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
                                     merge_lora=r.merge_lora)
 
@@ -152,7 +144,6 @@ class Trainer:
         and one `alpha.jsonl` row per problem. Shape (P,) float64."""
         w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
         if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
-
             rows = gather_object(rows)
             if self.cfg.distill.weighting == "pass_gap":
                 self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
@@ -163,19 +154,12 @@ class Trainer:
 
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
-        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem.
-        The candidates are the correct guided rollouts (`distill_seqs`); a problem with a single one
-        has no choice to make: it is not scored."""
-        cand = [s for s in seqs if s.kind == "distill"]
-        per_problem = Counter(s.meta["problem_id"] for s in cand)
-        scored = [s for s in cand if per_problem[s.meta["problem_id"]] > 1]
+        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem."""
+        scored = targets_to_score(seqs)
         lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
-        score_of = {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)}
-        keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
-                              [score_of.get(id(s), 0.0) for s in cand], "select_one")
         for s, lp in zip(scored, lps):
-            s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
-        return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
+            s.old_logprobs = lp if self.method.recompute_old else None
+        return keep_one_target(seqs, {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)})
 
     def _no_grad_passes(self, plan: StepPlan) -> list[Seq]:
         """The passes the plan owes its sequences: target selection, teacher states, old log-probs."""
@@ -191,18 +175,7 @@ class Trainer:
         planned `seqs` and the guided-rollout engine check; {} without rollouts."""
         if paired is None:
             return {}
-        st = paired.stats
-        m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
-             "generate_s": paired.generate_s, "grade_s": paired.grade_s,
-             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
-             **reason_counts(r.grade_reason for r in paired.rollouts)}
-        if st["n_guided"].sum() > 0:
-            m["alpha_mean"] = float(w_P.mean())
-            m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
-        for source, g in st.groupby("source"):
-            m[f"p_auto/{source}"] = float(g["p_auto"].mean())
-            if g["n_guided"].sum() > 0:
-                m[f"p_guided/{source}"] = float(g.loc[g["n_guided"] > 0, "p_guided"].mean())
+        m = rollout_metrics(paired, w_P)
         m.update(engine_checks.group_stats(paired, seqs, self.method.distils))
         if self.method.mismatch_sample:
             with self.acc.autocast():
@@ -323,12 +296,9 @@ class Trainer:
         """Unguided evaluation on the main process (other ranks return no rows)."""
         if not self.acc.is_main_process:
             return []
-        e = self.cfg.eval
-        problems = eval_subset(self.data.eval, e.splits, e.max_problems)
-        table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: evaluate(
-            self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
-            k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
-            instruction=self.cfg.instruction, seed=self.cfg.seed))
+        problems = eval_subset(self.data.eval, self.cfg.eval.splits, self.cfg.eval.max_problems)
+        cache = start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None
+        table = cached_table(cache, lambda: evaluate_run(self.cfg, self.generator, self.tok, problems, self.grader))
         rows = [{**r, "step": step} for r in table.to_dict("records")]
         for r in rows:
             fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
