@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from ..core.checks import check
 from .families import FAMILIES
 
 SizeName = Literal["tiny", "small", "base"]
@@ -31,13 +32,8 @@ GROWN_FROM: dict[str, str] = {"base": "small"}
 GROW_FIELDS = ("grow_steps", "grow_lr")
 
 
-def _check(cond: bool, section: str, msg: str) -> None:
-    if not cond:
-        raise ValueError(f"{section}: {msg}")
-
-
 def _check_fraction(section: str, name: str, value: float) -> None:
-    _check(0.0 <= value <= 1.0, section, f"{name} must be in [0, 1], got {value}")
+    check(0.0 <= value <= 1.0, section, f"{name} must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -60,12 +56,12 @@ class ToyWorldConfig:
     def __post_init__(self):
         s = "toy_world"
         object.__setattr__(self, "families", tuple(self.families))
-        _check(len(self.families) > 0, s, "families must not be empty")
+        check(len(self.families) > 0, s, "families must not be empty")
         unknown = sorted(set(self.families) - set(FAMILIES))
-        _check(not unknown, s, f"unknown families {unknown}; known: {sorted(FAMILIES)}")
-        _check(len(set(self.families)) == len(self.families), s, f"families repeated in {self.families}")
+        check(not unknown, s, f"unknown families {unknown}; known: {sorted(FAMILIES)}")
+        check(len(set(self.families)) == len(self.families), s, f"families repeated in {self.families}")
         for name in ("n_train", "n_test", "n_ood"):
-            _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
+            check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
         _check_fraction(s, "extractor_fault_rate", self.extractor_fault_rate)
 
     def student_spec(self) -> dict:
@@ -82,8 +78,8 @@ class StudentConfig:
     tie_word_embeddings: bool = True
 
     def __post_init__(self):
-        _check(self.size in SIZES, "student", f"size must be one of {sorted(SIZES)}, got {self.size!r}")
-        _check(self.max_position_embeddings >= 128, "student", "max_position_embeddings must be >= 128")
+        check(self.size in SIZES, "student", f"size must be one of {sorted(SIZES)}, got {self.size!r}")
+        check(self.max_position_embeddings >= 128, "student", "max_position_embeddings must be >= 128")
 
     def qwen2_kwargs(self) -> dict:
         shape = SIZES[self.size]
@@ -126,12 +122,12 @@ class PretrainConfig:
 
     def __post_init__(self):
         s = "pretrain"
-        _check(self.grow_lr > 0, s, f"grow_lr must be > 0, got {self.grow_lr}")
+        check(self.grow_lr > 0, s, f"grow_lr must be > 0, got {self.grow_lr}")
         for name in ("steps", "batch_size", "max_seq_len", "grow_steps"):
-            _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
-        _check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
-        _check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
-        _check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
+            check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
+        check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
+        check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
+        check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
         for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction", "drill_fraction"):
             _check_fraction(s, name, getattr(self, name))
 
