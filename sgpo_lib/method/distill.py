@@ -286,7 +286,7 @@ def distill_metrics(out: DistillOutput, token_mask_N) -> dict[str, float]:
 
     `distill/term` mean l_t (KL, or NLL for `sampled`); `distill/proximal_clip_frac` the fraction
     of tokens the proximal constraint clipped or dropped; `distill/proximal_factor` the mean factor;
-    `kl_clip_frac` the fraction of tokens whose KL exceeded `distill.kl_clip`.
+    `distill/kl_clip_frac` the fraction of tokens whose KL exceeded `distill.kl_clip`.
     """
     mask_N = token_mask_N.to(torch.float64)
     mean = lambda x: float(aggregate(x.double()[None], mask_N[None]))  # noqa: E731
@@ -294,5 +294,5 @@ def distill_metrics(out: DistillOutput, token_mask_N) -> dict[str, float]:
         "distill/term": mean(out.per_token_N),
         "distill/proximal_clip_frac": mean(out.clipped_N),
         "distill/proximal_factor": mean(out.factor_N),
-        "kl_clip_frac": mean(out.kl_clipped_N),
+        "distill/kl_clip_frac": mean(out.kl_clipped_N),
     }

@@ -29,7 +29,7 @@ Example (a scripted generator and grader; real ones come from `sgpo_lib.model.ge
     >>> from sgpo_lib.model.generation import SamplingSpec
     >>> batch = sample_paired(Echo(), Tok(), [Problem("p1", "2+2?", "4", "toy", "train")], lambda p: None,
     ...                       n_auto=2, n_guided=2, spec=SamplingSpec(), seed=0, step=0, grader=Exact())
-    >>> batch.stats[["problem_id", "p_auto", "n_auto", "n_guided"]].values.tolist()
+    >>> batch.stats[["problem_id", "p_auto", "n_auto_graded", "n_guided_graded"]].values.tolist()
     [['p1', 1.0, 2, 0]]
 """
 
@@ -53,7 +53,9 @@ from ..model.generation import Completion, Generator, SamplingSpec, generate_cou
 
 logger = logging.getLogger(__name__)
 
-STATS_COLUMNS = ["problem_id", "source", "p_auto", "p_guided", "n_auto", "n_guided"]
+# per problem: success rates, and how many rollouts of each kind were sampled and graded (0 guided
+# for a problem without a strategy; not `rollout.n_guided`, the number asked for)
+STATS_COLUMNS = ["problem_id", "source", "p_auto", "p_guided", "n_auto_graded", "n_guided_graded"]
 
 
 class Grader(Protocol):
@@ -181,13 +183,13 @@ def rollout_metrics(paired: PairedBatch, w_P) -> dict[str, float]:
          "generate_s": paired.generate_s, "grade_s": paired.grade_s,
          "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
          **reason_counts(r.grade_reason for r in paired.rollouts)}
-    if st["n_guided"].sum() > 0:
+    if st["n_guided_graded"].sum() > 0:
         m["alpha_mean"] = float(w_P.mean())
-        m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
+        m["reward_guided"] = float(st.loc[st["n_guided_graded"] > 0, "p_guided"].mean())
     for source, g in st.groupby("source"):
         m[f"p_auto/{source}"] = float(g["p_auto"].mean())
-        if g["n_guided"].sum() > 0:
-            m[f"p_guided/{source}"] = float(g.loc[g["n_guided"] > 0, "p_guided"].mean())
+        if g["n_guided_graded"].sum() > 0:
+            m[f"p_guided/{source}"] = float(g.loc[g["n_guided_graded"] > 0, "p_guided"].mean())
     return m
 
 

@@ -103,11 +103,11 @@ def micro_batches(seqs: list[Seq], size: int) -> list[list[Seq]]:
 # ----------------------------------------------------------------------------- pure step assembly
 def instance_weights(stats, distill_cfg, alpha: losses.PassGapAlpha, step: int) -> tuple[torch.Tensor, list[dict]]:
     """alpha(x) per problem of `stats` (indexed by problem_id: p_auto, p_guided (NaN: no strategy),
-    n_guided), section 5. `pass_gap` updates the state `alpha` on the problems with guided rollouts
+    n_guided_graded), section 5. `pass_gap` updates the state `alpha` on the problems with guided rollouts
     (the others keep theirs and are never distilled); the other weightings are stateless.
     Returns (w_P float64 (P,), the step's `alpha.jsonl` rows `{step, problem_id, alpha, p_auto, p_guided}`).
     """
-    d, has_P = distill_cfg, torch.tensor((stats["n_guided"] > 0).values)
+    d, has_P = distill_cfg, torch.tensor((stats["n_guided_graded"] > 0).values)
     p_auto_P = torch.tensor(stats["p_auto"].values)
     p_guided_P = torch.tensor(stats["p_guided"].fillna(0.0).values)  # NaN = no strategy: never distilled
     if d.weighting != "pass_gap":

@@ -165,7 +165,7 @@ def test_dynamics_figures_read_the_trainers_files_and_skip_with_a_note_without_t
         figs = report.dynamics_figures(tmp_path)
     assert set(figs) == {"entropy"} and len(figs["entropy"].axes[0].lines) == 1  # the GRPO run's 5-step mean
     assert all(f"figure {n} skipped" in caplog.text for n in ("alpha_mean", "kl_clip_frac", "alpha_first_last"))
-    fileio.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "kl_clip_frac": 0.1}
+    fileio.write_jsonl(sgpo / "metrics.jsonl", [{"step": s, "alpha_mean": 0.5 - s / 10, "entropy": 1.0, "distill/kl_clip_frac": 0.1}
                                             for s in range(3)])
     fileio.write_jsonl(sgpo / "alpha.jsonl", [{"step": s, "problem_id": p, "alpha": 0.5 - s / 10, "p_auto": 0.5, "p_guided": 1.0}
                                           for s in range(3) for p in ("x", "y")])

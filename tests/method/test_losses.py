@@ -420,7 +420,7 @@ def test_kl_clip_reference(logits, direction):
         want = 0.0 * kl[t] if clipped[t] else coef[t].item() * ref_kl_grad(student[t], teacher[t], direction == "reverse")
         torch.testing.assert_close(grad[t], torch.as_tensor(want, dtype=F64).expand(V))
     metrics = distill_metrics(out, torch.ones(N, dtype=torch.bool))
-    assert metrics["kl_clip_frac"] == pytest.approx(clipped.mean())
+    assert metrics["distill/kl_clip_frac"] == pytest.approx(clipped.mean())
 
 
 # ----------------------------------------------------------------------------- chunked = dense
@@ -536,7 +536,7 @@ def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_roll
     from sgpo_lib.method.step import instance_weights
 
     stats = pd.DataFrame({"problem_id": ["a", "b", "c"], "p_auto": [0.0, 1.0, 0.5], "p_guided": [0.5, 0.5, float("nan")],
-                          "n_guided": [2, 2, 0]}).set_index("problem_id")
+                          "n_guided_graded": [2, 2, 0]}).set_index("problem_id")
     state = PassGapAlpha(0.5, 0.1, 0.8)
     w_P, rows = instance_weights(stats, DistillConfig(), state, step=3)
     assert w_P.tolist() == pytest.approx([0.6, 0.4, 0.5]) and state.alpha == pytest.approx({"a": 0.6, "b": 0.4})

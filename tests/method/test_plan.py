@@ -64,7 +64,7 @@ def _paired(problems, rewards_auto, rewards_guided):
     for p in problems:
         for guided, rewards in ((False, rewards_auto), (True, rewards_guided)):
             rollouts += [Rollout(p.id, guided, [10 + k, 20], [-0.5, -0.5], "t", r) for k, r in enumerate(rewards)]
-    stats = pd.DataFrame({"problem_id": [p.id for p in problems], "n_guided": [len(rewards_guided)] * len(problems)})
+    stats = pd.DataFrame({"problem_id": [p.id for p in problems], "n_guided_graded": [len(rewards_guided)] * len(problems)})
     return NS(problems=problems, rollouts=rollouts, stats=stats, prompts_unguided=["u"] * len(problems),
               prompts_guided=["g"] * len(problems),
               group=lambda pid, guided: [r for r in rollouts if r.problem_id == pid and r.guided == guided])

@@ -105,7 +105,7 @@ def test_stats_p_auto_p_guided(run):
     assert list(stats.columns) == STATS_COLUMNS
     assert stats["p_auto"].tolist() == [0.5, 0.5, 0.5]
     assert stats["p_guided"].tolist()[:2] == [pytest.approx(2 / 3)] * 2 and math.isnan(stats["p_guided"][2])
-    assert stats["n_auto"].tolist() == [2, 2, 2] and stats["n_guided"].tolist() == [3, 3, 0]
+    assert stats["n_auto_graded"].tolist() == [2, 2, 2] and stats["n_guided_graded"].tolist() == [3, 3, 0]
     assert stats["source"].tolist() == ["toy/add"] * 3
 
 
