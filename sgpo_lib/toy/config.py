@@ -1,12 +1,11 @@
-"""Typed, frozen configuration of the toy world and its base students, plus two presets.
+"""Typed, frozen configuration of the toy world and its base students.
 
 `ToyWorldConfig`, `StudentConfig` and `PretrainConfig` are meant to be embedded as sections
 of the run config (conventions.md, point 3). The seed is not a field: the run config has a
 single `seed`, passed explicitly to `generate_world` / `prepare_student`.
 
-Presets: `smoke` (CI: the default student prepared in well under a minute on two cores; the
-premise need not hold strongly) and `demo` (all three sizes in a few minutes; the premise
-holds for the default student). `preset(name)` returns the three sections.
+The presets `smoke` and `demo` are the sections of `params/toy-smoke.yaml` and
+`params/toy-demo.yaml` (`sgpo_lib.config.toy_presets.toy_preset`): written once, in the params.
 """
 
 from __future__ import annotations
@@ -135,20 +134,3 @@ class PretrainConfig:
         """The schedule of a grown size's extra training (same mixture and batch)."""
         return replace(self, steps=self.grow_steps, lr=self.grow_lr,
                        warmup_steps=min(self.warmup_steps, self.grow_steps // 10))
-
-
-PRESETS: dict[str, tuple[ToyWorldConfig, StudentConfig, PretrainConfig]] = {
-    "smoke": (
-        ToyWorldConfig(n_train=32, n_test=8, n_ood=8),
-        StudentConfig(size="small"),
-        PretrainConfig(steps=250, batch_size=16, warmup_steps=20),
-    ),
-    "demo": (ToyWorldConfig(), StudentConfig(size="small"), PretrainConfig()),
-}
-
-
-def preset(name: str) -> tuple[ToyWorldConfig, StudentConfig, PretrainConfig]:
-    """The (world, student, pretrain) sections of preset `name` ("smoke" or "demo")."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown toy preset {name!r}; known: {sorted(PRESETS)}")
-    return PRESETS[name]
