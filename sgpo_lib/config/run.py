@@ -1,7 +1,8 @@
 """Run configuration: `params/*.yaml` validated into frozen dataclasses.
 
 One dataclass per concern (model, data, world, strategy, rollout, distill, train, eval,
-output). Every [ours] choice of sgpo-method.md is a field here. Loading:
+output). Every [ours] choice of sgpo-method.md is a field here; each field is documented once, by
+the comment above its key in `params/base.yaml` (which sets every field). Loading:
 
 1. `extends: other.yaml` (relative to the file) is a deep merge done here, not by papermill;
 2. dotted overrides (`{"distill.coef": 0.5}`) are applied on top (sweeps, notebooks);

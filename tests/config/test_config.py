@@ -38,6 +38,26 @@ def _write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
     return p
 
 
+def test_every_config_field_is_documented_in_base_yaml():
+    """Each field of every section dataclass is a key of base.yaml, so the comment above that key
+    (`test_every_key_has_a_comment`) is its documentation, written once."""
+    import dataclasses
+    import typing
+
+    from sgpo_lib.config.schema import read_yaml
+
+    def undocumented(cls, node, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            sub = node.get(f.name) if isinstance(node, dict) else None
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from undocumented(hints[f.name], sub, f"{prefix}{f.name}.")
+            elif not isinstance(node, dict) or f.name not in node:
+                yield prefix + f.name
+
+    assert list(undocumented(RunConfig, read_yaml(PARAMS_DIR / "base.yaml"), "")) == []
+
+
 def test_unknown_key_suggests_fix(tmp_path):
     p = _write(tmp_path, "distill:\n  cof: 0.5\n")
     with pytest.raises(ConfigError, match=r"p\.yaml.*unknown key 'distill.cof'.*did you mean 'distill.coef'"):
