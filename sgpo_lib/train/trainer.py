@@ -41,7 +41,7 @@ from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import cached_table, evaluate_run, start_eval_cache
+from ..method.evaluate import cached_table, eval_metrics, evaluate_run, run_results, start_eval_cache
 from ..method.plan import Encoding, MethodSpec, StepPlan, plan_step
 from ..method.rollouts import PairedBatch, rollout_metrics, sample_paired
 from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep_one_target, loss_groups,
@@ -304,9 +304,6 @@ class Trainer:
             fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
         return rows
 
-    def _eval_metrics(self, rows: list[dict]) -> dict:
-        return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
-
     def _resume(self) -> int:
         state = checkpoint.load_latest(self.out_dir / "checkpoints")
         if state is None:
@@ -332,14 +329,14 @@ class Trainer:
             backends.record(self.out_dir, "train", self.generator)
         start = self._resume()
         if start == 0 and main:
-            self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))
+            self.metrics.log(0, ranks=self.acc.num_processes, **eval_metrics(self.evaluate(0)))
         progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
         for step in range(start + 1, cfg.train.steps + 1):
             metrics = self.train_step(step)
             if main:
                 progress.update(step)
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
-                metrics.update(self._eval_metrics(self.evaluate(step)))
+                metrics.update(eval_metrics(self.evaluate(step)))
             if not main:
                 continue  # ranks hold identical weights: the main process logs and checkpoints
             self.metrics.log(step, **metrics)
@@ -351,11 +348,8 @@ class Trainer:
         return self._finish() if main else {}
 
     def _finish(self) -> dict:
-        evals = fileio.read_jsonl(self.out_dir / "evals.jsonl")
-        last = max(r["step"] for r in evals)
-        results = {"method": self.cfg.train.method, "final_step": last,
-                   "base_eval": [r for r in evals if r["step"] == 0],
-                   "final_eval": [r for r in evals if r["step"] == last]}
+        """The final weights, `results.json` and STATUS done."""
+        results = run_results(self.cfg.train.method, fileio.read_jsonl(self.out_dir / "evals.jsonl"))
         self.model.save_pretrained(self.out_dir / "final")
         self.tok.save_pretrained(self.out_dir / "final")  # the folder loads on its own after full fine-tuning
         fileio.write_json(self.out_dir / "results.json", results)
