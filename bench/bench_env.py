@@ -66,11 +66,11 @@ def measure(steps: int, preset_name: str = "demo") -> dict:
     from sgpo_lib.config.run import LoraConfig
     from sgpo_lib.core.machine import native_bf16
     from sgpo_lib.model.policy import load_policy
-    from sgpo_lib.toy.config import preset
+    from sgpo_lib.config.toy_presets import toy_preset
     from sgpo_lib.toy.pretrain import MixtureSampler, build_model
     from sgpo_lib.toy.tokenizer import build_tokenizer
 
-    world_cfg, student_cfg, pretrain_cfg = preset(preset_name)
+    world_cfg, student_cfg, pretrain_cfg = toy_preset(preset_name)
     tok = build_tokenizer()
     sampler = MixtureSampler(world_cfg, pretrain_cfg, tok, seed=0)
     stream = sampler.batches(pretrain_cfg.batch_size, tok.pad_token_id)

@@ -86,9 +86,9 @@ def run(args) -> dict:
     report = {"device": torch.cuda.get_device_name(), "model": f"hidden {args.hidden} x {args.layers} layers",
               "build_s": round(time.perf_counter() - t0, 1), "stages": {}}
     cfg, run_dir = start_run(PARAMS, overrides(model_dir, args), run_id="gpu-check")
-    for name in ("prepare", "extract", "paired_rollouts", "train_main", "guidance_shift"):
+    for name in ("prepare", "extract", "rollouts", "main"):
         t0 = time.perf_counter()
-        getattr(stages, name)(cfg, run_dir)
+        stages.STAGES[name](cfg, run_dir)
         report["stages"][name] = {"s": round(time.perf_counter() - t0, 1), "device_used_gib": round(_used_gib(), 1)}
         log.info("%s: %s", name, report["stages"][name])
     report["train"] = _metrics(run_dir)

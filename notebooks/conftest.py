@@ -7,9 +7,8 @@ always measures the code under test, while the content-keyed cache stays."""
 import os
 import shutil
 
-from sgpo_lib.core.paths import OUTPUTS_ENV, outputs_dir
-
 from sgpo_lib.core.code_fingerprint import fingerprint, recorded
+from sgpo_lib.core.paths import OUTPUTS_ENV, outputs_dir
 
 
 def pytest_configure(config):

@@ -118,11 +118,11 @@ def _sweep(args, overrides: dict) -> int:
 
 def _stage(args, overrides: dict) -> None:
     cfg, run_dir = start_run(args.params, overrides, args.run_id)
-    fn = {"rollouts": stages.paired_rollouts, "main": stages.train_main, "extract": stages.extract}.get(
-        args.command, getattr(stages, args.command, None))
     with run_lock(run_dir):
-        result = fn(cfg, run_dir)
-    print(result if not isinstance(result, dict) else {k: v for k, v in result.items()})
+        result = stages.STAGES[args.command](cfg, run_dir)
+    for name, value in (result.items() if isinstance(result, dict) else [("", result)]):
+        shown = f"{len(value)} rows" if isinstance(value, list) else value  # e.g. the signal's per-token rows
+        print(f"{name}:\n{shown}\n" if name else shown)
 
 
 def _pipeline(args, overrides: dict) -> int:

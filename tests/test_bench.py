@@ -10,8 +10,8 @@ import json
 import pytest
 
 from bench import bench_demo, bench_teacher, bench_train_step, summary
-from bench.run_all import Job, run_job
 from bench.bench_train_step import PHASES, StepSettings
+from bench.run_all import Job, run_job
 
 TINY = StepSettings(problems=2, group=2, guided=2, max_new_tokens=4, micro_batch=4, repeats=1, rounds=1)
 

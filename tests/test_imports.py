@@ -51,8 +51,11 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def package_of(module: str) -> str:
-    """`sgpo_lib.method.losses` -> `method`; the top-level `sgpo_lib` and `sgpo_lib.__main__` -> ''."""
+    """`sgpo_lib.method.losses` -> `method`; the top-level `sgpo_lib` and every `__main__` (a command
+    line, which no module imports) -> ''."""
     parts = module.split(".")
+    if parts[-1] == "__main__":
+        return ""
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PKG / parts[1]).is_dir()) else ""
 
 
@@ -62,7 +65,7 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     bad = []
     for module, deps in sorted(graph.items()):
         src = package_of(module)
-        if not src:  # sgpo_lib/__init__ and __main__ sit on top
+        if not src:  # sgpo_lib/__init__ and the __main__ modules sit on top
             continue
         for dep in sorted(deps):
             dst = package_of(dep)

@@ -7,8 +7,8 @@ import re
 import nbformat
 import pytest
 
-from sgpo_lib.workflow.nbclean import is_clean
 from sgpo_lib.core.paths import NOTEBOOKS_DIR
+from sgpo_lib.workflow.nbclean import is_clean
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 MAX_CELL_LINES = 12
@@ -63,3 +63,33 @@ def test_stage_notebooks_say_what_they_answer_and_how_to_read_each_result(path):
                 f"{path.name} cell {i} ({cell.source.splitlines()[-1]!r}): follow it with a markdown line on how to read it"
     if path.stem[:2] in ("02", "03", "04"):
         assert any(c.cell_type == "code" and "probes." in c.source for c in nb.cells), f"{path.name}: needs a probe cell"
+
+
+STAGE_OF = {"00_prepare": "prepare", "01_extract_strategies": "extract", "02_paired_rollouts": "rollouts",
+            "03_train_sgpo": "train_main", "04_ablate": "ablate", "05_scaling": "scaling", "06_report": None}
+
+
+def computing_calls(source: str) -> list[str]:
+    """The `stages.f(...)` and `assets.f(...)` calls of a cell (the modules that compute), as `module.f`."""
+    return [f"{node.func.value.id}.{node.func.attr}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name) and node.func.value.id in ("stages", "assets")]
+
+
+def test_computing_calls_are_found():
+    assert computing_calls("x = stages.rollouts(cfg, d)\nassets.problems(cfg)['train']\nplots.f(x)") == [
+        "stages.rollouts", "assets.problems"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_computes_through_one_stage_function_the_cli_shares(path):
+    """Each of 00-05 computes with exactly one call, its stage function (the one `python -m sgpo_lib`
+    runs for it); everything else it shows comes from readers. 06 only reads."""
+    from sgpo_lib.workflow import stages
+
+    nb = nbformat.read(path, as_version=4)
+    calls = [c for cell in nb.cells if cell.cell_type == "code" for c in computing_calls(cell.source)]
+    expected = STAGE_OF[path.stem]
+    assert calls == ([f"stages.{expected}"] if expected else []), f"{path.name}: computes through {calls}"
+    if expected:
+        assert getattr(stages, expected) in stages.STAGES.values(), f"{path.name}: the CLI does not run stages.{expected}"

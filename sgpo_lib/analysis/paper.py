@@ -2,8 +2,9 @@
 comparison of a run's ablation deltas with them.
 
 `MAIN` is the main table (average of the 4 benchmarks, avg@k, in points) per model, `ABLATIONS`
-the ablation table (Qwen2.5-7B-Instruct average), `ABLATION_OVERRIDES` each ablation as the
-params overrides that make it (the names and overrides CONTRACT fixes). The toy world cannot
+the ablation table (Qwen2.5-7B-Instruct average) by the names CONTRACT fixes; the params
+overrides that make each ablation are written once, in `params/toy-demo.yaml`'s
+`experiment.ablations` under the same names (a run's own ablations may differ). The toy world cannot
 reproduce the paper's values; what it can reproduce is the *direction* of each ablation, the sign
 of Δ = ablation − full SGPO, which `verdict` decides from a paired interval: holds, reversed or
 inconclusive.
@@ -37,16 +38,6 @@ ABLATIONS = {
     "w/o adaptive weighting": 50.9,
     "direct SFT on guided rollouts": 49.3,
     "reverse KL": 50.9,
-}
-ABLATION_OVERRIDES = {
-    "w/o strategy distillation": {"train.method": "sft_grpo"},  # the paper's "= SFT+GRPO": the main table's runs
-    "w/o autonomous GRPO": {"train.rl_coef": 0},
-    "w/o proximal constraints": {"distill.kl_clip": None, "distill.target": "all_correct"},
-    "w/o KL clipping": {"distill.kl_clip": None},
-    "w/o target selection": {"distill.target": "all_correct"},
-    "w/o adaptive weighting": {"distill.weighting": "constant"},
-    "direct SFT on guided rollouts": {"distill.estimator": "sampled"},
-    "reverse KL": {"distill.direction": "reverse"},
 }
 
 

@@ -111,7 +111,7 @@ def rollout_health(series: dict[str, pd.DataFrame]) -> pd.DataFrame:
 DYNAMICS = {
     "alpha_mean": ("alpha_mean", "Mean adaptive weight α per step (should fall, §5)", "mean α over the step's problems", True),
     "entropy": ("entropy", "Policy entropy on autonomous rollouts (a collapse shows here, §4)", "mean token entropy", False),
-    "kl_clip_frac": ("kl_clip_frac", "Share of distilled tokens with KL > δ (clipped, §4)", "KL-clip fraction", True),
+    "kl_clip_frac": ("distill/kl_clip_frac", "Share of distilled tokens with KL > δ (clipped, §4)", "KL-clip fraction", True),
 }
 
 
@@ -197,7 +197,7 @@ NOT_RUN = {
     "alpha_mean": "No SGPO run has logged `alpha_mean` yet (notebook 03).",
     "alpha_first_last": "No SGPO run has written `alpha.jsonl` yet (notebook 03).",
     "entropy": "No run has logged the policy `entropy` yet (notebook 03).",
-    "kl_clip_frac": "No SGPO run has logged `kl_clip_frac` yet (notebook 03).",
+    "kl_clip_frac": "No SGPO run has logged `distill/kl_clip_frac` yet (notebook 03).",
     "ablation_orderings": "",
     "signal": "Not measured: notebook 02 has not run.",
     "signal_kl": "",

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from ..config.deprecated import current_value
 from ..config.experiment import ablation_seeds
 from ..config.run import RunConfig
 from ..core import fileio
@@ -34,7 +35,7 @@ HEADLINE = ("greedy", "avg@k", "pass@k")
 LABELS_FILE = "labels.json"  # in a sweep folder: {run folder: display name}
 UNFINISHED_FILE = "unfinished.json"  # in a sweep folder of a run: {run folder: status} of the runs that did not finish
 # §6 and §9: main-table rows in the paper's order, GRPO from the base model last (ours, extra)
-METHOD_LABELS = {"sft": "SFT", "sft_grpo": "SFT+GRPO", "hpt": "HPT", "luffy": "LUFFY", "hybrid": "LUFFY",
+METHOD_LABELS = {"sft": "SFT", "sft_grpo": "SFT+GRPO", "hpt": "HPT", "luffy": "LUFFY",
                  "sgpo": "SGPO", "grpo": "GRPO (from base)"}
 FULL_SGPO = "full SGPO"  # the ablation table's reference row: the main table's SGPO runs
 
@@ -145,7 +146,8 @@ def method_of(run: str) -> str:
         ('SFT+GRPO', 'train.method=sgpo_distill.coef=0')
     """
     name = re.sub(r"_seed=-?\d+$", "", run)
-    return METHOD_LABELS.get(name.removeprefix("train.method="), name)
+    method = name.removeprefix("train.method=")
+    return METHOD_LABELS.get(current_value("train.method", method), name)
 
 
 def run_label(run: str) -> str:
@@ -227,8 +229,9 @@ def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bo
 
 
 def with_method(df: pd.DataFrame) -> pd.DataFrame:
-    """`df` with a `method` column: the display name of its `train.method` (`METHOD_LABELS`)."""
-    return df.assign(method=df["train.method"].map(lambda m: METHOD_LABELS.get(m, m)))
+    """`df` with a `method` column: the display name of its `train.method` (`METHOD_LABELS`; a
+    deprecated name is read as its current one)."""
+    return df.assign(method=df["train.method"].map(lambda m: METHOD_LABELS.get(current_value("train.method", m), m)))
 
 
 def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:

@@ -12,22 +12,16 @@ name); both are normalised to the first shape, held in read-only hashable mappin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
+from ..core.checks import ConfigError, check
 from ..toy.config import SIZES
-from .schema import ConfigError
 from .yaml12 import parse_assignment
 
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"key '{key}': {message}")
-
-
 # train.method values (sgpo-method.md sections 3-6): `sft_grpo` trains like `grpo` (it differs
-# only in its starting checkpoint, the SFT warm-up).
-METHODS = ("sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy")
-MAIN_METHODS = METHODS + ("hybrid",)  # hybrid: deprecated name of luffy
+# only in its starting checkpoint, the SFT warm-up). `TrainConfig.method` is this Literal.
+Method = Literal["sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy"]
+METHODS: tuple[str, ...] = get_args(Method)
 ABLATIONS_HELP = ("write each entry as '- <name>: {dotted.key: value, ...}' (e.g. '- w/o KL clipping: "
                   "{distill.kl_clip: null}') or as one 'dotted.key=value' string (its own name)")
 
@@ -71,7 +65,7 @@ def ablation_entry(entry: Any, where: str) -> dict[str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    methods: tuple[str, ...] = ("sft", "grpo", "hybrid", "sgpo")
+    methods: tuple[str, ...] = ("sft", "grpo", "luffy", "sgpo")
     seeds: tuple[int, ...] = (0,)
     # entries `{name: {dotted.key: value}}` (or legacy 'key=value' strings), see `ablation_entry`
     ablations: tuple[Any, ...] = ("distill.estimator=sampled", "distill.direction=reverse",
@@ -83,18 +77,18 @@ class ExperimentConfig:
     parallel: int = 1
 
     def __post_init__(self):
-        bad = [m for m in self.methods + self.scaling_methods if m not in MAIN_METHODS]
-        _check(not bad, "experiment.methods", f"unknown methods {bad}; choose from {', '.join(MAIN_METHODS)}")
-        _check(len(self.methods) > 0, "experiment.methods", f"must name at least one method ({', '.join(MAIN_METHODS)})")
+        bad = [m for m in self.methods + self.scaling_methods if m not in METHODS]
+        check(not bad, "experiment.methods", f"unknown methods {bad}; choose from {', '.join(METHODS)}")
+        check(len(self.methods) > 0, "experiment.methods", f"must name at least one method ({', '.join(METHODS)})")
         unknown = [z for z in self.scaling_sizes if z not in SIZES]
-        _check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
+        check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
         entries = tuple(ablation_entry(a, f"experiment.ablations[{i}]") for i, a in enumerate(self.ablations))
         names = [n for e in entries for n in e]
         twice = sorted({n for n in names if names.count(n) > 1})
-        _check(not twice, "experiment.ablations", f"names {twice} appear twice; give each ablation its own name")
+        check(not twice, "experiment.ablations", f"names {twice} appear twice; give each ablation its own name")
         object.__setattr__(self, "ablations", entries)  # frozen: the one normalised shape, set before anyone reads it
-        _check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
-        _check(self.ablation_seeds is None or len(self.ablation_seeds) > 0, "experiment.ablation_seeds",
+        check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
+        check(self.ablation_seeds is None or len(self.ablation_seeds) > 0, "experiment.ablation_seeds",
                "must name >= 1 seed, or be null for the main table's seeds")
 
 

@@ -1,7 +1,8 @@
 """Run configuration: `params/*.yaml` validated into frozen dataclasses.
 
 One dataclass per concern (model, data, world, strategy, rollout, distill, train, eval,
-output). Every [ours] choice of sgpo-method.md is a field here. Loading:
+output). Every [ours] choice of sgpo-method.md is a field here; each field is documented once, by
+the comment above its key in `params/base.yaml` (which sets every field). Loading:
 
 1. `extends: other.yaml` (relative to the file) is a deep merge done here, not by papermill;
 2. dotted overrides (`{"distill.coef": 0.5}`) are applied on top (sweeps, notebooks);
@@ -24,25 +25,15 @@ from typing import Any, Literal
 
 import yaml
 
+from ..core.checks import check
 from ..core.paths import resolve, run_name
 from ..data.benchmarks import BENCHMARKS
 from ..toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
 from ..toy.families import FAMILIES
 from . import limits
-from .experiment import ExperimentConfig, ablation_runs
+from .deprecated import DEPRECATED
+from .experiment import ExperimentConfig, Method, ablation_runs
 from .schema import ConfigError, apply_deprecated, apply_overrides, build, plain, read_yaml
-
-# Deprecated names, applied before validation with a logged warning naming the new one:
-# `old.dotted.key: new.dotted.key` renames a key (the old key's value wins when both are set, as
-# base.yaml sets every new key), `key=old_value: key=new_value` renames a value (after the keys).
-DEPRECATED = {
-    "distill.on": "distill.target",
-    "distill.is_clip_c": "distill.is_clip_cap",
-    "distill.target=correct": "distill.target=all_correct",
-    "distill.proximal=clip": "distill.proximal=ratio_clip",
-    "distill.teacher=forward": "distill.teacher=hidden",
-    "train.method=hybrid": "train.method=luffy",
-}
 
 
 @dataclass(frozen=True)
@@ -55,9 +46,9 @@ class LoraConfig:
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
     def __post_init__(self):
-        _check(self.r >= 1, "model.lora.r", "must be >= 1")
-        _check(0 <= self.dropout < 1, "model.lora.dropout", "must be in [0, 1)")
-        _check(len(self.target_modules) > 0, "model.lora.target_modules", "must name at least one module")
+        check(self.r >= 1, "model.lora.r", "must be >= 1")
+        check(0 <= self.dropout < 1, "model.lora.dropout", "must be in [0, 1)")
+        check(len(self.target_modules) > 0, "model.lora.target_modules", "must name at least one module")
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,7 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
-        _check(self.source != "hf" or self.name_or_path, "model.name_or_path",
+        check(self.source != "hf" or self.name_or_path, "model.name_or_path",
                "is required when model.source is 'hf' (a hub name or a local model folder)")
 
 
@@ -86,11 +77,11 @@ class DataConfig:
 
     def __post_init__(self):
         bad = [e for e in self.local_files if "=" not in e or e.split("=")[0] not in self.train_sets + self.eval_sets]
-        _check(not bad, "data.local_files", f"{bad}: write 'name=file.jsonl', name one of data.train_sets/eval_sets")
+        check(not bad, "data.local_files", f"{bad}: write 'name=file.jsonl', name one of data.train_sets/eval_sets")
         if self.source != "toy":
-            _check(len(self.train_sets) > 0 and len(self.eval_sets) > 0, "data.train_sets",
+            check(len(self.train_sets) > 0 and len(self.eval_sets) > 0, "data.train_sets",
                    "real data needs data.train_sets and data.eval_sets (benchmark names)")
-        _check(self.source != "jsonl" or self.local_dir, "data.local_dir",
+        check(self.source != "jsonl" or self.local_dir, "data.local_dir",
                "is required when data.source is 'jsonl'")
 
 
@@ -118,14 +109,14 @@ class StrategyConfig:
     candidate_temperature: float = 0.7
 
     def __post_init__(self):
-        _check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
-        _check(self.n_candidates >= 1, "strategy.n_candidates", "must be >= 1 (1 = single shot)")
-        _check(self.candidate_temperature >= 0, "strategy.candidate_temperature", "must be >= 0")
-        _check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction", "must be in [0, 1]")
-        _check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens", "and strategy.concurrency: >= 1")
-        _check(self.serve == "none" or (self.extractor == "openai" and self.serve_model), "strategy.serve",
+        check(1 <= self.min_steps <= self.max_steps, "strategy.min_steps", "must be >= 1 and <= strategy.max_steps")
+        check(self.n_candidates >= 1, "strategy.n_candidates", "must be >= 1 (1 = single shot)")
+        check(self.candidate_temperature >= 0, "strategy.candidate_temperature", "must be >= 0")
+        check(0 <= self.min_accepted_fraction <= 1, "strategy.min_accepted_fraction", "must be in [0, 1]")
+        check(self.max_tokens >= 1 and self.concurrency >= 1, "strategy.max_tokens", "and strategy.concurrency: >= 1")
+        check(self.serve == "none" or (self.extractor == "openai" and self.serve_model), "strategy.serve",
                "'local' serves the openai extractor: set strategy.extractor: openai and strategy.serve_model")
-        _check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
+        check(self.extractor != "openai" or self.extractor_model, "strategy.extractor_model",
                "is required when strategy.extractor is 'openai'")
 
 
@@ -147,10 +138,11 @@ class RolloutConfig:
     kv_cache_gib: float | None = None
 
     def __post_init__(self):
-        _check(self.n_autonomous >= 0 and self.n_guided >= 0, "rollout.n_autonomous", "must be >= 0")
-        _check(self.temperature >= 0, "rollout.temperature", "must be >= 0")
-        _check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
-        _check(self.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1")
+        check(self.n_autonomous >= 0, "rollout.n_autonomous", "must be >= 0")
+        check(self.n_guided >= 0, "rollout.n_guided", "must be >= 0")
+        check(self.temperature >= 0, "rollout.temperature", "must be >= 0")
+        check(0 < self.top_p <= 1, "rollout.top_p", "must be in (0, 1]")
+        check(self.max_new_tokens >= 1, "rollout.max_new_tokens", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -173,18 +165,18 @@ class DistillConfig:
     chunk_size: int | None = None
 
     def __post_init__(self):
-        _check(self.coef >= 0, "distill.coef", "must be >= 0 (0 gives GRPO)")
-        _check(self.topk >= 1, "distill.topk", "must be >= 1")
-        _check(self.eps_kl > 0 and self.is_clip_cap > 0, "distill.eps_kl", "eps_kl and is_clip_cap must be > 0")
-        _check(self.kl_clip is None or self.kl_clip > 0, "distill.kl_clip", "must be > 0, or null for no KL clipping")
-        _check(0 <= self.alpha0 <= self.alpha_max, "distill.alpha0", "need 0 <= distill.alpha0 <= distill.alpha_max")
-        _check(self.gamma >= 0, "distill.gamma", "must be >= 0")
-        _check(self.chunk_size is None or self.chunk_size >= 1, "distill.chunk_size", "must be >= 1 or null")
-        _check(not (self.estimator == "sampled" and self.direction == "reverse"), "distill.direction",
+        check(self.coef >= 0, "distill.coef", "must be >= 0 (0 gives GRPO)")
+        check(self.topk >= 1, "distill.topk", "must be >= 1")
+        check(self.eps_kl > 0 and self.is_clip_cap > 0, "distill.eps_kl", "eps_kl and is_clip_cap must be > 0")
+        check(self.kl_clip is None or self.kl_clip > 0, "distill.kl_clip", "must be > 0, or null for no KL clipping")
+        check(0 <= self.alpha0 <= self.alpha_max, "distill.alpha0", "need 0 <= distill.alpha0 <= distill.alpha_max")
+        check(self.gamma >= 0, "distill.gamma", "must be >= 0")
+        check(self.chunk_size is None or self.chunk_size >= 1, "distill.chunk_size", "must be >= 1 or null")
+        check(not (self.estimator == "sampled" and self.direction == "reverse"), "distill.direction",
                "reverse KL has no one-sample SFT form: use estimator full or topk with direction reverse")
-        _check(self.teacher != "engine" or self.estimator == "topk", "distill.teacher",
+        check(self.teacher != "engine" or self.estimator == "topk", "distill.teacher",
                "teacher 'engine' (rollout top-k log-probs) needs distill.estimator: topk")
-        _check(self.teacher != "none" or self.estimator == "sampled", "distill.teacher",
+        check(self.teacher != "none" or self.estimator == "sampled", "distill.teacher",
                "'none' (no teacher distribution) needs distill.estimator: sampled")
 
     @property
@@ -197,7 +189,7 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: Literal["sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy"] = "sgpo"
+    method: Method = "sgpo"
     hpt_threshold: float = 0.0
     rl_coef: float = 1.0
     steps: int = 20
@@ -227,20 +219,20 @@ class TrainConfig:
     sync_check_tol: float = 0.05
 
     def __post_init__(self):
-        _check(self.rl_coef >= 0, "train.rl_coef", "must be >= 0 (0 = distillation only, no autonomous GRPO)")
-        _check(0 <= self.hpt_threshold <= 1, "train.hpt_threshold", "must be in [0, 1] (an autonomous success rate)")
-        _check(self.rollout_is_cap >= 1, "train.rollout_is_cap", "must be >= 1 (verl uses 2, TRL 3)")
-        _check(self.mismatch_threshold > 0 and self.sync_check_tol > 0, "train.mismatch_threshold",
+        check(self.rl_coef >= 0, "train.rl_coef", "must be >= 0 (0 = distillation only, no autonomous GRPO)")
+        check(0 <= self.hpt_threshold <= 1, "train.hpt_threshold", "must be in [0, 1] (an autonomous success rate)")
+        check(self.rollout_is_cap >= 1, "train.rollout_is_cap", "must be >= 1 (verl uses 2, TRL 3)")
+        check(self.mismatch_threshold > 0 and self.sync_check_tol > 0, "train.mismatch_threshold",
                "mismatch_threshold and sync_check_tol must be > 0 (log-prob units)")
-        _check(self.mismatch_sample >= 0, "train.mismatch_sample", "must be >= 0 (0 = no guided/teacher check)")
-        _check(self.steps >= 1 and self.batch_problems >= 1, "train.steps", "steps and batch_problems must be >= 1")
-        _check(self.lr > 0, "train.lr", "must be > 0")
-        _check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
-        _check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
-        _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
-        _check(0 <= self.warmup_sft_fraction < 1, "train.warmup_sft_fraction",
+        check(self.mismatch_sample >= 0, "train.mismatch_sample", "must be >= 0 (0 = no guided/teacher check)")
+        check(self.steps >= 1 and self.batch_problems >= 1, "train.steps", "steps and batch_problems must be >= 1")
+        check(self.lr > 0, "train.lr", "must be > 0")
+        check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
+        check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
+        check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        check(0 <= self.warmup_sft_fraction < 1, "train.warmup_sft_fraction",
                "must be in [0, 1): the share of training problems for the SFT warm-up (0 = no warm-up)")
-        _check(self.warmup_sft_epochs >= 1, "train.warmup_sft_epochs", "must be >= 1")
+        check(self.warmup_sft_epochs >= 1, "train.warmup_sft_epochs", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -255,12 +247,12 @@ class EvalConfig:
     max_new_tokens: int | None = None
 
     def __post_init__(self):
-        _check(self.k >= 1, "eval.k", "must be >= 1")
-        _check(self.temperature >= 0, "eval.temperature", "must be >= 0")
-        _check(0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]")
+        check(self.k >= 1, "eval.k", "must be >= 1")
+        check(self.temperature >= 0, "eval.temperature", "must be >= 0")
+        check(0 < self.top_p <= 1, "eval.top_p", "must be in (0, 1]")
         _parse_k_by_benchmark(self.k_by_benchmark)
-        _check(self.every >= 1, "eval.every", "must be >= 1")
-        _check(self.max_problems is None or self.max_problems >= 1, "eval.max_problems",
+        check(self.every >= 1, "eval.every", "must be >= 1")
+        check(self.max_problems is None or self.max_problems >= 1, "eval.max_problems",
                "must be >= 1, or null for every problem (0 would evaluate nothing)")
 
     @property
@@ -275,9 +267,9 @@ def _parse_k_by_benchmark(entries: tuple[str, ...]) -> dict[str, int]:
     for entry in entries:
         name, _, k = entry.partition("=")
         hint = difflib.get_close_matches(name, known, n=1)
-        _check(name in known, "eval.k_by_benchmark", f"unknown benchmark {name!r} in {entry!r}"
+        check(name in known, "eval.k_by_benchmark", f"unknown benchmark {name!r} in {entry!r}"
                + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; known: {known}")
-        _check(k.isdigit() and int(k) >= 1 and name not in out, "eval.k_by_benchmark",
+        check(k.isdigit() and int(k) >= 1 and name not in out, "eval.k_by_benchmark",
                f"{entry!r}: write 'name=k' with k >= 1, each benchmark once")
         out[name] = int(k)
     return out
@@ -292,9 +284,9 @@ class GradingConfig:
     numeric_policy: Literal["rel_tol", "reference_precision"] = "reference_precision"
 
     def __post_init__(self):
-        _check(self.budget_s > 0.5, "grading.budget_s", "must be > 0.5 s (0.25 s of it is kept for replacing a stuck worker)")
-        _check(self.tail_kb >= 1, "grading.tail_kb", "must be >= 1 (KB of the completion's end that are read)")
-        _check(self.workers >= 1 and self.batch_size >= 1, "grading.workers", "grading.workers and grading.batch_size must be >= 1")
+        check(self.budget_s > 0.5, "grading.budget_s", "must be > 0.5 s (0.25 s of it is kept for replacing a stuck worker)")
+        check(self.tail_kb >= 1, "grading.tail_kb", "must be >= 1 (KB of the completion's end that are read)")
+        check(self.workers >= 1 and self.batch_size >= 1, "grading.workers", "grading.workers and grading.batch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -325,20 +317,20 @@ class RunConfig:
 
     def __post_init__(self):
         m, r = self.train.method, self.rollout
-        _check(m != "sgpo" or r.n_guided >= 1, "rollout.n_guided", "train.method 'sgpo' needs guided rollouts (>= 1)")
-        _check(m == "sft" or r.n_autonomous >= 2, "rollout.n_autonomous",
+        check(m != "sgpo" or r.n_guided >= 1, "rollout.n_guided", "train.method 'sgpo' needs guided rollouts (>= 1)")
+        check(m == "sft" or r.n_autonomous >= 2, "rollout.n_autonomous",
                f"train.method '{m}' needs >= 2 autonomous rollouts per problem for group advantages")
-        _check(self.data.source == "toy" or self.model.source != "toy", "model.source",
+        check(self.data.source == "toy" or self.model.source != "toy", "model.source",
                "real data (data.source hub/jsonl) needs a real model: set model.source: hf (or tiny for CPU checks)")
-        _check(r.backend != "vllm" or self.model.lora.enabled, "rollout.backend",
+        check(r.backend != "vllm" or self.model.lora.enabled, "rollout.backend",
                "vllm hot-loads LoRA adapters only: set model.lora.enabled: true or rollout.backend: transformers")
-        _check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",
+        check(self.train.beta == 0 or self.model.lora.enabled, "train.beta",
                "the KL reference is the base model with the adapter disabled: train.beta > 0 needs model.lora.enabled")
-        _check(m == "sft" or r.temperature == 1.0, "rollout.temperature",
+        check(m == "sft" or r.temperature == 1.0, "rollout.temperature",
                "must be 1.0 for training: the trainer scores rollouts (pi_old, pi_theta, teacher, GRPO ratios, "
                "engine log-probs) at temperature 1, so sampling at another temperature would bias every ratio; "
                "set rollout.temperature: 1.0 (eval.temperature is separate and free)")
-        _check(self.distill.teacher != "engine" or r.topk_logprobs >= self.distill.topk, "rollout.topk_logprobs",
+        check(self.distill.teacher != "engine" or r.topk_logprobs >= self.distill.topk, "rollout.topk_logprobs",
                "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
         if self.train.rollout_is is None:  # frozen: set the resolved default once, before anyone reads it
             object.__setattr__(self, "train", dataclasses.replace(self.train, rollout_is=default_rollout_is(r.backend)))
@@ -367,11 +359,6 @@ def default_rollout_is(backend: str) -> str:
     """`train.rollout_is: null` resolves to `token_truncate` for vLLM (as verl and TRL do) and
     to `none` for transformers, whose sampler is the trainer's own model (no mismatch to correct)."""
     return "token_truncate" if backend == "vllm" else "none"
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"key '{key}': {message}")
 
 
 def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

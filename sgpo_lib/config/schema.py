@@ -5,7 +5,7 @@ mapping against a dataclass's type hints (unknown keys with "did you mean", Lite
 optional values, lists as tuples, ints accepted as floats) and raises `ConfigError` naming the
 dotted key; `read_yaml` reads a params file (YAML 1.2 scalars, duplicate keys refused) and
 deep-merges its `extends:` parent; `apply_overrides` sets dotted keys; `apply_deprecated` reads
-old names as new ones (the table lives with the schema, `config.DEPRECATED`).
+old names as new ones (the table is `config.deprecated.DEPRECATED`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ from typing import Any, Collection, Literal
 
 import yaml
 
+from ..core.checks import ConfigError
 from ..core.paths import REPO_ROOT
 from .yaml12 import yaml_load
 
 log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A params file, key or combination is invalid; the message names where and the fix."""
 
 
 def plain(obj: Any) -> Any:
@@ -191,7 +188,8 @@ def apply_deprecated(table: dict[str, str], data: dict) -> dict:
     """Read deprecated names as the new ones, in place (returned), with a warning naming the new one.
 
     `table`: `old.dotted.key: new.dotted.key` renames a key (the old key's value wins when both are
-    set); `key=old_value: key=new_value` renames a value (applied after every key rename).
+    set); `key=old_value: key=new_value` renames a value, or the items equal to it of a list value
+    (applied after every key rename).
     """
     for old, new in table.items():
         node, leaf = _section(data, old)
@@ -204,7 +202,8 @@ def apply_deprecated(table: dict[str, str], data: dict) -> dict:
             continue
         (key, old_value), new_value = old.split("=", 1), new.split("=", 1)[1]
         node, leaf = _section(data, key)
-        if node is not None and node.get(leaf) == old_value:
-            node[leaf] = new_value
+        value = node.get(leaf) if node is not None else None
+        if value == old_value or (isinstance(value, list) and old_value in value):  # a list: its items
+            node[leaf] = [new_value if v == old_value else v for v in value] if isinstance(value, list) else new_value
             log.warning("params value %s is deprecated: write %s (read as such)", old, new)
     return data

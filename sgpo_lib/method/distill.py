@@ -95,6 +95,14 @@ class DistillSpec:
     topk: Optional[int] = None
     kl_clip: Optional[float] = None
 
+    @classmethod
+    def from_config(cls, distill_cfg) -> "DistillSpec":
+        """From a `DistillConfig` (read duck-typed); `topk` only where the teacher's top-k is
+        computed here (`teacher_source: hidden` with `estimator: topk`)."""
+        d = distill_cfg
+        return cls(d.estimator, d.direction, d.proximal, d.eps_kl, d.is_clip_cap,
+                   d.topk if d.teacher_source == "hidden" and d.estimator == "topk" else None, d.kl_clip)
+
     def __post_init__(self):
         distill_term(self.estimator, self.direction)
         if self.proximal not in PROXIMAL_FACTORS:
@@ -278,7 +286,7 @@ def distill_metrics(out: DistillOutput, token_mask_N) -> dict[str, float]:
 
     `distill/term` mean l_t (KL, or NLL for `sampled`); `distill/proximal_clip_frac` the fraction
     of tokens the proximal constraint clipped or dropped; `distill/proximal_factor` the mean factor;
-    `kl_clip_frac` the fraction of tokens whose KL exceeded `distill.kl_clip`.
+    `distill/kl_clip_frac` the fraction of tokens whose KL exceeded `distill.kl_clip`.
     """
     mask_N = token_mask_N.to(torch.float64)
     mean = lambda x: float(aggregate(x.double()[None], mask_N[None]))  # noqa: E731
@@ -286,5 +294,5 @@ def distill_metrics(out: DistillOutput, token_mask_N) -> dict[str, float]:
         "distill/term": mean(out.per_token_N),
         "distill/proximal_clip_frac": mean(out.clipped_N),
         "distill/proximal_factor": mean(out.factor_N),
-        "kl_clip_frac": mean(out.kl_clipped_N),
+        "distill/kl_clip_frac": mean(out.kl_clipped_N),
     }

@@ -128,6 +128,27 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
     return table
 
 
+def evaluate_run(cfg, generator, tokenizer, problems: list[Problem], grader) -> pd.DataFrame:
+    """`evaluate` with a run's settings (`cfg`, a `RunConfig` read duck-typed: `eval.*`, the
+    instruction, the seed; `eval.max_new_tokens` null = `rollout.max_new_tokens`)."""
+    e = cfg.eval
+    return evaluate(generator, tokenizer, problems, grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
+                    k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or cfg.rollout.max_new_tokens,
+                    instruction=cfg.instruction, seed=cfg.seed)
+
+
+def eval_metrics(rows: list[dict]) -> dict[str, float]:
+    """`eval/<split>/<source>/<greedy|avg@k|pass@k>` of one evaluation's table rows (metrics.jsonl keys)."""
+    return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
+
+
+def run_results(method: str, evals: list[dict]) -> dict:
+    """`results.json` of a run from its `evals.jsonl` rows: the step-0 and the last evaluation."""
+    last = max(r["step"] for r in evals)
+    return {"method": method, "final_step": last, "base_eval": [r for r in evals if r["step"] == 0],
+            "final_eval": [r for r in evals if r["step"] == last]}
+
+
 def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | None:
     """The cache file of the step-0 evaluation of `cfg` from `model_dir`, or None when the model
     folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""

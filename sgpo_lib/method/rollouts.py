@@ -29,7 +29,7 @@ Example (a scripted generator and grader; real ones come from `sgpo_lib.model.ge
     >>> from sgpo_lib.model.generation import SamplingSpec
     >>> batch = sample_paired(Echo(), Tok(), [Problem("p1", "2+2?", "4", "toy", "train")], lambda p: None,
     ...                       n_auto=2, n_guided=2, spec=SamplingSpec(), seed=0, step=0, grader=Exact())
-    >>> batch.stats[["problem_id", "p_auto", "n_auto", "n_guided"]].values.tolist()
+    >>> batch.stats[["problem_id", "p_auto", "n_auto_graded", "n_guided_graded"]].values.tolist()
     [['p1', 1.0, 2, 0]]
 """
 
@@ -48,11 +48,14 @@ from ..core.fileio import read_jsonl, write_jsonl
 from ..core.records import Problem, Rollout, Strategy
 from ..core.seeding import derive_seed
 from ..data.prompts import DEFAULT_INSTRUCTION, guided_messages, render, unguided_messages
+from ..grading.grader import reason_counts
 from ..model.generation import Completion, Generator, SamplingSpec, generate_counts
 
 logger = logging.getLogger(__name__)
 
-STATS_COLUMNS = ["problem_id", "source", "p_auto", "p_guided", "n_auto", "n_guided"]
+# per problem: success rates, and how many rollouts of each kind were sampled and graded (0 guided
+# for a problem without a strategy; not `rollout.n_guided`, the number asked for)
+STATS_COLUMNS = ["problem_id", "source", "p_auto", "p_guided", "n_auto_graded", "n_guided_graded"]
 
 
 class Grader(Protocol):
@@ -169,6 +172,25 @@ def paired_stats(problems: list[Problem], rollouts: list[Rollout]):
         guided = [r.reward for r in rollouts if r.problem_id == p.id and r.guided]
         rows.append([p.id, p.source, _mean(auto), _mean(guided), len(auto), len(guided)])
     return pd.DataFrame(rows, columns=STATS_COLUMNS)
+
+
+def rollout_metrics(paired: PairedBatch, w_P) -> dict[str, float]:
+    """A training step's rollout metrics: mean `p_auto` (`reward_auto`) and `p_guided`
+    (`reward_guided`, over the problems with guided rollouts), the same per source, the mean
+    weight `w_mean` (`w_P`: alpha(x) per problem, (P,)), timings, generated tokens and grades by reason."""
+    st = paired.stats
+    m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
+         "generate_s": paired.generate_s, "grade_s": paired.grade_s,
+         "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
+         **reason_counts(r.grade_reason for r in paired.rollouts)}
+    if st["n_guided_graded"].sum() > 0:
+        m["alpha_mean"] = float(w_P.mean())
+        m["reward_guided"] = float(st.loc[st["n_guided_graded"] > 0, "p_guided"].mean())
+    for source, g in st.groupby("source"):
+        m[f"p_auto/{source}"] = float(g["p_auto"].mean())
+        if g["n_guided_graded"].sum() > 0:
+            m[f"p_guided/{source}"] = float(g.loc[g["n_guided_graded"] > 0, "p_guided"].mean())
+    return m
 
 
 def _mean(xs: list[float]) -> float:

@@ -18,10 +18,11 @@ depend on the micro-batch size:
              computed by `chunked_distill`, so `[tokens, vocab]` logits never exist for the whole
              micro-batch.
 
-The step's assembly is pure (no model): `group_seqs` (advantages; which autonomous groups are
-GRPO, LUFFY-mixed or HPT-SFT), `select_targets` (which guided rollouts are distilled, section 4),
-`token_counts` (the normalisers), `loss_groups` (which sequences go to which loss, with what
-coefficient) and `distill_token_coefs`; the losses themselves are `sgpo_lib.method.losses` and `distill`.
+The step's assembly is pure (no model): `method.plan` builds the sequences (advantages; which
+autonomous groups are GRPO, LUFFY-mixed or HPT-SFT); here `select_targets` (which guided rollouts
+are distilled, section 4), `token_counts` (the normalisers), `loss_groups` (which sequences go to
+which loss, with what coefficient) and `distill_token_coefs`; the losses themselves are
+`sgpo_lib.method.losses` and `distill`.
 
 Old log-probs: with one optimizer epoch per rollout batch the policy has not moved, so
 `pi_old = pi_theta.detach()` exactly (ratio 1, delta 0); with `ppo_epochs > 1` they are
@@ -40,6 +41,7 @@ sequence keeps its per-token gap `pi_old - engine` in `meta["logprob_gap"]`.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -99,32 +101,13 @@ def micro_batches(seqs: list[Seq], size: int) -> list[list[Seq]]:
 
 
 # ----------------------------------------------------------------------------- pure step assembly
-def group_seqs(method: str, prompt_ids: list[int], auto: list, strong: Optional[Seq], train_cfg) -> list[Seq]:
-    """The sequences of one problem's autonomous group (`auto`: rollouts with `token_ids`, `reward`, `logprobs`).
-
-    `grpo`/`sft_grpo`/`sgpo`: one `rl` seq per rollout, advantage `r - mean(r)` (section 3).
-    `luffy`: `train.n_offpolicy` copies of the strong response (`strong`, reward 1) join the group as
-    `off` seqs. `hpt`: GRPO on the group when its success rate `p_auto > train.hpt_threshold`, else
-    the `sft` seq `strong` (the strong response) (its tokens then share the `sft` token mean of the step,
-    the GRPO problems' rollouts the `rl` token mean; the two means are added).
-    """
-    rewards = [r.reward for r in auto]
-    if method == "hpt" and not (sum(rewards) / max(len(rewards), 1) > train_cfg.hpt_threshold):
-        return [strong]
-    n_off = train_cfg.n_offpolicy if method == "luffy" else 0
-    adv = losses.group_advantages(torch.tensor([rewards + [1.0] * n_off], dtype=torch.float64),
-                                  train_cfg.scale_rewards)[0].tolist()
-    out = [Seq("rl", prompt_ids, r.token_ids, advantage=a, engine_logprobs=r.logprobs) for r, a in zip(auto, adv)]
-    return out + [Seq("off", strong.prompt_ids, strong.completion_ids, advantage=a) for a in adv[len(auto):]]
-
-
 def instance_weights(stats, distill_cfg, alpha: losses.PassGapAlpha, step: int) -> tuple[torch.Tensor, list[dict]]:
     """alpha(x) per problem of `stats` (indexed by problem_id: p_auto, p_guided (NaN: no strategy),
-    n_guided), section 5. `pass_gap` updates the state `alpha` on the problems with guided rollouts
+    n_guided_graded), section 5. `pass_gap` updates the state `alpha` on the problems with guided rollouts
     (the others keep theirs and are never distilled); the other weightings are stateless.
     Returns (w_P float64 (P,), the step's `alpha.jsonl` rows `{step, problem_id, alpha, p_auto, p_guided}`).
     """
-    d, has_P = distill_cfg, torch.tensor((stats["n_guided"] > 0).values)
+    d, has_P = distill_cfg, torch.tensor((stats["n_guided_graded"] > 0).values)
     p_auto_P = torch.tensor(stats["p_auto"].values)
     p_guided_P = torch.tensor(stats["p_guided"].fillna(0.0).values)  # NaN = no strategy: never distilled
     if d.weighting != "pass_gap":
@@ -140,21 +123,6 @@ def instance_weights(stats, distill_cfg, alpha: losses.PassGapAlpha, step: int) 
 def is_distill_candidate(reward: float, target: str) -> bool:
     """Whether a guided rollout may be distilled: any with `distill.target: all`, else correct ones."""
     return target == "all" or reward > losses.CORRECT_REWARD_THRESHOLD
-
-
-def distill_seqs(paired, tokens, weight_of: dict[str, float], target: str) -> list[Seq]:
-    """The `distill` candidates of a step's paired rollouts: non-empty guided rollouts that
-    `is_distill_candidate`; the student reads the unguided prompt, the teacher the guided one
-    (`tokens`: text -> token ids). `select_one` narrows them later (`select_targets`)."""
-    out = []
-    for p, unguided, guided in zip(paired.problems, paired.prompts_unguided, paired.prompts_guided):
-        student_ids, teacher_ids = tokens(unguided), (tokens(guided) if guided is not None else None)
-        for r in paired.group(p.id, guided=True):
-            if is_distill_candidate(r.reward, target) and r.token_ids:
-                out.append(Seq("distill", student_ids, r.token_ids, weight=weight_of[p.id], teacher_prompt_ids=teacher_ids,
-                               topk_ids=r.topk_ids, topk_logprobs=r.topk_logprobs,
-                               meta={"problem_id": p.id, "reward": r.reward}))
-    return out
 
 
 def target_score(unguided_logprobs_n: torch.Tensor, mode: str) -> float:
@@ -180,6 +148,23 @@ def select_targets(problem_ids: list[str], rewards: list[float], scores: Optiona
             best[pid] = i
     chosen = set(best.values())
     return [i in chosen for i in range(len(rewards))]
+
+
+def targets_to_score(seqs: list[Seq]) -> list[Seq]:
+    """The `distill` candidates that `select_one` must score: those of problems with more than one
+    (a problem with a single candidate has no choice to make)."""
+    cand = [s for s in seqs if s.kind == "distill"]
+    per_problem = Counter(s.meta["problem_id"] for s in cand)
+    return [s for s in cand if per_problem[s.meta["problem_id"]] > 1]
+
+
+def keep_one_target(seqs: list[Seq], score_of: dict[int, float]) -> list[Seq]:
+    """`seqs` with one `distill` sequence per problem (`select_targets` with `select_one`), by
+    `score_of[id(seq)]` (unscored candidates: 0, alone in their problem); the others keep their order."""
+    cand = [s for s in seqs if s.kind == "distill"]
+    keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
+                          [score_of.get(id(s), 0.0) for s in cand], "select_one")
+    return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
 
 
 def loss_groups(seqs: list[Seq], distill_coef: float, rl_coef: float) -> list[tuple[str, float, list[Seq]]]:

@@ -57,6 +57,12 @@ class SamplingSpec:
     n: int = 1
     topk_logprobs: int = 0
 
+    @classmethod
+    def from_rollout(cls, rollout_cfg, topk_logprobs: int = 0) -> "SamplingSpec":
+        """The training rollouts' sampling, from a `RolloutConfig` (read duck-typed)."""
+        r = rollout_cfg
+        return cls(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, topk_logprobs=topk_logprobs)
+
     def __post_init__(self):
         object.__setattr__(self, "stop", tuple(self.stop))
         checks = {

@@ -34,7 +34,7 @@ knowledge). Prompts are exactly the trainer's (`sgpo_lib.data.prompts`). `prepar
 content hash; `premise_table` measures the premise (guided greedy accuracy above unguided,
 unguided above zero) on held-out problems. See README.md in this folder for the measured table.
 
-API: `ToyWorldConfig`, `StudentConfig`, `PretrainConfig`, `preset(name)`, `generate_world`,
+API: `ToyWorldConfig`, `StudentConfig`, `PretrainConfig`, `generate_world`,
 `family_strategies`, `OfflineExtractor`, `build_tokenizer`, `prepare_student`,
 `prepare_all_sizes`, `premise_table`. CLI: `python -m sgpo_lib.toy --preset demo`.
 
@@ -47,7 +47,7 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "PretrainConfig": "config", "StudentConfig": "config", "ToyWorldConfig": "config", "preset": "config",
+    "PretrainConfig": "config", "StudentConfig": "config", "ToyWorldConfig": "config",
     "OfflineExtractor": "extractor", "premise_table": "premise", "prepare_all_sizes": "students",
     "prepare_student": "students", "build_tokenizer": "tokenizer", "family_strategies": "wording",
     "generate_world": "world",

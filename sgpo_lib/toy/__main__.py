@@ -17,7 +17,8 @@ import time
 import pandas as pd
 import torch
 
-from .config import SIZES, preset
+from ..config.toy_presets import toy_preset
+from .config import SIZES
 from .premise import premise_table
 from .students import prepare_student
 from .wording import family_strategies
@@ -40,7 +41,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    world_cfg, student_cfg, pretrain_cfg = preset(args.preset)
+    world_cfg, student_cfg, pretrain_cfg = toy_preset(args.preset)
     default_sizes = (student_cfg.size,) if args.preset == "smoke" else tuple(SIZES)
     sizes = tuple(args.sizes.split(",")) if args.sizes else default_sizes
     t0 = time.perf_counter()

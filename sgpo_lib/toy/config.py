@@ -1,12 +1,11 @@
-"""Typed, frozen configuration of the toy world and its base students, plus two presets.
+"""Typed, frozen configuration of the toy world and its base students.
 
 `ToyWorldConfig`, `StudentConfig` and `PretrainConfig` are meant to be embedded as sections
 of the run config (conventions.md, point 3). The seed is not a field: the run config has a
 single `seed`, passed explicitly to `generate_world` / `prepare_student`.
 
-Presets: `smoke` (CI: the default student prepared in well under a minute on two cores; the
-premise need not hold strongly) and `demo` (all three sizes in a few minutes; the premise
-holds for the default student). `preset(name)` returns the three sections.
+The presets `smoke` and `demo` are the sections of `params/toy-smoke.yaml` and
+`params/toy-demo.yaml` (`sgpo_lib.config.toy_presets.toy_preset`): written once, in the params.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from ..core.checks import check
 from .families import FAMILIES
 
 SizeName = Literal["tiny", "small", "base"]
@@ -31,13 +31,8 @@ GROWN_FROM: dict[str, str] = {"base": "small"}
 GROW_FIELDS = ("grow_steps", "grow_lr")
 
 
-def _check(cond: bool, section: str, msg: str) -> None:
-    if not cond:
-        raise ValueError(f"{section}: {msg}")
-
-
 def _check_fraction(section: str, name: str, value: float) -> None:
-    _check(0.0 <= value <= 1.0, section, f"{name} must be in [0, 1], got {value}")
+    check(0.0 <= value <= 1.0, section, f"{name} must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -60,12 +55,12 @@ class ToyWorldConfig:
     def __post_init__(self):
         s = "toy_world"
         object.__setattr__(self, "families", tuple(self.families))
-        _check(len(self.families) > 0, s, "families must not be empty")
+        check(len(self.families) > 0, s, "families must not be empty")
         unknown = sorted(set(self.families) - set(FAMILIES))
-        _check(not unknown, s, f"unknown families {unknown}; known: {sorted(FAMILIES)}")
-        _check(len(set(self.families)) == len(self.families), s, f"families repeated in {self.families}")
+        check(not unknown, s, f"unknown families {unknown}; known: {sorted(FAMILIES)}")
+        check(len(set(self.families)) == len(self.families), s, f"families repeated in {self.families}")
         for name in ("n_train", "n_test", "n_ood"):
-            _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
+            check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
         _check_fraction(s, "extractor_fault_rate", self.extractor_fault_rate)
 
     def student_spec(self) -> dict:
@@ -82,8 +77,8 @@ class StudentConfig:
     tie_word_embeddings: bool = True
 
     def __post_init__(self):
-        _check(self.size in SIZES, "student", f"size must be one of {sorted(SIZES)}, got {self.size!r}")
-        _check(self.max_position_embeddings >= 128, "student", "max_position_embeddings must be >= 128")
+        check(self.size in SIZES, "student", f"size must be one of {sorted(SIZES)}, got {self.size!r}")
+        check(self.max_position_embeddings >= 128, "student", "max_position_embeddings must be >= 128")
 
     def qwen2_kwargs(self) -> dict:
         shape = SIZES[self.size]
@@ -126,12 +121,12 @@ class PretrainConfig:
 
     def __post_init__(self):
         s = "pretrain"
-        _check(self.grow_lr > 0, s, f"grow_lr must be > 0, got {self.grow_lr}")
+        check(self.grow_lr > 0, s, f"grow_lr must be > 0, got {self.grow_lr}")
         for name in ("steps", "batch_size", "max_seq_len", "grow_steps"):
-            _check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
-        _check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
-        _check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
-        _check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
+            check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
+        check(0 <= self.warmup_steps < self.steps, s, f"warmup_steps must be in [0, steps), got {self.warmup_steps}")
+        check(self.lr > 0, s, f"lr must be > 0, got {self.lr}")
+        check(self.grad_clip > 0, s, f"grad_clip must be > 0, got {self.grad_clip}")
         for name in ("min_lr_ratio", "guided_fraction", "unguided_stepwise_fraction", "drill_fraction"):
             _check_fraction(s, name, getattr(self, name))
 
@@ -139,20 +134,3 @@ class PretrainConfig:
         """The schedule of a grown size's extra training (same mixture and batch)."""
         return replace(self, steps=self.grow_steps, lr=self.grow_lr,
                        warmup_steps=min(self.warmup_steps, self.grow_steps // 10))
-
-
-PRESETS: dict[str, tuple[ToyWorldConfig, StudentConfig, PretrainConfig]] = {
-    "smoke": (
-        ToyWorldConfig(n_train=32, n_test=8, n_ood=8),
-        StudentConfig(size="small"),
-        PretrainConfig(steps=250, batch_size=16, warmup_steps=20),
-    ),
-    "demo": (ToyWorldConfig(), StudentConfig(size="small"), PretrainConfig()),
-}
-
-
-def preset(name: str) -> tuple[ToyWorldConfig, StudentConfig, PretrainConfig]:
-    """The (world, student, pretrain) sections of preset `name` ("smoke" or "demo")."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown toy preset {name!r}; known: {sorted(PRESETS)}")
-    return PRESETS[name]

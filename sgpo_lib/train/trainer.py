@@ -1,24 +1,20 @@
 """The training loop: SGPO and the baselines (SFT, GRPO, SFT+GRPO, HPT, LUFFY) under one config.
 
-Each step (sgpo-method.md sections 2-6): a batch of problems -> paired rollouts from the
-current policy (autonomous, and guided where the method uses them) -> grading -> group
-advantages and adaptive weights `alpha(x)` (the pass-gap state lives in `self.alpha` and in
-every checkpoint) -> target selection (section 4: one no-grad forward scores the correct guided
-rollouts under the unguided prompt) -> teacher states under the guided prompt (no grad) -> loss
-over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
-imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
-group; HPT switches per problem between GRPO and SFT. The assembly is pure (`method.step`).
-Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
+`Trainer.train_step` is the step of sgpo-method.md sections 2-6 as a loop: a batch of problems ->
+paired rollouts and grades, with the weights `alpha(x)` (the pass-gap state lives in `self.alpha`
+and in every checkpoint) -> `method.plan.plan_step` (pure: the sequences, from the run's
+`MethodSpec`, the one place that branches on `train.method`) -> the no-grad passes it owes (target
+selection, section 4; teacher states under the guided prompt; old log-probs) -> losses over
+micro-batches -> optimizer step (x `train.ppo_epochs`) -> the rollout engine's sync. Every score is
+taken at temperature 1, so the config refuses `rollout.temperature != 1`.
 
-Departures and choices, each a config field: LoRA through `peft` or full fine-tuning
-(`model.lora.enabled`); devices and mixed precision through `accelerate`. Under
-`accelerate launch` with several processes, every rank takes its share of the step's
-problems and the gradients are summed across ranks after the backward passes (with
-normalisers that count the tokens of all ranks), which is DDP's result without wrapping the
-model, since the losses call the decoder and the lm_head separately. Ranks skip a non-finite
-step together, and the logged step metrics are means over the ranks. Batches and sampling
-seeds are derived from `(seed, step, ...)`, so a resumed run redraws the same samples and
-reaches the same weights as an uninterrupted one.
+Choices, each a config field: LoRA through `peft` or full fine-tuning (`model.lora.enabled`);
+devices and mixed precision through `accelerate`. Under `accelerate launch` every rank takes its
+share of the step's problems and the gradients are summed across ranks after the backward passes
+(normalisers count the tokens of all ranks): DDP's result without wrapping the model, since the
+losses call the decoder and the lm_head separately. Ranks skip a non-finite step together; logged
+step metrics are means over the ranks. Batches and seeds derive from `(seed, step, ...)`, so a
+resumed run redraws the same samples and reaches the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,29 +40,14 @@ from ..core.seeding import derive_seed
 from ..core.tracking import make_sink
 from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
-from ..grading.grader import reason_counts
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import cached_table, evaluate, start_eval_cache
-from ..method.rollouts import sample_paired
-from ..method.step import (
-    MetricSums,
-    Seq,
-    distill_loss,
-    distill_seqs,
-    group_seqs,
-    instance_weights,
-    loss_groups,
-    micro_batches,
-    old_logprobs,
-    policy_loss,
-    select_targets,
-    sft_loss,
-    target_score,
-    teacher_states,
-    token_counts,
-    unguided_logprobs,
-)
+from ..method.evaluate import cached_table, eval_metrics, evaluate_run, run_results, start_eval_cache
+from ..method.plan import Encoding, MethodSpec, StepPlan, plan_step
+from ..method.rollouts import PairedBatch, rollout_metrics, sample_paired
+from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep_one_target, loss_groups,
+                           micro_batches, old_logprobs, policy_loss, sft_loss, target_score, targets_to_score,
+                           teacher_states, token_counts, unguided_logprobs)
 from ..model import checkpoint
 from ..model.generation import SamplingSpec, TransformersGenerator
 from ..model.policy import load_policy, token_logprobs
@@ -96,14 +76,12 @@ class Trainer:
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-
         self.sched = get_scheduler(cfg.train.schedule, self.opt, cfg.train.warmup_steps, cfg.train.steps)
         tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
         self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
-        d = cfg.distill
-        self.spec = DistillSpec(d.estimator, d.direction, d.proximal, d.eps_kl, d.is_clip_cap,
-                                d.topk if d.teacher_source == "hidden" and d.estimator == "topk" else None, d.kl_clip)
-        self.alpha = losses.PassGapAlpha(d.alpha0, d.gamma, d.alpha_max)
+        self.method, self.spec = MethodSpec.from_config(cfg), DistillSpec.from_config(cfg.distill)
+        self.encoding = Encoding(lambda text: _tokens(self.tok, text), self._unguided_ids, self.tok.eos_token_id)
+        self.alpha = losses.PassGapAlpha(cfg.distill.alpha0, cfg.distill.gamma, cfg.distill.alpha_max)
         self.generator = self._make_generator()
         self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
                                                               cfg.train.sync_check_tol) if data.train else None
@@ -114,7 +92,6 @@ class Trainer:
         r = self.cfg.rollout
         if r.backend == "vllm":
             return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
-
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
                                     merge_lora=r.merge_lora)
 
@@ -137,59 +114,37 @@ class Trainer:
         with self.acc.autocast():
             return self.sync_check(self.generator, self.model, self.tok, self.pad_id, self.acc.device, step, when)
 
-    def _sampling(self, topk: int = 0) -> SamplingSpec:
-        r = self.cfg.rollout
-        return SamplingSpec(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens, topk_logprobs=topk)
-
     # ------------------------------------------------------------ data of one step
     def _my_share(self, problems: list[Problem]) -> list[Problem]:
         return problems[self.acc.process_index :: self.acc.num_processes]
 
-    def _strong_seq(self, kind: str, p: Problem, prompt_ids: list[int], advantage: float = 0.0) -> Seq:
-        if not p.strong_response:
-            raise ValueError(f"problem {p.id}: train.method '{self.cfg.train.method}' needs a strong response")
-        completion = _tokens(self.tok, p.strong_response) + [self.tok.eos_token_id]
-        return Seq(kind, prompt_ids, completion, advantage=advantage)
+    def _batch(self, step: int) -> list[Problem]:
+        """This rank's share of the step's problems (an epoch boundary can repeat one: kept once)."""
+        batch = batch_for_step(self.data.train, self.cfg.seed, step, self.cfg.train.batch_problems)
+        return self._my_share(list({p.id: p for p in batch}.values()))
 
     def _unguided_ids(self, p: Problem) -> list[int]:
         return _tokens(self.tok, prompts.render(self.tok, prompts.unguided_messages(p, self.cfg.instruction)))
 
-    def _sft_seqs(self, batch: list[Problem]) -> tuple[list[Seq], dict]:
-        return [self._strong_seq("sft", p, self._unguided_ids(p)) for p in batch], {}
-
-    def _rollout_seqs(self, batch: list[Problem], step: int) -> tuple[list[Seq], dict]:
-        """Paired rollouts -> `rl` (+ `off` for luffy, `sft` for hpt) and `distill` candidates, plus step metrics."""
-        cfg, method = self.cfg, self.cfg.train.method
-        n_guided = cfg.rollout.n_guided if method == "sgpo" else 0
-        topk = cfg.rollout.topk_logprobs if n_guided and cfg.distill.teacher_source == "engine" else 0
-        paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, cfg.rollout.n_autonomous,
-                               n_guided, self._sampling(topk), cfg.seed, step, self.grader, cfg.instruction)
+    def _sample(self, batch: list[Problem], step: int) -> tuple[PairedBatch | None, torch.Tensor | None]:
+        """Paired rollouts of the batch (written to the step's completions file) and alpha(x) per
+        problem, shape (P,) float64 in `paired.stats` order; (None, None) for a method without rollouts."""
+        cfg, m = self.cfg, self.method
+        if not m.uses_rollouts:
+            return None, None
+        paired = sample_paired(self.generator, self.tok, batch, self.data.strategy_for, m.n_autonomous, m.n_guided,
+                               SamplingSpec.from_rollout(cfg.rollout, m.topk_logprobs), cfg.seed, step, self.grader,
+                               cfg.instruction)
         rank = f".rank{self.acc.process_index}" if self.acc.num_processes > 1 else ""
         write_completions(self.out_dir, step, paired, self.data.strategy_for, rank)
-        seqs: list[Seq] = []
-        for p in batch:
-            prompt_ids = self._unguided_ids(p)
-            strong = self._strong_seq("sft", p, prompt_ids) if method in ("luffy", "hpt") else None
-            seqs += group_seqs(method, prompt_ids, paired.group(p.id, guided=False), strong, cfg.train)
         stats = paired.stats.set_index("problem_id")
-        w_P = self._weights(stats, step) if n_guided else torch.zeros(len(stats), dtype=torch.float64)
-        if n_guided:
-            seqs += distill_seqs(paired, lambda text: _tokens(self.tok, text), dict(zip(stats.index, w_P.tolist())),
-                                 cfg.distill.target)
-        metrics = self._rollout_metrics(paired, w_P)
-        metrics.update(engine_checks.group_stats(paired, seqs, cfg.distill.coef > 0))
-        if n_guided and cfg.train.mismatch_sample:
-            with self.acc.autocast():
-                metrics.update(engine_checks.guided_gap_metrics(self.model, self.tok, paired, cfg.train.mismatch_sample,
-                                                                cfg.train.mismatch_threshold, self.pad_id, self.acc.device))
-        return seqs, metrics
+        return paired, self._weights(stats, step) if m.n_guided else torch.zeros(len(stats), dtype=torch.float64)
 
     def _weights(self, stats, step: int) -> torch.Tensor:
         """alpha(x) per problem (`method.step.instance_weights`), the pass-gap state shared by every rank,
         and one `alpha.jsonl` row per problem. Shape (P,) float64."""
         w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
         if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
-
             rows = gather_object(rows)
             if self.cfg.distill.weighting == "pass_gap":
                 self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
@@ -200,33 +155,33 @@ class Trainer:
 
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
-        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem.
-        The candidates are the correct guided rollouts (`distill_seqs`); a problem with a single one
-        has no choice to make: it is not scored."""
-        cand = [s for s in seqs if s.kind == "distill"]
-        per_problem = Counter(s.meta["problem_id"] for s in cand)
-        scored = [s for s in cand if per_problem[s.meta["problem_id"]] > 1]
+        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem."""
+        scored = targets_to_score(seqs)
         lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
-        score_of = {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)}
-        keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
-                              [score_of.get(id(s), 0.0) for s in cand], "select_one")
         for s, lp in zip(scored, lps):
-            s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
-        return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
+            s.old_logprobs = lp if self.method.recompute_old else None
+        return keep_one_target(seqs, {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)})
 
-    def _rollout_metrics(self, paired, w_P) -> dict:
-        st = paired.stats
-        m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
-             "generate_s": paired.generate_s, "grade_s": paired.grade_s,
-             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
-             **reason_counts(r.grade_reason for r in paired.rollouts)}
-        if st["n_guided"].sum() > 0:
-            m["alpha_mean"] = float(w_P.mean())
-            m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
-        for source, g in st.groupby("source"):
-            m[f"p_auto/{source}"] = float(g["p_auto"].mean())
-            if g["n_guided"].sum() > 0:
-                m[f"p_guided/{source}"] = float(g.loc[g["n_guided"] > 0, "p_guided"].mean())
+    def _no_grad_passes(self, plan: StepPlan) -> list[Seq]:
+        """The passes the plan owes its sequences: target selection, teacher states, old log-probs."""
+        seqs, mb = self._select_targets(plan.seqs) if plan.select_targets else plan.seqs, self.cfg.train.micro_batch_size
+        if plan.teacher_states:
+            teacher_states(self.model, [s for s in seqs if s.kind == "distill"], self.pad_id, self.acc.device, mb)
+        if plan.old_logprobs:
+            old_logprobs(self.model, [s for s in seqs if s.old_logprobs is None], self.pad_id, self.acc.device, mb)
+        return seqs
+
+    def _rollout_metrics(self, paired, w_P, seqs: list[Seq]) -> dict:
+        """Rewards, weights, timings and grades of the step's rollouts, the group statistics of its
+        planned `seqs` and the guided-rollout engine check; {} without rollouts."""
+        if paired is None:
+            return {}
+        m = rollout_metrics(paired, w_P)
+        m.update(engine_checks.group_stats(paired, seqs, self.method.distils))
+        if self.method.mismatch_sample:
+            with self.acc.autocast():
+                m.update(engine_checks.guided_gap_metrics(self.model, self.tok, paired, self.method.mismatch_sample,
+                                                          self.cfg.train.mismatch_threshold, self.pad_id, self.acc.device))
         return m
 
     # ------------------------------------------------------------ the step
@@ -280,37 +235,39 @@ class Trainer:
         return norm
 
     def train_step(self, step: int) -> dict:
-        cfg, t0 = self.cfg, time.perf_counter()
-        batch = batch_for_step(self.data.train, cfg.seed, step, cfg.train.batch_problems)
-        batch = self._my_share(list({p.id: p for p in batch}.values()))  # an epoch boundary can repeat one
-        seqs, metrics = self._sft_seqs(batch) if cfg.train.method == "sft" else self._rollout_seqs(batch, step)
-        t1 = time.perf_counter()
-        if cfg.distill.target == "select_one" and cfg.distill.coef > 0 and any(s.kind == "distill" for s in seqs):
-            seqs = self._select_targets(seqs)
-        distill = [s for s in seqs if s.kind == "distill"]
-        if distill and cfg.distill.coef > 0 and cfg.distill.teacher_source == "hidden":
-            teacher_states(self.model, distill, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
-        if cfg.train.ppo_epochs > 1:
-            old_logprobs(self.model, [s for s in seqs if s.old_logprobs is None], self.pad_id, self.acc.device,
-                         cfg.train.micro_batch_size)
-        t2 = time.perf_counter()
-        for _ in range(cfg.train.ppo_epochs):
+        """batch -> sample -> plan -> score targets, teacher states -> backward over micro-batches ->
+        optimizer step (x `train.ppo_epochs`) -> sync the rollout engine; returns the step's metrics."""
+        clock = [time.perf_counter()]
+        batch = self._batch(step)
+        paired, w_P = self._sample(batch, step)
+        plan = plan_step(self.method, batch, paired, w_P, self.encoding)
+        metrics = self._rollout_metrics(paired, w_P, plan.seqs)
+        clock.append(time.perf_counter())
+        seqs = self._no_grad_passes(plan)
+        clock.append(time.perf_counter())
+        for _ in range(self.cfg.train.ppo_epochs):
             loss, train_metrics = self._backward(seqs)
             if not self._all_finite(loss):
                 return self._skip_nonfinite(step, metrics)
             metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
-        metrics.update(engine_checks.gap_metrics([s.meta["logprob_gap"] for s in seqs if "logprob_gap" in s.meta],
-                                                 cfg.train.mismatch_threshold, "mismatch/auto"))
         self.nonfinite_in_row = 0
         metrics.update(self._sync_generator(step))
-        t3 = time.perf_counter()
-        n_train = sum(len(s.completion_ids) for s in seqs) * cfg.train.ppo_epochs
+        return self._mean_over_ranks(self._step_metrics(metrics, seqs, clock + [time.perf_counter()]))
+
+    def _step_metrics(self, metrics: dict, seqs: list[Seq], clock: list[float]) -> dict:
+        """`metrics` plus the engine gap of the autonomous rollouts, the distilled sequences, the
+        learning rate, and the phases' seconds and throughputs (`clock`: start, sampled, scored, done)."""
+        t0, t1, t2, t3 = clock
+        distill = [s for s in seqs if s.kind == "distill"]
+        metrics.update(engine_checks.gap_metrics([s.meta["logprob_gap"] for s in seqs if "logprob_gap" in s.meta],
+                                                 self.cfg.train.mismatch_threshold, "mismatch/auto"))
+        n_train = sum(len(s.completion_ids) for s in seqs) * self.cfg.train.ppo_epochs
         metrics.update(teacher_s=t2 - t1, train_s=t3 - t2, step_s=t3 - t0, lr=self.sched.get_last_lr()[0],
                        n_distill_seqs=len(distill), distill_tokens=sum(len(s.completion_ids) for s in distill),
                        train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
         if "gen_tokens" in metrics:
             metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
-        return self._mean_over_ranks(metrics)
+        return metrics
 
     def _all_finite(self, loss: float) -> bool:
         """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
@@ -340,19 +297,13 @@ class Trainer:
         """Unguided evaluation on the main process (other ranks return no rows)."""
         if not self.acc.is_main_process:
             return []
-        e = self.cfg.eval
-        problems = eval_subset(self.data.eval, e.splits, e.max_problems)
-        table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: evaluate(
-            self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
-            k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
-            instruction=self.cfg.instruction, seed=self.cfg.seed))
+        problems = eval_subset(self.data.eval, self.cfg.eval.splits, self.cfg.eval.max_problems)
+        cache = start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None
+        table = cached_table(cache, lambda: evaluate_run(self.cfg, self.generator, self.tok, problems, self.grader))
         rows = [{**r, "step": step} for r in table.to_dict("records")]
         for r in rows:
             fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
         return rows
-
-    def _eval_metrics(self, rows: list[dict]) -> dict:
-        return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
 
     def _resume(self) -> int:
         state = checkpoint.load_latest(self.out_dir / "checkpoints")
@@ -380,14 +331,14 @@ class Trainer:
             backends.record(self.out_dir, "train", self.generator)
         start = self._resume()
         if start == 0 and main:
-            self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))
+            self.metrics.log(0, ranks=self.acc.num_processes, **eval_metrics(self.evaluate(0)))
         progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
         for step in range(start + 1, cfg.train.steps + 1):
             metrics = self.train_step(step)
             if main:
                 progress.update(step)
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
-                metrics.update(self._eval_metrics(self.evaluate(step)))
+                metrics.update(eval_metrics(self.evaluate(step)))
             if not main:
                 continue  # ranks hold identical weights: the main process logs and checkpoints
             self.metrics.log(step, **metrics)
@@ -399,11 +350,8 @@ class Trainer:
         return self._finish() if main else {}
 
     def _finish(self) -> dict:
-        evals = fileio.read_jsonl(self.out_dir / "evals.jsonl")
-        last = max(r["step"] for r in evals)
-        results = {"method": self.cfg.train.method, "final_step": last,
-                   "base_eval": [r for r in evals if r["step"] == 0],
-                   "final_eval": [r for r in evals if r["step"] == last]}
+        """The final weights, `results.json` and STATUS done."""
+        results = run_results(self.cfg.train.method, fileio.read_jsonl(self.out_dir / "evals.jsonl"))
         self.model.save_pretrained(self.out_dir / "final")
         self.tok.save_pretrained(self.out_dir / "final")  # the folder loads on its own after full fine-tuning
         fileio.write_json(self.out_dir / "results.json", results)

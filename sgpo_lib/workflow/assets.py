@@ -3,7 +3,7 @@
 `problems(cfg)` (toy world or real benchmarks), `student_dir(cfg, size)` (a prepared toy
 student, or the configured model), `strategy_library(cfg)` (extracted once from the strong
 responses, validated, stored with its rejection report); `train_data(cfg)` puts them together
-for the trainer, starting from the SFT warm-up when the method does (`warmup_summary` shows it).
+for the trainer, starting from the SFT warm-up when the method does (`build_warmup` builds it and says what it holds).
 Each is keyed by the config fields it depends on and by `world_seed`, which is fixed across training seeds so that every method and seed starts from the same
 student, data and strategies. A second call is a cache hit: sweeps and notebooks share them.
 The strategy library's files are sealed (`cache_files`): one cut or changed is extracted again.
@@ -133,9 +133,10 @@ def prepare_warmups(params_file: str, variants: list[dict]) -> list[Path]:
     return built
 
 
-def warmup_summary(cfg: RunConfig, size: str | None = None) -> pd.Series:
-    """The warm-up of `cfg`'s SGPO runs, built if needed: problems, steps, cache hit, seconds, and
-    held-out accuracy (test macro greedy / avg@k) of the base student and of the warm-up model."""
+def build_warmup(cfg: RunConfig, size: str | None = None) -> pd.Series:
+    """Build (or find in the cache) the warm-up of `cfg`'s SGPO runs; returns what it holds:
+    problems, steps, cache hit, seconds, and held-out accuracy (test macro greedy / avg@k) of the
+    base student and of the warm-up model."""
     by_split = problems(cfg)
     warm, rest = warmup.split(by_split["train"], cfg.train.warmup_sft_fraction, cfg.world_seed)
     if not warm:

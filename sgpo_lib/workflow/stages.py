@@ -1,15 +1,19 @@
 """The stages of a run: one function per numbered notebook, also behind `python -m sgpo_lib`.
 
-Each `stage(cfg, run_dir)` computes, writes its artefacts into `run_dir` and returns what the
-notebook displays. The notebooks hold no algorithm (architecture.md, "The flow of one run").
+Each stage function `(cfg, run_dir)` computes all that its notebook shows, writes its artefacts
+into `run_dir` and returns what the notebook displays; the notebook calls it once and otherwise
+only readers (`sgpo_lib.analysis`), and the command line calls the same function (`STAGES`,
+command -> function). The notebooks hold no algorithm (architecture.md, "The flow of one run").
 
     00 prepare        problems by split, base student(s), the premise table (toy world)
-    01 strategies     the strategy library and its rejection report
-    02 rollouts       paired rollouts of the base student: p_auto vs p_guided per problem
-    03 train          SGPO and the baselines (experiment.methods x experiment.seeds): main table
+    01 extract        the strategy library and its rejection report
+    02 rollouts       paired rollouts of the starting student (p_auto vs p_guided per problem) and
+                      where the distillation signal lands on a few guided ones (`signal.json`)
+    03 train_main     the SFT warm-up, SGPO and the baselines (experiment.methods x experiment.seeds):
+                      main table; the guidance weight before and after SGPO (`guidance_shift.csv`)
     04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds): ablation table
     05 scaling        methods over student sizes (experiment.scaling_sizes)
-    06 report         tables and figures; `render_report` writes report.html
+    06 report         reads only (`analysis.report`); the pipeline's `render_report` writes report.html
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
         fileio.write_jsonl(run_dir / "data" / f"{split}.jsonl", [p.to_dict() for p in ps])
     sizes = list(dict.fromkeys([cfg.student.size, *cfg.experiment.scaling_sizes])) if cfg.model.source == "toy" else [None]
     students = {size: str(assets.student_dir(cfg, size)) for size in sizes}
-    out = {"counts": {s: len(ps) for s, ps in by_split.items()}, "students": students}
+    out = {"counts": {s: len(ps) for s, ps in by_split.items()}, "students": students, "example": by_split["train"][0]}
     if cfg.data.source == "toy":
         held_out = by_split["test"] + by_split["ood"]
         tables = []
@@ -80,7 +84,7 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
         premise = pd.concat(tables, ignore_index=True)
         premise.to_csv(run_dir / "premise.csv", index=False)
         out["premise"] = premise
-    fileio.write_json(run_dir / "prepare.json", {k: v for k, v in out.items() if k != "premise"})
+    fileio.write_json(run_dir / "prepare.json", {k: out[k] for k in ("counts", "students")})
     return out
 
 
@@ -103,8 +107,7 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
 def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
     """Paired rollouts of one policy (`generator`, see `backends.PolicySampler`) on the first
     `per_source` training problems of each family / benchmark, with step-0 seeds."""
-    spec = SamplingSpec(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                        max_new_tokens=cfg.rollout.max_new_tokens)
+    spec = SamplingSpec.from_rollout(cfg.rollout)
     with _grader(cfg) as grader:
         return sample_paired(generator, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
                              cfg.rollout.n_autonomous, max(cfg.rollout.n_guided, 1), spec, cfg.seed, 0, grader, cfg.instruction)
@@ -178,6 +181,13 @@ def measure_signal(cfg, run_dir: Path, per_source: int = 2, final_dir: Path | No
     return out
 
 
+def rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16, signal_per_source: int = 2) -> dict:
+    """Notebook 02: the paired rollouts of the starting student on `per_source` problems per family
+    (`paired_rollouts`: `stats`) and the signal on `signal_per_source` guided ones per family
+    (`measure_signal`: `signal`, the rows of `signal.json`)."""
+    return {"stats": paired_rollouts(cfg, run_dir, per_source), "signal": measure_signal(cfg, run_dir, signal_per_source)}
+
+
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
     """Train one config (params + overrides) into `out_dir`; the unit of every sweep. A folder that
     holds a run of another config or other code is refused (`runs.check_folder`)."""
@@ -202,10 +212,13 @@ def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd
     return table
 
 
-def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
-    """The main table: every method of `experiment.methods` x `experiment.seeds` (`results.main_table`)."""
-    df = _sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"])
-    return results.main_table(df)
+def train_main(cfg: RunConfig, run_dir: Path) -> dict:
+    """Notebook 03: the SFT warm-up SGPO starts from (`assets.build_warmup`: `warmup`), every method
+    of `experiment.methods` x `experiment.seeds` trained under `main/` (`results.main_table`: `main`),
+    and the guidance weight before and after SGPO (`guidance_shift`)."""
+    warmup = assets.build_warmup(cfg)
+    table = results.main_table(_sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"]))
+    return {"warmup": warmup, "main": table, "guidance_shift": guidance_shift(cfg, run_dir)}
 
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
@@ -234,3 +247,7 @@ def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
                 if not (v["student.size"] == cfg.student.size and (v["train.method"], v["seed"]) in taken)]
     _sweep(cfg, run_dir, "scaling", variants)
     return results.scaling_table(results.scaling_runs(cfg, run_dir))
+
+
+STAGES = {"prepare": prepare, "extract": extract, "rollouts": rollouts, "main": train_main, "ablate": ablate,
+          "scaling": scaling}  # command of `python -m sgpo_lib` -> the stage function of its notebook

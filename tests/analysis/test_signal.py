@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from sgpo_lib.analysis import plots, kl_signal
+from sgpo_lib.analysis import kl_signal, plots
 
 
 def _probs_to_logits(rows):

@@ -38,6 +38,26 @@ def _write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
     return p
 
 
+def test_every_config_field_is_documented_in_base_yaml():
+    """Each field of every section dataclass is a key of base.yaml, so the comment above that key
+    (`test_every_key_has_a_comment`) is its documentation, written once."""
+    import dataclasses
+    import typing
+
+    from sgpo_lib.config.schema import read_yaml
+
+    def undocumented(cls, node, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            sub = node.get(f.name) if isinstance(node, dict) else None
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from undocumented(hints[f.name], sub, f"{prefix}{f.name}.")
+            elif not isinstance(node, dict) or f.name not in node:
+                yield prefix + f.name
+
+    assert list(undocumented(RunConfig, read_yaml(PARAMS_DIR / "base.yaml"), "")) == []
+
+
 def test_unknown_key_suggests_fix(tmp_path):
     p = _write(tmp_path, "distill:\n  cof: 0.5\n")
     with pytest.raises(ConfigError, match=r"p\.yaml.*unknown key 'distill.cof'.*did you mean 'distill.coef'"):
@@ -209,6 +229,21 @@ def test_deprecated_names_are_read_as_the_new_ones_with_a_warning(tmp_path, capl
                 "train.method=luffy"):
         assert new in said, new
     assert load_config(_write(tmp_path, "seed: 1\n"), {"distill.on": "all"}).distill.target == "all"
+    methods = load_config(_write(tmp_path, "experiment:\n  methods: [sgpo, hybrid]\n")).experiment.methods
+    assert methods == ("sgpo", "luffy")  # the old name inside a list too
+
+
+def test_methods_are_the_literal_of_train_method_and_each_count_check_names_its_key(tmp_path):
+    import typing
+
+    from sgpo_lib.config.experiment import METHODS
+    from sgpo_lib.config.run import TrainConfig
+
+    assert METHODS == typing.get_args(typing.get_type_hints(TrainConfig)["method"])
+    with pytest.raises(ConfigError, match="key 'rollout.n_guided': must be >= 0"):
+        load_config(_write(tmp_path, "rollout:\n  n_guided: -1\n"))
+    with pytest.raises(ConfigError, match="key 'rollout.n_autonomous': must be >= 0"):
+        load_config(_write(tmp_path, "rollout:\n  n_autonomous: -1\n"))
 
 
 def test_training_refuses_a_rollout_temperature_other_than_one(tmp_path):
@@ -254,15 +289,17 @@ def test_ablation_names_are_unique_and_overrides_are_checked_per_run(tmp_path):
 
 
 def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
-    """toy-demo: CONTRACT's main-table methods and §7's ablations (names and overrides as paper.py
-    has them), three seeds each (the ablations inherit the main table's)."""
+    """toy-demo: CONTRACT's main-table methods and §7's ablations (the names of paper.py's table, the
+    overrides written there once), three seeds each (the ablations inherit the main table's)."""
     from sgpo_lib.analysis import paper
     from sgpo_lib.config.experiment import ablation_seeds
     from sgpo_lib.config.schema import read_yaml
 
     e = read_yaml(PARAMS_DIR / "toy-demo.yaml")["experiment"]
     assert set(e["methods"]) == {"sft", "sft_grpo", "hpt", "luffy", "sgpo", "grpo"} and e["seeds"] == [0, 1, 2]
-    assert {n: o for entry in e["ablations"] for n, o in entry.items()} == paper.ABLATION_OVERRIDES
+    overrides = {n: o for entry in e["ablations"] for n, o in entry.items()}
+    assert list(overrides) == list(paper.ABLATIONS)
+    assert overrides["w/o proximal constraints"] == {"distill.kl_clip": None, "distill.target": "all_correct"}
     assert e["ablation_seeds"] is None  # inherited from base.yaml: the main table's seeds
     smoke = load_config(PARAMS_DIR / "toy-smoke.yaml").experiment
     assert len(smoke.seeds) == 1 and len(smoke.ablations) == 2 and ablation_seeds(smoke) == (0,)

@@ -5,9 +5,10 @@ import logging
 import pytest
 
 from bench import bench_env
+from sgpo_lib.config.toy_presets import toy_preset
 from sgpo_lib.core import machine
 from sgpo_lib.toy import pretrain as toy_pretrain
-from sgpo_lib.toy.config import PretrainConfig, StudentConfig, ToyWorldConfig, preset
+from sgpo_lib.toy.config import PretrainConfig, StudentConfig, ToyWorldConfig
 from sgpo_lib.toy.tokenizer import build_tokenizer
 
 
@@ -21,7 +22,7 @@ def test_cpu_facts_name_the_kernels_that_decide_speed():
 
 def test_pretraining_defaults_to_float32():
     assert PretrainConfig().bf16_autocast is False
-    assert all(p.bf16_autocast is False for _, _, p in (preset("smoke"), preset("demo")))
+    assert all(p.bf16_autocast is False for _, _, p in (toy_preset("smoke"), toy_preset("demo")))
 
 
 @pytest.mark.parametrize("native", [False, True])

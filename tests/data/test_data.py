@@ -9,10 +9,9 @@ from collections import Counter
 
 import pytest
 
-from sgpo_lib.data import benchmarks
-from sgpo_lib.data.benchmarks import (BENCHMARKS, REALCRITIC_FILES, load_benchmark, load_realcritic,
-                           load_training_set)
 from sgpo_lib.core.paths import shared_data_dir
+from sgpo_lib.data import benchmarks
+from sgpo_lib.data.benchmarks import BENCHMARKS, REALCRITIC_FILES, load_benchmark, load_realcritic, load_training_set
 
 REALCRITIC = shared_data_dir() / "realcritic"
 # rows and rows labelled correct, from ../shared/data/README.md
@@ -192,8 +191,8 @@ def test_luffy_openr1_46k_layout(tmp_path, monkeypatch):
 
 
 def test_local_files_map_a_name_to_a_file(tmp_path, monkeypatch):
-    from sgpo_lib.workflow import assets
     from sgpo_lib.config.run import ConfigError, DataConfig, ModelConfig, RunConfig
+    from sgpo_lib.workflow import assets
 
     _write_jsonl(tmp_path / "mine.jsonl", [_hub_row(BENCHMARKS["math"], i) for i in range(2)])
     _write_jsonl(tmp_path / "aime24.jsonl", [_hub_row(BENCHMARKS["aime24"], i) for i in range(3)])

@@ -5,19 +5,19 @@ adversarial inputs, safety, and agreement with real labelled responses
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-import re
 import time
 from collections import Counter
 
 import pytest
 
-from sgpo_lib.grading.grader import REASONS, Grade, Grader, extract_answer, grade, reason_counts
-from sgpo_lib.grading.check import as_number, check, half_unit
-from sgpo_lib.grading.pool import PACKAGE_ROOT
 from sgpo_lib.core.paths import shared_data_dir
 from sgpo_lib.core.records import Problem
+from sgpo_lib.grading.check import as_number, check, half_unit
+from sgpo_lib.grading.grader import REASONS, Grade, Grader, extract_answer, grade, reason_counts
+from sgpo_lib.grading.pool import PACKAGE_ROOT
 
 REALCRITIC = shared_data_dir() / "realcritic"
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from sgpo_lib.config.run import ConfigError, EvalConfig
-from sgpo_lib.method.evaluate import evaluate, paper_average, pass_at_k, summarize
 from sgpo_lib.core.records import Problem
+from sgpo_lib.method.evaluate import evaluate, paper_average, pass_at_k, summarize
 
 
 def _pass_at_k_by_enumeration(samples: list[int], k: int) -> float:
@@ -139,8 +139,8 @@ def test_step0_evaluation_is_cached_per_content_addressed_model_and_seed(tmp_pat
     settings, seed, problems) and read back equal; a model folder outside the cache is never cached."""
     import pandas as pd
 
-    from sgpo_lib.core.cache import cache_root
     from sgpo_lib.config.run import RunConfig
+    from sgpo_lib.core.cache import cache_root
     from sgpo_lib.method.evaluate import cached_table, start_eval_cache
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "out"))

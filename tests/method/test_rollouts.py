@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgpo_lib.model.generation import Completion, SamplingSpec, TransformersGenerator, sample_seeds
 from sgpo_lib.core.records import Problem, Rollout, Strategy
-from sgpo_lib.method.rollouts import STATS_COLUMNS, load_rollouts, prompt_seed, sample_paired, save_rollouts
 from sgpo_lib.core.seeding import derive_seed
+from sgpo_lib.method.rollouts import STATS_COLUMNS, load_rollouts, prompt_seed, sample_paired, save_rollouts
+from sgpo_lib.model.generation import Completion, SamplingSpec, TransformersGenerator, sample_seeds
 
 PROBLEMS = [Problem(f"toy/p{i}", f"What is {i} + 40?", str(i + 40), "toy/add", "train") for i in range(3)]
 STRATEGY = Strategy("s1", "addition", "Add tens first: split into tens and units.", ("Add tens.", "Add units."))
@@ -105,7 +105,7 @@ def test_stats_p_auto_p_guided(run):
     assert list(stats.columns) == STATS_COLUMNS
     assert stats["p_auto"].tolist() == [0.5, 0.5, 0.5]
     assert stats["p_guided"].tolist()[:2] == [pytest.approx(2 / 3)] * 2 and math.isnan(stats["p_guided"][2])
-    assert stats["n_auto"].tolist() == [2, 2, 2] and stats["n_guided"].tolist() == [3, 3, 0]
+    assert stats["n_auto_graded"].tolist() == [2, 2, 2] and stats["n_guided_graded"].tolist() == [3, 3, 0]
     assert stats["source"].tolist() == ["toy/add"] * 3
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from sgpo_lib.core.seeding import derive_seed
 from sgpo_lib.model.generation import (
     Completion,
     Generator,
@@ -17,7 +18,6 @@ from sgpo_lib.model.generation import (
     sample_next,
     sample_seeds,
 )
-from sgpo_lib.core.seeding import derive_seed
 
 QUESTIONS = ["What is 2+2?", "hi", "Compute 12 times 7 modulo 5, step by step please."]
 

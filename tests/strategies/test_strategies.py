@@ -10,8 +10,14 @@ from collections import Counter
 import pytest
 
 from sgpo_lib.core.records import Problem, Strategy
-from sgpo_lib.strategies.library import (Rejection, StrategyLibrary, extraction_messages, make_limits, parse_strategy,
-                                 repair_json)
+from sgpo_lib.strategies.library import (
+    Rejection,
+    StrategyLibrary,
+    extraction_messages,
+    make_limits,
+    parse_strategy,
+    repair_json,
+)
 from sgpo_lib.strategies.select import extract_strategies
 
 PROBLEM = Problem(id="p1", problem="What is the remainder when 1234 * 5678 is divided by 97?", answer="41",

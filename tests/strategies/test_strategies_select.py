@@ -15,15 +15,15 @@ from collections import Counter
 import pytest
 from fake_openai import FakeOpenAIServer
 
-from sgpo_lib.workflow import assets
 from sgpo_lib.config.run import RunConfig, StrategyConfig, load_config
-from sgpo_lib.strategies.openai_client import RequestFailed
-from sgpo_lib.data.prompts import guided_messages
 from sgpo_lib.core.records import Problem, Strategy
+from sgpo_lib.data.prompts import guided_messages
 from sgpo_lib.strategies.library import StrategyLibrary, extraction_messages
+from sgpo_lib.strategies.openai_client import RequestFailed
 from sgpo_lib.strategies.select import extract_strategies, parse_ranking, rank_messages
 from sgpo_lib.toy.extractor import OfflineExtractor, rank_answer
 from sgpo_lib.toy.wording import make_strategy
+from sgpo_lib.workflow import assets
 
 PROBLEM = Problem(id="p", problem="Add 13 and 29.", answer="42", source="s", split="train",
                   strong_response="13 + 29 = 42, so \\boxed{42}.")
@@ -182,8 +182,8 @@ def _sha(obj) -> str:
 
 
 def test_toy_guided_prompts_and_single_shot_library_are_v1_byte_for_byte():
-    from sgpo_lib.workflow.extractor import extractor, limits_of, selection_of
     from sgpo_lib.toy.world import generate_world
+    from sgpo_lib.workflow.extractor import extractor, limits_of, selection_of
 
     cfg = load_config("params/toy-smoke.yaml", {"strategy.n_candidates": 1, "strategy.select": "first"})
     train = generate_world(cfg.world, cfg.world_seed)["train"]

@@ -10,11 +10,11 @@ from collections import Counter
 import pytest
 from fake_openai import FakeOpenAIServer
 
-from sgpo_lib.workflow import assets
 from sgpo_lib.config.run import RunConfig, StrategyConfig
-from sgpo_lib.strategies.openai_client import OpenAIClient, RequestFailed
 from sgpo_lib.core.records import Problem
+from sgpo_lib.strategies.openai_client import OpenAIClient, RequestFailed
 from sgpo_lib.strategies.yield_check import ExtractionError, check_yield
+from sgpo_lib.workflow import assets
 
 GOOD = json.dumps({"problem_type": "sum", "strategy": "Add the parts term by term.",
                    "steps": ["List the terms.", "Add them in order.", "Check the total."]})

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from sgpo_lib.config.toy_presets import toy_preset
 from sgpo_lib.toy import (
     PretrainConfig,
     StudentConfig,
@@ -17,7 +18,6 @@ from sgpo_lib.toy import (
     generate_world,
     premise_table,
     prepare_student,
-    preset,
 )
 from sgpo_lib.toy import students as students_mod
 from sgpo_lib.toy.pretrain import build_model, pretrain
@@ -122,7 +122,7 @@ def test_premise_table_has_one_row_per_split_and_family(student_dir):
 @pytest.mark.slow
 def test_demo_student_satisfies_the_premise():
     """guided greedy accuracy >= unguided + 0.2 on held-out test problems, unguided > 0."""
-    world_cfg, student_cfg, pretrain_cfg = preset("demo")
+    world_cfg, student_cfg, pretrain_cfg = toy_preset("demo")
     world = generate_world(world_cfg, 0)
     folder = prepare_student(world_cfg, student_cfg, pretrain_cfg, seed=0)
     table = premise_table(folder, world["test"], family_strategies(world_cfg.families), instruction=world_cfg.instruction)

@@ -8,14 +8,10 @@ import re
 
 import pytest
 
+from sgpo_lib.config.toy_presets import toy_preset
 from sgpo_lib.core.records import Problem, Strategy
-from sgpo_lib.toy import (
-    OfflineExtractor,
-    ToyWorldConfig,
-    family_strategies,
-    generate_world,
-)
-from sgpo_lib.toy.config import PretrainConfig, StudentConfig, preset
+from sgpo_lib.toy import OfflineExtractor, ToyWorldConfig, family_strategies, generate_world
+from sgpo_lib.toy.config import PretrainConfig, StudentConfig
 from sgpo_lib.toy.extractor import REFUSAL
 from sgpo_lib.toy.families import FAMILIES, drill, get_family
 from sgpo_lib.toy.wording import WORDINGS
@@ -188,7 +184,7 @@ def test_config_validation_names_the_problem():
     with pytest.raises(ValueError, match="guided_fraction"):
         PretrainConfig(guided_fraction=-0.1)
     with pytest.raises(KeyError, match="unknown toy preset"):
-        preset("large")
+        toy_preset("large")
 
 
 def test_tokenizer_reloads_identically_as_a_qwen2_folder(tmp_path):

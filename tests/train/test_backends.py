@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from sgpo_lib.train import backends
-from sgpo_lib.workflow import assets
-from sgpo_lib.core import fileio
-from sgpo_lib.model import policy
-from sgpo_lib.workflow import stages
 from sgpo_lib.config.run import RolloutConfig, RunConfig
-from sgpo_lib.model.generation import Completion
-from sgpo_lib.core.records import Problem, Strategy
+from sgpo_lib.core import fileio
+from sgpo_lib.core.records import Problem, Strategy, TrainData
 from sgpo_lib.core.run_folder import write_status
-from sgpo_lib.core.records import TrainData
+from sgpo_lib.model import policy
+from sgpo_lib.model.generation import Completion
+from sgpo_lib.train import backends
+from sgpo_lib.workflow import assets, stages
 
 PROBLEMS = [Problem(id=f"t/{i}", problem=f"What is {i} + {i}?", answer=str(2 * i), source="t", split="train",
                     answer_kind="exact") for i in range(2)]

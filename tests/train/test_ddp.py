@@ -2,17 +2,16 @@
 trains on its share of the problems, and the run reaches the weights of a one-process run on
 the whole batch. (`accelerate launch --cpu` starts one process, whatever `--num_processes` says.)"""
 
-import os
 import importlib.util
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
+from trainer_fixtures import SCRIPT, TESTS_DIR, params_file
 
 from sgpo_lib.core import fileio
-
-from trainer_fixtures import SCRIPT, TESTS_DIR, params_file
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="needs the accelerate launcher")]

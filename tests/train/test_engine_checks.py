@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from sgpo_lib.method import losses
 from sgpo_lib.config.run import ConfigError, TrainConfig, config_to_yaml, load_config
-from sgpo_lib.train.engine_checks import gap_metrics, group_stats
-from sgpo_lib.model.policy import pack, token_logprobs
 from sgpo_lib.core.records import Problem, Rollout
+from sgpo_lib.method import losses
 from sgpo_lib.method.step import Seq, policy_loss
+from sgpo_lib.model.policy import pack, token_logprobs
+from sgpo_lib.train.engine_checks import gap_metrics, group_stats
 
 
 def test_gap_metrics_by_hand():

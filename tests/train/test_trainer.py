@@ -4,13 +4,14 @@ metrics are logged, a NaN step is skipped, and a SIGKILLed run resumes to the sa
 
 import pytest
 import torch
+from trainer_fixtures import ParityGrader, make_data, params_file
 
-from sgpo_lib.core import fileio
 from sgpo_lib.config.run import load_config
+from sgpo_lib.core import fileio
 from sgpo_lib.core.records import Problem
 from sgpo_lib.data.batches import batch_for_step
 from sgpo_lib.train.trainer import Trainer
-from trainer_fixtures import ParityGrader, make_data, params_file
+
 
 @pytest.mark.parametrize("method", ["sgpo", "grpo", "sft", "luffy", "hpt", "sft_grpo"])
 def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
@@ -37,7 +38,7 @@ def test_every_method_trains_lora_only(tmp_path, tiny_model_dir, method):
 
 
 def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_model_dir):
-    """select_one: at most one distilled rollout per problem; alpha.jsonl, alpha_mean, entropy, kl_clip_frac."""
+    """select_one: at most one distilled rollout per problem; alpha.jsonl, alpha_mean, entropy, distill/kl_clip_frac."""
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one", "distill.weighting": "pass_gap"})
     Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader()).run()
     rows = fileio.read_jsonl(tmp_path / "run" / "metrics.jsonl")[1:]
@@ -48,14 +49,14 @@ def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_
     for r in rows:
         assert r["alpha_mean"] == pytest.approx(sum(a["alpha"] for a in alpha if a["step"] == r["step"]) / 2)
         assert r["entropy"] > 0
-    assert any("kl_clip_frac" in r and 0 <= r["kl_clip_frac"] <= 1 for r in rows)
+    assert any("distill/kl_clip_frac" in r and 0 <= r["distill/kl_clip_frac"] <= 1 for r in rows)
 
 
 def test_select_one_keeps_the_likeliest_correct_target_and_scores_only_real_choices(tmp_path, tiny_model_dir, monkeypatch):
     """Problem a: three correct candidates, the one most likely under the unguided prompt is kept
     (checked against an independent forward); b: one candidate, kept without a scoring pass."""
-    from sgpo_lib.train import trainer as trainer_module
     from sgpo_lib.method.step import Seq
+    from sgpo_lib.train import trainer as trainer_module
 
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one"})
     trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())

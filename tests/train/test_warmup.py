@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgpo_lib.workflow import assets
-from sgpo_lib.core import fileio
-from sgpo_lib.train import warmup
 from sgpo_lib.config.run import ConfigError, load_config
+from sgpo_lib.core import fileio
 from sgpo_lib.core.records import Problem
+from sgpo_lib.train import warmup
+from sgpo_lib.workflow import assets
 
 TINY = """
 output: {{root: "{root}"}}
@@ -69,7 +69,7 @@ def test_fraction_zero_is_todays_model_dir_and_problems(tmp_path, monkeypatch):
     for method in ("sgpo", "grpo", "sft"):
         data = assets.train_data(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0, "train.method": method}))
         assert data.model_dir == tmp_path / "base-student" and data.train == everything
-    assert assets.warmup_summary(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0}))["warm-up"].startswith("off")
+    assert assets.build_warmup(_cfg(tmp_path, **{"train.warmup_sft_fraction": 0}))["warm-up"].startswith("off")
     grpo = assets.train_data(_cfg(tmp_path, **{"train.method": "grpo"}))  # warm-up on: grpo starts from the base
     sft = assets.train_data(_cfg(tmp_path, **{"train.method": "sft"}))
     assert grpo.model_dir == tmp_path / "base-student" and len(grpo.train) == len(sft.train) == len(everything) // 2
@@ -114,10 +114,10 @@ def test_tiny_warmup_end_to_end(tmp_path, monkeypatch):
     merge = warmup._merge
     monkeypatch.setattr(warmup, "_merge", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt("killed")))
     with pytest.raises(KeyboardInterrupt):  # killed after training, before the model was in place
-        assets.warmup_summary(cfg)
+        assets.build_warmup(cfg)
     monkeypatch.setattr(warmup, "_merge", merge)
     monkeypatch.setattr(Trainer, "train_step", lambda *a: pytest.fail("the finished SFT run must resume, not retrain"))
-    row = assets.warmup_summary(cfg)
+    row = assets.build_warmup(cfg)
     monkeypatch.undo()
     assert (row["warm-up problems"], row["RL problems"], row["steps"], row["cache"]) == (8, 8, 4, "built now")
     model = assets.train_data(cfg).model_dir
@@ -131,7 +131,7 @@ def test_tiny_warmup_end_to_end(tmp_path, monkeypatch):
     assert not torch.allclose(_logits(model, ids), _logits(base, ids), atol=1e-3)  # SFT moved the weights
 
     monkeypatch.setattr(warmup, "_build", lambda *a: pytest.fail("a cache hit must not train"))
-    assert assets.warmup_summary(cfg)["cache"] == "hit" and assets.train_data(cfg).model_dir == model
+    assert assets.build_warmup(cfg)["cache"] == "hit" and assets.train_data(cfg).model_dir == model
     (model / "model.safetensors").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match=r"model\.safetensors: cannot be read"):
         assets.train_data(cfg)

@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from sgpo_lib.core import fileio
-from sgpo_lib.workflow import pipeline
 from sgpo_lib.__main__ import COMMANDS, main
-from sgpo_lib.core.run_folder import read_status
-from sgpo_lib.core.run_folder import write_status
+from sgpo_lib.core import fileio
+from sgpo_lib.core.run_folder import read_status, write_status
+from sgpo_lib.workflow import pipeline
 
 
 @pytest.fixture

@@ -42,11 +42,11 @@ def _servers_alive(marker: str) -> list[str]:
 
 @pytest.mark.timeout(2400)  # 184 s on a quiet 2-core machine, 454 s at load 6; the project default is 900 s
 def test_real_cpu_params_run_every_notebook(tmp_path, monkeypatch):
-    from sgpo_lib.train import backends
-    from sgpo_lib.core import fileio
-    from sgpo_lib.config.run import load_config
-    from sgpo_lib.workflow.pipeline import run_pipeline
     from sgpo_lib.analysis.report import tables
+    from sgpo_lib.config.run import load_config
+    from sgpo_lib.core import fileio
+    from sgpo_lib.train import backends
+    from sgpo_lib.workflow.pipeline import run_pipeline
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "outputs"))  # nothing lands in the repository's outputs/
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")

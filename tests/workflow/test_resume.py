@@ -12,11 +12,10 @@ import time
 
 import pytest
 import torch
+from trainer_fixtures import PARAMS, ParityGrader, make_data, run_script  # noqa: E402
 
 from sgpo_lib.core import fileio
 from sgpo_lib.core.run_folder import Progress, read_status
-
-from trainer_fixtures import PARAMS, ParityGrader, run_script, make_data  # noqa: E402
 
 STEPS = 5
 
@@ -106,8 +105,8 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
 
 
 def test_completion_tables_are_written_per_step(tmp_path, tiny_model_dir):
-    from sgpo_lib.config.run import load_config
     from sgpo_lib.analysis.report import sgpo_completions
+    from sgpo_lib.config.run import load_config
     from sgpo_lib.train.trainer import train
 
     cfg = load_config(_params(tmp_path, tiny_model_dir), {"train.steps": 2})
@@ -164,8 +163,8 @@ def test_tracking_sinks_are_chosen_by_params_and_imported_lazily(tmp_path, monke
 def test_tensorboard_is_the_default_and_its_event_files_read_back(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from sgpo_lib.core import tracking
     from sgpo_lib.config.run import RunConfig
+    from sgpo_lib.core import tracking
 
     assert RunConfig().output.report_to == "tensorboard"
     sink = tracking.make_sink("tensorboard", tmp_path, {})
@@ -199,9 +198,8 @@ def test_progress_lines_give_step_total_and_eta(caplog, monkeypatch):
 
 
 def test_report_sections_without_data_say_so():
-    from IPython.display import Markdown
-
     import pandas as pd
+    from IPython.display import Markdown
 
     from sgpo_lib.analysis.report import Shown, show
 

@@ -16,8 +16,8 @@ import pytest
 from sgpo_lib.core import locks
 from sgpo_lib.core.locks import RunLockedError, run_lock
 from sgpo_lib.core.paths import REPO_ROOT, safe_name
-from sgpo_lib.workflow.runs import start_run
 from sgpo_lib.core.run_folder import read_status, write_status
+from sgpo_lib.workflow.runs import start_run
 from sgpo_lib.workflow.sweep import run_name, run_sweep
 
 
@@ -60,9 +60,9 @@ def test_sgpo_outputs_moves_run_folders_and_the_cache(tmp_path, monkeypatch):
 
 
 def test_a_custom_output_root_holds_the_cache_too(tmp_path, monkeypatch):
+    from sgpo_lib.config.run import load_config
     from sgpo_lib.core.cache import cache_dir
     from sgpo_lib.workflow import assets
-    from sgpo_lib.config.run import load_config
 
     monkeypatch.delenv("SGPO_OUTPUTS", raising=False)
     p = tmp_path / "exp.yaml"
@@ -359,8 +359,8 @@ def test_only_rank_zero_of_a_distributed_launch_takes_the_lock(tmp_path, monkeyp
 
 
 def _finished_run(folder, params, overrides):
-    from sgpo_lib.core import fileio
     from sgpo_lib.config.run import config_to_yaml, load_config
+    from sgpo_lib.core import fileio
 
     fileio.write_text(folder / "config.yaml", config_to_yaml(load_config(params, overrides)))
     fileio.write_json(folder / "results.json", {"method": "sft"})
@@ -379,8 +379,8 @@ def test_train_out_dir_refuses_another_runs_folder_naming_the_differing_keys(par
 
 
 def test_train_and_sweep_refuse_the_outputs_root_and_a_pipelines_folder(params, tmp_path):
-    from sgpo_lib.core import fileio
     from sgpo_lib.__main__ import main
+    from sgpo_lib.core import fileio
 
     for argv in (["train", "--out-dir", str(tmp_path / "out")], ["sweep", "--out", str(tmp_path / "out") + "/",
                                                                  "--grid", "seed=0"]):
@@ -393,9 +393,9 @@ def test_train_and_sweep_refuse_the_outputs_root_and_a_pipelines_folder(params, 
 
 def test_a_failed_or_locked_training_run_is_listed_as_missing(params, tmp_path, monkeypatch):
     from sgpo_lib.analysis import results
-    from sgpo_lib.workflow import stages
     from sgpo_lib.config.run import load_config
     from sgpo_lib.core.locks import LOCK_FILE, identity, process_start
+    from sgpo_lib.workflow import stages
 
     cfg = load_config(params, {"experiment.methods": ["sft", "grpo"]})
     run_dir = tmp_path / "out" / "r"
@@ -420,9 +420,9 @@ def test_a_failed_or_locked_training_run_is_listed_as_missing(params, tmp_path, 
 def test_a_missing_training_run_makes_the_pipeline_partial_and_exit_non_zero(params, tmp_path, monkeypatch, capsys):
     import papermill
 
+    from sgpo_lib.__main__ import main
     from sgpo_lib.core import fileio
     from sgpo_lib.workflow import pipeline
-    from sgpo_lib.__main__ import main
 
     def execute_notebook(src, dst, parameters, **kw):
         if "03_" in src:
@@ -469,8 +469,8 @@ def test_reports_results_and_figures_are_readable_by_everyone(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sgpo_lib.core import fileio
     from sgpo_lib.analysis import plots
+    from sgpo_lib.core import fileio
 
     old = os.umask(0o022)
     try:

@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from sgpo_lib.core import fileio
-from sgpo_lib.workflow.runs import make_run_id, start_run
 from sgpo_lib.core.run_folder import MetricsLogger, read_status, rewind_logs, status_guard
+from sgpo_lib.workflow.runs import make_run_id, start_run
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ import logging
 
 import pytest
 
-from sgpo_lib.core import fileio
 from sgpo_lib.analysis import results
-from sgpo_lib.config.run import config_to_yaml, load_config
-from sgpo_lib.core.run_folder import write_status
 from sgpo_lib.analysis.results import collect
-from sgpo_lib.workflow.sweep import grid, run_name, run_sweep
+from sgpo_lib.config.run import config_to_yaml, load_config
 from sgpo_lib.config.yaml12 import parse_assignment
+from sgpo_lib.core import fileio
+from sgpo_lib.core.run_folder import write_status
+from sgpo_lib.workflow.sweep import grid, run_name, run_sweep
 
 
 def fake_train(calls):
