@@ -13,13 +13,21 @@ become LaTeX), and then takes, in this order:
    phrase: the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with, else its sentence
    up to a clause that explains it (", which ...", " since ...", " because ...");
 4. the answer the final sentence states, as a person reads it (that sentence: the one holding
-   the text's last digit): several assignments `x = -1, y = 4` give their values as a list;
-   else the quantity right after the sentence's first clause's last "is" / "are" / "=" /
-   `\\approx` ("there are 60 ways to seat the 5 guests" -> 60); else the last quantity, unless
-   it is a number given in the problem and another plain number of the sentence is not ("she
-   needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment is the
+   the text's last digit; a full stop inside the math, `$x = 1.$ Then`, ends a sentence too),
+   read from its concluding clause: after its last "so" / "thus" / "therefore" / "hence" /
+   "which means" / "for a total of" that a digit follows ("we try $p = 3$, so the least sum is
+   $11$" -> 11), else after a leading "Since ..., " / "If ..., " clause: several assignments
+   `x = -1, y = 4` give their values as a list; else the quantity right after the clause's
+   first part's last "is" / "are" / "=" / `\\approx` ("there are 60 ways to seat the 5
+   guests" -> 60); else the last quantity, unless it is a plain number given in the problem,
+   not the right-hand side of an equation, and another plain number of the sentence is not
+   ("she needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment is the
    segment's right-hand side after its last `=`; a plain one is a whole expression such as
    `-2\\sqrt{3}/3` or `8\\pi/5` (never a lone denominator).
+
+A stated answer (rules 3 and 4) loses the punctuation that ends its sentence or clause inside
+the math (`$-3,$`) and the frame of a displayed equation around its last line
+(`\\end{aligned}`, a trailing `\\\\`, `&`): `strip_wrappers`.
 
 Every step is linear in the tail's length: the braces and math delimiters are read in one
 regex pass with a stack, and the other regexes have no nested quantifiers.
@@ -45,10 +53,13 @@ _PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: 
                         r"[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")
 # a clause explaining the answer before it: cut there
 _EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
-_SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
+_SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
 _BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
 _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|$)")
+_CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b)|thus|therefore|hence|which means"
+                            r"|which gives|this gives|giving|for a total of|in total)\b")
+_SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b[^,;]*,")
 _DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
@@ -57,6 +68,9 @@ _EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _LAST_EQ_RE = re.compile(r"^.*(?:=|\\approx)", re.S)
+# the frame of a displayed equation around its last line: `\begin{aligned}`, `\end{align*}`, `\\`, `&`
+_ALIGNMENT_RE = re.compile(r"\\(?:begin|end)\{(?:align|aligned|gather|gathered|eqnarray|split|equation|multline)\*?\}"
+                           r"|\\\\\s*$|^\s*&|&\s*$")
 
 
 def clean_text(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> str:
@@ -119,14 +133,17 @@ def _final_boxes(text: str, boxes: list[tuple[int, int]]) -> list[str]:
 
 
 def strip_wrappers(s: str) -> str:
-    """Strip markdown bold, math delimiters and a final full stop around a one-line answer.
+    """Strip markdown bold, math delimiters, the frame of a displayed equation and the
+    punctuation that ends a sentence or a clause around a one-line answer.
 
     >>> strip_wrappers("**$\\\\frac{3}{4}$**.")
     '\\\\frac{3}{4}'
+    >>> strip_wrappers("-1,"), strip_wrappers("x &= 4.25 \\\\\\\\\\n\\\\end{aligned}")
+    ('-1', 'x &= 4.25')
     """
-    s = s.strip().rstrip(".").strip().strip("*").strip()
+    s = _ALIGNMENT_RE.sub("", s.strip()).strip().rstrip(".,;:").strip().strip("*").strip()
     s = re.sub(r"^(\$+|\\\(|\\\[)|(\$+|\\\)|\\\])$", "", s).strip()
-    return s.rstrip(".").strip()
+    return _ALIGNMENT_RE.sub("", s).strip().rstrip(".,;:").strip()
 
 
 def _after_phrase(text: str, start: int, maths: list[tuple[int, int]]) -> str:
@@ -142,19 +159,21 @@ def _after_phrase(text: str, start: int, maths: list[tuple[int, int]]) -> str:
     return sentence[:cut.start()] if cut and any(c.isdigit() or c.isalpha() for c in sentence[:cut.start()]) else sentence
 
 
-def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str]:
-    """(start, answer) of one quantity: its math segment's right-hand side after its last `=`,
-    else the whole plain expression, unmatched outer brackets trimmed."""
+def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str, bool]:
+    """(start, answer, is the right-hand side of an equation) of one quantity: its math
+    segment's right-hand side after its last `=`, else the whole plain expression, unmatched
+    outer brackets trimmed."""
     for s, e in maths:
         if s <= m.start() and m.end() <= e:
-            return s, _LAST_EQ_RE.sub("", text[s:e]).strip()
+            rhs = _LAST_EQ_RE.sub("", text[s:e])
+            return s, strip_wrappers(rhs), len(rhs) < e - s
     expr = m.group().strip(".").strip()
     for left, right in ("()", "{}"):
         while expr.endswith(right) and expr.count(right) > expr.count(left):
             expr = expr[:-1]
         while expr.startswith(left) and expr.count(left) > expr.count(right):
             expr = expr[1:]
-    return m.start(), expr.replace(",", "") if _THOUSANDS_RE.match(expr) else expr
+    return m.start(), expr.replace(",", "") if _THOUSANDS_RE.match(expr) else expr, False
 
 
 def _assignments(sentence: str) -> list[str]:
@@ -189,20 +208,41 @@ def _final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str
     begin = ends[-1] if ends else max(0, last.start() - 2000)
     end_m = _SENTENCE_END_RE.search(text, last.end())
     sentence = text[begin:end_m.start() if end_m else len(text)]
+    skip = _main_clause(sentence)
+    begin, sentence = begin + skip, sentence[skip:]
     listed = _assignments(sentence)
     if listed:
         return listed
-    quantities = dict(_quantity(text, m, maths) for m in exprs if m.start() >= begin)
-    quantities = {k: v for k, v in quantities.items() if v}
+    found = [_quantity(text, m, maths) for m in exprs if m.start() >= begin]
+    quantities = {start: value for start, value, _ in found if value}
+    equations = {start for start, _, equation in found if equation}
     if not quantities:
         return None
     stated = _after_copula(sentence, quantities, begin)
     if stated:
         return [stated]
+    return [_not_given(quantities, equations, problem)]
+
+
+def _main_clause(sentence: str) -> int:
+    """Where the clause that states the answer begins: after the last conclusion word ("so",
+    "thus", "hence", "which means", "for a total of" ...) that a digit follows; else after a
+    leading subordinate clause ("Since ..., ", "If ..., "); else 0."""
+    last_digit = max(sentence.rfind(d) for d in "0123456789")
+    marks = [m.end() for m in _CONCLUSION_RE.finditer(sentence) if m.end() <= last_digit]
+    if marks:
+        return marks[-1]
+    lead = _SUBORDINATE_RE.match(sentence)
+    return lead.end() if lead and lead.end() <= last_digit else 0
+
+
+def _not_given(quantities: dict[int, str], equations: set[int], problem: str) -> str:
+    """The last quantity, unless it is a plain number given in the problem, not the right-hand
+    side of an equation, and another plain number of the sentence is not given."""
+    last_start, last = max(quantities.items())
     given = set(_NUMBER_RE.findall(problem.replace(",", "")))
-    numbers = [v for v in quantities.values() if _NUMBER_RE.fullmatch(v)]
-    fresh = [v for v in numbers if v not in given]
-    return [fresh[-1] if numbers and numbers[-1] in given and fresh else list(quantities.values())[-1]]
+    fresh = [v for v in quantities.values() if _NUMBER_RE.fullmatch(v) and v not in given]
+    return fresh[-1] if last in given and last_start not in equations and fresh else last
 
 
 def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "") -> tuple[str | None, str]:

@@ -1,0 +1,61 @@
+"""Unboxed answers as a worked solution states them (`sgpo_lib.grading.extract`, rule 4 and the
+tidying of a stated answer), on hand-made sentences: punctuation and equation frames inside the
+math, the clause that concludes, and the right-hand side of an equation that is also a given."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgpo_lib.grading.extract import extract_answer, strip_wrappers
+from sgpo_lib.grading.worker import grade_item
+
+
+def _graded(text: str, gold: str, problem: str = "") -> tuple[str, str]:
+    result = grade_item({"text": text, "gold": gold, "problem": problem}, 8192)
+    return result["reason"], result["pred"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("-3,", "-3"), ("\\frac{2}{5};", "\\frac{2}{5}"), ("y = 12:", "y = 12"), ("7.", "7"),
+    ("& = 0.52 \\\\\n\\end{aligned}", "= 0.52"), ("\\begin{gathered}\nq=8\n\\end{gathered}", "q=8"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+])
+def test_a_stated_answer_loses_its_punctuation_and_equation_frame(raw, expected):
+    assert strip_wrappers(raw) == expected
+
+
+@pytest.mark.parametrize("text, gold", [
+    ("Comparing both sides, the largest root is $-3,$ as claimed before.", "-3"),
+    ("Then the slope is $\\frac{2}{5};$ the intercept follows.", "\\frac{2}{5}"),
+    ("Putting it together:\n\\[\n\\begin{aligned}\nv &= 3.1 \\times 4 \\\\\n&= 12.4 \\\\\n\\end{aligned}\n\\]", "12.4"),
+    ("Hence\n$$\n\\begin{gathered}\nt=\\frac{9}{4}\n\\end{gathered}\n$$", "\\frac{9}{4}"),
+])
+def test_answers_in_punctuated_math_and_displayed_equations(text, gold):
+    assert _graded(text, gold)[0] == "correct"
+
+
+@pytest.mark.parametrize("text, gold", [
+    # the conclusion word marks the clause that states the answer
+    ("We try $p = 3$ and $q = 5,$ so the least sum is $11.$", "11"),
+    ("There are 9 ways to pick the chair and 8 for the deputy, for a total of $9 \\cdot 8 = 72$ ways.", "72"),
+    ("There are 4 red cards among 20, which means the chance is $\\frac{4}{20} = \\frac{1}{5}$.", "\\frac{1}{5}"),
+    ("The two roots are $r = 2$ and $s = 7,$ thus $r + s = 9.$", "9"),
+    ("Because the ladder is 13 feet long, the top reaches $\\sqrt{13^2 - 5^2} = 12$ feet up.", "12"),
+    # a full stop inside the math ends the sentence before the next one
+    ("The chord has length $6.$ Its distance from the centre is $4.$", "4"),
+    # "so that" explains and does not conclude
+    ("The width must be 6 so that the 3 rows fit.", "6"),
+])
+def test_the_concluding_clause_states_the_answer(text, gold):
+    assert _graded(text, gold)[0] == "correct"
+
+
+def test_the_right_hand_side_of_an_equation_is_stated_even_when_given():
+    problem = "Points $x < y$ in $(0, 1)$ satisfy $x(1 - x) = y(1 - y)$. Find $x + y$."
+    assert _graded("Factoring, $(x - y)(x + y - 1) = 0.$  As $x < y,$ we have $x + y = 1.$", "1", problem) == ("correct", "1")
+    # a given number in plain text still yields to a fresh one (unchanged)
+    assert _graded("So she needs 7 more bags to hold all 42 apples.", "7", "She picks 42 apples.")[0] == "correct"
+
+
+def test_a_lone_final_number_is_still_read():
+    assert extract_answer("Adding up, the total is $-120.$") == ("-120", "last_expression")
