@@ -21,13 +21,16 @@ become LaTeX), and then takes, in this order:
    first part's last "is" / "are" / "=" / `\\approx` ("there are 60 ways to seat the 5
    guests" -> 60); else the last quantity, unless it is a plain number given in the problem,
    not the right-hand side of an equation, and another plain number of the sentence is not
-   ("she needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment is the
-   segment's right-hand side after its last `=`; a plain one is a whole expression such as
-   `-2\\sqrt{3}/3` or `8\\pi/5` (never a lone denominator).
+   ("she needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment (`$..$`,
+   `\\[..\\]`, or a bare `\\begin{align*}` / `equation` / `gather` environment) is the segment's
+   right-hand side after its last `=` / `\\approx` / `\\equiv`, or the number on the left of a
+   lone variable there (`18 &= x`); a plain one is a whole expression such as `-2\\sqrt{3}/3`
+   or `8\\pi/5` (never a lone denominator). A modulus (`\\pmod{9}`, "modulo 11") is never
+   the quantity.
 
 A stated answer (rules 3 and 4) loses the punctuation that ends its sentence or clause inside
 the math (`$-3,$`) and the frame of a displayed equation around its last line
-(`\\end{aligned}`, a trailing `\\\\`, `&`): `strip_wrappers`.
+(`\\end{aligned}`, a trailing `\\\\`, `&`, a note column `& \\text{add 3}`): `strip_wrappers`.
 
 Every step is linear in the tail's length: the braces and math delimiters are read in one
 regex pass with a stack, and the other regexes have no nested quantifiers.
@@ -46,7 +49,8 @@ _UNICODE_LATEX = {"−": "-", "π": "\\pi", "≤": "\\le", "≥": "\\ge", "≠":
                   "÷": "\\div", "⁄": "/", "°": "^\\circ", "±": "\\pm"}
 _UNICODE_RE = re.compile("(" + "|".join(map(re.escape, _UNICODE_LATEX)) + ")([A-Za-z]?)")
 # one token per match: a box opening, a math delimiter, an escaped character, a brace
-_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\$\$?|\\[()\[\]]|\\.|[{}]", re.S)
+_DISPLAY = r"\\(?:begin|end)\{(?:align|equation|gather|multline|eqnarray)\*?\}"  # a displayed equation without `$$`
+_TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\$\$?|\\[()\[\]]|" + _DISPLAY + r"|\\.|[{}]", re.S)
 _CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
 _HASH_RE = re.compile(r"####[ \t]*([^\n]+)")
 _PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice))"
@@ -67,10 +71,16 @@ _EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?
                       r"|[0-9{}^/.()*%+\-])+")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_LAST_EQ_RE = re.compile(r"^.*(?:=|\\approx)", re.S)
+_RELATION_RE = re.compile(r"=|\\approx(?![A-Za-z])|\\equiv(?![A-Za-z])")
+_LINE_BREAK_RE = re.compile(r"\\\\|\n|\\(?:Rightarrow|Longrightarrow|implies|iff|q?quad)(?![A-Za-z])")
+_LONE_VARIABLE_RE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
+# a modulus after the value: `\pmod{13}`, `\pmod n`, `(\text{mod } 7)`, `modulo 7`; before a number: it is no answer
+_MODULUS_RE = re.compile(r"\\pmod\s*(?:\{[^{}]*\}|\w+)|\(\s*\\(?:text|mathrm)\{\s*mod\s*\}\s*\w+\s*\)"
+                         r"|(?:\\b?mod|\bmod(?:ulo)?)\s*\{?\s*\w+\}?")
+_MODULUS_BEFORE_RE = re.compile(r"(?:\\pmod|\\b?mod|\bmod(?:ulo)?)\s*\{?\s*$")
 # the frame of a displayed equation around its last line: `\begin{aligned}`, `\end{align*}`, `\\`, `&`
 _ALIGNMENT_RE = re.compile(r"\\(?:begin|end)\{(?:align|aligned|gather|gathered|eqnarray|split|equation|multline)\*?\}"
-                           r"|\\\\\s*$|^\s*&|&\s*$")
+                           r"|\\\\\s*$|^\s*(?:\\text\{\s*\}\s*)?&|&\s*(?:\\text\{[^{}]*\}\s*)?$")  # `&\text{added 1}`: a note
 
 
 def clean_text(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> str:
@@ -99,9 +109,9 @@ def _scan(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     math_open: tuple[str, int] | None = None
     for m in _TOKEN_RE.finditer(text):
         tok = m.group()
-        if tok in _CLOSER or tok in ("\\)", "\\]"):
-            if math_open is None and tok in _CLOSER:
-                math_open = (_CLOSER[tok], m.end())
+        if tok in _CLOSER or tok in ("\\)", "\\]") or tok.startswith(("\\begin", "\\end")):
+            if math_open is None and (tok in _CLOSER or tok.startswith("\\begin")):
+                math_open = (_CLOSER.get(tok, tok.replace("begin", "end", 1)), m.end())
             elif math_open is not None and tok == math_open[0]:
                 maths.append((math_open[1], m.start()))
                 math_open = None
@@ -165,8 +175,7 @@ def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int
     outer brackets trimmed."""
     for s, e in maths:
         if s <= m.start() and m.end() <= e:
-            rhs = _LAST_EQ_RE.sub("", text[s:e])
-            return s, strip_wrappers(rhs), len(rhs) < e - s
+            return (s, *_right_hand_side(text[s:e]))
     expr = m.group().strip(".").strip()
     for left, right in ("()", "{}"):
         while expr.endswith(right) and expr.count(right) > expr.count(left):
@@ -174,6 +183,24 @@ def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int
         while expr.startswith(left) and expr.count(left) > expr.count(right):
             expr = expr[1:]
     return m.start(), expr.replace(",", "") if _THOUSANDS_RE.match(expr) else expr, False
+
+
+def _right_hand_side(segment: str) -> tuple[str, bool]:
+    """(value, is the right-hand side of a relation) of a math segment: what follows its last
+    `=` / `\\approx` / `\\equiv`, a trailing modulus dropped; a lone variable there with a number
+    on the other side of that relation, within its line (`18 &= x`), gives the number."""
+    relations = list(_RELATION_RE.finditer(segment))
+    if not relations:
+        return strip_wrappers(_MODULUS_RE.sub("", segment)), False
+    last = relations[-1]
+    rhs = strip_wrappers(_MODULUS_RE.sub("", segment[last.end():]))
+    if not _LONE_VARIABLE_RE.fullmatch(rhs):
+        return rhs, True
+    begin = max([relations[-2].end()] if len(relations) > 1 else [0])
+    begin = max([begin] + [b.end() for b in _LINE_BREAK_RE.finditer(segment, begin, last.start())])
+    lhs = strip_wrappers(segment[begin:last.start()])
+    is_number = any(c.isdigit() for c in lhs) and not re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", lhs))
+    return (lhs if is_number else rhs), True
 
 
 def _assignments(sentence: str) -> list[str]:
@@ -200,7 +227,8 @@ def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | N
 
 def _final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str) -> list[str] | None:
     """The answer the final sentence states (rule 4 of the module docstring)."""
-    exprs = [m for m in _EXPR_RE.finditer(text) if any(c.isdigit() for c in m.group())]
+    exprs = [m for m in _EXPR_RE.finditer(text)
+             if any(c.isdigit() for c in m.group()) and not _MODULUS_BEFORE_RE.search(text, max(0, m.start() - 12), m.start())]
     if not exprs:
         return None
     last = exprs[-1]

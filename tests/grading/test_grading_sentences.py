@@ -59,3 +59,25 @@ def test_the_right_hand_side_of_an_equation_is_stated_even_when_given():
 
 def test_a_lone_final_number_is_still_read():
     assert extract_answer("Adding up, the total is $-120.$") == ("-120", "last_expression")
+
+
+@pytest.mark.parametrize("text, gold", [
+    # a displayed equation written without `$$`: its last line, the whole matrix
+    ("Adding, \\begin{align*}\nw &= \\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix} + 2u \\\\\n"
+     "&= \\begin{pmatrix} 5 \\\\ -4 \\end{pmatrix}.\n\\end{align*}", "\\begin{pmatrix} 5 \\\\ -4 \\end{pmatrix}"),
+    ("So \\begin{equation*}\nP = \\frac{3}{8} \\cdot \\frac{2}{7} = \\frac{3}{28}.\n\\end{equation*}", "\\frac{3}{28}"),
+    # the number on the left of a lone variable, the note column of an alignment
+    ("Solving, \\begin{align*}\n5y + 2 &= 7y - 9 \\\\\n\\frac{11}{2} &= y.\n\\end{align*}", "\\frac{11}{2}"),
+    ("\\[\\begin{aligned}\n2t + 6 &= 3t - 1 \\\\\n\\Rightarrow\\qquad 7 &= t\n\\end{aligned}\\]", "7"),
+    ("Undoing each step: \\begin{align*}\nh(3) &= 2 + 3 & \\text{add 3} \\\\\n&= 5 & \\text{done}\n\\end{align*}", "5"),
+    # a modulus is not the value
+    ("Reducing each term, the sum is $\\equiv 4 \\pmod{9}.$", "4"),
+    ("So the remainder is 2 modulo 11.", "2"),
+    ("Hence $3^{100} \\equiv 1 \\pmod 5$.", "1"),
+])
+def test_answers_in_displayed_equations_and_congruences(text, gold):
+    assert _graded(text, gold)[0] == "correct"
+
+
+def test_a_variable_that_is_the_answer_stays():
+    assert _graded("Simplifying, $$\\frac{2a}{2} = a.$$", "a") == ("correct", "a")
