@@ -6,8 +6,8 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
 
 1. `kind == "exact"` (toy world): strings equal after `normalize_exact`.
 2. Both sides in LaTeX: plain-text math (`sqrt(6)/3`, `pi/4`, `ln 3`, `theta`) is rewritten
-   (`sgpo_lib.grading.text`); a multiple-choice answer is graded by its letter or label
-   (`sgpo_lib.grading.words.choice_match`).
+   and bold unwrapped (`\\mathbf{2 0}` is 20) (`sgpo_lib.grading.text`); a multiple-choice
+   answer is graded by its letter or label (`sgpo_lib.grading.words.choice_match`).
 3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
    words), or two lists of plain numbers in the same brackets item by item (`[1.618, 0.59]` vs
@@ -43,7 +43,7 @@ import re
 from fractions import Fraction
 
 from .sets import NUMERIC_REL_TOL, equivalent
-from .text import plain_math_to_latex
+from .text import plain_math_to_latex, unbold
 from .words import choice_match
 
 NUMERIC_POLICIES = ("rel_tol", "reference_precision")
@@ -243,7 +243,7 @@ def check(pred: str, gold: str, kind: str = "math", problem: str = "",
         return float(same), "correct" if same else "wrong"
     if len(pred) > MAX_ANSWER_CHARS:
         return 0.0, "unparsed"
-    pred, gold = plain_math_to_latex(pred), plain_math_to_latex(gold)
+    pred, gold = plain_math_to_latex(unbold(pred)), plain_math_to_latex(unbold(gold))
     chosen = choice_match(pred, gold)
     if chosen is not None:
         return float(chosen), "correct" if chosen else "wrong"

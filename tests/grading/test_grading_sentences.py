@@ -1,11 +1,13 @@
 """Unboxed answers as a worked solution states them (`sgpo_lib.grading.extract`, rule 4 and the
 tidying of a stated answer), on hand-made sentences: punctuation and equation frames inside the
-math, the clause that concludes, and the right-hand side of an equation that is also a given."""
+math, the clause that concludes, the right-hand side of an equation that is also a given, displayed
+equations, congruences, and a bold answer (`sgpo_lib.grading.text.unbold`)."""
 
 from __future__ import annotations
 
 import pytest
 
+from sgpo_lib.grading.check import check
 from sgpo_lib.grading.extract import extract_answer, strip_wrappers
 from sgpo_lib.grading.worker import grade_item
 
@@ -81,3 +83,18 @@ def test_answers_in_displayed_equations_and_congruences(text, gold):
 
 def test_a_variable_that_is_the_answer_stays():
     assert _graded("Simplifying, $$\\frac{2a}{2} = a.$$", "a") == ("correct", "a")
+
+
+@pytest.mark.parametrize("pred, gold, reason", [
+    ("\\mathbf{3 6}", "36", "correct"), ("\\frac{\\mathbf{7}}{\\mathbf{1 2}}", "\\frac{7}{12}", "correct"),
+    ("\\mathbf{4 . 2 5}", "4.25", "correct"), ("\\mathbf{- 3}", "-3", "correct"),
+    ("\\mathbf{1 2 , 5 0 0}", "12500", "correct"), ("\\mathbf{8 1}-\\mathbf{9 \\pi}", "81 - 9\\pi", "correct"),
+    ("\\mathbf{3 6}", "37", "wrong"), ("\\mathbf{v} + 2", "v + 2", "correct"),
+])
+def test_a_bold_answer_is_its_content_with_spaced_digits_joined(pred, gold, reason):
+    assert check(pred, gold)[1] == reason
+
+
+def test_a_bold_answer_in_a_worked_solution():
+    text = "With $T = 5$, the desired sum is $12 + 8 = \\mathbf{2 0}$."
+    assert _graded(text, "20")[0] == "correct"
