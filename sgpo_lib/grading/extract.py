@@ -16,8 +16,9 @@ become LaTeX), and then takes, in this order:
    the text's last digit; a full stop inside the math, `$x = 1.$ Then`, ends a sentence too),
    read from its concluding clause: after its last "so" / "thus" / "therefore" / "hence" /
    "which means" / "for a total of" that a digit follows ("we try $p = 3$, so the least sum is
-   $11$" -> 11), else after a leading "Since ..., " / "If ..., " clause: several assignments
-   `x = -1, y = 4` give their values as a list; else the quantity right after the clause's
+   $11$" -> 11), else after a leading "Since ..., " / "If ..., " clause; a closing remark
+   ("Note: ...", "(Check: ...)") is not read: several assignments `x = -1, y = 4`, or one
+   name's alternatives `k = -1 or k = -9`, give their values as a list; else the quantity right after the clause's
    first part's last "is" / "are" / "=" / `\\approx` ("there are 60 ways to seat the 5
    guests" -> 60); else the last quantity, unless it is a plain number given in the problem,
    not the right-hand side of an equation, and another plain number of the sentence is not
@@ -60,10 +61,11 @@ _EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that
 _SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
 _BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
-_ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|$)")
+_ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
 _CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b)|thus|therefore|hence|which means"
                             r"|which gives|this gives|giving|for a total of|in total)\b")
 _SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b[^,;]*,")
+_REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*\*)?:")
 _DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
@@ -204,10 +206,13 @@ def _right_hand_side(segment: str) -> tuple[str, bool]:
 
 
 def _assignments(sentence: str) -> list[str]:
-    """The values of two or more assignments to different names (`x = -1, y = 4`), else []."""
-    found = _ASSIGNMENT_RE.findall(_DELIMITER_RE.sub(" ", sentence))
-    names = {name for name, _ in found}
-    return [strip_wrappers(v) for _, v in found] if len(found) >= 2 and len(names) == len(found) else []
+    """The values of two or more assignments to different names (`x = -1, y = 4`), or to one
+    name (its solutions: `k = -1 or k = -9`), else []."""
+    plain = _DELIMITER_RE.sub(" ", sentence)
+    found = list(_ASSIGNMENT_RE.finditer(plain))
+    names = {m.group(1) for m in found}
+    alternatives = len(names) == 1 and all(re.fullmatch(r"[\s,]*or\s*", plain[a.end():b.start()]) for a, b in zip(found, found[1:]))
+    return [strip_wrappers(m.group(2)) for m in found] if len(found) >= 2 and (len(names) == len(found) or alternatives) else []
 
 
 def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | None:
@@ -225,8 +230,27 @@ def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | N
     return None
 
 
+def _without_remark(text: str) -> str:
+    """The text without a closing remark that follows the answer: a final paragraph that starts
+    with "Note:" / "Remark:" / "Check:", or a final sentence wholly in parentheses."""
+    body = text.rstrip()
+    paragraph = body.rfind("\n") + 1
+    if paragraph and _REMARK_RE.match(body, paragraph):
+        return body[:paragraph]
+    if not body.endswith((")", ").")):
+        return text
+    end = len(body) - body.endswith(").")
+    depth, i = 0, end
+    while i > 0 and (depth or i == end):
+        i -= 1
+        depth += {")": 1, "(": -1}.get(body[i], 0)
+    before = body[:i].rstrip().rstrip("$").removesuffix("\\]")
+    return body[:i] if i > 0 and depth == 0 and before[-1:] in (".", "!", "?") else text
+
+
 def _final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str) -> list[str] | None:
     """The answer the final sentence states (rule 4 of the module docstring)."""
+    text = _without_remark(text)
     exprs = [m for m in _EXPR_RE.finditer(text)
              if any(c.isdigit() for c in m.group()) and not _MODULUS_BEFORE_RE.search(text, max(0, m.start() - 12), m.start())]
     if not exprs:

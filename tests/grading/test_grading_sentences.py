@@ -98,3 +98,23 @@ def test_a_bold_answer_is_its_content_with_spaced_digits_joined(pred, gold, reas
 def test_a_bold_answer_in_a_worked_solution():
     text = "With $T = 5$, the desired sum is $12 + 8 = \\mathbf{2 0}$."
     assert _graded(text, "20")[0] == "correct"
+
+
+@pytest.mark.parametrize("text, gold", [
+    ("So the least value is $14.$\n\nNote: a table of the 6 cases gives the same.", "14"),
+    ("Hence the perimeter is 30 cm. (Check: 5 + 12 + 13 = 30.)", "30"),
+    ("The product is $-20.$ (We used that (2) holds for all 3 roots.)", "-20"),
+])
+def test_a_closing_remark_is_not_the_answer(text, gold):
+    assert _graded(text, gold)[0] == "correct"
+
+
+def test_note_that_in_the_reasoning_is_still_read():
+    assert _graded("First $f(x) \\ge 9.$\n\nNote that $f(1) = 9,$ so the minimum is $9.$", "9")[0] == "correct"
+    assert _graded("The area is 12 (in square units).", "12")[0] == "correct"
+
+
+def test_one_names_alternatives_form_a_list():
+    assert _graded("Therefore, $t = 4$ or $t = -7$.", "4, -7") == ("correct", "4, -7")
+    assert _graded("Therefore, $t = 4$ or $t = -7$.", "-7")[0] == "correct"
+    assert _graded("Here $r = 1$ gives 5 and $r = 2$ gives 9.", "9")[0] == "correct"
