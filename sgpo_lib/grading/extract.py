@@ -24,7 +24,7 @@ become LaTeX), and then takes, in this order:
    not the right-hand side of an equation, and another plain number of the sentence is not
    ("she needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment (`$..$`,
    `\\[..\\]`, or a bare `\\begin{align*}` / `equation` / `gather` environment) is the segment's
-   right-hand side after its last `=` / `\\approx` / `\\equiv`, or the number on the left of a
+   right-hand side after its last `=` / `\\approx` / `\\simeq` / `\\equiv` / `\\Rightarrow`, or the number on the left of a
    lone variable there (`18 &= x`); a plain one is a whole expression such as `-2\\sqrt{3}/3`
    or `8\\pi/5` (never a lone denominator). A modulus (`\\pmod{9}`, "modulo 11") is never
    the quantity.
@@ -62,7 +62,7 @@ _SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ The
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
 _BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
 _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
-_CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b)|thus|therefore|hence|which means"
+_CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b(?!'))|thus|therefore|hence|which means"
                             r"|which gives|this gives|giving|for a total of|in total)\b")
 _SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b[^,;]*,")
 _REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*\*)?:")
@@ -73,7 +73,7 @@ _EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?
                       r"|[0-9{}^/.()*%+\-])+")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_RELATION_RE = re.compile(r"=|\\approx(?![A-Za-z])|\\equiv(?![A-Za-z])")
+_RELATION_RE = re.compile(r"=|\\(?:approx|equiv|simeq|sim|Rightarrow|implies)(?![A-Za-z])")
 _LINE_BREAK_RE = re.compile(r"\\\\|\n|\\(?:Rightarrow|Longrightarrow|implies|iff|q?quad)(?![A-Za-z])")
 _LONE_VARIABLE_RE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
 # a modulus after the value: `\pmod{13}`, `\pmod n`, `(\text{mod } 7)`, `modulo 7`; before a number: it is no answer
@@ -189,7 +189,7 @@ def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int
 
 def _right_hand_side(segment: str) -> tuple[str, bool]:
     """(value, is the right-hand side of a relation) of a math segment: what follows its last
-    `=` / `\\approx` / `\\equiv`, a trailing modulus dropped; a lone variable there with a number
+    relation (`_RELATION_RE`), a trailing modulus dropped; a lone variable there with a number
     on the other side of that relation, within its line (`18 &= x`), gives the number."""
     relations = list(_RELATION_RE.finditer(segment))
     if not relations:

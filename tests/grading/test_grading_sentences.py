@@ -118,3 +118,21 @@ def test_one_names_alternatives_form_a_list():
     assert _graded("Therefore, $t = 4$ or $t = -7$.", "4, -7") == ("correct", "4, -7")
     assert _graded("Therefore, $t = 4$ or $t = -7$.", "-7")[0] == "correct"
     assert _graded("Here $r = 1$ gives 5 and $r = 2$ gives 9.", "9")[0] == "correct"
+
+
+@pytest.mark.parametrize("pred, gold, reason", [
+    ("340 \\mathrm{rad} / \\mathrm{s}", "340", "correct"), ("3.1e5 {~m} / {s}", "3.1e5", "correct"),
+    ("5.2 {eV}", "5.2", "correct"), ("620 \\AA", "620", "correct"), ("2.5e14 {~s}^{-1}", "2.5e14", "correct"),
+    ("0.7 \\operatorname{arcsec}", "0.7", "correct"), ("\\frac{1}{3} {y}", "\\frac{1}{3}", "wrong"),
+])
+def test_unit_groups_after_a_number(pred, gold, reason):
+    assert check(pred, gold)[1] == reason
+
+
+@pytest.mark.parametrize("text, gold", [
+    ("Converting, \\[ E = \\frac{hc}{\\lambda} \\simeq 2.1 \\mathrm{eV} \\]", "2.1"),
+    ("So $\\Delta t \\approx 3 \\mathrm{~h} \\Rightarrow 180 \\mathrm{~min}$.", "180"),
+    ("There are 60 seconds in a minute and he waits 300 seconds so that's 300/60 = 5 minutes", "5"),
+])
+def test_other_relations_and_so_thats(text, gold):
+    assert _graded(text, gold)[0] == "correct"
