@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sgpo_lib.grading.grader import DEFAULT_BUDGET_S, Grader
-from sgpo_lib.core.files import write_json
+from sgpo_lib.core.fileio import write_json
 from sgpo_lib.core.paths import outputs_dir, shared_data_dir
 from sgpo_lib.core.records import Problem
 
