@@ -136,3 +136,15 @@ def test_unit_groups_after_a_number(pred, gold, reason):
 ])
 def test_other_relations_and_so_thats(text, gold):
     assert _graded(text, gold)[0] == "correct"
+
+
+def test_the_new_readings_stay_linear_in_the_tail():
+    import time
+
+    texts = ["so 1, " * 1300, "Since " + "a" * 8000 + ", 1", "x. " + "(" * 4000 + ")" * 4000,
+             "\\begin{align*}" + "x &= 1 \\\\ " * 700 + "\\end{align*}", "k = 1 or " * 900, "Note: 2\n" * 900,
+             "\\mathbf{" + "1 " * 4000 + "}", "3 \\pmod{" * 1000]
+    for text in texts:
+        start = time.perf_counter()
+        _graded(text, "1")
+        assert time.perf_counter() - start < 0.5, text[:40]
