@@ -10,7 +10,8 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
    answer is graded by its letter or label (`sgpo_lib.grading.words.choice_match`).
 3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
-   words), or two lists of plain numbers in the same brackets item by item (`[1.618, 0.59]` vs
+   words and groups such as `\\mathrm{rad} / \\mathrm{s}`, `{~m}`, `\\AA`), or two lists of plain
+   numbers in the same brackets item by item (`[1.618, 0.59]` vs
    `[1.62, 0.59]`), compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
    in percent a bare `0.625` equals a bare `62.5`, except that a percentage (`5`) never stands
    for a reference fraction of one (`0.05`) when the problem asks for a probability, a fraction,
