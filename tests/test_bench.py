@@ -89,3 +89,12 @@ def test_toy_step_bench_times_every_variant_on_the_toy_world(tmp_path, monkeypat
     r = out["ratios"]["sgpo_over_sft_grpo"]
     assert r["value"] == out["results"]["sgpo"]["step_s"] / out["results"]["sft_grpo"]["step_s"]
     assert out["ratios"]["sgpo_engine_over_grpo"]["value"] == out["results"]["sgpo_engine"]["step_s"] / out["results"]["grpo"]["step_s"]
+
+
+def test_selfconsistency_bench_unboxes_the_last_box_only():
+    from bench.bench_selfconsistency import _last_box
+
+    text = "first \\boxed{1}, then \\boxed{\\frac{a}{b^{2}}} done"
+    i, j, k = _last_box(text)
+    assert text[j:k] == "\\frac{a}{b^{2}}" and text[:i] + text[j:k] + text[k + 1:] == "first \\boxed{1}, then \\frac{a}{b^{2}} done"
+    assert _last_box("no box") is None and _last_box("\\boxed{open") is None

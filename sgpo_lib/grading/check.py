@@ -6,11 +6,12 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
 
 1. `kind == "exact"` (toy world): strings equal after `normalize_exact`.
 2. Both sides in LaTeX: plain-text math (`sqrt(6)/3`, `pi/4`, `ln 3`, `theta`) is rewritten
-   (`sgpo_lib.grading.text`); a multiple-choice answer is graded by its letter or label
-   (`sgpo_lib.grading.words.choice_match`).
+   and bold unwrapped (`\\mathbf{2 0}` is 20) (`sgpo_lib.grading.text`); a multiple-choice
+   answer is graded by its letter or label (`sgpo_lib.grading.words.choice_match`).
 3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
    decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
-   words), or two lists of plain numbers in the same brackets item by item (`[1.618, 0.59]` vs
+   words and groups such as `\\mathrm{rad} / \\mathrm{s}`, `{~m}`, `\\AA`), or two lists of plain
+   numbers in the same brackets item by item (`[1.618, 0.59]` vs
    `[1.62, 0.59]`), compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
    in percent a bare `0.625` equals a bare `62.5`, except that a percentage (`5`) never stands
    for a reference fraction of one (`0.05`) when the problem asks for a probability, a fraction,
@@ -43,7 +44,7 @@ import re
 from fractions import Fraction
 
 from .sets import NUMERIC_REL_TOL, equivalent
-from .text import plain_math_to_latex
+from .text import plain_math_to_latex, unbold
 from .words import choice_match
 
 NUMERIC_POLICIES = ("rel_tol", "reference_precision")
@@ -54,8 +55,10 @@ PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|glo
 _LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*)\}")
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
-# up to three trailing unit groups: `\text{ kcal} \text{m}^{-2} \text{yr}^{-1}`, `\text{ erg} \cdot \text{s}^{-1}`, ` cm`
-_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~)?\s*\\(?:text|mathrm|mbox)\{[^{}]*\}(?:\^\{?-?\d\}?)?"
+# up to three trailing unit groups: `\text{ kcal} \text{m}^{-2} \text{yr}^{-1}`, `\text{ erg} \cdot \text{s}^{-1}`, ` cm`,
+# `\mathrm{rad} / \mathrm{s}`, `{~m} / {s}`, `\AA`
+_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
+                       r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:\^\{?-?\d\}?)?"
                        r"|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
@@ -243,7 +246,7 @@ def check(pred: str, gold: str, kind: str = "math", problem: str = "",
         return float(same), "correct" if same else "wrong"
     if len(pred) > MAX_ANSWER_CHARS:
         return 0.0, "unparsed"
-    pred, gold = plain_math_to_latex(pred), plain_math_to_latex(gold)
+    pred, gold = plain_math_to_latex(unbold(pred)), plain_math_to_latex(unbold(gold))
     chosen = choice_match(pred, gold)
     if chosen is not None:
         return float(chosen), "correct" if chosen else "wrong"

@@ -9,7 +9,11 @@
 - `unicode_roots_to_latex`: `√30/12` -> `\\sqrt{30}/12` (LaTeX reads `\\sqrt30` as √3·0),
   `√(x+1)` -> `\\sqrt{x+1}`, `∛2` -> `\\sqrt[3]{2}`.
 
-Both are linear in the length of the string: parentheses are matched in one pass with a stack.
+- `unbold`: `\\mathbf{2 0}` -> `20`, `\\frac{\\mathbf{9}}{\\mathbf{2 0}}` -> `\\frac{9}{20}`: a bold answer
+  (the way many worked solutions mark it) is its content, and digits that only spaces part in it
+  are one number, as LaTeX typesets them (math mode ignores spaces).
+
+All are linear in the length of the string: parentheses are matched in one pass with a stack.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ _WORD_RE = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(_GREEK + _FUNCTIONS,
                       + r"|infinity|sqrt)(?![A-Za-z])")
 _ROOT_OPERAND_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\[A-Za-z]+|[A-Za-z])")
 _ROOTS = {"√": "\\sqrt", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]"}
+_BOLD_RE = re.compile(r"\\(?:mathbf|boldsymbol|bm|textbf)\s*\{([^{}]*)\}")
+_SPACED_DIGITS_RE = re.compile(r"(?<=[\d.,-])\s+(?=[\d.,])|(?<=\d)\s+(?=[.,])")
 
 
 def _matching_parens(s: str) -> dict[int, int]:
@@ -95,3 +101,14 @@ def plain_math_to_latex(s: str) -> str:
         else:
             edits.append((m.start(), m.end(), "\\infty" if word == "infinity" else "\\" + word))
     return _apply(s, edits)
+
+
+def unbold(s: str) -> str:
+    """Bold wrappers dropped, the digits they part by spaces joined (see the module docstring).
+
+    >>> unbold("\\\\frac{\\\\mathbf{9} \\\\sqrt{\\\\mathbf{3}}}{\\\\mathbf{2 0}}"), unbold("\\\\mathbf{1 0 2 , 0 1 8}"), unbold("\\\\mathbf{- 7}")
+    ('\\\\frac{9 \\\\sqrt{3}}{20}', '102,018', '-7')
+    >>> unbold("\\\\mathbf{1 0 2 4}-\\\\mathbf{2 5 6 \\\\pi}"), unbold("2 3")
+    ('1024-256 \\\\pi', '2 3')
+    """
+    return _BOLD_RE.sub(lambda m: _SPACED_DIGITS_RE.sub("", m.group(1)), s) if "\\" in s else s

@@ -181,7 +181,7 @@ def test_equations_in_other_symbols_are_wrong_without_solving():
     about 20 s for this pair on a busy 2-core machine, and more for longer ones."""
     pred = "\\frac{d^2y}{dt^2} - (g/l) * sin(y) = f(t) / (m * l)"
     gold = "m l \\ddot{y}(t) + m g \\sin y(t) = u(t) \\cos y(t)"
-    check("y = 1", "y = 1")  # math-verify imported
+    check("y = x", "y = 2x")  # math-verify imported (an equal pair stops at the string fast path)
     start = time.perf_counter()
     assert check(pred, gold) == (0.0, "wrong")
     assert time.perf_counter() - start < 1.0  # ~1 ms quiet
