@@ -161,6 +161,7 @@ class DistillConfig:
     target: Literal["select_one", "all_correct", "all"] = "select_one"
     target_score: Literal["mean_logprob", "sum_logprob"] = "mean_logprob"
     kl_clip: float | None = 1.0
+    kl_clip_mode: Literal["token_min", "token_mask", "token_scale", "entry_clamp"] = "token_min"
     proximal: Literal["ratio_clip", "is_clip", "none"] = "none"
     eps_kl: float = 0.2
     is_clip_cap: float = 2.0

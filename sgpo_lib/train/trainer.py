@@ -85,8 +85,7 @@ class Trainer:
         tracker = make_sink(cfg.output.report_to, self.out_dir, cfg.to_dict()) if self.acc.is_main_process else None
         self.metrics = MetricsLogger(self.out_dir / "metrics.jsonl", (ConsoleSink(CONSOLE_KEYS),) + ((tracker,) if tracker else ()))
         d = cfg.distill
-        self.spec = DistillSpec(d.estimator, d.direction, d.proximal, d.eps_kl, d.is_clip_cap,
-                                d.topk if d.teacher_source == "hidden" and d.estimator == "topk" else None, d.kl_clip)
+        self.spec = DistillSpec.from_config(d)
         self.alpha = losses.PassGapAlpha(d.alpha0, d.gamma, d.alpha_max)
         self.generator = self._make_generator()
         self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
