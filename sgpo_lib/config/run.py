@@ -165,7 +165,7 @@ class DistillConfig:
     proximal: Literal["ratio_clip", "is_clip", "none"] = "none"
     eps_kl: float = 0.2
     is_clip_cap: float = 2.0
-    weighting: Literal["pass_gap", "failure", "gap", "constant"] = "pass_gap"
+    weighting: Literal["pass_gap", "pass_gap_stateless", "failure", "gap", "constant"] = "pass_gap"
     alpha0: float = 0.5
     gamma: float = 0.1
     alpha_max: float = 0.8

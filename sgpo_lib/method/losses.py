@@ -7,8 +7,8 @@ Signs, in words:
 - GRPO (section 3): per-token `-min(rho*A, clip(rho, 1-eps_low, 1+eps_high)*A)` (+ beta * k3 KL
   to a frozen reference), so minimising the loss raises the probability of positive-advantage
   tokens.
-- Instance weights (section 5): the stateless `guidance_weights` and the per-problem pass-gap
-  state `PassGapAlpha` (the checkpoint holds it).
+- Instance weights (section 5): the stateless `guidance_weights` (`pass_gap_stateless` among
+  them) and the per-problem pass-gap state `PassGapAlpha` (the checkpoint holds it).
 - Baselines: SFT cross-entropy and the LUFFY-style off-policy shaped term `-A * pi/(pi+gamma)`.
 - Rollout importance sampling (`rollout_is_weights`): truncated weights `pi_old / mu` for the
   gap between the rollout engine `mu` and the trainer's `pi_old`, multiplied into the GRPO term.
@@ -223,8 +223,13 @@ def _weights_pass_gap(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_m
     return pass_gap_step(torch.full_like(p_auto_P, alpha0), p_auto_P, p_guided_P, gamma, alpha_max)
 
 
+def _weights_pass_gap_stateless(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
+    return (alpha0 + p_guided_P - p_auto_P).clamp(0.0, alpha_max)
+
+
 GUIDANCE_WEIGHTS: dict[str, Callable] = {
     "pass_gap": _weights_pass_gap,
+    "pass_gap_stateless": _weights_pass_gap_stateless,
     "failure": _weights_failure,
     "gap": _weights_gap,
     "constant": _weights_constant,
@@ -237,7 +242,9 @@ def guidance_weights(p_auto_P, p_guided_P, mode: str = "failure", gamma: float =
 
     failure: `(1 - p_auto)^gamma * 1[p_guided > 0]`; gap: `max(0, p_guided - p_auto)`;
     constant: `alpha0`; pass_gap: one `pass_gap_step` from `alpha0` (a first visit; the trainer
-    keeps the per-problem state in `PassGapAlpha`).
+    keeps the per-problem state in `PassGapAlpha`); pass_gap_stateless (ours): the same pass gap
+    read afresh at every visit, no state, `clip(alpha0 + p_guided - p_auto, 0, alpha_max)` (it
+    starts where pass_gap starts, shares its ceiling, and moves with the size of the gap).
 
     Shapes:
         p_auto_P, p_guided_P: (P,) success rates in [0, 1]; returns w_P: (P,), detached.

@@ -335,6 +335,8 @@ def test_guidance_weights_tables():
         ("constant", 1.0): [0.5] * 6,  # alpha0
         ("pass_gap", 0.1): [0.6, 0.6, 0.4, 0.4, 0.4, 0.4],  # a first visit from alpha0 = 0.5
         ("pass_gap", 0.5): [0.8, 0.8, 0.0, 0.0, 0.0, 0.0],  # capped at alpha_max, floored at 0
+        # alpha0 + p_guided - p_auto within [0, alpha_max]: gaps 1, 0.25, -0.5, 0, -0.25, 0; gamma unused
+        ("pass_gap_stateless", 0.1): [0.8, 0.75, 0.0, 0.5, 0.25, 0.5],
     }
     for (mode, gamma), expected in table.items():
         torch.testing.assert_close(guidance_weights(p_auto, p_guided, mode, gamma), torch.tensor(expected))
@@ -549,6 +551,10 @@ def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_roll
     assert w_P.tolist() == pytest.approx([0.7, 0.3, 0.5])
     w_P, _ = instance_weights(stats, DistillConfig(weighting="failure", gamma=1.0), state, step=5)
     assert w_P.tolist() == pytest.approx([1.0, 0.0, 0.0])  # v1: (1 - p_auto) 1[p_guided > 0]; state untouched
+    assert state.alpha == pytest.approx({"a": 0.7, "b": 0.3})
+    for step in (6, 7):  # stateless: the same pass gap gives the same alpha at every visit, the state stays
+        w_P, rows = instance_weights(stats, DistillConfig(weighting="pass_gap_stateless"), state, step=step)
+        assert w_P.tolist() == pytest.approx([0.8, 0.0, 0.0]) and rows[0]["alpha"] == pytest.approx(0.8)
     assert state.alpha == pytest.approx({"a": 0.7, "b": 0.3})
 
 
