@@ -16,7 +16,7 @@ tokens leave the normaliser). `chunked_distill` computes the same loss and the s
 without ever holding `[N, V]` logits: a `torch.autograd.Function` in the style of Liger's fused
 linear cross-entropy. Its forward, for each chunk of tokens, computes the student logits
 `h_c @ W^T` (and the teacher's, from the teacher hidden states, without grad), runs
-`distill_dense` on the chunk, and immediately takes the gradient wrt the chunk's logits with
+`distill_dense`'s rows (without `s`) on the chunk, and immediately takes the gradient wrt the chunk's logits with
 `torch.autograd.grad`; it turns that into `grad_h_c = g_c @ W` and accumulates
 `grad_W += g_c^T @ h_c`; `s` needs every chunk's clip, so it scales the sums at the end. Backward
 only scales the stored gradients by `grad_output`.
@@ -24,7 +24,9 @@ only scales the stored gradients by `grad_output`.
 Departures: the teacher shares `lm_head_weight` with the student (same model, guided prompt)
 and is treated as constant, so no gradient reaches `teacher_hidden_N_H`; double backward is not
 supported; loss arithmetic runs in at least float32 whatever the hidden dtype, and `grad_W` is
-accumulated in at least float32 before being cast back to W's dtype.
+accumulated in at least float32 before being cast back to W's dtype. `token_mask`'s `n / n_kept`
+counts the tokens of one call: the step's normaliser exactly when its distilled rollouts fit in one
+micro-batch (the toy's `select_one`: at most `train.batch_problems` rollouts), else per micro-batch.
 """
 
 from __future__ import annotations

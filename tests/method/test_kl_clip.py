@@ -133,3 +133,15 @@ def test_sampled_is_never_kl_clipped(mode):
 def test_unknown_kl_clip_mode_raises():
     with pytest.raises(ValueError, match="distill.kl_clip_mode='token_max' is not defined"):
         DistillSpec(kl_clip_mode="token_max")
+
+
+def test_the_spec_follows_the_config():
+    """`DistillSpec.from_config` carries every `distill.*` choice the loss reads (the trainer builds its spec so)."""
+    from sgpo_lib.config.run import DistillConfig
+
+    spec = DistillSpec.from_config(DistillConfig(direction="reverse", kl_clip=0.5, kl_clip_mode="entry_clamp",
+                                                 proximal="is_clip", is_clip_cap=3.0))
+    assert spec == DistillSpec("full", "reverse", "is_clip", 0.2, 3.0, None, 0.5, "entry_clamp")
+    assert DistillSpec.from_config(DistillConfig(estimator="topk", topk=8)).topk == 8  # computed from hidden states
+    engine = DistillConfig(estimator="topk", topk=8, teacher="engine")
+    assert DistillSpec.from_config(engine).topk is None  # the engine's top-k comes with the rollouts
