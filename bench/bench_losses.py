@@ -45,7 +45,7 @@ def _setup(device: str, tokens: int, vocab: int, hidden: int, topks=(), seed: in
     """Random inputs of realistic scale; each teacher top-k in `topks` is computed chunk by chunk."""
     import torch
 
-    from sgpo_lib.method.losses import TeacherDist
+    from sgpo_lib.method.distill_terms import TeacherDist
     from sgpo_lib.method.distill import DistillSpec, chunked_distill
 
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -67,7 +67,7 @@ def _setup(device: str, tokens: int, vocab: int, hidden: int, topks=(), seed: in
 
 def _step(variant: str, x: dict, chunk_size: int | None) -> None:
     """One forward+backward of `variant` (gradients reset first)."""
-    from sgpo_lib.method.losses import TeacherDist
+    from sgpo_lib.method.distill_terms import TeacherDist
     from sgpo_lib.method.distill import DistillSpec, chunked_distill, distill_dense
 
     x["hidden"].grad = x["weight"].grad = None

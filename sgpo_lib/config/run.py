@@ -155,10 +155,11 @@ class DistillConfig:
     target: Literal["select_one", "all_correct", "all"] = "select_one"
     target_score: Literal["mean_logprob", "sum_logprob"] = "mean_logprob"
     kl_clip: float | None = 1.0
+    kl_clip_mode: Literal["token_min", "token_mask", "token_scale", "entry_clamp"] = "token_min"
     proximal: Literal["ratio_clip", "is_clip", "none"] = "none"
     eps_kl: float = 0.2
     is_clip_cap: float = 2.0
-    weighting: Literal["pass_gap", "failure", "gap", "constant"] = "pass_gap"
+    weighting: Literal["pass_gap", "pass_gap_stateless", "failure", "gap", "constant"] = "pass_gap"
     alpha0: float = 0.5
     gamma: float = 0.1
     alpha_max: float = 0.8

@@ -7,11 +7,8 @@ Signs, in words:
 - GRPO (section 3): per-token `-min(rho*A, clip(rho, 1-eps_low, 1+eps_high)*A)` (+ beta * k3 KL
   to a frozen reference), so minimising the loss raises the probability of positive-advantage
   tokens.
-- Distillation (section 4): `KL(q || p)` with q = guided teacher (stop-grad) and p = unguided
-  student ("forward"); `direction="reverse"` is `KL(p || q)`. Estimators: `full` (exact over V),
-  `topk` (teacher top-k + one tail bucket), `sampled` (`-log p(y_t)`, SFT on the guided rollout).
-- Instance weights (section 5): the stateless `guidance_weights` and the per-problem pass-gap
-  state `PassGapAlpha` (the checkpoint holds it).
+- Instance weights (section 5): the stateless `guidance_weights` (`pass_gap_stateless` among
+  them) and the per-problem pass-gap state `PassGapAlpha` (the checkpoint holds it).
 - Baselines: SFT cross-entropy and the LUFFY-style off-policy shaped term `-A * pi/(pi+gamma)`.
 - Rollout importance sampling (`rollout_is_weights`): truncated weights `pi_old / mu` for the
   gap between the rollout engine `mu` and the trainer's `pi_old`, multiplied into the GRPO term.
@@ -19,27 +16,21 @@ Signs, in words:
 Departures from the textbook, all deliberate and visible:
 - `group_advantages` divides by the *population* std (correction 0, as Dr. GRPO/verl's
   `torch.std(unbiased=False)` would), so a group of one gives 0, not NaN.
-- `sampled` returns `-log p(y_t)`; as a KL estimate it lacks the teacher's `log q(y_t)`, which
-  has no gradient, so gradients are those of the one-sample forward-KL estimate.
-- `topk` computes the student tail bucket as a log-sum-exp over the non-top-k log-probs (the
-  same quantity as `log(1 - sum_k p_k)`, without cancellation). The teacher's tail mass is
-  `1 - sum_k q_k` clamped at 0; the reverse direction floors it at `TAIL_MASS_FLOOR`.
 - No hidden clamps on log-ratios (verl clamps them to +-20 silently); every clip reports a
   fraction in the metrics.
-The proximal constraint and the assembled distillation loss, dense and memory-bounded chunked,
-live in `distill.py`.
+The distillation terms (section 4: forward/reverse KL, its estimators and the KL clip forms) are
+in `distill_terms.py`; the proximal constraint and the assembled distillation loss, dense and
+memory-bounded chunked, in `distill.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
 ADV_STD_EPS = 1e-6  # added to the group std before dividing (train.scale_rewards)
 MIN_NORMALISER = 1.0  # token/sequence counts are clamped to at least this (empty batches give 0)
-TAIL_MASS_FLOOR = 1e-12  # reverse top-k: floor on the teacher tail mass inside the log
 CORRECT_REWARD_THRESHOLD = 0.5  # rewards are in {0, 1}; a reward above this counts as correct
 
 
@@ -199,135 +190,6 @@ def offpolicy_shaped_token_terms(logprobs_B_T, advantages_B, gamma: float):
     return -advantages_B.to(logprobs_B_T.dtype)[:, None] * pi_B_T / (pi_B_T + gamma)
 
 
-# ----------------------------------------------------------------------------- section 4: distillation
-@dataclass(frozen=True)
-class TeacherDist:
-    """The teacher `q_t` of one batch of tokens: full log-probs, or top-k ids + log-probs.
-
-    Top-k ids must be distinct within a row (no padding): they define the K buckets.
-
-    Shapes:
-        logprobs_N_V: (N, V); topk_ids_N_K: (N, K) int64; topk_logprobs_N_K: (N, K).
-    """
-
-    logprobs_N_V: Optional[torch.Tensor] = None
-    topk_ids_N_K: Optional[torch.Tensor] = None
-    topk_logprobs_N_K: Optional[torch.Tensor] = None
-
-    @staticmethod
-    def from_logits(teacher_logits_N_V, topk: Optional[int] = None) -> "TeacherDist":
-        """Teacher from logits (no grad); with `topk`, keep only the top-k log-probs."""
-        logprobs_N_V = torch.log_softmax(teacher_logits_N_V.detach(), dim=-1)
-        if topk is None:
-            return TeacherDist(logprobs_N_V=logprobs_N_V)
-        values_N_K, ids_N_K = logprobs_N_V.topk(topk, dim=-1)
-        return TeacherDist(topk_ids_N_K=ids_N_K, topk_logprobs_N_K=values_N_K)
-
-    def need_full(self):
-        if self.logprobs_N_V is None:
-            raise ValueError("distill.estimator='full' needs the teacher's full log-probs (teacher logits/hidden)")
-        return self.logprobs_N_V.detach()
-
-    def need_topk(self):
-        if self.topk_ids_N_K is None or self.topk_logprobs_N_K is None:
-            raise ValueError("distill.estimator='topk' needs teacher top-k ids and log-probs (or distill.topk)")
-        return self.topk_ids_N_K, self.topk_logprobs_N_K.detach()
-
-
-def forward_kl_full(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
-    """`KL(q || p) = sum_v q(v) (log q(v) - log p(v))`, exact over the vocabulary.
-
-    Its gradient wrt the student logits is `p - q`: zero wherever the strategy did not
-    change the distribution. Shapes: student_logprobs_N_V (N, V); returns (N,).
-    """
-    teacher_lp_N_V = teacher.need_full()
-    return (teacher_lp_N_V.exp() * (teacher_lp_N_V - student_logprobs_N_V)).sum(-1)
-
-
-def reverse_kl_full(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
-    """`KL(p || q) = sum_v p(v) (log p(v) - log q(v))`, exact (reverse-KL ablation).
-
-    Shapes: student_logprobs_N_V (N, V); returns (N,).
-    """
-    teacher_lp_N_V = teacher.need_full()
-    return (student_logprobs_N_V.exp() * (student_logprobs_N_V - teacher_lp_N_V)).sum(-1)
-
-
-def _topk_buckets(student_logprobs_N_V, teacher: TeacherDist):
-    """Log-probs of the K+1 buckets (teacher top-k ids + tail) for teacher and student.
-
-    Returns (teacher_lp_N_K, teacher_tail_N, student_lp_N_K, student_tail_lp_N or None when K = V).
-    The student tail is a log-sum-exp over the non-top-k entries; the teacher tail is a mass.
-    """
-    ids_N_K, teacher_lp_N_K = teacher.need_topk()
-    student_lp_N_K = student_logprobs_N_V.gather(-1, ids_N_K)
-    teacher_tail_N = (1.0 - teacher_lp_N_K.exp().sum(-1)).clamp_min(0.0)
-    if ids_N_K.shape[-1] == student_logprobs_N_V.shape[-1]:
-        return teacher_lp_N_K, teacher_tail_N, student_lp_N_K, None
-    in_topk_N_V = torch.zeros_like(student_logprobs_N_V, dtype=torch.bool).scatter_(-1, ids_N_K, True)
-    rest_N_V = student_logprobs_N_V.masked_fill(in_topk_N_V, torch.finfo(student_logprobs_N_V.dtype).min)
-    return teacher_lp_N_K, teacher_tail_N, student_lp_N_K, torch.logsumexp(rest_N_V, dim=-1)
-
-
-def forward_kl_topk(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
-    """`KL(q || p)` over K+1 buckets: the teacher's top-k ids and one tail bucket.
-
-    `q_tail = 1 - sum_k q_k`, `p_tail = 1 - sum_k p(id_k)`. With K = V it equals `full`.
-    Shapes: student_logprobs_N_V (N, V); teacher top-k (N, K); returns (N,).
-    """
-    teacher_lp_N_K, q_tail_N, student_lp_N_K, p_tail_lp_N = _topk_buckets(student_logprobs_N_V, teacher)
-    head_N = (teacher_lp_N_K.exp() * (teacher_lp_N_K - student_lp_N_K)).sum(-1)
-    if p_tail_lp_N is None:
-        return head_N
-    return head_N + torch.xlogy(q_tail_N, q_tail_N) - q_tail_N * p_tail_lp_N
-
-
-def reverse_kl_topk(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
-    """`KL(p || q)` over the same K+1 buckets as `forward_kl_topk`.
-
-    The teacher tail mass is floored at `TAIL_MASS_FLOOR` inside the log.
-    Shapes: student_logprobs_N_V (N, V); teacher top-k (N, K); returns (N,).
-    """
-    teacher_lp_N_K, q_tail_N, student_lp_N_K, p_tail_lp_N = _topk_buckets(student_logprobs_N_V, teacher)
-    head_N = (student_lp_N_K.exp() * (student_lp_N_K - teacher_lp_N_K)).sum(-1)
-    if p_tail_lp_N is None:
-        return head_N
-    q_tail_lp_N = q_tail_N.clamp_min(TAIL_MASS_FLOOR).log()
-    return head_N + p_tail_lp_N.exp() * (p_tail_lp_N - q_tail_lp_N)
-
-
-def sampled_nll(student_logprobs_N_V, teacher: TeacherDist, target_ids_N=None):
-    """`-log p(y_t)` on the guided rollout's own tokens: the one-sample forward-KL estimate (SFT).
-
-    Shapes: student_logprobs_N_V (N, V); target_ids_N (N,); returns (N,).
-    """
-    if target_ids_N is None:
-        raise ValueError("distill.estimator='sampled' needs target_ids_N (the guided rollout's tokens)")
-    return -student_logprobs_N_V.gather(-1, target_ids_N[..., None]).squeeze(-1)
-
-
-# each term: (student_logprobs_N_V, teacher: TeacherDist, target_ids_N) -> per_token_N
-DistillTerm = Callable[..., torch.Tensor]
-DISTILL_TERMS: dict[tuple[str, str], DistillTerm] = {
-    ("full", "forward"): forward_kl_full,
-    ("full", "reverse"): reverse_kl_full,
-    ("topk", "forward"): forward_kl_topk,
-    ("topk", "reverse"): reverse_kl_topk,
-    ("sampled", "forward"): sampled_nll,
-}
-
-
-def distill_term(estimator: str, direction: str) -> DistillTerm:
-    """The per-token function for `distill.estimator` x `distill.direction`."""
-    try:
-        return DISTILL_TERMS[(estimator, direction)]
-    except KeyError:
-        raise ValueError(
-            f"distill.estimator={estimator!r} with distill.direction={direction!r} is not defined; "
-            f"choose one of {sorted(DISTILL_TERMS)}"
-        ) from None
-
-
 # ----------------------------------------------------------------------------- section 5: instance weights
 def _weights_failure(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
     return (1.0 - p_auto_P) ** gamma * (p_guided_P > 0).to(p_auto_P.dtype)
@@ -361,8 +223,13 @@ def _weights_pass_gap(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_m
     return pass_gap_step(torch.full_like(p_auto_P, alpha0), p_auto_P, p_guided_P, gamma, alpha_max)
 
 
+def _weights_pass_gap_stateless(p_auto_P, p_guided_P, gamma: float, alpha0: float, alpha_max: float):
+    return (alpha0 + p_guided_P - p_auto_P).clamp(0.0, alpha_max)
+
+
 GUIDANCE_WEIGHTS: dict[str, Callable] = {
     "pass_gap": _weights_pass_gap,
+    "pass_gap_stateless": _weights_pass_gap_stateless,
     "failure": _weights_failure,
     "gap": _weights_gap,
     "constant": _weights_constant,
@@ -375,7 +242,9 @@ def guidance_weights(p_auto_P, p_guided_P, mode: str = "failure", gamma: float =
 
     failure: `(1 - p_auto)^gamma * 1[p_guided > 0]`; gap: `max(0, p_guided - p_auto)`;
     constant: `alpha0`; pass_gap: one `pass_gap_step` from `alpha0` (a first visit; the trainer
-    keeps the per-problem state in `PassGapAlpha`).
+    keeps the per-problem state in `PassGapAlpha`); pass_gap_stateless (ours): the same pass gap
+    read afresh at every visit, no state, `clip(alpha0 + p_guided - p_auto, 0, alpha_max)` (it
+    starts where pass_gap starts, shares its ceiling, and moves with the size of the gap).
 
     Shapes:
         p_auto_P, p_guided_P: (P,) success rates in [0, 1]; returns w_P: (P,), detached.

@@ -79,6 +79,8 @@ def test_wrong_type_names_key(tmp_path):
 def test_bad_literal_suggests(tmp_path):
     with pytest.raises(ConfigError, match=r"'distill.estimator': 'ful' is not one of .*did you mean 'full'"):
         load_config(_write(tmp_path, "distill:\n  estimator: ful\n"))
+    with pytest.raises(ConfigError, match=r"'distill.kl_clip_mode': 'token_max' is not one of .*did you mean 'token_m"):
+        load_config(_write(tmp_path, "distill:\n  kl_clip_mode: token_max\n"))
 
 
 def test_bad_combination_names_fix(tmp_path):
@@ -286,6 +288,31 @@ def test_ablation_names_are_unique_and_overrides_are_checked_per_run(tmp_path):
         load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coef: 0}}, {x: {distill.coef: 1}}]\n"))
     with pytest.raises(ConfigError, match=r"experiment.ablate run .*unknown key 'distill.coeff'"):
         check_variants(load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coeff: 0}}]\n")))
+
+
+def test_the_unknowns_study_maps_every_clip_form_and_delta_the_alpha_rule_and_the_target_score():
+    """toy-unknowns: SGPO's defaults as the reference row, then every KL clip form x delta in {0.25, 1, 4}
+    (token_min at 1 is the reference), no clip, the stateless alpha rule, the sum score and the paper's
+    matching ablations; every row validated and trained over the three seeds."""
+    import typing
+
+    from sgpo_lib.config.run import DistillConfig, ablation_runs, check_variants
+
+    cfg = check_variants(load_config(PARAMS_DIR / "toy-unknowns.yaml"))
+    assert cfg.experiment.methods == ("sgpo",) and cfg.experiment.seeds == (0, 1, 2) and not cfg.experiment.scaling_sizes
+    d = cfg.distill
+    assert (d.kl_clip_mode, d.kl_clip, d.weighting, d.target, d.target_score) == (
+        "token_min", 1.0, "pass_gap", "select_one", "mean_logprob")
+    rows = {name: dict(o) for entry in cfg.experiment.ablations for name, o in entry.items()}
+    forms = typing.get_args(typing.get_type_hints(DistillConfig)["kl_clip_mode"])
+    grid = {(o["distill.kl_clip_mode"], o["distill.kl_clip"]) for o in rows.values() if "distill.kl_clip_mode" in o}
+    assert grid | {("token_min", 1.0)} == {(f, delta) for f in forms for delta in (0.25, 1.0, 4.0)} and len(grid) == 11
+    assert rows["w/o KL clipping"] == {"distill.kl_clip": None}
+    assert rows["alpha stateless"] == {"distill.weighting": "pass_gap_stateless"}
+    assert rows["w/o adaptive weighting"] == {"distill.weighting": "constant"}
+    assert rows["target score sum"] == {"distill.target_score": "sum_logprob"}
+    assert rows["w/o target selection"] == {"distill.target": "all_correct"}
+    assert len(ablation_runs(cfg)) == 3 * len(rows) == 3 * 17
 
 
 def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():

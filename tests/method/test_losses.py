@@ -12,17 +12,14 @@ import pytest
 import torch
 
 from sgpo_lib.method.distill import DistillSpec, chunked_distill, distill_dense, distill_metrics, proximal_factor
+from sgpo_lib.method.distill_terms import TeacherDist, distill_term, forward_kl_full, reverse_kl_full
 from sgpo_lib.method.losses import (
     PassGapAlpha,
-    TeacherDist,
     aggregate,
-    distill_term,
-    forward_kl_full,
     group_advantages,
     grpo_token_terms,
     guidance_weights,
     offpolicy_shaped_token_terms,
-    reverse_kl_full,
     rollout_is_weights,
     sft_token_terms,
 )
@@ -213,7 +210,7 @@ def test_sft_is_cross_entropy(logits):
 def test_kl_terms_reference(logits, estimator, direction):
     student, teacher_logits = logits
     k = 2 if estimator == "topk" else None
-    got = distill_term(estimator, direction)(lsm(student), TeacherDist.from_logits(teacher_logits, k))
+    got = distill_term(estimator, direction)(lsm(student), TeacherDist.from_logits(teacher_logits, k)).sum(-1)
     reverse = direction == "reverse"
     if k is None:
         expected = ref_full(student, teacher_logits, reverse)
@@ -221,14 +218,14 @@ def test_kl_terms_reference(logits, estimator, direction):
         expected = ref_topk(student, teacher_logits, k, reverse)
     torch.testing.assert_close(got, torch.tensor(expected))
     # identical distributions give 0
-    same = distill_term(estimator, direction)(lsm(teacher_logits), TeacherDist.from_logits(teacher_logits, k))
+    same = distill_term(estimator, direction)(lsm(teacher_logits), TeacherDist.from_logits(teacher_logits, k)).sum(-1)
     torch.testing.assert_close(same, torch.zeros(N, dtype=F64))
 
 
 def test_forward_differs_from_reverse(logits):
     student, teacher_logits = logits
-    fwd = forward_kl_full(lsm(student), TeacherDist.from_logits(teacher_logits))
-    rev = reverse_kl_full(lsm(student), TeacherDist.from_logits(teacher_logits))
+    fwd = forward_kl_full(lsm(student), TeacherDist.from_logits(teacher_logits)).sum(-1)
+    rev = reverse_kl_full(lsm(student), TeacherDist.from_logits(teacher_logits)).sum(-1)
     assert (fwd - rev).abs().min() > 1e-3
 
 
@@ -239,7 +236,7 @@ def test_topk_with_k_equal_v_is_full(logits, direction):
     for k in (None, V):
         leaf = student.clone().requires_grad_()
         est = "full" if k is None else "topk"
-        val = distill_term(est, direction)(lsm(leaf), TeacherDist.from_logits(teacher_logits, k))
+        val = distill_term(est, direction)(lsm(leaf), TeacherDist.from_logits(teacher_logits, k)).sum(-1)
         vals.append(val.detach())
         grads.append(torch.autograd.grad(val.sum(), leaf)[0])
     torch.testing.assert_close(vals[0], vals[1])
@@ -338,6 +335,8 @@ def test_guidance_weights_tables():
         ("constant", 1.0): [0.5] * 6,  # alpha0
         ("pass_gap", 0.1): [0.6, 0.6, 0.4, 0.4, 0.4, 0.4],  # a first visit from alpha0 = 0.5
         ("pass_gap", 0.5): [0.8, 0.8, 0.0, 0.0, 0.0, 0.0],  # capped at alpha_max, floored at 0
+        # alpha0 + p_guided - p_auto within [0, alpha_max]: gaps 1, 0.25, -0.5, 0, -0.25, 0; gamma unused
+        ("pass_gap_stateless", 0.1): [0.8, 0.75, 0.0, 0.5, 0.25, 0.5],
     }
     for (mode, gamma), expected in table.items():
         torch.testing.assert_close(guidance_weights(p_auto, p_guided, mode, gamma), torch.tensor(expected))
@@ -440,9 +439,16 @@ SPECS = [DistillSpec("full", "forward", "ratio_clip"), DistillSpec("full", "reve
          DistillSpec("sampled", "forward", "ratio_clip"), DistillSpec("full", "forward", "none", kl_clip=0.5),
          DistillSpec("full", "reverse", "ratio_clip", kl_clip=0.5), DistillSpec("topk", "forward", "none", topk=2, kl_clip=1.5),
          DistillSpec("sampled", "forward", "none", kl_clip=0.5)]
+SPECS += [DistillSpec("full", direction, proximal, kl_clip=1.5, kl_clip_mode=mode)  # the other KL clip forms
+          for direction, proximal in (("forward", "ratio_clip"), ("reverse", "none"))
+          for mode in ("token_mask", "token_scale", "entry_clamp")]
+SPECS += [DistillSpec("topk", "forward", "none", topk=2, kl_clip=1.5, kl_clip_mode="entry_clamp"),
+          DistillSpec("topk", "reverse", "is_clip", is_clip_cap=1.1, topk=3, kl_clip=1.5, kl_clip_mode="token_mask"),
+          DistillSpec("sampled", "forward", "none", kl_clip=0.5, kl_clip_mode="entry_clamp")]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.estimator}-{s.direction}-{s.proximal}-klclip{s.kl_clip}")
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.estimator}-{s.direction}-{s.proximal}-klclip{s.kl_clip}"
+                                                      f"-{s.kl_clip_mode}")
 def test_chunked_equals_dense(spec):
     hidden, weight, bias, teacher_hidden, targets, coef, old = _chunk_inputs()
     leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
@@ -545,6 +551,10 @@ def test_instance_weights_update_the_pass_gap_state_of_problems_with_guided_roll
     assert w_P.tolist() == pytest.approx([0.7, 0.3, 0.5])
     w_P, _ = instance_weights(stats, DistillConfig(weighting="failure", gamma=1.0), state, step=5)
     assert w_P.tolist() == pytest.approx([1.0, 0.0, 0.0])  # v1: (1 - p_auto) 1[p_guided > 0]; state untouched
+    assert state.alpha == pytest.approx({"a": 0.7, "b": 0.3})
+    for step in (6, 7):  # stateless: the same pass gap gives the same alpha at every visit, the state stays
+        w_P, rows = instance_weights(stats, DistillConfig(weighting="pass_gap_stateless"), state, step=step)
+        assert w_P.tolist() == pytest.approx([0.8, 0.0, 0.0]) and rows[0]["alpha"] == pytest.approx(0.8)
     assert state.alpha == pytest.approx({"a": 0.7, "b": 0.3})
 
 
