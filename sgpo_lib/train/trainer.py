@@ -5,7 +5,7 @@ current policy (autonomous, and guided where the method uses them) -> grading ->
 advantages and adaptive weights `alpha(x)` (the pass-gap state lives in `self.alpha` and in
 every checkpoint) -> target selection (section 4: one no-grad forward scores the correct guided
 rollouts under the unguided prompt) -> teacher states under the guided prompt (no grad) -> loss
-over micro-batches -> one optimizer step (x `train.ppo_epochs`). SFT skips the rollouts and
+over micro-batches -> optimizer steps (`train.ppo_epochs` x `train.mini_batches`, `updates`). SFT skips the rollouts and
 imitates the strong responses; LUFFY mixes `train.n_offpolicy` strong responses into each GRPO
 group; HPT switches per problem between GRPO and SFT. The assembly is pure (`method.step`).
 Every score is taken at temperature 1, so the config refuses `rollout.temperature != 1`.
@@ -24,6 +24,7 @@ reaches the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections import Counter
@@ -44,10 +45,9 @@ from ..core.seeding import derive_seed
 from ..core.tracking import make_sink
 from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
-from ..grading.grader import reason_counts
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import cached_table, evaluate, start_eval_cache
+from ..method.evaluate import cached_table, gathered_table, shard_rows, start_eval_cache
 from ..method.rollouts import sample_paired
 from ..method.step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
                            micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score,
@@ -55,7 +55,8 @@ from ..method.step import (MetricSums, Seq, distill_loss, distill_seqs, group_se
 from ..model import checkpoint
 from ..model.generation import SamplingSpec, TransformersGenerator
 from ..model.policy import load_policy, token_logprobs
-from . import backends, engine_checks
+from . import adapters, backends, distributed, engine_checks, updates
+from .step_metrics import rollout_metrics
 from .backends import vllm_generator
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, data: TrainData, out_dir: Path, grader):
         self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
-        self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+        self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available(),
+                               kwargs_handlers=distributed.process_group_kwargs(cfg.train.dist_timeout_s))
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
         checkpoint.check_model_files(data.model_dir)  # a damaged cached student fails naming its file
         self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device,
@@ -92,6 +94,7 @@ class Trainer:
         self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
                                                               cfg.train.sync_check_tol) if data.train else None
         self.nonfinite_in_row = 0
+        self.step = 0  # the step in progress (named by a SIGTERM or a collective timeout)
 
     # ------------------------------------------------------------ setup
     def _make_generator(self):
@@ -113,11 +116,13 @@ class Trainer:
         stops the run; the transformers backend shares the model."""
         if self.cfg.rollout.backend != "vllm":
             return {}
-        adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
+        adapter_dir = adapters.adapter_dir(self.out_dir, step)
         if self.acc.is_main_process:
             self.model.save_pretrained(adapter_dir)
         self.acc.wait_for_everyone()
         self.generator.update_weights(adapter_dir)
+        if self.acc.is_main_process:  # the new adapter is in place: older ones beyond train.keep_adapters go
+            adapters.prune(self.out_dir, self.cfg.train.keep_adapters)
         with self.acc.autocast():
             return self.sync_check(self.generator, self.model, self.tok, self.pad_id, self.acc.device, step, when)
 
@@ -160,7 +165,7 @@ class Trainer:
         if n_guided:
             seqs += distill_seqs(paired, lambda text: _tokens(self.tok, text), dict(zip(stats.index, w_P.tolist())),
                                  cfg.distill.target)
-        metrics = self._rollout_metrics(paired, w_P)
+        metrics = rollout_metrics(paired, w_P)
         metrics.update(engine_checks.group_stats(paired, seqs, cfg.distill.coef > 0))
         if n_guided and cfg.train.mismatch_sample:
             with self.acc.autocast():
@@ -184,7 +189,7 @@ class Trainer:
 
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
-        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem.
+        no-grad pass; kept as their old log-probs when a batch takes several updates) and keep one per problem.
         The candidates are the correct guided rollouts (`distill_seqs`); a problem with a single one
         has no choice to make: it is not scored."""
         cand = [s for s in seqs if s.kind == "distill"]
@@ -195,23 +200,8 @@ class Trainer:
         keep = select_targets([s.meta["problem_id"] for s in cand], [s.meta["reward"] for s in cand],
                               [score_of.get(id(s), 0.0) for s in cand], "select_one")
         for s, lp in zip(scored, lps):
-            s.old_logprobs = lp if self.cfg.train.ppo_epochs > 1 else None
+            s.old_logprobs = lp if updates.takes_several(self.cfg.train) else None
         return [s for s in seqs if s.kind != "distill"] + [s for s, k in zip(cand, keep) if k]
-
-    def _rollout_metrics(self, paired, w_P) -> dict:
-        st = paired.stats
-        m = {"reward_auto": float(st["p_auto"].mean()), "w_mean": float(w_P.mean()),
-             "generate_s": paired.generate_s, "grade_s": paired.grade_s,
-             "gen_tokens": sum(len(r.token_ids) for r in paired.rollouts),
-             **reason_counts(r.grade_reason for r in paired.rollouts)}
-        if st["n_guided"].sum() > 0:
-            m["alpha_mean"] = float(w_P.mean())
-            m["reward_guided"] = float(st.loc[st["n_guided"] > 0, "p_guided"].mean())
-        for source, g in st.groupby("source"):
-            m[f"p_auto/{source}"] = float(g["p_auto"].mean())
-            if g["n_guided"].sum() > 0:
-                m[f"p_guided/{source}"] = float(g.loc[g["n_guided"] > 0, "p_guided"].mean())
-        return m
 
     # ------------------------------------------------------------ the step
     def _counts(self, seqs: list[Seq]) -> dict[str, float]:
@@ -253,10 +243,8 @@ class Trainer:
 
     def _optimizer_step(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.acc.num_processes > 1:
-            for p in params:
-                if p.grad is not None:
-                    p.grad = self.acc.reduce(p.grad, "sum")
+        if self.acc.num_processes > 1:  # every parameter, every step, on every rank: no rank skips the collective
+            distributed.sum_grads(params, lambda t: self.acc.reduce(t, "sum"))
         norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
         self.opt.step()
         self.sched.step()
@@ -274,12 +262,12 @@ class Trainer:
         distill = [s for s in seqs if s.kind == "distill"]
         if distill and cfg.distill.coef > 0 and cfg.distill.teacher_source == "hidden":
             teacher_states(self.model, distill, self.pad_id, self.acc.device, cfg.train.micro_batch_size)
-        if cfg.train.ppo_epochs > 1:
+        if updates.takes_several(cfg.train):
             old_logprobs(self.model, [s for s in seqs if s.old_logprobs is None], self.pad_id, self.acc.device,
                          cfg.train.micro_batch_size)
         t2 = time.perf_counter()
-        for _ in range(cfg.train.ppo_epochs):
-            loss, train_metrics = self._backward(seqs)
+        for part in updates.ppo_updates(seqs, cfg.train.ppo_epochs, cfg.train.mini_batches):
+            loss, train_metrics = self._backward(part)
             if not self._all_finite(loss):
                 return self._skip_nonfinite(step, metrics)
             metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
@@ -295,6 +283,17 @@ class Trainer:
         if "gen_tokens" in metrics:
             metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
         return self._mean_over_ranks(metrics)
+
+    def _agreed_step(self, step: int) -> dict:
+        """`train_step`, with a collective that timed out rewritten as an error naming the step and the ranks."""
+        self.step = step
+        try:
+            return self.train_step(step)
+        except RuntimeError as e:
+            if self.acc.num_processes > 1 and distributed.is_timeout(e):
+                raise distributed.collective_timeout(e, step, self.acc.process_index, self.acc.num_processes,
+                                                     self.cfg.train.dist_timeout_s) from e
+            raise
 
     def _all_finite(self, loss: float) -> bool:
         """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
@@ -321,19 +320,22 @@ class Trainer:
 
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
-        """Unguided evaluation on the main process (other ranks return no rows)."""
-        if not self.acc.is_main_process:
-            return []
-        e = self.cfg.eval
+        """Unguided evaluation, sharded: every rank samples its share of the problems (`shard_rows`),
+        the rows are gathered, and every rank gets the table; the main process writes it."""
+        e, main = self.cfg.eval, self.acc.is_main_process
         problems = eval_subset(self.data.eval, e.splits, e.max_problems)
-        table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: evaluate(
-            self.generator, self.tok, problems, self.grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
-            k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
-            instruction=self.cfg.instruction, seed=self.cfg.seed))
+        table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: gathered_table(
+            self._gather(shard_rows(self.generator, self.tok, problems, self.grader, self.acc.process_index,
+                                    self.acc.num_processes, k=e.k, temperature=e.temperature, top_p=e.top_p,
+                                    k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
+                                    instruction=self.cfg.instruction, seed=self.cfg.seed))), write=main)
         rows = [{**r, "step": step} for r in table.to_dict("records")]
-        for r in rows:
+        for r in rows if main else ():
             fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
         return rows
+
+    def _gather(self, items: list) -> list:
+        return gather_object(items) if self.acc.num_processes > 1 else items
 
     def _eval_metrics(self, rows: list[dict]) -> dict:
         return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
@@ -362,11 +364,13 @@ class Trainer:
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
             backends.record(self.out_dir, "train", self.generator)
         start = self._resume()
-        if start == 0 and main:
-            self.metrics.log(0, ranks=self.acc.num_processes, **self._eval_metrics(self.evaluate(0)))
+        if start == 0:
+            evals = self._eval_metrics(self.evaluate(0))
+            if main:
+                self.metrics.log(0, ranks=self.acc.num_processes, **evals)
         progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
         for step in range(start + 1, cfg.train.steps + 1):
-            metrics = self.train_step(step)
+            metrics = self._agreed_step(step)
             if main:
                 progress.update(step)
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
@@ -378,6 +382,7 @@ class Trainer:
                 checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
                                 {"nonfinite_in_row": self.nonfinite_in_row, "alpha": self.alpha.state_dict()},
                                 keep=cfg.output.keep_checkpoints)
+                adapters.prune(self.out_dir, cfg.train.keep_adapters)  # those of pruned checkpoints too
         self.acc.wait_for_everyone()
         return self._finish() if main else {}
 
@@ -400,9 +405,10 @@ class Trainer:
 def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
     """Run (or resume) one training run into `out_dir` (holding its lock); returns its results."""
     trainer = None
-    with rank_zero_lock(out_dir):
+    with rank_zero_lock(out_dir), distributed.StopOnSigterm(out_dir, int(os.environ.get("RANK", 0)), write_status) as stop:
         try:
             trainer = Trainer(cfg, data, out_dir, grader)
+            stop.step_of = lambda: trainer.step
             return trainer.run()
         except BaseException:
             write_status(out_dir, "failed", traceback.format_exc())

@@ -1,0 +1,125 @@
+"""Ranks that agree: what every rank of an `accelerate launch` run must do together.
+
+- `sum_grads`: every trainable parameter's gradient is summed over the ranks on every step,
+  as one flat buffer in which a parameter without a gradient on this rank counts as zeros. A
+  rank whose share of the step produced no loss (`train.rl_coef: 0` and no correct guided
+  rollout, say) still joins the same single all-reduce, so no rank waits for a collective that
+  another rank skipped.
+- `process_group_kwargs`: `train.dist_timeout_s` passed to the process group, so a rank that
+  waits longer than that for the others fails instead of idling for the backend's default.
+- `collective_timeout`: such a failure rewritten as an error that names the step and the rank.
+- `StopOnSigterm`: SIGTERM ends the rank within seconds even while it waits inside a collective
+  (a Python handler would only run once the collective returned): a thread woken through the
+  signal wakeup fd writes STATUS `failed` naming the step, and exits the process. The latest
+  checkpoint (`train.checkpoint_every`) is what a resumed run starts from.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SIGTERM_EXIT = 128 + signal.SIGTERM
+
+
+def process_group_kwargs(timeout_s: float) -> list:
+    """Accelerator `kwargs_handlers` that set the process group's collective timeout."""
+    from accelerate.utils import InitProcessGroupKwargs
+
+    return [InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=timeout_s))]
+
+
+def sum_grads(params: list[torch.nn.Parameter], reduce_sum) -> None:
+    """Sum the gradients of `params` over the ranks in one all-reduce (`reduce_sum(tensor)`).
+
+    A parameter with no gradient on this rank contributes zeros; one that has no gradient on any
+    rank keeps `grad = None` (as in a one-rank run, so AdamW leaves it alone that step). The
+    buffer is float32 (mixed parameter dtypes, bf16 sums) and carries one "has a gradient" count
+    per parameter after the gradients."""
+    grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params]
+    has = torch.tensor([float(p.grad is not None) for p in params], device=grads[0].device)
+    total = reduce_sum(torch.cat(grads + [has]))
+    offset, counts = 0, total[-len(params):]
+    for p, count in zip(params, counts.tolist()):
+        n = p.numel()
+        p.grad = total[offset:offset + n].view_as(p).to(p.dtype, copy=True) if count > 0 else None
+        offset += n
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True for the error a collective raises when the process group's timeout expires."""
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("timed out" in text or "timeout" in text)
+
+
+def collective_timeout(exc: BaseException, step: int, rank: int, world: int, timeout_s: float) -> RuntimeError:
+    """The error that ends a run whose collective timed out, naming the step, the ranks and the key."""
+    return RuntimeError(
+        f"step {step}: rank {rank} of {world} waited more than train.dist_timeout_s = {timeout_s:g} s for the "
+        f"other ranks (ranks 0..{world - 1}) in a collective; one rank is slower than the timeout allows or "
+        f"stopped: read the other ranks' logs, or raise train.dist_timeout_s ({exc})")
+
+
+def _default_sigterm_in_child() -> None:
+    """A forked child does not report its own SIGTERM through the parent's wakeup pipe."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # forked from another thread: nothing was set up in it
+        pass
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
+class StopOnSigterm:
+    """SIGTERM -> STATUS `failed` ("stopped by SIGTERM at step N on rank R") and exit 143 within
+    seconds, whatever the main thread is doing. A Python handler only runs when the main thread
+    returns from C (never, inside a hung collective), but the interpreter's C-level handler writes
+    the signal number to the wakeup fd at once: a thread reading it does the stopping. Use as a
+    context manager around the training loop; `step_of()` names the step in progress. Outside the
+    main thread it does nothing and the default SIGTERM action stands."""
+
+    def __init__(self, out_dir: Path, rank: int, write_status):
+        self.out_dir, self.rank, self.write_status = Path(out_dir), rank, write_status
+        self.step_of = lambda: 0
+        self._active = False
+
+    def __enter__(self) -> "StopOnSigterm":
+        if threading.current_thread() is threading.main_thread():
+            read_fd, self._write_fd = os.pipe()
+            os.set_blocking(self._write_fd, False)
+            self._handler = signal.signal(signal.SIGTERM, lambda *_: None)  # the thread acts, not the handler
+            self._wakeup = signal.set_wakeup_fd(self._write_fd)
+            threading.Thread(target=self._wait, args=(read_fd,), name="sgpo-sigterm", daemon=True).start()
+            self._active = True
+        return self
+
+    def _wait(self, read_fd: int) -> None:
+        while True:
+            data = os.read(read_fd, 64)
+            if not data:  # the context ended
+                os.close(read_fd)
+                return
+            if signal.SIGTERM in data:
+                break
+        message = f"stopped by SIGTERM at step {self.step_of()} on rank {self.rank}"
+        log.error(message)
+        try:
+            self.write_status(self.out_dir, "failed", message)
+        finally:
+            os._exit(SIGTERM_EXIT)
+
+    def __exit__(self, *exc) -> None:
+        if self._active:
+            signal.set_wakeup_fd(self._wakeup)
+            signal.signal(signal.SIGTERM, self._handler)
+            os.close(self._write_fd)

@@ -1,0 +1,162 @@
+"""Ranks that agree (gloo on CPU, `accelerate launch --multi_gpu`): a rank with no loss still joins
+every collective (`train.rl_coef: 0` with no correct guided rollout on one rank), three ranks with
+uneven shares reach a one-rank run's weights, a collective that waits past `train.dist_timeout_s`
+ends the run naming the step, and SIGTERM stops every rank within seconds.
+
+Tolerance of the weight comparisons: atol 1e-3 (lr 0.05). The ranks sum their gradients in another
+order than one process does; Adam divides by sqrt(v), which magnifies that float32 noise where a
+gradient is near zero, while a rank out of step is off by about lr."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from sgpo_lib.core import fileio
+from sgpo_lib.data.batches import batch_for_step
+
+from trainer_fixtures import TESTS_DIR, make_data, params_file
+
+pytestmark = [pytest.mark.integration]
+
+SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from trainer_fixtures import make_data, ParityGrader
+from sgpo_lib.config.run import load_config
+from sgpo_lib.train.trainer import train
+
+class OddWrongGrader(ParityGrader):
+    '''Parity, except that every rollout of p1, p3, p5 is wrong.'''
+    def grade_many(self, texts, problems):
+        out = super().grade_many(texts, problems)
+        for g, p in zip(out, problems):
+            if int(p.id[1:]) % 2:
+                g.reward, g.reason = 0.0, "wrong"
+        return out
+
+class SlowRankGrader(ParityGrader):
+    '''Rank 1 takes {sleep_s} s to grade its first rollouts.'''
+    slept = False
+    def grade_many(self, texts, problems):
+        if os.environ.get("RANK") == "1" and not self.slept:
+            self.slept = True
+            time.sleep({sleep_s})
+        return super().grade_many(texts, problems)
+
+cfg = load_config({params!r}, {overrides!r})
+train(cfg, make_data({model!r}), {out!r}, {grader}())
+"""
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _script(tmp_path, model, out, overrides, grader="ParityGrader", sleep_s=0, steps=2):
+    path = tmp_path / f"train_{out.name}.py"
+    path.write_text(SCRIPT.format(tests=TESTS_DIR, params=str(params_file(tmp_path, model, steps)), model=str(model),
+                                  out=str(out), overrides=overrides, grader=grader, sleep_s=sleep_s))
+    return str(path)
+
+
+def _launch(ranks: int, script: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+            str(port), script]
+
+
+def _run_group(cmd: list[str], timeout_s: float) -> tuple[int | None, str]:
+    """(return code, stderr) of a launcher in its own process group; the group is killed on timeout."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        _, stderr = proc.communicate()
+        return None, "timed out (hung ranks killed)\n" + stderr
+    return proc.returncode, stderr
+
+
+def _weights(out, step):
+    return torch.load(out / "checkpoints" / f"step_{step:06d}.pt", weights_only=False)["trainable"]
+
+
+def _same_as_one_rank(tmp_path, model, ranks, overrides, grader, steps, port):
+    one, many = tmp_path / "one", tmp_path / f"r{ranks}"
+    subprocess.run([sys.executable, _script(tmp_path, model, one, overrides, grader, steps=steps)], env=ENV,
+                   check=True, capture_output=True, timeout=300)
+    rc, stderr = _run_group(_launch(ranks, _script(tmp_path, model, many, overrides, grader, steps=steps), port), 300)
+    assert rc == 0, stderr[-3000:]  # a hang fails here, its ranks killed
+    assert fileio.read_jsonl(many / "metrics.jsonl")[0]["ranks"] == ranks
+    a, b = _weights(one, steps), _weights(many, steps)
+    for n in a:
+        torch.testing.assert_close(b[n], a[n], rtol=0, atol=1e-3)
+
+
+def test_rl_coef_zero_with_a_rank_lacking_correct_guided_rollouts(tmp_path, tiny_model_dir):
+    """The paper's "w/o autonomous GRPO": a rank whose problem has no correct guided rollout has no
+    loss and no gradient, and must still join the all-reduce (it hung before)."""
+    overrides = {"train.rl_coef": 0.0, "distill.target": "all_correct"}
+    problems = make_data(tiny_model_dir).train
+    shares = [batch_for_step(problems, 0, step, 2) for step in (1, 2)]
+    assert any(int(b[r].id[1:]) % 2 for b in shares for r in (0, 1)), "no step gives a rank only wrong rollouts"
+    _same_as_one_rank(tmp_path, tiny_model_dir, 2, overrides, "OddWrongGrader", 2, 29521)
+
+
+def test_three_ranks_with_uneven_shares_match_one_rank(tmp_path, tiny_model_dir):
+    """4 problems a step on 3 ranks (2, 1, 1): sgpo with select_one and the pass-gap state."""
+    overrides = {"train.batch_problems": 4, "distill.target": "select_one", "distill.weighting": "pass_gap"}
+    _same_as_one_rank(tmp_path, tiny_model_dir, 3, overrides, "ParityGrader", 2, 29522)
+
+
+def test_collective_timeout_names_the_step_and_fails_the_run(tmp_path, tiny_model_dir):
+    out = tmp_path / "slow"
+    script = _script(tmp_path, tiny_model_dir, out, {"train.dist_timeout_s": 5}, "SlowRankGrader", sleep_s=25)
+    rc, stderr = _run_group(_launch(2, script, 29523), 300)
+    assert rc != 0
+    assert "step 1: rank 0 of 2 waited more than train.dist_timeout_s = 5 s" in stderr, stderr[-3000:]
+    assert (out / "STATUS").read_text().startswith("failed")
+
+
+def test_sigterm_stops_every_rank_within_seconds(tmp_path, tiny_model_dir):
+    """Rank 0 waits in a collective while rank 1 grades for a minute; SIGTERM to the process group
+    (what a scheduler sends) ends both within 20 s, STATUS failed naming the signal."""
+    out = tmp_path / "term"
+    script = _script(tmp_path, tiny_model_dir, out, {}, "SlowRankGrader", sleep_s=120)
+    proc = subprocess.Popen(_launch(2, script, 29524), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 200
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:  # step 0 done: step 1 hangs on rank 0
+        time.sleep(1)
+    time.sleep(5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+        gone = _group_gone(proc.pid, 10)
+    finally:
+        _kill_group(proc.pid)
+    assert proc.returncode != 0 and gone, "a rank outlived SIGTERM"
+    status = (out / "STATUS").read_text()
+    assert status.startswith("failed") and "stopped by SIGTERM at step 1" in status, status
+
+
+def _group_gone(pgid: int, wait_s: float) -> bool:
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
