@@ -64,6 +64,7 @@ class ModelConfig:
     name_or_path: str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    gradient_checkpointing: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
@@ -205,6 +206,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
     micro_batch_size: int = 16
+    micro_batch_tokens: int | None = None
     ppo_epochs: int = 1
     mini_batches: int = 1
     eps_low: float = 0.2
@@ -239,9 +241,9 @@ class TrainConfig:
         _check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
         _check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        _check(self.micro_batch_tokens is None or self.micro_batch_tokens >= 1, "train.micro_batch_tokens", ">= 1 or null")
         _check(self.mini_batches >= 1, "train.mini_batches", "must be >= 1 (optimizer steps per rollout batch)")
-        _check(self.dist_timeout_s >= 1, "train.dist_timeout_s", "must be >= 1 (seconds a rank waits in a collective)")
-        _check(self.keep_adapters >= 1, "train.keep_adapters", "must be >= 1 (the adapter the engine has loaded)")
+        _check(self.dist_timeout_s >= 1 and self.keep_adapters >= 1, "train.dist_timeout_s", "and keep_adapters: >= 1")
         _check(0 <= self.warmup_sft_fraction < 1, "train.warmup_sft_fraction",
                "must be in [0, 1): the share of training problems for the SFT warm-up (0 = no warm-up)")
         _check(self.warmup_sft_epochs >= 1, "train.warmup_sft_epochs", "must be >= 1")
@@ -354,7 +356,9 @@ class RunConfig:
         _check(self.distill.teacher != "engine" or r.topk_logprobs >= self.distill.topk, "rollout.topk_logprobs",
                "distill.teacher 'engine' needs rollout.topk_logprobs >= distill.topk")
         if self.train.rollout_is is None:  # frozen: set the resolved default once, before anyone reads it
-            object.__setattr__(self, "train", dataclasses.replace(self.train, rollout_is=default_rollout_is(r.backend)))
+            # token_truncate for vLLM (as verl and TRL do); none for transformers, whose sampler is the trainer's model
+            resolved = "token_truncate" if r.backend == "vllm" else "none"
+            object.__setattr__(self, "train", dataclasses.replace(self.train, rollout_is=resolved))
 
     @property
     def instruction(self) -> str:
@@ -367,12 +371,6 @@ class RunConfig:
     def digest(self) -> str:
         """sha1 of the resolved config (sorted JSON): the content part of the run id."""
         return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
-
-def default_rollout_is(backend: str) -> str:
-    """`train.rollout_is: null` resolves to `token_truncate` for vLLM (as verl and TRL do) and
-    to `none` for transformers, whose sampler is the trainer's own model (no mismatch to correct)."""
-    return "token_truncate" if backend == "vllm" else "none"
 
 
 def _check(ok: bool, key: str, message: str) -> None:

@@ -156,6 +156,12 @@ def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str
     return model, tokenizer
 
 
+def enable_gradient_checkpointing(model) -> None:
+    """`model.gradient_checkpointing`: each decoder layer is recomputed in the backward instead of
+    keeping its activations (non-reentrant, so LoRA's gradients flow without input grads)."""
+    causal_lm(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def trainable_state(model) -> dict[str, torch.Tensor]:
     """The trainable parameters (LoRA adapter or all weights), detached copies on CPU."""
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -52,9 +52,9 @@ from ..method.rollouts import sample_paired
 from ..method.step import (MetricSums, Seq, distill_loss, distill_seqs, group_seqs, instance_weights, loss_groups,
                            micro_batches, old_logprobs, policy_loss, select_targets, sft_loss, target_score,
                            teacher_states, token_counts, unguided_logprobs)
-from ..model import checkpoint
+from ..model import checkpoint, memory_plan
 from ..model.generation import SamplingSpec, TransformersGenerator
-from ..model.policy import load_policy, token_logprobs
+from ..model.policy import enable_gradient_checkpointing, load_policy, token_logprobs
 from . import adapters, backends, distributed, engine_checks, updates
 from .step_metrics import rollout_metrics
 from .backends import vllm_generator
@@ -77,8 +77,11 @@ class Trainer:
                                kwargs_handlers=distributed.process_group_kwargs(cfg.train.dist_timeout_s))
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
         checkpoint.check_model_files(data.model_dir)  # a damaged cached student fails naming its file
+        memory_plan.check_run(cfg, data.model_dir, self.acc.device, self.acc.is_main_process)  # before the weights
         self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device,
                                            cfg.model.attn_implementation)
+        if cfg.model.gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -101,7 +104,6 @@ class Trainer:
         r = self.cfg.rollout
         if r.backend == "vllm":
             return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
-
         return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
                                     merge_lora=r.merge_lora)
 
@@ -178,7 +180,6 @@ class Trainer:
         and one `alpha.jsonl` row per problem. Shape (P,) float64."""
         w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
         if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
-
             rows = gather_object(rows)
             if self.cfg.distill.weighting == "pass_gap":
                 self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
@@ -224,7 +225,7 @@ class Trainer:
         cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
         mb, dev = cfg.train.micro_batch_size, self.acc.device
         for kind, coef, group in loss_groups(seqs, cfg.distill.coef, cfg.train.rl_coef):
-            for chunk in micro_batches(group, mb):
+            for chunk in micro_batches(group, mb, cfg.train.micro_batch_tokens):
                 with self.acc.autocast():
                     if kind == "rl":
                         loss, m, n = policy_loss(self.model, chunk, counts["rl"], cfg.train, self.pad_id, dev, self._ref_fn())
@@ -284,17 +285,6 @@ class Trainer:
             metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
         return self._mean_over_ranks(metrics)
 
-    def _agreed_step(self, step: int) -> dict:
-        """`train_step`, with a collective that timed out rewritten as an error naming the step and the ranks."""
-        self.step = step
-        try:
-            return self.train_step(step)
-        except RuntimeError as e:
-            if self.acc.num_processes > 1 and distributed.is_timeout(e):
-                raise distributed.collective_timeout(e, step, self.acc.process_index, self.acc.num_processes,
-                                                     self.cfg.train.dist_timeout_s) from e
-            raise
-
     def _all_finite(self, loss: float) -> bool:
         """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
         bad = torch.tensor([0.0 if np.isfinite(loss) else 1.0], device=self.acc.device)
@@ -304,7 +294,6 @@ class Trainer:
         """Each metric averaged over the ranks that report it (every rank sees its own share)."""
         if self.acc.num_processes == 1:
             return metrics
-
         per_rank = gather_object([metrics])
         keys = dict.fromkeys(k for m in per_rank for k in m)
         return {k: float(np.mean([m[k] for m in per_rank if k in m])) for k in keys}
@@ -356,7 +345,17 @@ class Trainer:
         return step
 
     def run(self) -> dict:
-        """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content."""
+        """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content.
+        A collective that timed out ends it with an error naming the step and the ranks."""
+        try:
+            return self._run()
+        except RuntimeError as e:
+            if self.acc.num_processes > 1 and distributed.is_timeout(e):
+                raise distributed.collective_timeout(e, self.step, self.acc.process_index, self.acc.num_processes,
+                                                     self.cfg.train.dist_timeout_s) from e
+            raise
+
+    def _run(self) -> dict:
         cfg, main = self.cfg, self.acc.is_main_process
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -370,7 +369,8 @@ class Trainer:
                 self.metrics.log(0, ranks=self.acc.num_processes, **evals)
         progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
         for step in range(start + 1, cfg.train.steps + 1):
-            metrics = self._agreed_step(step)
+            self.step = step
+            metrics = self.train_step(step)
             if main:
                 progress.update(step)
             if step % cfg.eval.every == 0 or step == cfg.train.steps:

@@ -40,10 +40,10 @@ class OddWrongGrader(ParityGrader):
         return out
 
 class SlowRankGrader(ParityGrader):
-    '''Rank 1 takes {sleep_s} s to grade its first rollouts.'''
+    '''Rank 1 takes {sleep_s} s to grade its first training rollouts (step 1).'''
     slept = False
     def grade_many(self, texts, problems):
-        if os.environ.get("RANK") == "1" and not self.slept:
+        if os.environ.get("RANK") == "1" and problems[0].split == "train" and not self.slept:
             self.slept = True
             time.sleep({sleep_s})
         return super().grade_many(texts, problems)

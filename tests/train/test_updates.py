@@ -1,5 +1,6 @@
 """PPO mini-batches (`train.mini_batches`): with several, the ratio leaves 1 and the clip acts from
-the second update; with one, the step is today's single update on the whole batch."""
+the second update; with one, the step is today's single update on the whole batch. Micro-batches by
+a token budget (`train.micro_batch_tokens`) and gradient checkpointing (`model.gradient_checkpointing`)."""
 
 import pytest
 
@@ -46,3 +47,32 @@ def test_updates_split_every_epoch_into_interleaved_mini_batches():
     assert ppo_updates(list(range(5)), 1, 1) == [[0, 1, 2, 3, 4]]
     assert ppo_updates(list(range(5)), 2, 2) == [[0, 2, 4], [1, 3], [0, 2, 4], [1, 3]]
     assert ppo_updates([0], 1, 3) == [[0], [], []]  # a rank with fewer sequences still takes every step
+
+
+def test_micro_batches_by_token_budget_fill_to_the_padded_budget():
+    from sgpo_lib.method.step import Seq, micro_batches
+
+    seqs = [Seq("rl", [0] * 2, [0] * n) for n in (2, 2, 6, 1, 20)]  # 4, 4, 8, 3, 22 tokens
+    sizes = lambda groups: [len(g) for g in groups]  # noqa: E731
+    assert sizes(micro_batches(seqs, 2)) == [2, 2, 1]  # by count, as before
+    assert sizes(micro_batches(seqs, 2, max_tokens=24)) == [3, 1, 1]  # 4 x 8 > 24 breaks; the 22-token one alone
+    assert sizes(micro_batches(seqs, 2, max_tokens=8)) == [2, 1, 1, 1]
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tmp_path, tiny_model_dir):
+    """`model.gradient_checkpointing` recomputes the decoder layers: same loss and LoRA gradients."""
+    import torch
+
+    from sgpo_lib.model.policy import token_logprobs
+    from sgpo_lib.method.step import Seq, _pack
+
+    grads = []
+    for ckpt in (False, True):
+        cfg = load_config(params_file(tmp_path, tiny_model_dir), {"model.gradient_checkpointing": ckpt})
+        trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / f"run{ckpt}", ParityGrader())
+        assert trainer.model.base_model.model.model.gradient_checkpointing == ckpt
+        batch = _pack([Seq("rl", [1, 2, 3], [4, 5, 6, 7])], trainer.pad_id, "cpu")
+        token_logprobs(trainer.model, batch).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.requires_grad})
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n])
