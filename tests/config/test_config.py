@@ -266,3 +266,20 @@ def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
     assert e["ablation_seeds"] is None  # inherited from base.yaml: the main table's seeds
     smoke = load_config(PARAMS_DIR / "toy-smoke.yaml").experiment
     assert len(smoke.seeds) == 1 and len(smoke.ablations) == 2 and ablation_seeds(smoke) == (0,)
+
+
+@pytest.mark.parametrize("params", ["params/real-base.yaml", "params/qwen2.5-1.5b-math.yaml", "params/qwen2.5-7b-math.yaml",
+                                    "params/llama3.1-8b-math.yaml"])
+def test_the_real_params_follow_the_paper(params):
+    """The paper's eight ablations by its names and overrides (§7), three seeds; avg@k and the
+    sampling of §8; gradient checkpointing and PPO mini-batches on."""
+    from sgpo_lib.analysis.paper import ABLATION_OVERRIDES
+    from sgpo_lib.config.experiment import ablation_seeds
+
+    cfg = load_config(params)
+    ablations = {name: overrides for entry in cfg.experiment.ablations for name, overrides in entry.items()}
+    assert ablations == ABLATION_OVERRIDES
+    assert list(ablation_seeds(cfg.experiment)) == [0, 1, 2]
+    assert cfg.eval.k_map == {"math500": 4, "amc23": 32, "olympiadbench": 4, "aime24": 32}
+    assert (cfg.eval.temperature, cfg.eval.top_p, cfg.rollout.temperature) == (0.6, 0.95, 1.0)
+    assert cfg.model.gradient_checkpointing and cfg.train.mini_batches == 4 and cfg.train.micro_batch_tokens
