@@ -202,7 +202,7 @@ def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd
     todo = unfinished(run_dir / name, variants)
     assets.prepare_warmups(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
     return run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
-                     train_fn=train_variant)
+                     train_fn=train_variant, gpus_per_run=cfg.experiment.gpus_per_run)
 
 
 def train_main(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
