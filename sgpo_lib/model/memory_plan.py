@@ -65,7 +65,13 @@ class Shapes:
 
 
 def read_config(model_dir: str | Path) -> dict:
-    return json.loads((Path(model_dir) / "config.json").read_text())
+    """`config.json` of a local model folder, or of a hub name (the config file alone)."""
+    path = Path(model_dir) / "config.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(model_dir)).to_dict()
 
 
 def count_parameters(config: dict) -> int:
@@ -149,3 +155,17 @@ def check_run(cfg, model_dir: str | Path, device, echo: bool) -> dict[str, int] 
         print(table(lines, other), flush=True)
     check(lines)
     return lines
+
+
+def plan_frame(cfg, model_dir: str | Path, device_bytes: int | None = None):
+    """The run's plan as a table in GiB (notebook 03), on this CUDA device or, without one, a nominal
+    80 GiB GPU; the last column says whether it fits."""
+    import pandas as pd
+    import torch
+
+    if device_bytes is None:
+        device_bytes = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 80 * GIB
+    lines, other = plan_for_run(cfg, model_dir, device_bytes)
+    rows = {**lines, f"activations, checkpointing {'off' if cfg.model.gradient_checkpointing else 'on'}": other}
+    return pd.DataFrame({"GiB": {k: round(v / GIB, 2) for k, v in rows.items()},
+                         "fits": {"total": lines["total"] <= lines["device"]}}).fillna("")

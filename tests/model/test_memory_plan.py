@@ -69,3 +69,5 @@ def test_a_run_plan_reads_the_config_keys(model_dir):
     lines, other = mp.plan_for_run(cfg, cfg.model.name_or_path, 80 * mp.GIB)
     assert lines["activations"] < other  # the other setting (no checkpointing) stores more
     assert lines["weights"] == PARAMETERS["Qwen2.5-1.5B"] * mp.DTYPE_BYTES[cfg.model.dtype]
+    frame = mp.plan_frame(cfg, cfg.model.name_or_path, 80 * mp.GIB)  # notebook 03's table
+    assert frame.loc["total", "fits"] and frame.loc["activations, checkpointing off", "GiB"] == round(other / mp.GIB, 2)
