@@ -7,6 +7,8 @@
   another rank skipped.
 - `process_group_kwargs`: `train.dist_timeout_s` passed to the process group, so a rank that
   waits longer than that for the others fails instead of idling for the backend's default.
+- `check_shared_folder`: every rank (of every machine) sees rank 0's run folder, or all stop
+  with an error naming the path.
 - `collective_timeout`: such a failure rewritten as an error that names the step and the rank.
 - `StopOnSigterm`: SIGTERM ends the rank within seconds even while it waits inside a collective
   (a Python handler would only run once the collective returned): a thread woken through the
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import secrets
 import signal
 import threading
 from pathlib import Path
@@ -28,6 +31,7 @@ import torch
 log = logging.getLogger(__name__)
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
+TOKEN_FILE = "RANK0_TOKEN"
 
 
 def process_group_kwargs(timeout_s: float) -> list:
@@ -52,6 +56,25 @@ def sum_grads(params: list[torch.nn.Parameter], reduce_sum) -> None:
         n = p.numel()
         p.grad = total[offset:offset + n].view_as(p).to(p.dtype, copy=True) if count > 0 else None
         offset += n
+
+
+def check_shared_folder(out_dir: Path, acc) -> None:
+    """Every rank sees rank 0's run folder: rank 0 writes a fresh token to `out_dir/RANK0_TOKEN`,
+    every rank reads it back, and all stop together, naming the path and the ranks, when one
+    does not (several machines need the run folder on a filesystem they all share)."""
+    from accelerate.utils import broadcast_object_list, gather_object
+
+    path = Path(out_dir) / TOKEN_FILE
+    token = broadcast_object_list([secrets.token_hex(16) if acc.is_main_process else None])[0]
+    if acc.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token)
+    acc.wait_for_everyone()
+    seen = path.read_text() if path.exists() else None
+    blind = [rank for rank, ok in gather_object([(acc.process_index, seen == token)]) if not ok]
+    if blind:
+        raise RuntimeError(f"ranks {blind} do not see rank 0's run folder: {path} is missing or holds another token "
+                           "there; put the output root (output.root) on a filesystem every machine shares")
 
 
 def is_timeout(exc: BaseException) -> bool:

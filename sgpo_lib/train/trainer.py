@@ -362,6 +362,8 @@ class Trainer:
             fileio.write_text(self.out_dir / "config.yaml", config_to_yaml(cfg))
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
             backends.record(self.out_dir, "train", self.generator)
+        if self.acc.num_processes > 1:  # several machines: the run folder must be shared
+            distributed.check_shared_folder(self.out_dir, self.acc)
         start = self._resume()
         if start == 0:
             evals = self._eval_metrics(self.evaluate(0))

@@ -1,7 +1,8 @@
 """Ranks that agree (gloo on CPU, `accelerate launch --multi_gpu`): a rank with no loss still joins
 every collective (`train.rl_coef: 0` with no correct guided rollout on one rank), three ranks with
 uneven shares reach a one-rank run's weights, a collective that waits past `train.dist_timeout_s`
-ends the run naming the step, and SIGTERM stops every rank within seconds.
+ends the run naming the step, SIGTERM stops every rank within seconds, and two "machines" on localhost
+(`--num_machines 2`) train when they share the run folder and stop naming it when they do not.
 
 Tolerance of the weight comparisons: atol 1e-3 (lr 0.05). The ranks sum their gradients in another
 order than one process does; Adam divides by sqrt(v), which magnifies that float32 noise where a
@@ -160,3 +161,34 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _two_machines(tmp_path, model, outs, port):
+    """`accelerate launch --num_machines 2` on localhost, one process a machine; machine i writes to outs[i]."""
+    procs = []
+    for machine, out in enumerate(outs):
+        cmd = _launch(2, _script(tmp_path, model, out, {}), port)
+        cmd[cmd.index("--num_machines") + 1] = "2"
+        cmd[-1:-1] = ["--machine_rank", str(machine), "--main_process_ip", "127.0.0.1"]
+        procs.append(subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      start_new_session=True))
+    try:
+        return [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    finally:
+        for p in procs:
+            _kill_group(p.pid)
+
+
+def test_two_machines_on_a_shared_folder_complete(tmp_path, tiny_model_dir):
+    out = tmp_path / "shared"
+    results = _two_machines(tmp_path, tiny_model_dir, [out, out], 29525)
+    assert [rc for rc, _ in results] == [0, 0], results[0][1][-3000:]
+    assert (out / "STATUS").read_text().startswith("done")
+
+
+def test_a_machine_that_does_not_see_the_run_folder_stops_naming_it(tmp_path, tiny_model_dir):
+    out, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    results = _two_machines(tmp_path, tiny_model_dir, [out, elsewhere], 29526)
+    assert all(rc != 0 for rc, _ in results)
+    assert all(f"ranks [1] do not see rank 0's run folder: {elsewhere / 'RANK0_TOKEN'}" in err for _, err in results[1:])
+    assert f"ranks [1] do not see rank 0's run folder: {out / 'RANK0_TOKEN'}" in results[0][1]
