@@ -5,6 +5,7 @@
   rank whose share of the step produced no loss (`train.rl_coef: 0` and no correct guided
   rollout, say) still joins the same single all-reduce, so no rank waits for a collective that
   another rank skipped.
+- `rank_zero_first`: strategy extraction and cache builds on rank 0 while the others wait.
 - `process_group_kwargs`: `train.dist_timeout_s` passed to the process group, so a rank that
   waits longer than that for the others fails instead of idling for the backend's default.
 - `check_shared_folder`: every rank (of every machine) sees rank 0's run folder, or all stop
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import datetime
+from contextlib import contextmanager
 import logging
 import os
 import secrets
@@ -39,6 +41,29 @@ def process_group_kwargs(timeout_s: float) -> list:
     from accelerate.utils import InitProcessGroupKwargs
 
     return [InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=timeout_s))]
+
+
+@contextmanager
+def rank_zero_first(timeout_s: float):
+    """Under `accelerate launch` (WORLD_SIZE > 1): rank 0 runs the block (strategy extraction, data
+    and cache builds) while the other ranks wait at a barrier for up to `timeout_s`, then they run
+    it, reading what rank 0 cached. The process group is started here, with that timeout (the
+    Accelerator then joins it); the barrier is a gloo group, so it needs no GPU. One process: the
+    block runs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timeout)
+    group = dist.new_group(backend="gloo", timeout=timeout)
+    if dist.get_rank() != 0:
+        dist.barrier(group)
+    yield
+    if dist.get_rank() == 0:
+        dist.barrier(group)
 
 
 def sum_grads(params: list[torch.nn.Parameter], reduce_sum) -> None:

@@ -187,13 +187,16 @@ def measure_signal(cfg, run_dir: Path, per_source: int = 2, final_dir: Path | No
 
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
     """Train one config (params + overrides) into `out_dir`; the unit of every sweep."""
+    from ..train.distributed import rank_zero_first
     from ..train.trainer import train
 
     cfg = load_config(params_file, overrides)
     seed_everything(cfg.seed)
     size = cfg.student.size if cfg.model.source == "toy" else None
     with _grader(cfg) as grader:
-        return train(cfg, assets.train_data(cfg, size), Path(out_dir), grader)
+        with rank_zero_first(cfg.train.dist_timeout_s):  # under a launch: rank 0 extracts and caches, then the rest read
+            data = assets.train_data(cfg, size)
+        return train(cfg, data, Path(out_dir), grader)
 
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:

@@ -192,3 +192,30 @@ def test_a_machine_that_does_not_see_the_run_folder_stops_naming_it(tmp_path, ti
     assert all(rc != 0 for rc, _ in results)
     assert all(f"ranks [1] do not see rank 0's run folder: {elsewhere / 'RANK0_TOKEN'}" in err for _, err in results[1:])
     assert f"ranks [1] do not see rank 0's run folder: {out / 'RANK0_TOKEN'}" in results[0][1]
+
+
+FIRST = """
+import os, sys, time
+import torch
+from accelerate import Accelerator
+from sgpo_lib.train.distributed import rank_zero_first, process_group_kwargs
+rank = os.environ["RANK"]
+with rank_zero_first(60):
+    start = time.time()
+    time.sleep(3 if rank == "0" else 0)  # rank 0 builds the cache
+    open(os.path.join({out!r}, "rank" + rank), "w").write(f"{{start}} {{time.time()}}")
+acc = Accelerator(cpu=True, kwargs_handlers=process_group_kwargs(60))  # joins the group started above
+assert float(acc.reduce(torch.ones(1), "sum")) == 2.0
+"""
+
+
+def test_rank_zero_builds_first_and_the_others_then_read(tmp_path):
+    """`rank_zero_first` (strategy extraction and caches in `stages.train_variant`): rank 1 enters
+    the block only after rank 0 left it, and the Accelerator joins the same process group."""
+    script = tmp_path / "first.py"
+    script.write_text(FIRST.format(out=str(tmp_path)))
+    rc, stderr = _run_group(_launch(2, str(script), 29527), 200)
+    assert rc == 0, stderr[-3000:]
+    start0, end0 = map(float, (tmp_path / "rank0").read_text().split())
+    start1, _ = map(float, (tmp_path / "rank1").read_text().split())
+    assert end0 - start0 >= 3 and start1 >= end0
