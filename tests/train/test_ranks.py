@@ -114,6 +114,11 @@ def test_three_ranks_with_uneven_shares_match_one_rank(tmp_path, tiny_model_dir)
     _same_as_one_rank(tmp_path, tiny_model_dir, 3, overrides, "ParityGrader", 2, 29522)
 
 
+@pytest.mark.parametrize("method, port", [("hpt", 29528), ("luffy", 29529), ("grpo", 29530)])
+def test_two_ranks_match_one_rank_for_the_baselines(tmp_path, tiny_model_dir, method, port):
+    _same_as_one_rank(tmp_path, tiny_model_dir, 2, {"train.method": method}, "ParityGrader", 2, port)
+
+
 def test_collective_timeout_names_the_step_and_fails_the_run(tmp_path, tiny_model_dir):
     out = tmp_path / "slow"
     script = _script(tmp_path, tiny_model_dir, out, {"train.dist_timeout_s": 5}, "SlowRankGrader", sleep_s=25)
