@@ -66,6 +66,15 @@ def rank_zero_first(timeout_s: float):
         dist.barrier(group)
 
 
+def close_process_group() -> None:
+    """Destroy the process group before the interpreter exits (gloo's threads otherwise can abort
+    the process at exit: "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def sum_grads(params: list[torch.nn.Parameter], reduce_sum) -> None:
     """Sum the gradients of `params` over the ranks in one all-reduce (`reduce_sum(tensor)`).
 

@@ -314,7 +314,7 @@ class Trainer:
         e, main = self.cfg.eval, self.acc.is_main_process
         problems = eval_subset(self.data.eval, e.splits, e.max_problems)
         table = cached_table(start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None, lambda: gathered_table(
-            self._gather(shard_rows(self.generator, self.tok, problems, self.grader, self.acc.process_index,
+            gather_object(shard_rows(self.generator, self.tok, problems, self.grader, self.acc.process_index,
                                     self.acc.num_processes, k=e.k, temperature=e.temperature, top_p=e.top_p,
                                     k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or self.cfg.rollout.max_new_tokens,
                                     instruction=self.cfg.instruction, seed=self.cfg.seed))), write=main)
@@ -322,9 +322,6 @@ class Trainer:
         for r in rows if main else ():
             fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
         return rows
-
-    def _gather(self, items: list) -> list:
-        return gather_object(items) if self.acc.num_processes > 1 else items
 
     def _eval_metrics(self, rows: list[dict]) -> dict:
         return {f"eval/{r['split']}/{r['source']}/{m}": r[m] for r in rows for m in ("greedy", "avg@k", "pass@k")}
@@ -418,3 +415,4 @@ def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
         finally:
             if trainer is not None:
                 trainer.close()
+            distributed.close_process_group()
