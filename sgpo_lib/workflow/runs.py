@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from transformers.utils import logging as hf_logging
 
 from ..config.run import RunConfig, check_variants, config_to_yaml, load_config
 from ..config.schema import differing_keys, dotted_get
@@ -135,9 +136,6 @@ def configure_logging(run_dir: Path | None = None, level: int = logging.INFO) ->
     for handler in [h for h in logger.handlers if getattr(h, "_sgpo", False)]:
         logger.removeHandler(handler)
     if in_kernel():
-        # imported here, after start_run's filter of tqdm's IProgress note (transformers imports tqdm.auto)
-        from transformers.utils import logging as hf_logging
-
         hf_logging.disable_progress_bar()
         info, warn = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
         info.addFilter(lambda record: record.levelno < logging.WARNING)
