@@ -210,21 +210,12 @@ def test_report_sections_without_data_say_so():
     assert isinstance(note, Markdown) and "Not run: `experiment.ablations` is empty" in note.data
 
 
-def test_start_run_silences_the_ipywidgets_warning_of_tqdm(tmp_path):
-    import warnings
+def test_tqdm_finds_ipywidgets_so_kernels_show_no_iprogress_note():
+    """transformers imports tqdm.auto; in a kernel without ipywidgets that prints a TqdmWarning box
+    in every notebook's import cell (ipywidgets is a dependency for that reason)."""
+    from tqdm.notebook import IProgress
 
-    from tqdm import TqdmWarning
-
-    from sgpo_lib.workflow.runs import start_run
-
-    p = tmp_path / "p.yaml"
-    p.write_text(f"output:\n  root: {tmp_path}\n")
-    with warnings.catch_warnings(record=True) as caught:
-        start_run(p)
-        warnings.warn("IProgress not found. Please update jupyter and ipywidgets.", TqdmWarning)
-        warnings.warn("something else", UserWarning)
-    assert [str(w.message) for w in caught] == ["something else"]
-    json.dumps([])
+    assert IProgress is not None
 
 
 def test_a_section_said_by_another_cell_shows_nothing():
