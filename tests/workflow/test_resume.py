@@ -3,7 +3,6 @@ included), completion table, results file and the pass-gap alpha state of the ch
 as an uninterrupted run's (timings aside); a damaged cached student fails
 naming its file with STATUS failed; completion tables and tracking sinks; progress lines."""
 
-import json
 import logging
 import shutil
 import signal
@@ -189,7 +188,7 @@ def test_progress_lines_give_step_total_and_eta(caplog, monkeypatch):
     clock = iter([0.0, 1.0, 10.0, 11.0])
     monkeypatch.setattr(time, "monotonic", lambda: next(clock))
     p = Progress("train sgpo", total=10, initial=0, every_s=5.0)
-    with caplog.at_level(logging.INFO, logger="sgpo_lib.workflow.runs"):
+    with caplog.at_level(logging.INFO, logger="sgpo_lib.core.run_folder"):
         p.update(1)  # t=1: under every_s since the start, not logged
         p.update(5)  # t=10: 2 s/step, 5 steps left
         p.update(10)  # the last step is always logged
