@@ -2,9 +2,9 @@
 tokens/s and peak memory.
 
 For a lent GPU machine that cannot reach the hub: nothing is downloaded and nothing large is
-carried. The model is built on the machine with `sgpo_lib.model.tiny` at a larger size
-(default hidden 1536 x 28 layers, ~0.7B random weights, the builder's small byte-level BPE
-vocabulary), the data are the shipped JSONL files (`../shared/data/benchmarks`), and the
+carried. The model is built on the machine with `sgpo_lib.model.tiny` at Qwen2.5-1.5B's shapes
+(hidden 1536, 28 layers, MLP 8960, vocabulary 151,936 rows of which the builder's small
+byte-level BPE samples only the first few hundred; random weights), the data are the shipped JSONL files (`../shared/data/benchmarks`), and the
 strategy extractor is the same model behind the run's own vLLM OpenAI server
 (`strategy.serve: local`, JSON schema). The params are `params/real-cpu.yaml` with GPU
 overrides (`overrides()`): bf16, vLLM with CUDA graphs and LoRA hot-loading, longer
@@ -12,10 +12,13 @@ completions, more problems. Stages run in this process (not under papermill), so
 peak memory covers the trainer; the device's used memory after each stage includes vLLM's.
 
 Departures from a real run: random weights (rewards are ~0, so the distillation term is mostly
-empty and step time is a lower bound), a small vocabulary (the lm_head and the full-vocabulary
-KL cost less than with Qwen's 152k), and an MLP of 2 x hidden (Qwen2.5-1.5B: 5.8 x).
+empty and step time is a lower bound), untied embeddings (Qwen2.5-1.5B ties them: +0.23B).
+The report adds the memory plan's trainer share (`sgpo_lib.model.memory_plan`: weights, LoRA +
+AdamW, activations, logits chunk) against torch's peak allocated memory (goal: within 15%), and
+the engine-vs-trainer log-prob gaps of the training steps (`mismatch/*`, `sync/*`: bf16).
 
-    python -m bench.gpu_check [--hidden 1536 --layers 28 --steps 3 --max-new-tokens 512]
+    python -m bench.gpu_check [--hidden 1536 --layers 28 --intermediate 8960 --vocab 151936 --steps 3
+                               --max-new-tokens 4096]
 """
 
 from __future__ import annotations
@@ -67,8 +70,20 @@ def _metrics(run_dir: Path) -> dict:
     [path] = sorted((run_dir / "main").glob("*/metrics.jsonl"))
     steps = [r for r in read_jsonl(path) if r["step"] > 0 and "step_s" in r]
     med = lambda key: statistics.median(r[key] for r in steps)  # noqa: E731
+    checks = sorted({k for r in steps for k in r if k.startswith(("mismatch/", "sync/"))})
     return {"steps": len(steps), "step_s": med("step_s"), "generate_s": med("generate_s"), "train_s": med("train_s"),
-            "gen_tokens_per_s": med("gen_tokens_per_s"), "train_tokens_per_s": med("train_tokens_per_s")}
+            "gen_tokens_per_s": med("gen_tokens_per_s"), "train_tokens_per_s": med("train_tokens_per_s"),
+            **{k: statistics.median(r[k] for r in steps if k in r) for k in checks}}
+
+
+def _planned_trainer_gib(cfg, model_dir: Path) -> float:
+    """The plan's trainer share: everything but the vLLM share and the fixed overhead."""
+    import torch
+
+    from sgpo_lib.model import memory_plan
+
+    lines, _ = memory_plan.plan_for_run(cfg, model_dir, torch.cuda.get_device_properties(0).total_memory)
+    return (lines["total"] - lines["vllm share"] - lines["overhead"]) / GIB
 
 
 def run(args) -> dict:
@@ -82,8 +97,10 @@ def run(args) -> dict:
     os.environ.update({"SGPO_OUTPUTS": str(out / "outputs"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     t0 = time.perf_counter()
     model_dir = build_tiny_model_dir(out / "model", hidden_size=args.hidden, num_layers=args.layers,
-                                     initializer_range=0.02, max_position_embeddings=8192)
-    report = {"device": torch.cuda.get_device_name(), "model": f"hidden {args.hidden} x {args.layers} layers",
+                                     initializer_range=0.02, max_position_embeddings=8192,
+                                     intermediate_size=args.intermediate, vocab_size=args.vocab)
+    report = {"device": torch.cuda.get_device_name(),
+              "model": f"hidden {args.hidden} x {args.layers} layers, MLP {args.intermediate}, vocabulary {args.vocab}",
               "build_s": round(time.perf_counter() - t0, 1), "stages": {}}
     cfg, run_dir = start_run(PARAMS, overrides(model_dir, args), run_id="gpu-check")
     for name in ("prepare", "extract", "rollouts", "main"):
@@ -93,6 +110,8 @@ def run(args) -> dict:
         log.info("%s: %s", name, report["stages"][name])
     report["train"] = _metrics(run_dir)
     report["torch_peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / GIB, 2)
+    report["plan_trainer_gib"] = round(_planned_trainer_gib(cfg, model_dir), 2)
+    report["peak_over_plan"] = round(report["torch_peak_allocated_gib"] / report["plan_trainer_gib"], 2)
     report["backends"] = (run_dir / "backends.jsonl").read_text().splitlines()
     return report
 
@@ -101,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=1536)
     parser.add_argument("--layers", type=int, default=28)
+    parser.add_argument("--intermediate", type=int, default=8960)
+    parser.add_argument("--vocab", type=int, default=151936)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--problems", type=int, default=8, help="problems per training step")
-    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--max-new-tokens", type=int, default=4096)
     parser.add_argument("--out", default="/tmp/sgpo-gpu-check")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -75,6 +75,7 @@ class ExperimentConfig:
     scaling_methods: tuple[str, ...] = ("grpo", "sgpo")
     scaling_seeds: tuple[int, ...] = (0,)
     parallel: int = 1
+    gpus_per_run: int = 1
 
     def __post_init__(self):
         bad = [m for m in self.methods + self.scaling_methods if m not in METHODS]
@@ -88,6 +89,7 @@ class ExperimentConfig:
         check(not twice, "experiment.ablations", f"names {twice} appear twice; give each ablation its own name")
         object.__setattr__(self, "ablations", entries)  # frozen: the one normalised shape, set before anyone reads it
         check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
+        check(self.gpus_per_run >= 1, "experiment.gpus_per_run", "must be >= 1 (1 = one run per GPU)")
         check(self.ablation_seeds is None or len(self.ablation_seeds) > 0, "experiment.ablation_seeds",
                "must name >= 1 seed, or be null for the main table's seeds")
 

@@ -79,6 +79,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "train.ppo_epochs": (1, 100, "passes over one step's rollouts"),
     "train.eps_low": PROB, "train.eps_high": (1e-6, 10.0, "a ratio clip range"), "train.beta": COEF,
     "train.max_grad_norm": CLIP, "train.checkpoint_every": STEPS,
+    "train.mini_batches": (1, 1024, "optimizer steps per rollout batch"),
+    "train.dist_timeout_s": (1, 604_800, "seconds a collective may wait; a week is past any step"),
+    "train.keep_adapters": (1, 1_000_000, "adapter folders kept on disk"),
+    "train.micro_batch_tokens": (1, 16_777_216, "padded tokens per micro-batch"),
     "train.max_nonfinite_in_row": (1, 1000, "non-finite steps skipped in a row before the run stops"),
     "train.n_offpolicy": ROLLOUTS, "train.luffy_gamma": (1e-6, 100.0, "LUFFY's shaping constant"),
     "train.warmup_sft_fraction": PROB, "train.warmup_sft_epochs": (1, 1000, "epochs of the SFT warm-up"),
@@ -93,6 +97,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "grading.workers": (1, 4096, "grading processes"), "grading.batch_size": BATCH,
     "experiment.seeds": SEED, "experiment.ablation_seeds": SEED, "experiment.scaling_seeds": SEED,
     "experiment.parallel": (1, 256, "training runs at once"),
+    "experiment.gpus_per_run": (1, 1024, "GPUs of one training run"),
     "output.keep_checkpoints": (1, 1000, "the newest checkpoint is what a killed run resumes from"),
 }
 

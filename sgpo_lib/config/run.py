@@ -57,6 +57,7 @@ class ModelConfig:
     name_or_path: str = ""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    gradient_checkpointing: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self):
@@ -200,7 +201,9 @@ class TrainConfig:
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
     micro_batch_size: int = 16
+    micro_batch_tokens: int | None = None
     ppo_epochs: int = 1
+    mini_batches: int = 1
     eps_low: float = 0.2
     eps_high: float = 0.28
     scale_rewards: bool = False
@@ -209,6 +212,8 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     checkpoint_every: int = 10
     max_nonfinite_in_row: int = 3
+    dist_timeout_s: float = 1800.0
+    keep_adapters: int = 2
     n_offpolicy: int = 1
     luffy_gamma: float = 0.1
     warmup_sft_fraction: float = 1 / 3
@@ -231,6 +236,9 @@ class TrainConfig:
         check(0 < self.eps_low < 1 and self.eps_high > 0, "train.eps_low", "need 0 < eps_low < 1 and eps_high > 0")
         check(self.micro_batch_size >= 1 and self.ppo_epochs >= 1, "train.micro_batch_size", "must be >= 1")
         check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+        check(self.micro_batch_tokens is None or self.micro_batch_tokens >= 1, "train.micro_batch_tokens", ">= 1 or null")
+        check(self.mini_batches >= 1, "train.mini_batches", "must be >= 1 (optimizer steps per rollout batch)")
+        check(self.dist_timeout_s >= 1 and self.keep_adapters >= 1, "train.dist_timeout_s", "and keep_adapters: >= 1")
         check(0 <= self.warmup_sft_fraction < 1, "train.warmup_sft_fraction",
                "must be in [0, 1): the share of training problems for the SFT warm-up (0 = no warm-up)")
         check(self.warmup_sft_epochs >= 1, "train.warmup_sft_epochs", "must be >= 1")

@@ -105,11 +105,36 @@ def paper_average(table: pd.DataFrame, metric: str = "avg@k") -> pd.Series:
     return pd.Series(out, name=f"paper_average/{metric}", dtype=float)
 
 
-def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, temperature: float,
-             max_new_tokens: int, instruction: str, seed: int, tag: str = "eval", top_p: float = 1.0,
-             k_by_benchmark: Mapping[str, int] | None = None) -> pd.DataFrame:
+def evaluate(generator, tokenizer, problems: list[Problem], grader, *, tag: str = "eval", **kwargs) -> pd.DataFrame:
     """Greedy + k samples per problem (k per benchmark, `k_for`) on unguided prompts; returns
-    `summarize`'s table."""
+    `summarize`'s table. Keywords: those of `evaluate_rows`."""
+    return table_of(evaluate_rows(generator, tokenizer, problems, grader, tag=tag, **kwargs), tag)
+
+
+def shard_rows(generator, tokenizer, problems: list[Problem], grader, rank: int, world: int, **kwargs) -> list:
+    """One rank's share of an evaluation: `(position, row)` for problems `rank, rank + world, ...`.
+    Each problem's seeds derive from its id, so the gathered rows of every rank (`gathered_table`)
+    make the table of a one-rank `evaluate` of the same problems."""
+    mine = list(range(rank, len(problems), world))
+    rows = evaluate_rows(generator, tokenizer, [problems[i] for i in mine], grader, **kwargs) if mine else []
+    return list(zip(mine, rows))
+
+
+def gathered_table(indexed_rows: list, tag: str = "eval") -> pd.DataFrame:
+    """The table of every rank's `shard_rows`, concatenated, in the problems' order."""
+    return table_of([row for _, row in sorted(indexed_rows, key=lambda pair: pair[0])], tag)
+
+
+def table_of(rows: list[dict], tag: str = "eval") -> pd.DataFrame:
+    table = summarize(rows)
+    log.info("%s: paper average avg@k %s", tag, paper_average(table).round(4).to_dict())
+    return table
+
+
+def evaluate_rows(generator, tokenizer, problems: list[Problem], grader, *, k: int, temperature: float,
+                  max_new_tokens: int, instruction: str, seed: int, tag: str = "eval", top_p: float = 1.0,
+                  k_by_benchmark: Mapping[str, int] | None = None) -> list[dict]:
+    """One row per problem: greedy reward and the rewards of its k samples (`summarize`'s input)."""
     texts = [prompts.render(tokenizer, prompts.unguided_messages(p, instruction)) for p in problems]
     seeds = [derive_seed(seed, tag, p.id) for p in problems]
     ks = [k_for(p.source, k, k_by_benchmark or {}) for p in problems]
@@ -123,18 +148,15 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, k: int, t
         rows.append({"split": p.split, "source": p.source, "problem_id": p.id, "k": ks[i],
                      "greedy": g_grades[i].reward, "samples": [g.reward for g in s_grades[start : start + ks[i]]]})
         start += ks[i]
-    table = summarize(rows)
-    log.info("%s: paper average avg@k %s", tag, paper_average(table).round(4).to_dict())
-    return table
+    return rows
 
 
-def evaluate_run(cfg, generator, tokenizer, problems: list[Problem], grader) -> pd.DataFrame:
-    """`evaluate` with a run's settings (`cfg`, a `RunConfig` read duck-typed: `eval.*`, the
-    instruction, the seed; `eval.max_new_tokens` null = `rollout.max_new_tokens`)."""
+def run_eval_kwargs(cfg) -> dict:
+    """`evaluate`'s keywords from a run's settings (`cfg`, a `RunConfig` read duck-typed: `eval.*`,
+    the instruction, the seed; `eval.max_new_tokens` null = `rollout.max_new_tokens`)."""
     e = cfg.eval
-    return evaluate(generator, tokenizer, problems, grader, k=e.k, temperature=e.temperature, top_p=e.top_p,
-                    k_by_benchmark=e.k_map, max_new_tokens=e.max_new_tokens or cfg.rollout.max_new_tokens,
-                    instruction=cfg.instruction, seed=cfg.seed)
+    return dict(k=e.k, temperature=e.temperature, top_p=e.top_p, k_by_benchmark=e.k_map,
+                max_new_tokens=e.max_new_tokens or cfg.rollout.max_new_tokens, instruction=cfg.instruction, seed=cfg.seed)
 
 
 def eval_metrics(rows: list[dict]) -> dict[str, float]:
@@ -161,14 +183,15 @@ def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | No
     return cache_dir(cfg, "start_evals", key) / "table.json"
 
 
-def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame], write: bool = True) -> pd.DataFrame:
     """`compute()`, read from / written to `path` (a JSON list of rows, sealed: `cache_files`) when
-    it is given; a cached table cut, garbled or replaced is computed again, with a warning."""
+    it is given (written when `write`: one rank writes); a cached table cut, garbled or replaced is
+    computed again, with a warning."""
     if path is not None and cache_files.intact(path):
-        log.info("step-0 evaluation from the cache: %s", path)
+        log.debug("step-0 evaluation from the cache: %s", path)
         return pd.DataFrame(fileio.read_json(path))
     table = compute()
-    if path is not None:
+    if path is not None and write:
         fileio.write_json(path, table.to_dict("records"))
         cache_files.seal(path)
     return table

@@ -33,7 +33,7 @@ class MethodSpec:
     `scale_rewards`: `train.scale_rewards`; `distill_target`: `distill.target`; `distils`: guided
     rollouts and `distill.coef > 0`; `select_one`: one target per problem, scored under the
     unguided prompt; `teacher_hidden`: the teacher is a no-grad forward under the guided prompt;
-    `recompute_old`: old log-probs before the first of several `train.ppo_epochs`;
+    `recompute_old`: old log-probs before the first of several updates (`ppo_epochs` x `mini_batches`);
     `mismatch_sample`: guided rollouts checked against the engine (`train.mismatch_sample`).
     """
 
@@ -64,7 +64,7 @@ class MethodSpec:
                    strong_in_group=method in ("luffy", "hpt"), n_offpolicy=t.n_offpolicy if method == "luffy" else 0,
                    hpt_threshold=t.hpt_threshold if method == "hpt" else None, scale_rewards=t.scale_rewards,
                    distill_target=d.target, distils=distils, select_one=distils and d.target == "select_one",
-                   teacher_hidden=distils and d.teacher_source == "hidden", recompute_old=t.ppo_epochs > 1,
+                   teacher_hidden=distils and d.teacher_source == "hidden", recompute_old=t.ppo_epochs * t.mini_batches > 1,
                    mismatch_sample=t.mismatch_sample if n_guided else 0)
 
 

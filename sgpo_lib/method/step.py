@@ -96,8 +96,22 @@ def _completion_rows(values_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> list[t
     return [values_B_T[b][mask_B_T[b].bool()] for b in range(values_B_T.shape[0])]
 
 
-def micro_batches(seqs: list[Seq], size: int) -> list[list[Seq]]:
-    return [seqs[i : i + size] for i in range(0, len(seqs), size)]
+def micro_batches(seqs: list[Seq], size: int, max_tokens: int | None = None) -> list[list[Seq]]:
+    """Consecutive groups of `size` sequences or, with `max_tokens` (`train.micro_batch_tokens`), of
+    as many as fit that budget once padded (rows x the longest prompt + completion; a longer
+    sequence goes alone)."""
+    if max_tokens is None:
+        return [seqs[i : i + size] for i in range(0, len(seqs), size)]
+    out, longest = [], 0
+    for s in seqs:
+        n = len(s.prompt_ids) + len(s.completion_ids)
+        if out and out[-1] and (len(out[-1]) + 1) * max(longest, n) <= max_tokens:
+            out[-1].append(s)
+            longest = max(longest, n)
+        else:
+            out.append([s])
+            longest = n
+    return out
 
 
 # ----------------------------------------------------------------------------- pure step assembly

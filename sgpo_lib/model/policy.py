@@ -130,6 +130,15 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None, with_e
     return tuple(outs) if with_entropy else outs[0]
 
 
+def check_attn_implementation(name: str | None) -> None:
+    """`flash_attention_2` needs the flash-attn package (CUDA only); fail naming the key, not deep in transformers."""
+    import importlib.util
+
+    if name == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ValueError("model.attn_implementation: flash_attention_2 needs the flash-attn package "
+                         "(pip install flash-attn on a CUDA machine); use sdpa where it is not installed")
+
+
 def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str | torch.device = "cpu",
                 attn_implementation: str | None = None):
     """Load a causal LM and its tokenizer; wrap in LoRA (`lora.enabled`) or train all weights.
@@ -137,6 +146,7 @@ def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str
     `lora` is a `config.LoraConfig`; `attn_implementation` None is transformers' default.
     Returns `(model, tokenizer)` with the model in train mode.
     """
+    check_attn_implementation(attn_implementation)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -154,6 +164,12 @@ def load_policy(model_dir: str | Path, lora, dtype: str = "float32", device: str
     n_all = sum(p.numel() for p in model.parameters())
     log.debug("policy %s: %d / %d trainable parameters", model_dir, n_train, n_all)
     return model, tokenizer
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """`model.gradient_checkpointing`: each decoder layer is recomputed in the backward instead of
+    keeping its activations (non-reentrant, so LoRA's gradients flow without input grads)."""
+    causal_lm(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:

@@ -68,21 +68,24 @@ def build_tiny_model_dir(
     initializer_range: float = 0.2,
     seed: int = 0,
     max_position_embeddings: int = 1024,
+    intermediate_size: int | None = None,
+    vocab_size: int | None = None,
 ) -> Path:
     """Save a random Qwen2 (head dim 64, float32) plus its tokenizer into `out_dir`.
 
     The vocabulary is padded to a multiple of 64; the generation config's EOS is `<|im_end|>`.
     `max_position_embeddings` is the context vLLM allows (real benchmark prompts need > 1024).
-    Returns `out_dir` as a Path.
+    `intermediate_size` (default 2 x hidden) and `vocab_size` (rows past the tokenizer's are never
+    sampled) give a real model's shapes (`make gpu-check`). Returns `out_dir` as a Path.
     """
     out_dir = Path(out_dir)
     tokenizer = build_tiny_tokenizer()
-    vocab = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    vocab = vocab_size or -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     heads = hidden_size // HEAD_DIM
     config = Qwen2Config(
         vocab_size=vocab,
         hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
+        intermediate_size=intermediate_size or 2 * hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,

@@ -5,7 +5,7 @@ paired rollouts and grades, with the weights `alpha(x)` (the pass-gap state live
 and in every checkpoint) -> `method.plan.plan_step` (pure: the sequences, from the run's
 `MethodSpec`, the one place that branches on `train.method`) -> the no-grad passes it owes (target
 selection, section 4; teacher states under the guided prompt; old log-probs) -> losses over
-micro-batches -> optimizer step (x `train.ppo_epochs`) -> the rollout engine's sync. Every score is
+micro-batches -> optimizer steps (`train.ppo_epochs` x `train.mini_batches`, `updates`) -> the rollout engine's sync. Every score is
 taken at temperature 1, so the config refuses `rollout.temperature != 1`.
 
 Choices, each a config field: LoRA through `peft` or full fine-tuning (`model.lora.enabled`);
@@ -20,6 +20,7 @@ resumed run redraws the same samples and reaches the same weights as an uninterr
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -42,16 +43,16 @@ from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import cached_table, eval_metrics, evaluate_run, run_results, start_eval_cache
+from ..method.evaluate import cached_table, eval_metrics, gathered_table, run_eval_kwargs, run_results, shard_rows, start_eval_cache
 from ..method.plan import Encoding, MethodSpec, StepPlan, plan_step
 from ..method.rollouts import PairedBatch, rollout_metrics, sample_paired
 from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep_one_target, loss_groups,
                            micro_batches, old_logprobs, policy_loss, sft_loss, target_score, targets_to_score,
                            teacher_states, token_counts, unguided_logprobs)
-from ..model import checkpoint
+from ..model import checkpoint, memory_plan
 from ..model.generation import SamplingSpec, TransformersGenerator
-from ..model.policy import load_policy, token_logprobs
-from . import backends, engine_checks
+from ..model.policy import enable_gradient_checkpointing, load_policy, token_logprobs
+from . import adapters, backends, distributed, engine_checks, updates
 from .backends import vllm_generator
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,15 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, data: TrainData, out_dir: Path, grader):
         self.cfg, self.data, self.out_dir, self.grader = cfg, data, Path(out_dir), grader
-        self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+        self.acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available(),
+                               kwargs_handlers=distributed.process_group_kwargs(cfg.train.dist_timeout_s))
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # the LoRA init depends on the seed alone
         checkpoint.check_model_files(data.model_dir)  # a damaged cached student fails naming its file
+        memory_plan.check_run(cfg, data.model_dir, self.acc.device, self.acc.is_main_process)  # before the weights
         self.model, self.tok = load_policy(data.model_dir, cfg.model.lora, cfg.model.dtype, self.acc.device,
                                            cfg.model.attn_implementation)
+        if cfg.model.gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         self.pad_id = self.tok.pad_token_id
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -86,6 +91,7 @@ class Trainer:
         self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
                                                               cfg.train.sync_check_tol) if data.train else None
         self.nonfinite_in_row = 0
+        self.step = 0  # the step in progress (named by a SIGTERM or a collective timeout)
 
     # ------------------------------------------------------------ setup
     def _make_generator(self):
@@ -106,11 +112,13 @@ class Trainer:
         stops the run; the transformers backend shares the model."""
         if self.cfg.rollout.backend != "vllm":
             return {}
-        adapter_dir = self.out_dir / "adapters" / f"step_{step:06d}"
+        adapter_dir = adapters.adapter_dir(self.out_dir, step)
         if self.acc.is_main_process:
             self.model.save_pretrained(adapter_dir)
         self.acc.wait_for_everyone()
         self.generator.update_weights(adapter_dir)
+        if self.acc.is_main_process:  # the new adapter is in place: older ones beyond train.keep_adapters go
+            adapters.prune(self.out_dir, self.cfg.train.keep_adapters)
         with self.acc.autocast():
             return self.sync_check(self.generator, self.model, self.tok, self.pad_id, self.acc.device, step, when)
 
@@ -155,7 +163,7 @@ class Trainer:
 
     def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
         """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
-        no-grad pass; kept as their old log-probs when `ppo_epochs > 1`) and keep one per problem."""
+        no-grad pass; kept as their old log-probs when a batch takes several updates) and keep one per problem."""
         scored = targets_to_score(seqs)
         lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
         for s, lp in zip(scored, lps):
@@ -205,7 +213,7 @@ class Trainer:
         cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
         mb, dev = cfg.train.micro_batch_size, self.acc.device
         for kind, coef, group in loss_groups(seqs, cfg.distill.coef, cfg.train.rl_coef):
-            for chunk in micro_batches(group, mb):
+            for chunk in micro_batches(group, mb, cfg.train.micro_batch_tokens):
                 with self.acc.autocast():
                     if kind == "rl":
                         loss, m, n = policy_loss(self.model, chunk, counts["rl"], cfg.train, self.pad_id, dev, self._ref_fn())
@@ -224,10 +232,8 @@ class Trainer:
 
     def _optimizer_step(self) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.acc.num_processes > 1:
-            for p in params:
-                if p.grad is not None:
-                    p.grad = self.acc.reduce(p.grad, "sum")
+        if self.acc.num_processes > 1:  # every parameter, every step, on every rank: no rank skips the collective
+            distributed.sum_grads(params, lambda t: self.acc.reduce(t, "sum"))
         norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
         self.opt.step()
         self.sched.step()
@@ -236,7 +242,7 @@ class Trainer:
 
     def train_step(self, step: int) -> dict:
         """batch -> sample -> plan -> score targets, teacher states -> backward over micro-batches ->
-        optimizer step (x `train.ppo_epochs`) -> sync the rollout engine; returns the step's metrics."""
+        optimizer steps (`updates.ppo_updates`) -> sync the rollout engine; returns the step's metrics."""
         clock = [time.perf_counter()]
         batch = self._batch(step)
         paired, w_P = self._sample(batch, step)
@@ -245,8 +251,8 @@ class Trainer:
         clock.append(time.perf_counter())
         seqs = self._no_grad_passes(plan)
         clock.append(time.perf_counter())
-        for _ in range(self.cfg.train.ppo_epochs):
-            loss, train_metrics = self._backward(seqs)
+        for part in updates.ppo_updates(seqs, self.cfg.train.ppo_epochs, self.cfg.train.mini_batches):
+            loss, train_metrics = self._backward(part)
             if not self._all_finite(loss):
                 return self._skip_nonfinite(step, metrics)
             metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
@@ -278,7 +284,6 @@ class Trainer:
         """Each metric averaged over the ranks that report it (every rank sees its own share)."""
         if self.acc.num_processes == 1:
             return metrics
-
         per_rank = gather_object([metrics])
         keys = dict.fromkeys(k for m in per_rank for k in m)
         return {k: float(np.mean([m[k] for m in per_rank if k in m])) for k in keys}
@@ -294,14 +299,16 @@ class Trainer:
 
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
-        """Unguided evaluation on the main process (other ranks return no rows)."""
-        if not self.acc.is_main_process:
-            return []
+        """Unguided evaluation, sharded: every rank samples its share of the problems (`shard_rows`),
+        the rows are gathered, and every rank gets the table; the main process writes it."""
+        main, acc = self.acc.is_main_process, self.acc
         problems = eval_subset(self.data.eval, self.cfg.eval.splits, self.cfg.eval.max_problems)
         cache = start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None
-        table = cached_table(cache, lambda: evaluate_run(self.cfg, self.generator, self.tok, problems, self.grader))
+        table = cached_table(cache, lambda: gathered_table(gather_object(shard_rows(
+            self.generator, self.tok, problems, self.grader, acc.process_index, acc.num_processes,
+            **run_eval_kwargs(self.cfg)))), write=main)
         rows = [{**r, "step": step} for r in table.to_dict("records")]
-        for r in rows:
+        for r in rows if main else ():
             fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
         return rows
 
@@ -321,7 +328,17 @@ class Trainer:
         return step
 
     def run(self) -> dict:
-        """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content."""
+        """Train to `train.steps` (resuming if a checkpoint exists); returns `results.json`'s content.
+        A collective that timed out ends it with an error naming the step and the ranks."""
+        try:
+            return self._run()
+        except RuntimeError as e:
+            if self.acc.num_processes > 1 and distributed.is_timeout(e):
+                raise distributed.collective_timeout(e, self.step, self.acc.process_index, self.acc.num_processes,
+                                                     self.cfg.train.dist_timeout_s) from e
+            raise
+
+    def _run(self) -> dict:
         cfg, main = self.cfg, self.acc.is_main_process
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -329,11 +346,16 @@ class Trainer:
             record_code(self.out_dir)  # env.json and code.diff of this execution
             write_status(self.out_dir, "running", f"train.method: {cfg.train.method}")
             backends.record(self.out_dir, "train", self.generator)
+        if self.acc.num_processes > 1:  # several machines: the run folder must be shared
+            distributed.check_shared_folder(self.out_dir, self.acc)
         start = self._resume()
-        if start == 0 and main:
-            self.metrics.log(0, ranks=self.acc.num_processes, **eval_metrics(self.evaluate(0)))
+        if start == 0:
+            evals = eval_metrics(self.evaluate(0))
+            if main:
+                self.metrics.log(0, ranks=self.acc.num_processes, **evals)
         progress = Progress(f"train {cfg.train.method} {self.out_dir.name}", cfg.train.steps, start)
         for step in range(start + 1, cfg.train.steps + 1):
+            self.step = step
             metrics = self.train_step(step)
             if main:
                 progress.update(step)
@@ -346,6 +368,7 @@ class Trainer:
                 checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
                                 {"nonfinite_in_row": self.nonfinite_in_row, "alpha": self.alpha.state_dict()},
                                 keep=cfg.output.keep_checkpoints)
+                adapters.prune(self.out_dir, cfg.train.keep_adapters)  # those of pruned checkpoints too
         self.acc.wait_for_everyone()
         return self._finish() if main else {}
 
@@ -365,9 +388,10 @@ class Trainer:
 def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
     """Run (or resume) one training run into `out_dir` (holding its lock); returns its results."""
     trainer = None
-    with rank_zero_lock(out_dir):
+    with rank_zero_lock(out_dir), distributed.StopOnSigterm(out_dir, int(os.environ.get("RANK", 0)), write_status) as stop:
         try:
             trainer = Trainer(cfg, data, out_dir, grader)
+            stop.step_of = lambda: trainer.step
             return trainer.run()
         except BaseException:
             write_status(out_dir, "failed", traceback.format_exc())
@@ -375,3 +399,4 @@ def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
         finally:
             if trainer is not None:
                 trainer.close()
+            distributed.close_process_group()

@@ -23,7 +23,6 @@ import logging
 import os
 import random
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,6 @@ def start_run(
         fileio.write_json(run_dir / "overrides.json", overrides or {})
     record_code(run_dir)
     seed_everything(cfg.seed)
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto imported by transformers in a kernel
     configure_logging(run_dir)
     log.info("run %s in %s", run_id, run_dir)
     return cfg, run_dir

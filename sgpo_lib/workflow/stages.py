@@ -36,6 +36,8 @@ from ..data import prompts
 from ..data.batches import eval_subset
 from ..grading.grader import grader_for
 from ..method import losses
+from ..model import memory_plan
+from ..train.distributed import rank_zero_first
 from ..method.rollouts import load_rollouts, sample_paired, save_rollouts
 from ..model.generation import SamplingSpec
 from ..toy.premise import premise_table
@@ -197,7 +199,9 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
     seed_everything(cfg.seed)
     size = cfg.student.size if cfg.model.source == "toy" else None
     with _grader(cfg) as grader:
-        return train(cfg, assets.train_data(cfg, size), Path(out_dir), grader)
+        with rank_zero_first(cfg.train.dist_timeout_s):  # under a launch: rank 0 extracts and caches, then the rest read
+            data = assets.train_data(cfg, size)
+        return train(cfg, data, Path(out_dir), grader)
 
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
@@ -207,7 +211,7 @@ def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd
     todo = unfinished(run_dir / name, variants)
     assets.prepare_warmups(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
     table = run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
-                      train_fn=train_variant)
+                      train_fn=train_variant, gpus_per_run=cfg.experiment.gpus_per_run)
     fileio.write_json(run_dir / name / results.UNFINISHED_FILE, unfinished(run_dir / name, variants))
     return table
 
@@ -215,10 +219,12 @@ def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd
 def train_main(cfg: RunConfig, run_dir: Path) -> dict:
     """Notebook 03: the SFT warm-up SGPO starts from (`assets.build_warmup`: `warmup`), every method
     of `experiment.methods` x `experiment.seeds` trained under `main/` (`results.main_table`: `main`),
-    and the guidance weight before and after SGPO (`guidance_shift`)."""
+    the guidance weight before and after SGPO (`guidance_shift`), and the memory plan of a run
+    (`memory_plan.plan_frame`: `memory_plan`)."""
     warmup = assets.build_warmup(cfg)
     table = results.main_table(_sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"]))
-    return {"warmup": warmup, "main": table, "guidance_shift": guidance_shift(cfg, run_dir)}
+    return {"warmup": warmup, "main": table, "guidance_shift": guidance_shift(cfg, run_dir),
+            "memory_plan": memory_plan.plan_frame(cfg, assets.student_dir(cfg))}
 
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -83,13 +84,36 @@ def kill_children() -> None:
             pass
 
 
-def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int) -> None:
+def device_groups(devices: list[str], gpus_per_run: int) -> list[str]:
+    """`CUDA_VISIBLE_DEVICES` values of the runs that fit side by side, `gpus_per_run` GPUs each.
+
+    Example:
+        >>> device_groups([str(i) for i in range(8)], 4)
+        ['0,1,2,3', '4,5,6,7']
+    """
+    if gpus_per_run > max(1, len(devices)) or (gpus_per_run > 1 and not devices):
+        raise ValueError(f"experiment.gpus_per_run = {gpus_per_run}, but {len(devices)} GPUs are visible: "
+                         "lower experiment.gpus_per_run or run on a node with that many GPUs")
+    return [",".join(devices[i : i + gpus_per_run]) for i in range(0, len(devices) - gpus_per_run + 1, gpus_per_run)]
+
+
+def _launcher(gpus: int, port: int) -> list[str]:
+    """`python -m sgpo_lib` alone, or under `accelerate launch` on `gpus` GPUs (its own rendezvous port)."""
+    if gpus == 1:
+        return [sys.executable, "-m", "sgpo_lib"]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
+            "--num_machines", "1", "--main_process_port", str(port), "-m", "sgpo_lib"]
+
+
+def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int,
+                    port: int = 29500) -> None:
     env = dict(os.environ)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     else:  # runs side by side on the CPU share its cores (oversubscribed torch threads run many times slower)
         env["OMP_NUM_THREADS"] = str(cpu_threads)
-    cmd = [sys.executable, "-m", "sgpo_lib", "train", "--params", str(params_file), "--out-dir", str(out_dir)]
+    gpus = len(device.split(",")) if device else 1
+    cmd = _launcher(gpus, port) + ["train", "--params", str(params_file), "--out-dir", str(out_dir)]
     for k, v in overrides.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +140,7 @@ def run_sweep(
     base_overrides: dict[str, Any] | None = None,
     parallel: int = 1,
     train_fn: Callable[[str, dict, Path], Any] | None = None,
+    gpus_per_run: int = 1,
 ) -> pd.DataFrame:
     """Run each variant into `root/<run_name>`; skip finished ones; record failures.
 
@@ -123,13 +148,20 @@ def run_sweep(
     `parallel == 1`; the project's is `stages.train_variant`, passed in by its callers so that
     this module does not depend on the stages); with `parallel > 1` each variant runs in a
     `python -m sgpo_lib train` subprocess. Every variant is validated first. A folder in use by
-    another live process is left alone (counted as failed). Returns `collect(root)`.
+    another live process is left alone (counted as failed). With GPUs, each subprocess holds a
+    group of `gpus_per_run` GPUs (`device_groups`) while it runs; more than one launches it under
+    `accelerate launch` on them, as many runs at once as groups fit the node. Returns `collect(root)`.
     """
+    devices = _gpu_ids()
+    if gpus_per_run > 1:
+        parallel = len(device_groups(devices, gpus_per_run))
     if parallel == 1 and train_fn is None:
         raise ValueError("run_sweep(parallel=1) needs train_fn, e.g. sgpo_lib.workflow.stages.train_variant")
     root, base_overrides = Path(root), base_overrides or {}
     names = _check_variants(str(params_file), variants, base_overrides, root)
-    devices = _gpu_ids()
+    free = queue.Queue()  # a group is taken by one run at a time
+    for i, group in enumerate(device_groups(devices, gpus_per_run) if devices else []):
+        free.put((group, 29500 + i))
     done = sum(read_status(root / n) == "done" for n in names)
     if done:
         log.info("sweep: %d of %d runs already done, read from their folders", done, len(names))
@@ -146,8 +178,13 @@ def run_sweep(
             if parallel == 1:
                 train_fn(str(params_file), overrides, out_dir)
             else:
-                _subprocess_run(str(params_file), overrides, out_dir, devices[i % len(devices)] if devices else None,
-                                max(1, (os.cpu_count() or 1) // parallel))
+                group, port = free.get() if devices else (None, 29500)
+                try:
+                    _subprocess_run(str(params_file), overrides, out_dir, group,
+                                    max(1, (os.cpu_count() or 1) // parallel), port)
+                finally:
+                    if group is not None:
+                        free.put((group, port))
         except RunLockedError as e:  # another process took the folder meanwhile: its STATUS is its own
             log.error("sweep: %s", e)
         except Exception as e:  # a failed run is recorded and the sweep goes on

@@ -365,3 +365,21 @@ def test_extends_of_an_unreadable_file_names_the_path_and_the_reason(tmp_path):
 def test_extends_must_name_one_file(tmp_path, value):
     with pytest.raises(ConfigError, match=r"p\.yaml: 'extends' must name one params file \(a string"):
         load_config(_write(tmp_path, f"extends: {value}\n"))
+
+
+@pytest.mark.parametrize("params", ["params/real-base.yaml", "params/qwen2.5-1.5b-math.yaml", "params/qwen2.5-7b-math.yaml",
+                                    "params/llama3.1-8b-math.yaml"])
+def test_the_real_params_follow_the_paper(params):
+    """The paper's eight ablations by its names and overrides (§7), three seeds; avg@k and the
+    sampling of §8; gradient checkpointing and PPO mini-batches on."""
+    from sgpo_lib.config.experiment import ablation_seeds
+
+    def named(c):
+        return {name: overrides for entry in c.experiment.ablations for name, overrides in entry.items()}
+
+    cfg = load_config(params)
+    assert named(cfg) == named(load_config("params/toy-demo.yaml"))  # the demo's list: the paper's eight
+    assert list(ablation_seeds(cfg.experiment)) == [0, 1, 2]
+    assert cfg.eval.k_map == {"math500": 4, "amc23": 32, "olympiadbench": 4, "aime24": 32}
+    assert (cfg.eval.temperature, cfg.eval.top_p, cfg.rollout.temperature) == (0.6, 0.95, 1.0)
+    assert cfg.model.gradient_checkpointing and cfg.train.mini_batches == 4 and cfg.train.micro_batch_tokens

@@ -161,3 +161,23 @@ def test_step0_evaluation_is_cached_per_content_addressed_model_and_seed(tmp_pat
     assert start_eval_cache(cfg, tmp_path / "my-model", problems) is None
     cached_table(None, compute)
     assert len(calls) == 2
+
+
+def test_sharded_evaluation_gathers_the_one_rank_table():
+    """3 ranks (uneven shares of 6 problems): the gathered table equals one rank's, and every
+    problem is sampled with the seeds it gets in a one-rank evaluation."""
+    from sgpo_lib.method.evaluate import gathered_table, shard_rows
+
+    kwargs = dict(k=2, temperature=0.6, top_p=0.95, max_new_tokens=8, instruction="", seed=0,
+                  k_by_benchmark={"amc23": 8, "minerva": 3})
+    problems = _problems()[:5]
+    one = RecordingGenerator()
+    table = evaluate(one, PlainTokenizer(), problems, SampleIndexGrader(), **kwargs)
+    shards, rows = [RecordingGenerator() for _ in range(3)], []
+    for rank, gen in enumerate(shards):
+        rows += shard_rows(gen, PlainTokenizer(), problems, SampleIndexGrader(), rank, 3, **kwargs)
+    assert gathered_table(rows[::-1]).equals(table)  # gathered in any order
+    seed_of = dict(zip([p.id for p in problems], one.calls[0][2]))
+    for rank, gen in enumerate(shards):
+        assert gen.calls[0][2] == [seed_of[p.id] for p in problems[rank::3]]
+    assert shard_rows(RecordingGenerator(), PlainTokenizer(), problems[:1], SampleIndexGrader(), 1, 3, **kwargs) == []

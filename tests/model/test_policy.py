@@ -22,3 +22,16 @@ def test_chunked_token_logprobs_match_full_logits(tiny_model):
     (ref_B_T * mask).sum().backward()
     for g in grads:
         torch.testing.assert_close(g, tiny_model.lm_head.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_flash_attention_without_its_package_fails_naming_the_key(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from sgpo_lib.model.policy import check_attn_implementation
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match="model.attn_implementation: flash_attention_2 needs the flash-attn package"):
+        check_attn_implementation("flash_attention_2")
+    check_attn_implementation("sdpa")

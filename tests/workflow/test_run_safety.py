@@ -307,7 +307,7 @@ SWEEP_OF_TWO = textwrap.dedent("""
     from sgpo_lib.workflow import sweep
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as under a terminal: a CI shell that runs the
     # tests in the background starts them with SIGINT ignored, and Python then keeps it ignored
-    sweep._subprocess_run = lambda params, overrides, out_dir, device, threads: sweep._spawn(
+    sweep._subprocess_run = lambda params, overrides, out_dir, device, threads, port=29500: sweep._spawn(
         [sys.executable, "-c", sys.argv[1]], dict(os.environ), Path(out_dir).parent / f"{out_dir.name}.log")
     sweep.run_sweep(sys.argv[2], [{"seed": 0}, {"seed": 1}], Path(sys.argv[3]), parallel=2)
 """)

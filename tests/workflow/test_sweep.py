@@ -111,8 +111,41 @@ def test_scaling_reuses_the_main_tables_runs_of_the_default_size(tmp_path, monke
     for method in ("grpo", "sgpo"):  # the main table's runs of the default student (small)
         train(str(params), {"train.method": method, "seed": 0}, tmp_path / "main" / f"train.method={method}_seed=0")
     swept = []
-    monkeypatch.setattr(stages, "run_sweep", lambda params_file, variants, root, parallel, train_fn: swept.extend(variants) or
+    monkeypatch.setattr(stages, "run_sweep", lambda params_file, variants, root, parallel, train_fn, gpus_per_run: swept.extend(variants) or
                         [train(str(params), v, root / run_name(v)) for v in variants])
     table = stages.scaling(cfg, tmp_path)
     assert swept == [{"student.size": "tiny", "train.method": m, "seed": 0} for m in ("grpo", "sgpo")]
     assert set(zip(table["student.size"], table["train.method"])) == {(z, m) for z in ("tiny", "small") for m in ("grpo", "sgpo")}
+
+
+def test_gpus_per_run_launches_each_run_on_its_own_group_of_gpus(tmp_path, monkeypatch):
+    """`experiment.gpus_per_run` 4 on 8 GPUs: two runs at a time under `accelerate launch
+    --num_processes 4`, each on its own four GPUs and rendezvous port; too few GPUs fails naming the key."""
+    import threading
+
+    from sgpo_lib.workflow import sweep
+
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\n")
+    seen, running, lock, train = [], set(), threading.Lock(), fake_train([])
+
+    def fake_spawn(cmd, env, log_path):
+        group = env["CUDA_VISIBLE_DEVICES"]
+        with lock:
+            assert group not in running, "two runs on the same GPUs"
+            running.add(group)
+        seen.append((group, cmd[cmd.index("--num_processes") + 1], cmd[cmd.index("--main_process_port") + 1]))
+        overrides = dict(parse_assignment(a) for a in cmd[cmd.index("--set") + 1 :: 2])
+        sweep.time.sleep(0.2)
+        train(str(params), {**overrides, "distill.coef": 0.0}, sweep.Path(cmd[cmd.index("--out-dir") + 1]))
+        with lock:
+            running.discard(group)
+        return 0
+
+    monkeypatch.setattr(sweep, "_spawn", fake_spawn)
+    monkeypatch.setattr(sweep, "_gpu_ids", lambda: [str(i) for i in range(8)])
+    run_sweep(params, grid(seed=[0, 1, 2, 3]), tmp_path / "sweep", gpus_per_run=4)
+    assert sorted({s[:2] for s in seen}) == [("0,1,2,3", "4"), ("4,5,6,7", "4")] and len(seen) == 4
+    assert {s[2] for s in seen} == {"29500", "29501"}
+    with pytest.raises(ValueError, match="experiment.gpus_per_run = 16, but 8 GPUs"):
+        run_sweep(params, grid(seed=[0]), tmp_path / "sweep2", gpus_per_run=16)

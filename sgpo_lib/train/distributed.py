@@ -1,0 +1,182 @@
+"""Ranks that agree: what every rank of an `accelerate launch` run must do together.
+
+- `sum_grads`: every trainable parameter's gradient is summed over the ranks on every step,
+  as one flat buffer in which a parameter without a gradient on this rank counts as zeros. A
+  rank whose share of the step produced no loss (`train.rl_coef: 0` and no correct guided
+  rollout, say) still joins the same single all-reduce, so no rank waits for a collective that
+  another rank skipped.
+- `rank_zero_first`: strategy extraction and cache builds on rank 0 while the others wait.
+- `process_group_kwargs`: `train.dist_timeout_s` passed to the process group, so a rank that
+  waits longer than that for the others fails instead of idling for the backend's default.
+- `check_shared_folder`: every rank (of every machine) sees rank 0's run folder, or all stop
+  with an error naming the path.
+- `collective_timeout`: such a failure rewritten as an error that names the step and the rank.
+- `StopOnSigterm`: SIGTERM ends the rank within seconds even while it waits inside a collective
+  (a Python handler would only run once the collective returned): a thread woken through the
+  signal wakeup fd writes STATUS `failed` naming the step, and exits the process. The latest
+  checkpoint (`train.checkpoint_every`) is what a resumed run starts from.
+"""
+
+from __future__ import annotations
+
+import datetime
+from contextlib import contextmanager
+import logging
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SIGTERM_EXIT = 128 + signal.SIGTERM
+TOKEN_FILE = "RANK0_TOKEN"
+
+
+def process_group_kwargs(timeout_s: float) -> list:
+    """Accelerator `kwargs_handlers` that set the process group's collective timeout."""
+    from accelerate.utils import InitProcessGroupKwargs
+
+    return [InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=timeout_s))]
+
+
+@contextmanager
+def rank_zero_first(timeout_s: float):
+    """Under `accelerate launch` (WORLD_SIZE > 1): rank 0 runs the block (strategy extraction, data
+    and cache builds) while the other ranks wait at a barrier for up to `timeout_s`, then they run
+    it, reading what rank 0 cached. The process group is started here, with that timeout (the
+    Accelerator then joins it); the barrier is a gloo group, so it needs no GPU. One process: the
+    block runs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timeout)
+    group = dist.new_group(backend="gloo", timeout=timeout)
+    if dist.get_rank() != 0:
+        dist.barrier(group)
+    yield
+    if dist.get_rank() == 0:
+        dist.barrier(group)
+
+
+def close_process_group() -> None:
+    """Destroy the process group before the interpreter exits (gloo's threads otherwise can abort
+    the process at exit: "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sum_grads(params: list[torch.nn.Parameter], reduce_sum) -> None:
+    """Sum the gradients of `params` over the ranks in one all-reduce (`reduce_sum(tensor)`).
+
+    A parameter with no gradient on this rank contributes zeros; one that has no gradient on any
+    rank keeps `grad = None` (as in a one-rank run, so AdamW leaves it alone that step). The
+    buffer is float32 (mixed parameter dtypes, bf16 sums) and carries one "has a gradient" count
+    per parameter after the gradients."""
+    grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params]
+    has = torch.tensor([float(p.grad is not None) for p in params], device=grads[0].device)
+    total = reduce_sum(torch.cat(grads + [has]))
+    offset, counts = 0, total[-len(params):]
+    for p, count in zip(params, counts.tolist()):
+        n = p.numel()
+        p.grad = total[offset:offset + n].view_as(p).to(p.dtype, copy=True) if count > 0 else None
+        offset += n
+
+
+def check_shared_folder(out_dir: Path, acc) -> None:
+    """Every rank sees rank 0's run folder: rank 0 writes a fresh token to `out_dir/RANK0_TOKEN`,
+    every rank reads it back, and all stop together, naming the path and the ranks, when one
+    does not (several machines need the run folder on a filesystem they all share)."""
+    from accelerate.utils import broadcast_object_list, gather_object
+
+    path = Path(out_dir) / TOKEN_FILE
+    token = broadcast_object_list([secrets.token_hex(16) if acc.is_main_process else None])[0]
+    if acc.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token)
+    acc.wait_for_everyone()
+    seen = path.read_text() if path.exists() else None
+    blind = [rank for rank, ok in gather_object([(acc.process_index, seen == token)]) if not ok]
+    if blind:
+        raise RuntimeError(f"ranks {blind} do not see rank 0's run folder: {path} is missing or holds another token "
+                           "there; put the output root (output.root) on a filesystem every machine shares")
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True for the error a collective raises when the process group's timeout expires."""
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("timed out" in text or "timeout" in text)
+
+
+def collective_timeout(exc: BaseException, step: int, rank: int, world: int, timeout_s: float) -> RuntimeError:
+    """The error that ends a run whose collective timed out, naming the step, the ranks and the key."""
+    return RuntimeError(
+        f"step {step}: rank {rank} of {world} waited more than train.dist_timeout_s = {timeout_s:g} s for the "
+        f"other ranks (ranks 0..{world - 1}) in a collective; one rank is slower than the timeout allows or "
+        f"stopped: read the other ranks' logs, or raise train.dist_timeout_s ({exc})")
+
+
+def _default_sigterm_in_child() -> None:
+    """A forked child does not report its own SIGTERM through the parent's wakeup pipe."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # forked from another thread: nothing was set up in it
+        pass
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
+class StopOnSigterm:
+    """SIGTERM -> STATUS `failed` ("stopped by SIGTERM at step N on rank R") and exit 143 within
+    seconds, whatever the main thread is doing. A Python handler only runs when the main thread
+    returns from C (never, inside a hung collective), but the interpreter's C-level handler writes
+    the signal number to the wakeup fd at once: a thread reading it does the stopping. Use as a
+    context manager around the training loop; `step_of()` names the step in progress. Outside the
+    main thread it does nothing and the default SIGTERM action stands."""
+
+    def __init__(self, out_dir: Path, rank: int, write_status):
+        self.out_dir, self.rank, self.write_status = Path(out_dir), rank, write_status
+        self.step_of = lambda: 0
+        self._active = False
+
+    def __enter__(self) -> "StopOnSigterm":
+        if threading.current_thread() is threading.main_thread():
+            read_fd, self._write_fd = os.pipe()
+            os.set_blocking(self._write_fd, False)
+            self._handler = signal.signal(signal.SIGTERM, lambda *_: None)  # the thread acts, not the handler
+            self._wakeup = signal.set_wakeup_fd(self._write_fd)
+            threading.Thread(target=self._wait, args=(read_fd,), name="sgpo-sigterm", daemon=True).start()
+            self._active = True
+        return self
+
+    def _wait(self, read_fd: int) -> None:
+        while True:
+            data = os.read(read_fd, 64)
+            if not data:  # the context ended
+                os.close(read_fd)
+                return
+            if signal.SIGTERM in data:
+                break
+        message = f"stopped by SIGTERM at step {self.step_of()} on rank {self.rank}"
+        log.error(message)
+        try:
+            self.write_status(self.out_dir, "failed", message)
+        finally:
+            os._exit(SIGTERM_EXIT)
+
+    def __exit__(self, *exc) -> None:
+        if self._active:
+            signal.set_wakeup_fd(self._wakeup)
+            signal.signal(signal.SIGTERM, self._handler)
+            os.close(self._write_fd)
