@@ -18,7 +18,7 @@ import math
 import os
 from typing import Any, Iterator
 
-from .schema import ConfigError
+from ..core.checks import check as check_value
 
 SEED = (0, 2**32 - 1, "numpy and torch take 32-bit seeds")
 PROB = (0.0, 1.0, "a probability or fraction")
@@ -119,20 +119,14 @@ def numbers(data: dict, prefix: str = "") -> Iterator[tuple[str, float]]:
                 yield f"{prefix}{key}", v
 
 
-def _fail(key: str, message: str) -> None:
-    raise ConfigError(f"key '{key}': {message}")
-
-
 def check(cfg: Any) -> None:
     """Every number of `cfg` (a `RunConfig`) finite and within its range, then its sizes against
     the model's context; ConfigError naming the key, the bound and the reason. (The machine is
     checked where work starts, `check_machine`: a config made on a larger machine still loads.)"""
     for key, value in numbers(cfg.to_dict()):
-        if not math.isfinite(value):
-            _fail(key, f"{value!r} is not a finite number")
+        check_value(math.isfinite(value), key, f"{value!r} is not a finite number")
         low, high, why = RANGES[key]
-        if not low <= value <= high:
-            _fail(key, f"{value!r} is outside [{low:g}, {high:g}] ({why})")
+        check_value(low <= value <= high, key, f"{value!r} is outside [{low:g}, {high:g}] ({why})")
     check_context(cfg)
 
 
@@ -149,11 +143,11 @@ def check_context(cfg: Any) -> None:
     tokens, source = context(cfg)
     lengths = (("rollout.max_new_tokens", cfg.rollout.max_new_tokens), ("eval.max_new_tokens", cfg.eval.max_new_tokens))
     for key, value in lengths:
-        if value is not None and value >= tokens:
-            _fail(key, f"{value} new tokens leave no room for the prompt in the model's context of {tokens} "
-                       f"({source}); give at most {tokens - 1}, less the prompt")
-    if cfg.model.source == "toy" and cfg.pretrain.max_seq_len > tokens:
-        _fail("pretrain.max_seq_len", f"{cfg.pretrain.max_seq_len} exceeds the student's context of {tokens} ({source})")
+        check_value(value is None or value < tokens, key,
+                    f"{value} new tokens leave no room for the prompt in the model's context of {tokens} "
+                    f"({source}); give at most {tokens - 1}, less the prompt")
+    check_value(cfg.model.source != "toy" or cfg.pretrain.max_seq_len <= tokens, "pretrain.max_seq_len",
+                f"{cfg.pretrain.max_seq_len} exceeds the student's context of {tokens} ({source})")
 
 
 def cores() -> int:
@@ -164,6 +158,6 @@ def cores() -> int:
 def check_machine(cfg: Any) -> None:
     """Process counts within what this machine can run: `grading.workers` <= cores x `CORES_FACTOR`."""
     most = cores() * CORES_FACTOR
-    if cfg.grading.workers > most:
-        _fail("grading.workers", f"{cfg.grading.workers} grading processes on {cores()} cores; give at most "
-                                 f"{most} ({CORES_FACTOR} per core: more only queue behind each other)")
+    check_value(cfg.grading.workers <= most, "grading.workers",
+                f"{cfg.grading.workers} grading processes on {cores()} cores; give at most "
+                f"{most} ({CORES_FACTOR} per core: more only queue behind each other)")
