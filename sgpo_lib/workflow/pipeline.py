@@ -28,8 +28,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -122,11 +124,17 @@ def progress(run_dir: Path, stem: str) -> Iterator[None]:
 
 def ipc_kernel_manager() -> type:
     """nbclient's kernel manager talking to the kernel over local IPC sockets instead of TCP: no
-    network port, and no "Kernel is running over TCP without encryption" warning from the kernel."""
+    network port, and no "Kernel is running over TCP without encryption" warning from the kernel.
+    Each kernel gets socket paths of its own (jupyter_client's default, `kernel-ipc-N` in the
+    working folder, is shared: two pipelines at once talk to each other's kernels)."""
     class IPCKernelManager(AsyncKernelManager):
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            return os.path.join(tempfile.gettempdir(), f"sgpo-kernel-{uuid.uuid4().hex}-ipc")
 
     return IPCKernelManager
 
