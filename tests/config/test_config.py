@@ -315,19 +315,31 @@ def test_the_unknowns_study_maps_every_clip_form_and_delta_the_alpha_rule_and_th
     assert len(ablation_runs(cfg)) == 3 * len(rows) == 3 * 17
 
 
+def _named_ablations(experiment) -> dict:
+    return {name: dict(o) for entry in experiment.ablations for name, o in entry.items()}
+
+
+def test_base_yaml_holds_the_papers_eight_ablations_once():
+    """The overrides of the paper's ablations (§7) are written once, in base.yaml; no other params
+    file repeats them (toy-smoke and real-cpu set lists of their own)."""
+    from sgpo_lib.analysis import paper
+
+    named = _named_ablations(load_config(PARAMS_DIR / "base.yaml").experiment)
+    assert list(named) == list(paper.ABLATIONS)
+    assert named["w/o proximal constraints"] == {"distill.kl_clip": None, "distill.target": "all_correct"}
+    assert [p.name for p in PARAMS_DIR.glob("*.yaml") if "w/o KL clipping: {distill.kl_clip: null}" in p.read_text()
+            and p.name not in ("base.yaml", "toy-unknowns.yaml")] == []
+
+
 def test_the_demo_runs_the_papers_main_rows_and_its_eight_ablations():
     """toy-demo: CONTRACT's main-table methods and §7's ablations (the names of paper.py's table, the
-    overrides written there once), three seeds each (the ablations inherit the main table's)."""
-    from sgpo_lib.analysis import paper
+    overrides written once, in base.yaml), three seeds each (the ablations inherit the main table's)."""
     from sgpo_lib.config.experiment import ablation_seeds
-    from sgpo_lib.config.schema import read_yaml
 
-    e = read_yaml(PARAMS_DIR / "toy-demo.yaml")["experiment"]
-    assert set(e["methods"]) == {"sft", "sft_grpo", "hpt", "luffy", "sgpo", "grpo"} and e["seeds"] == [0, 1, 2]
-    overrides = {n: o for entry in e["ablations"] for n, o in entry.items()}
-    assert list(overrides) == list(paper.ABLATIONS)
-    assert overrides["w/o proximal constraints"] == {"distill.kl_clip": None, "distill.target": "all_correct"}
-    assert e["ablation_seeds"] is None  # inherited from base.yaml: the main table's seeds
+    e = load_config(PARAMS_DIR / "toy-demo.yaml").experiment
+    assert set(e.methods) == {"sft", "sft_grpo", "hpt", "luffy", "sgpo", "grpo"} and e.seeds == (0, 1, 2)
+    assert _named_ablations(e) == _named_ablations(load_config(PARAMS_DIR / "base.yaml").experiment)
+    assert ablation_seeds(e) == (0, 1, 2)  # ablation_seeds null: the main table's seeds
     smoke = load_config(PARAMS_DIR / "toy-smoke.yaml").experiment
     assert len(smoke.seeds) == 1 and len(smoke.ablations) == 2 and ablation_seeds(smoke) == (0,)
 
@@ -374,11 +386,8 @@ def test_the_real_params_follow_the_paper(params):
     sampling of §8; gradient checkpointing and PPO mini-batches on."""
     from sgpo_lib.config.experiment import ablation_seeds
 
-    def named(c):
-        return {name: overrides for entry in c.experiment.ablations for name, overrides in entry.items()}
-
     cfg = load_config(params)
-    assert named(cfg) == named(load_config("params/toy-demo.yaml"))  # the demo's list: the paper's eight
+    assert _named_ablations(cfg.experiment) == _named_ablations(load_config(PARAMS_DIR / "base.yaml").experiment)
     assert list(ablation_seeds(cfg.experiment)) == [0, 1, 2]
     assert cfg.eval.k_map == {"math500": 4, "amc23": 32, "olympiadbench": 4, "aime24": 32}
     assert (cfg.eval.temperature, cfg.eval.top_p, cfg.rollout.temperature) == (0.6, 0.95, 1.0)
