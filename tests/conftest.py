@@ -1,5 +1,9 @@
 """Shared pytest fixtures and markers.
 
+`fake_papermill` stands in for papermill and the report's rendering in pipeline tests: each
+notebook logs two progress lines, pauses the test module's `FAKE_NOTEBOOK_S` seconds (0 unless set)
+and writes its executed copy; the fixture returns the list of notebook stems run.
+
 `tiny_model_dir` is a random Qwen2 (head dim 64, so vLLM loads it) with a locally built
 byte-level BPE tokenizer and chat template, saved once per session under tmp_path_factory
 (`sgpo_lib.model.tiny`). Nothing is downloaded.
@@ -11,6 +15,7 @@ Markers: `slow` (deselect with -m "not slow"), `gpu` (skipped without CUDA), `vl
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -60,3 +65,29 @@ def tiny_model(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture
+def fake_papermill(monkeypatch, request):
+    import papermill
+
+    from sgpo_lib.core import fileio
+    from sgpo_lib.workflow import pipeline
+
+    ran, pause_s = [], getattr(request.module, "FAKE_NOTEBOOK_S", 0.0)
+
+    def execute_notebook(src, dst, parameters, **kw):
+        ran.append(os.path.basename(src)[:-6])
+        if os.environ.get("SGPO_PROGRESS"):
+            with open(os.environ["SGPO_PROGRESS"], "a") as f:
+                f.write(f"12:00:00 sgpo_lib.x INFO {ran[-1]}: step 1/2\n12:00:01 sgpo_lib.x INFO {ran[-1]}: step 2/2\n")
+        time.sleep(pause_s)
+        fileio.write_text(dst, "{}")
+
+    def render_report(run_dir):
+        fileio.write_text(run_dir / "report.html", "<html/>")
+        return run_dir / "report.html"
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.setattr(pipeline, "render_report", render_report)
+    return ran

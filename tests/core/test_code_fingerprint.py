@@ -115,26 +115,6 @@ def test_a_sweep_refuses_done_runs_of_other_code_or_other_settings_before_starti
     assert calls == ["seed=0", "seed=1"]  # reused on purpose: skipped as done
 
 
-@pytest.fixture
-def fake_papermill(monkeypatch):
-    import papermill
-
-
-    ran = []
-
-    def execute_notebook(src, dst, parameters, **kw):
-        ran.append(os.path.basename(src)[:-6])
-        fileio.write_text(dst, "{}")
-
-    def render_report(run_dir):
-        fileio.write_text(run_dir / "report.html", "<html/>")
-        return run_dir / "report.html"
-
-    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
-    monkeypatch.setattr(pipeline, "render_report", render_report)
-    return ran
-
-
 def test_after_a_code_edit_the_pipeline_refuses_its_done_folder_and_says_how_to_go_on(params, fake_papermill,
                                                                                     edit_library, capsys):
     from sgpo_lib.__main__ import main
@@ -178,7 +158,8 @@ def test_nbval_runs_the_notebooks_into_an_outputs_root_of_its_own(tmp_path):
     (tests / "test_probe.py").write_text(
         "import os\ndef test_root():\n    print('ROOT=' + os.environ['SGPO_OUTPUTS'])\n")
     (tests / "conftest.py").write_text((REPO_ROOT / "notebooks" / "conftest.py").read_text())
-    env = {**os.environ, "SGPO_OUTPUTS": str(tmp_path / "outputs")}
+    env = {**os.environ, "SGPO_OUTPUTS": str(tmp_path / "outputs"),  # the tree under test, whatever the install points at
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     from sgpo_lib.core.run_folder import write_status
 
     write_status(tmp_path / "outputs" / "nbval" / "current", "done")  # by this code: kept

@@ -5,7 +5,6 @@ a folder is named otherwise, folders kept inside the outputs root."""
 
 import logging
 import os
-import time
 
 import pytest
 
@@ -22,27 +21,7 @@ def params(tmp_path):
     return p
 
 
-@pytest.fixture
-def fake_papermill(monkeypatch):
-    """Notebooks that log two progress lines and write their executed copy; report rendering faked."""
-    import papermill
-
-    ran = []
-
-    def execute_notebook(src, dst, parameters, **kw):
-        ran.append(os.path.basename(src)[:-6])
-        with open(os.environ["SGPO_PROGRESS"], "a") as f:
-            f.write(f"12:00:00 sgpo_lib.x INFO {ran[-1]}: step 1/2\n12:00:01 sgpo_lib.x INFO {ran[-1]}: step 2/2\n")
-        time.sleep(0.6)
-        fileio.write_text(dst, "{}")
-
-    def render_report(run_dir):
-        fileio.write_text(run_dir / "report.html", "<html/>")
-        return run_dir / "report.html"
-
-    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
-    monkeypatch.setattr(pipeline, "render_report", render_report)
-    return ran
+FAKE_NOTEBOOK_S = 0.6  # the progress tests read the lines while a notebook runs
 
 
 STEMS = [nb.stem for nb in pipeline.notebooks()]
