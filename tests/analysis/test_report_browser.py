@@ -1,7 +1,7 @@
 """The smoke run's report as a person sees it, and its notebooks as JupyterLab shows them.
 
-`make smoke` runs as a subprocess (after the notebook suite it only re-runs the notebooks: the
-students, strategies and training runs are cached under the same run folder), then headless
+`make smoke` runs as a subprocess in the notebook suite's outputs root (after that suite it only
+executes the notebooks: the students, strategies and training runs are reused), then headless
 Chromium renders `report.html` to a PNG (`outputs/<run>/report.png`) and dumps its DOM: no
 console error, the summary, the table of contents and every section heading of notebook 06 are
 there. The pipeline's terminal has no "TCP without encryption" line (the kernels talk over IPC),
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from sgpo_lib.core.paths import REPO_ROOT
+from sgpo_lib.core.code_fingerprint import remove_runs_of_other_code
+from sgpo_lib.core.paths import OUTPUTS_ENV, REPO_ROOT, nbval_outputs_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -40,9 +41,13 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def smoke_run():
-    """`make smoke` (forced, so the report is rendered from the current code): its run folder and stderr."""
-    proc = subprocess.run([sys.executable, "-m", "sgpo_lib", "pipeline", "--params", PARAMS, "--force"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=1200)
+    """`make smoke` in the notebook suite's outputs root: after that suite it trains nothing (its runs
+    are reused) and executes the seven notebooks; folders of other code are removed first, so the
+    report is rendered by the code under test. Its run folder and stderr."""
+    root = nbval_outputs_dir()
+    remove_runs_of_other_code(root)
+    proc = subprocess.run([sys.executable, "-m", "sgpo_lib", "pipeline", "--params", PARAMS], cwd=REPO_ROOT,
+                          env={**os.environ, OUTPUTS_ENV: str(root)}, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = Path(proc.stdout.strip().splitlines()[-1].split()[-1])
     assert report.name == "report.html", proc.stdout[-2000:]
