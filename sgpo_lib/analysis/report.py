@@ -44,6 +44,7 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     if len(main):
         out["main"] = results.main_table(main)
         out["main_greedy"] = results.main_table(main, "greedy")
+        out["main_orderings"] = paper.main_orderings(results.with_method(main)) if "phase" in main else pd.DataFrame()
     out["paper_main"] = paper.main_table()
     abl = results.ablation_results(cfg, run_dir)
     if len(abl) > 1:  # more than the reference row
@@ -89,11 +90,15 @@ def terminal_tables(run_dir: Path) -> str:
     main = collected(run_dir / "main")
     if not len(main):
         return ""
-    parts = [("Main table (avg@k in points, mean ± std over seeds)", results.main_table(main))]
+    parts = [("Main table (avg@k in points, mean ± std over seeds; SE avg: standard error over seeds and problems)",
+              results.main_table(main))]
+    if "phase" in main:
+        parts.append(("The paper's main-table orderings on this run (holds / reversed / inconclusive: paired 95% interval "
+                      "over seed × problem cells)", paper.main_orderings(results.with_method(main))))
     ablation = results.ablation_results(load_config(run_dir / "config.yaml"), run_dir)
     if len(ablation) > 1:
         parts += [("Ablations (Δ vs full SGPO with its paired 95% interval; paper: Qwen2.5-7B)", ablation),
-                  ("The paper's orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
+                  ("The paper's ablation orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
     return "\n\n".join(f"{title}\n{report_format.as_text(table)}" for title, table in parts)
 
 
@@ -199,6 +204,7 @@ NOT_RUN = {
     "entropy": "No run has logged the policy `entropy` yet (notebook 03).",
     "kl_clip_frac": "No SGPO run has logged `distill/kl_clip_frac` yet (notebook 03).",
     "ablation_orderings": "",
+    "main_orderings": "",
     "signal": "Not measured: notebook 02 has not run.",
     "signal_kl": "",
     "signal_sft": "",
@@ -219,8 +225,9 @@ NOT_RUN = {
 
 
 CAPTIONS = {
-    "main": "Main table: test avg@k per family, avg and ood, mean ± std over seeds (points).",
+    "main": "Main table: test avg@k per family, avg and ood, mean ± std over seeds, SE of avg over seeds and problems (points).",
     "main_greedy": "The same runs under greedy decoding.",
+    "main_orderings": "The paper's main-table orderings on this run: holds, reversed or inconclusive (paired 95% interval).",
     "paper_main": "The paper's main table (§9), average of 4 benchmarks.",
     "main_bars": "Test macro avg@k per method, std bars over seeds; dashed: the base student.",
     "learning_curves": "Held-out avg@k over training, mean over seeds per method (band: ± std).",
