@@ -22,7 +22,7 @@ from ..config.run import RunConfig
 from . import paired, paper, results
 from .report_format import seeds_text
 
-SUMMARY_TAG = "report-summary"  # the 06_report cell whose output is the summary; the contents follow it
+SUMMARY_TAG = "report-summary"  # the 07_report cell whose output is the summary; the contents follow it
 ITEM_KEY = "sgpo"  # output metadata key holding {"item": name} for a numbered figure or table
 
 

@@ -154,7 +154,7 @@ def test_force_redoes_the_trained_runs(params, fake_papermill, tmp_path):
     run_dir = tmp_path / "out" / "r"
     pipeline.run_pipeline(params, run_id="r")
     _done(str(params), {"seed": 0}, run_dir / "main" / "seed=0")  # a trained run the sweep would skip
-    pipeline.run_pipeline(params, run_id="r", only=["06_report"], force=True)
+    pipeline.run_pipeline(params, run_id="r", only=["07_report"], force=True)
     assert (run_dir / "main" / "seed=0" / "STATUS").exists()  # --only: the other notebooks' results stay
     pipeline.run_pipeline(params, run_id="r", force=True)
     assert len(fake_papermill) == 15 and not (run_dir / "main").exists()
