@@ -80,7 +80,7 @@ VERDICTS = ("holds", "reversed", "inconclusive")
 
 def verdict(interval: tuple[float, float, float], paper_delta: float) -> str:
     """Whether the paper's ordering holds here: `interval` is this run's paired difference
-    `(mean, low, high)` (`results.paired_interval`, 95%) of the same comparison whose paper value is
+    `(mean, low, high)` (`paired.paired_interval`, 95%) of the same comparison whose paper value is
     `paper_delta`. "holds" when the interval lies wholly on the paper's side of 0, "reversed" when
     wholly on the other side, "inconclusive" otherwise (it holds 0, or cannot be computed).
 

@@ -88,8 +88,8 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def terminal_tables(run_dir: Path) -> str:
-    """The main table, the ablation table with the paper's column and the paper's orderings, as
-    text for the terminal at the end of `pipeline` (the same frames as the report); "" before
+    """The main table, the ablation table with the paper's column, the paper's orderings and the
+    study's "Read:" lines, as text for the terminal at the end of `pipeline` (the same frames as the report); "" before
     notebook 03 has written a main-table run."""
     run_dir = Path(run_dir)
     main = collected(run_dir / "main")
@@ -100,10 +100,13 @@ def terminal_tables(run_dir: Path) -> str:
     if "phase" in main:
         parts.append(("The paper's main-table orderings on this run (holds / reversed / inconclusive: paired 95% interval "
                       "over seed × problem cells)", paper.main_orderings(results.with_method(main))))
-    ablation = results.ablation_results(load_config(run_dir / "config.yaml"), run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    ablation = results.ablation_results(cfg, run_dir)
     if len(ablation) > 1:
         parts += [("Ablations (Δ vs full SGPO with its paired 95% interval; paper: Qwen2.5-7B)", ablation),
                   ("The paper's ablation orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
+    if cfg.experiment.unknowns:
+        parts.append(("The study of the paper's unknowns (notebook 06)", unknowns.reads_frame(unknowns.study(cfg, run_dir))))
     return "\n\n".join(f"{title}\n{report_format.as_text(table)}" for title, table in parts)
 
 

@@ -40,7 +40,7 @@ def ranking(main: pd.DataFrame) -> pd.Series:
 
 
 def sgpo_vs_sft_grpo(main: pd.DataFrame) -> str:
-    """The sentence on SGPO minus SFT+GRPO, paired over seeds and benchmarks, with its 95% interval."""
+    """The sentence on SGPO minus SFT+GRPO, paired over seeds and problems, with its 95% interval."""
     methods = set(results.with_method(main[main["status"] == "done"])["method"])
     missing = [m for m in ("SGPO", "SFT+GRPO") if m not in methods]
     if missing:
