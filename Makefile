@@ -5,7 +5,7 @@ PARAMS ?= params/toy-demo.yaml
 STAMP := .install-stamp
 PIP := $(PYTHON) -m pip
 
-.PHONY: install demo smoke test test-unit test-integration test-notebooks test-report test-unit-and-notebooks chromium bench bench-env gpu-check clean-notebooks
+.PHONY: install demo study smoke test test-unit test-integration test-notebooks test-report test-unit-and-notebooks chromium bench bench-env gpu-check clean-notebooks
 
 # Idempotent: re-installs only when pyproject.toml changed (stamp keyed on its hash).
 install:
@@ -18,6 +18,11 @@ install:
 
 demo: install
 	$(PYTHON) -m sgpo_lib pipeline --params $(PARAMS)
+
+# The study of the paper's unknown choices (issue 25): params/toy-unknowns.yaml, the demo's world, budget and
+# content-keyed cache (students, warm-ups); SGPO, four of the paper's ablations and every row of experiment.unknowns.
+study: install
+	$(PYTHON) -m sgpo_lib pipeline --params params/toy-unknowns.yaml
 
 smoke: install
 	$(PYTHON) -m sgpo_lib pipeline --params params/toy-smoke.yaml

@@ -1,6 +1,6 @@
 """Command line: the same stage functions the notebooks call, without Jupyter.
 
-    python -m sgpo_lib pipeline --params params/toy-demo.yaml      # notebooks 00-06 + report
+    python -m sgpo_lib pipeline --params params/toy-demo.yaml      # notebooks 00-07 + report
     python -m sgpo_lib prepare  --params params/toy-smoke.yaml     # one stage
     python -m sgpo_lib train    --params P --set distill.coef=0 --out-dir DIR   # one run
     python -m sgpo_lib sweep    --params P --grid distill.coef=0,0.5,1 --grid seed=0,1 --out DIR
@@ -33,7 +33,7 @@ from .workflow.runs import configure_logging, start_run
 from .workflow.sweep import grid, kill_children, run_sweep, unfinished
 
 COMMANDS = {
-    "pipeline": "run notebooks 00-06 of one params file into its run folder and render report.html",
+    "pipeline": "run notebooks 00-07 of one params file into its run folder and render report.html",
     "train": "train one config (params + --set overrides) into --out-dir",
     "sweep": "train every point of a --grid, one folder each, and print a summary table",
     "prepare": "stage 00: problems, base student(s), premise table",
@@ -42,6 +42,7 @@ COMMANDS = {
     "main": "stage 03: SGPO and the baselines over experiment.seeds (main table)",
     "ablate": "stage 04: the SGPO ablations of experiment.ablations",
     "scaling": "stage 05: methods over experiment.scaling_sizes",
+    "study": "stage 06: the study of the paper's unknown choices (experiment.unknowns)",
 }
 
 

@@ -12,7 +12,8 @@ from sgpo_lib.workflow.nbclean import is_clean
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 MAX_CELL_LINES = 12
-EXPECTED = ["00_prepare", "01_extract_strategies", "02_paired_rollouts", "03_train_sgpo", "04_ablate", "05_scaling", "06_report"]
+EXPECTED = ["00_prepare", "01_extract_strategies", "02_paired_rollouts", "03_train_sgpo", "04_ablate", "05_scaling", "06_unknowns",
+            "07_report"]
 
 
 def test_the_numbered_sequence_exists():
@@ -41,12 +42,12 @@ def test_notebook_is_thin_and_clean(path):
         assert len(cell.source.splitlines()) <= MAX_CELL_LINES, f"{path.name} cell {i}: over {MAX_CELL_LINES} lines"
 
 
-READ_SIDE = [p for p in NOTEBOOKS if p.stem[:2] in ("02", "03", "04", "05", "06")]
+READ_SIDE = [p for p in NOTEBOOKS if p.stem[:2] in ("02", "03", "04", "05", "06", "07")]
 
 
 @pytest.mark.parametrize("path", READ_SIDE, ids=[p.name for p in READ_SIDE])
 def test_stage_notebooks_say_what_they_answer_and_how_to_read_each_result(path):
-    """02-06 open with a markdown cell of a title and a few sentences on the question; every code
+    """02-07 open with a markdown cell of a title and a few sentences on the question; every code
     cell after `start_run` that shows something is followed by a markdown line on how to read it;
     02-04 have a probe cell (the stage's core function on a hand-made input, `sgpo_lib.analysis.probes`)."""
     nb = nbformat.read(path, as_version=4)
@@ -66,7 +67,8 @@ def test_stage_notebooks_say_what_they_answer_and_how_to_read_each_result(path):
 
 
 STAGE_OF = {"00_prepare": "prepare", "01_extract_strategies": "extract", "02_paired_rollouts": "rollouts",
-            "03_train_sgpo": "train_main", "04_ablate": "ablate", "05_scaling": "scaling", "06_report": None}
+            "03_train_sgpo": "train_main", "04_ablate": "ablate", "05_scaling": "scaling", "06_unknowns": "study",
+            "07_report": None}
 
 
 def computing_calls(source: str) -> list[str]:
@@ -83,8 +85,8 @@ def test_computing_calls_are_found():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_computes_through_one_stage_function_the_cli_shares(path):
-    """Each of 00-05 computes with exactly one call, its stage function (the one `python -m sgpo_lib`
-    runs for it); everything else it shows comes from readers. 06 only reads."""
+    """Each of 00-06 computes with exactly one call, its stage function (the one `python -m sgpo_lib`
+    runs for it); everything else it shows comes from readers. 07 only reads."""
     from sgpo_lib.workflow import stages
 
     nb = nbformat.read(path, as_version=4)

@@ -6,8 +6,8 @@ the ablation table (Qwen2.5-7B-Instruct average) by the names CONTRACT fixes; th
 overrides that make each ablation are written once, in `params/toy-demo.yaml`'s
 `experiment.ablations` under the same names (a run's own ablations may differ). The toy world cannot
 reproduce the paper's values; what it can reproduce is the *direction* of each ablation, the sign
-of Δ = ablation − full SGPO, which `verdict` decides from a paired interval: holds, reversed or
-inconclusive.
+of Δ = ablation − full SGPO, and of the main table's orderings (`MAIN_ORDERINGS`), which `verdict`
+decides from a paired interval over (seed, problem) cells (`paired`): holds, reversed or inconclusive.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+
+from . import paired
 
 # §9: rows = models, columns = methods; None where the notes report no number ("–")
 MAIN_COLUMNS = ("base", "SFT", "SFT+GRPO", "HPT", "LUFFY", "SGPO")
@@ -78,7 +80,7 @@ VERDICTS = ("holds", "reversed", "inconclusive")
 
 def verdict(interval: tuple[float, float, float], paper_delta: float) -> str:
     """Whether the paper's ordering holds here: `interval` is this run's paired difference
-    `(mean, low, high)` (`results.paired_interval`, 95%) of the same comparison whose paper value is
+    `(mean, low, high)` (`paired.paired_interval`, 95%) of the same comparison whose paper value is
     `paper_delta`. "holds" when the interval lies wholly on the paper's side of 0, "reversed" when
     wholly on the other side, "inconclusive" otherwise (it holds 0, or cannot be computed).
 
@@ -92,6 +94,27 @@ def verdict(interval: tuple[float, float, float], paper_delta: float) -> str:
     if low > 0 or high < 0:
         return "holds" if (low > 0) == (paper_delta > 0) else "reversed"
     return "inconclusive"
+
+
+# §9: the main table's orderings the paper reports on Qwen2.5-7B (a > b), SGPO against each baseline, and RL after SFT
+MAIN_ORDERINGS = (("SGPO", "SFT+GRPO"), ("SGPO", "HPT"), ("SGPO", "LUFFY"), ("SGPO", "SFT"), ("SFT+GRPO", "SFT"))
+
+
+def main_orderings(main: pd.DataFrame, metric: str = "avg@k") -> pd.DataFrame:
+    """The paper's main-table orderings (`MAIN_ORDERINGS`) on a run's main-table frame (`results.collect`
+    with a `method` column, `results.with_method`): the paper's Δ, this run's paired Δ over (seed,
+    problem) cells with its 95% interval (`paired`) and the verdict; orderings whose methods did not
+    both run are left out."""
+    rows = []
+    for a, b in MAIN_ORDERINGS:
+        cells = paired.paired_cells(main, "method", a, b, metric)
+        if not len(cells):
+            continue
+        interval = paired.paired_interval(cells)
+        rows.append({"ordering": f"{a} > {b}", "paper Δ": f"{main_delta(a, b):+.1f}",
+                     "Δ here (95% CI)": f"{interval[0]:+.1f} {paired.interval_text(interval, paired.unit_of(cells))}",
+                     "here": verdict(interval, main_delta(a, b))})
+    return pd.DataFrame(rows, columns=["ordering", "paper Δ", "Δ here (95% CI)", "here"])
 
 
 def orderings(ablation: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,8 @@
-"""The collaborator report: tables, figures and `report.html` (notebook 06).
+"""The collaborator report: tables, figures and `report.html` (notebook 07, the last).
 
 `tables(cfg, run_dir)` and `figures(cfg, run_dir)` read what stages 00-05 wrote (figures are
 also saved as PNG under `figures/`); `render_report(run_dir)` converts the executed
-`06_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden and the
+`07_report.ipynb` of the run folder to `report.html` with nbconvert, code hidden and the
 set-up cells (tagged `report-hide`) left out, sections, figures and tables numbered and a table
 of contents under the summary (`report_summary`). `show(items, name)` gives each report cell its
 figure or table (in `report_format`'s readable form, marked with its name for the numbering), or a
@@ -26,7 +26,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from ..config.run import RunConfig, load_config
 from ..core import fileio
 from ..core.run_folder import read_completions
-from . import kl_signal, paper, plots, report_format, report_summary, results
+from . import kl_signal, paper, plots, report_format, report_summary, results, unknowns
 from .results import collected, method_groups, metrics_of, scaling_runs, scaling_table
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 HEALTH_MEANS = ("frac_reward_zero_std", "frac_all_wrong", "guided_share", "guided_share_all_wrong", "mismatch/auto/mean",
                 "mismatch/guided/mean")
 HEALTH_MAXES = ("mismatch/auto/max", "mismatch/guided/max")
-REPORT_HIDE_TAG = "report-hide"  # cells of 06_report that set up the run and are left out of report.html
+REPORT_NOTEBOOK = "07_report"  # the last notebook: it reads what the others wrote
+REPORT_HIDE_TAG = "report-hide"  # cells of 07_report that set up the run and are left out of report.html
 
 
 def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
@@ -44,6 +45,7 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     if len(main):
         out["main"] = results.main_table(main)
         out["main_greedy"] = results.main_table(main, "greedy")
+        out["main_orderings"] = paper.main_orderings(results.with_method(main)) if "phase" in main else pd.DataFrame()
     out["paper_main"] = paper.main_table()
     abl = results.ablation_results(cfg, run_dir)
     if len(abl) > 1:  # more than the reference row
@@ -52,6 +54,10 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
     scale = scaling_runs(cfg, run_dir) if cfg.experiment.scaling_sizes else pd.DataFrame()
     if len(scale):
         out["scaling_table"] = scaling_table(scale)
+    if cfg.experiment.unknowns:
+        study = unknowns.study(cfg, run_dir)
+        out.update({f"unknown_{k}": study[k] for k in unknowns.UNKNOWNS})
+        out["unknowns_read"] = unknowns.reads_frame(study)
     main_metrics = metrics_of(run_dir / "main")  # every run's metrics.jsonl, read once
     health = rollout_health(main_metrics)
     if len(health):
@@ -82,18 +88,25 @@ def tables(cfg: RunConfig, run_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def terminal_tables(run_dir: Path) -> str:
-    """The main table, the ablation table with the paper's column and the paper's orderings, as
-    text for the terminal at the end of `pipeline` (the same frames as the report); "" before
+    """The main table, the ablation table with the paper's column, the paper's orderings and the
+    study's "Read:" lines, as text for the terminal at the end of `pipeline` (the same frames as the report); "" before
     notebook 03 has written a main-table run."""
     run_dir = Path(run_dir)
     main = collected(run_dir / "main")
     if not len(main):
         return ""
-    parts = [("Main table (avg@k in points, mean ± std over seeds)", results.main_table(main))]
-    ablation = results.ablation_results(load_config(run_dir / "config.yaml"), run_dir)
+    parts = [("Main table (avg@k in points, mean ± std over seeds; SE avg: standard error over seeds and problems)",
+              results.main_table(main))]
+    if "phase" in main:
+        parts.append(("The paper's main-table orderings on this run (holds / reversed / inconclusive: paired 95% interval "
+                      "over seed × problem cells)", paper.main_orderings(results.with_method(main))))
+    cfg = load_config(run_dir / "config.yaml")
+    ablation = results.ablation_results(cfg, run_dir)
     if len(ablation) > 1:
         parts += [("Ablations (Δ vs full SGPO with its paired 95% interval; paper: Qwen2.5-7B)", ablation),
-                  ("The paper's orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
+                  ("The paper's ablation orderings on this run (holds / reversed / inconclusive at 95%)", paper.orderings(ablation))]
+    if cfg.experiment.unknowns:
+        parts.append(("The study of the paper's unknowns (notebook 06)", unknowns.reads_frame(unknowns.study(cfg, run_dir))))
     return "\n\n".join(f"{title}\n{report_format.as_text(table)}" for title, table in parts)
 
 
@@ -199,6 +212,7 @@ NOT_RUN = {
     "entropy": "No run has logged the policy `entropy` yet (notebook 03).",
     "kl_clip_frac": "No SGPO run has logged `distill/kl_clip_frac` yet (notebook 03).",
     "ablation_orderings": "",
+    "main_orderings": "",
     "signal": "Not measured: notebook 02 has not run.",
     "signal_kl": "",
     "signal_sft": "",
@@ -206,6 +220,11 @@ NOT_RUN = {
     "guided_vs_auto": "Not measured: notebook 02 has not run.",
     "ablation": "Not run: `experiment.ablations` is empty, or notebook 04 has not run.",
     "scaling_table": "",
+    "unknowns_read": "Not run: `experiment.unknowns` is empty (`make study` runs params/toy-unknowns.yaml), or notebook 06 has not run.",
+    "unknown_kl_clip": "",
+    "unknown_alpha_rule": "",
+    "unknown_target_score": "",
+    "unknown_mini_batches": "",
     "scaling_figure": "Not run: `experiment.scaling_sizes` is empty, so no scaling study was made.",
     "premise": "Not measured: the premise table exists for the toy world only (notebook 00).",
     "strategy_report": "Not available: notebook 01 has not run.",
@@ -219,8 +238,9 @@ NOT_RUN = {
 
 
 CAPTIONS = {
-    "main": "Main table: test avg@k per family, avg and ood, mean ± std over seeds (points).",
+    "main": "Main table: test avg@k per family, avg and ood, mean ± std over seeds, SE of avg over seeds and problems (points).",
     "main_greedy": "The same runs under greedy decoding.",
+    "main_orderings": "The paper's main-table orderings on this run: holds, reversed or inconclusive (paired 95% interval).",
     "paper_main": "The paper's main table (§9), average of 4 benchmarks.",
     "main_bars": "Test macro avg@k per method, std bars over seeds; dashed: the base student.",
     "learning_curves": "Held-out avg@k over training, mean over seeds per method (band: ± std).",
@@ -239,6 +259,11 @@ CAPTIONS = {
     "ablation": "Ablations: Δ vs full SGPO with its paired 95% interval, beside the paper's.",
     "ablation_orderings": "The paper's orderings on this run: holds, reversed or inconclusive.",
     "scaling": "Test avg@k after training against the student's size.",
+    "unknowns_read": "The study of the paper's unknowns: one Read line per unknown.",
+    "unknown_kl_clip": "KL clip form × δ, each against w/o KL clipping (paired 95% interval).",
+    "unknown_alpha_rule": "α rule: stateful and stateless pass gap, each against constant α.",
+    "unknown_target_score": "Target score: mean and sum of token log-probs, each against w/o target selection.",
+    "unknown_mini_batches": "Mini-batches 1 and 4, each against the same count w/o proximal constraints.",
     "scaling_table": "Test avg@k before and after training per size and method.",
     "premise": "Held-out greedy accuracy of the base students, unguided vs guided.",
     "strategy_report": "Strategy extraction outcomes.",
@@ -298,11 +323,11 @@ def _sizes(run_dir: Path) -> pd.DataFrame:
 
 
 def render_report(run_dir: Path) -> Path:
-    """`run_dir/06_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden, sections,
+    """`run_dir/07_report.ipynb` (executed) -> `run_dir/report.html`, code cells hidden, sections,
     figures and tables numbered, the table of contents under the summary."""
-    executed = Path(run_dir) / "06_report.ipynb"
+    executed = Path(run_dir) / f"{REPORT_NOTEBOOK}.ipynb"
     if not executed.exists():
-        raise FileNotFoundError(f"{executed}: run notebook 06 through the pipeline first (python -m sgpo_lib pipeline ...)")
+        raise FileNotFoundError(f"{executed}: run notebook 07 through the pipeline first (python -m sgpo_lib pipeline ...)")
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={REPORT_HIDE_TAG}, enabled=True), enabled=True)
     notebook = report_summary.numbered(nbformat.read(executed, as_version=4), CAPTIONS)

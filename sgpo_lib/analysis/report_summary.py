@@ -2,7 +2,7 @@
 
 `summary(cfg, run_dir)` writes three to five sentences from the run's own results: the best
 method on held-out unguided avg@k, SGPO's rank and its paired difference to SFT+GRPO with a 95%
-interval (`results.paired_cells`: the same seeds and benchmarks), how many of the paper's
+interval (`paired.paired_cells`: the same seeds and problems), how many of the paper's
 orderings hold, are reversed or are inconclusive (`paper.verdict`), and the main-table runs that
 failed or are missing. `numbered(nb, captions)` numbers the sections, figures and tables of the
 executed report notebook (figures and tables are the outputs `report.show` marked with their
@@ -19,10 +19,10 @@ import pandas as pd
 from IPython.display import Markdown
 
 from ..config.run import RunConfig
-from . import paper, results
+from . import paired, paper, results
 from .report_format import seeds_text
 
-SUMMARY_TAG = "report-summary"  # the 06_report cell whose output is the summary; the contents follow it
+SUMMARY_TAG = "report-summary"  # the 07_report cell whose output is the summary; the contents follow it
 ITEM_KEY = "sgpo"  # output metadata key holding {"item": name} for a numbered figure or table
 
 
@@ -40,20 +40,22 @@ def ranking(main: pd.DataFrame) -> pd.Series:
 
 
 def sgpo_vs_sft_grpo(main: pd.DataFrame) -> str:
-    """The sentence on SGPO minus SFT+GRPO, paired over seeds and benchmarks, with its 95% interval."""
+    """The sentence on SGPO minus SFT+GRPO, paired over seeds and problems, with its 95% interval."""
     methods = set(results.with_method(main[main["status"] == "done"])["method"])
     missing = [m for m in ("SGPO", "SFT+GRPO") if m not in methods]
     if missing:
         return f"{' and '.join(missing)} has no finished run, so SGPO is not compared with SFT+GRPO."
-    diffs = results.paired_cells(results.with_method(main), "method", "SGPO", "SFT+GRPO")
+    diffs = paired.paired_cells(results.with_method(main), "method", "SGPO", "SFT+GRPO")
     if not len(diffs):
         return "SGPO and SFT+GRPO share no seed, so they are not compared."
-    mean, low, high = results.paired_interval(diffs)
+    mean, low, high = paired.paired_interval(diffs)
     if low != low:
-        return f"SGPO minus SFT+GRPO is {mean:+.1f} points on a single seed and benchmark: no interval."
+        return f"SGPO minus SFT+GRPO is {mean:+.1f} points on a single cell: no interval."
     word = paper.verdict((mean, low, high), paper.main_delta("SGPO", "SFT+GRPO"))
+    unit = paired.unit_of(diffs)
+    cells = "seed × problem cells" if unit == paired.PROBLEM else f"cells{paired.UNIT_NOTES[unit]}"
     return (f"SGPO minus SFT+GRPO is {mean:+.1f} points (95% interval {low:+.1f} to {high:+.1f}, paired over "
-            f"{len(diffs)} seed × benchmark cells): the paper's SGPO > SFT+GRPO {word} here.")
+            f"{len(diffs)} {cells}): the paper's SGPO > SFT+GRPO {word} here.")
 
 
 def orderings_sentence(ablation: pd.DataFrame) -> str:

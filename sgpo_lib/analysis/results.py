@@ -8,8 +8,11 @@ name per run folder, e.g. the paper's ablation names). Tables report a metric (d
 the paper's protocol, sgpo-method.md §8; `greedy` is the extra) in points, as mean ± std over
 seeds, per benchmark (family), the macro average over test benchmarks (`avg`) and the OOD macro
 average (`ood`). `ablation_table` sets the paper's §7 numbers beside this run's (`paper.py`).
-Two rows are compared by a paired difference (`paired_cells`, `paired_interval`): the same seeds
-and the same benchmarks (same problems), a t interval over those cells; `paper.verdict` reads it.
+Each (run, phase, split, benchmark) row also holds its per-problem outcomes (`problems`, from the
+run's `eval_problems.jsonl`; absent in older run folders), so two rows are compared problem by
+problem (`paired.paired_cells`, `paired.paired_interval`: the same seeds and the same problems,
+seeds and problems crossed); `paper.verdict` reads the interval. The main table gives each row's
+standard error over seeds and problems (`paired.row_standard_error`).
 """
 
 from __future__ import annotations
@@ -19,17 +22,16 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from scipy import stats
 
 from ..config.deprecated import current_value
 from ..config.experiment import ablation_seeds
 from ..config.run import RunConfig
 from ..core import fileio
-from ..core.run_folder import read_status
+from ..core.run_folder import EVAL_PROBLEMS_FILE, read_status
 from . import paper
+from .paired import POINTS, UNIT_NOTES, interval_text, paired_cells, paired_interval, row_standard_error, unit_of
 from .report_format import seeds_text
 
-POINTS = 100.0
 METRIC = "avg@k"  # the main metric (§8); evals.jsonl / results.json rows also hold greedy and pass@k
 HEADLINE = ("greedy", "avg@k", "pass@k")
 LABELS_FILE = "labels.json"  # in a sweep folder: {run folder: display name}
@@ -61,7 +63,8 @@ def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
 
     `phase` is `base` (step 0, before training) or `final`. Runs without results (failed,
     running) give one row with their status, unless `require_complete` raises for them. `label` is
-    the run's name in `root/labels.json`, else its folder name without `_seed=N`.
+    the run's name in `root/labels.json`, else its folder name without `_seed=N`. `problems` holds
+    the row's per-problem outcomes (`problem_outcomes`), None in a run folder without them.
     """
     labels = run_labels(root)
     rows = []
@@ -77,46 +80,26 @@ def collect(root: Path, require_complete: bool = True) -> pd.DataFrame:
             rows.append(base)
             continue
         res = fileio.read_json(results)
-        rows += [{**base, "phase": phase, **e} for phase in ("base", "final") for e in res[f"{phase}_eval"]]
+        outcomes = problem_outcomes(run_dir)
+        rows += [{**base, "phase": phase, **e, "problems": outcomes.get((e.get("step"), e["split"], e["source"]))}
+                 for phase in ("base", "final") for e in res[f"{phase}_eval"]]
     return pd.DataFrame(rows)
+
+
+def problem_outcomes(run_dir: Path) -> dict[tuple, dict[str, dict[str, float]]]:
+    """`{(step, split, source): {problem_id: {"avg@k", "greedy", "pass@k"}}}` from the run's
+    `eval_problems.jsonl` (pass@k with n = k: any correct sample); {} without the file (older runs)."""
+    path = Path(run_dir) / EVAL_PROBLEMS_FILE
+    out: dict[tuple, dict[str, dict[str, float]]] = {}
+    for r in fileio.read_jsonl(path, tolerate_torn_tail=True) if path.exists() else ():
+        out.setdefault((r["step"], r["split"], r["source"]), {})[r["problem_id"]] = {
+            "avg@k": r["correct"] / r["k"], "greedy": float(r["greedy"]), "pass@k": float(r["correct"] > 0)}
+    return out
 
 
 def collected(root: Path) -> pd.DataFrame:
     """`collect(root)` of a sweep folder, finished or not; empty when it holds no run yet."""
     return collect(root, require_complete=False) if root.exists() and any(root.iterdir()) else pd.DataFrame()
-
-
-def paired_cells(df: pd.DataFrame, group: str, a: str, b: str, metric: str = METRIC) -> pd.Series:
-    """`a` minus `b` (two values of `group`, e.g. methods), in points, per (seed, test benchmark) that
-    both evaluated: the same seed and the same problems, so the difference of each cell is paired
-    (per seed on the macro average when the rows hold no benchmark)."""
-    final = df[(df["status"] == "done") & (df["phase"] == "final") & (df["split"] == "test")]
-    if (final["source"] != "macro").any():  # per benchmark where the runs have it, else their macro average
-        final = final[final["source"] != "macro"]
-    cells = final.pivot_table(index=["seed", "source"], columns=group, values=metric, aggfunc="mean")
-    if a not in cells or b not in cells:
-        return pd.Series(dtype=float)
-    return ((cells[a] - cells[b]) * POINTS).dropna()
-
-
-def paired_interval(diffs: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its two-sided t interval at `level`: `(mean, low, high)`; the
-    interval is NaN with fewer than two cells (no spread to judge by).
-
-    Example:
-        >>> [round(v, 2) for v in paired_interval(pd.Series([1.0, 2.0, 3.0]))]
-        [2.0, -0.48, 4.48]
-    """
-    n, mean = len(diffs), float(diffs.mean()) if len(diffs) else float("nan")
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + level) / 2, n - 1) * diffs.std(ddof=1) / n**0.5)
-    return mean, mean - half, mean + half
-
-
-def _interval_text(interval: tuple[float, float, float]) -> str:
-    mean, low, high = interval
-    return "no pair" if mean != mean else ("1 pair" if low != low else f"[{low:+.1f}, {high:+.1f}]")
 
 
 def summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -236,12 +219,29 @@ def with_method(df: pd.DataFrame) -> pd.DataFrame:
 
 def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """The main table (§9): rows base, SFT, SFT+GRPO, HPT, LUFFY, SGPO, then GRPO from the base model
-    (the methods that ran, in that order), per family, `avg` and `ood`, mean ± std over seeds."""
+    (the methods that ran, in that order), per family, `avg` and `ood`, mean ± std over seeds, and
+    `SE avg`: the standard error of `avg` over seeds and problems (`standard_error_text`)."""
     if not len(df) or "train.method" not in df or "phase" not in df:
         return pd.DataFrame()
-    table = wide_table(with_method(df), "method", metric)
+    df = with_method(df)
+    table = wide_table(df, "method", metric)
     order = ["base"] + [m for m in dict.fromkeys(METHOD_LABELS.values()) if m in table.index]
-    return table.reindex(order + [m for m in table.index if m not in order]).rename_axis(f"method ({metric})")
+    table = table.reindex(order + [m for m in table.index if m not in order])
+    table.insert(len(table.columns) - 1, SE_COLUMN, [standard_error_text(df, "method", m, metric) for m in table.index])
+    return table.rename_axis(f"method ({metric})")
+
+
+SE_COLUMN = "SE avg"  # the main table's standard error of `avg` over seeds and problems (points)
+
+
+def standard_error_text(df: pd.DataFrame, group: str, name: str, metric: str = METRIC) -> str:
+    """Row `name`'s standard error of its test mean over seeds and problems (`paired.row_standard_error`),
+    in points; the `base` row is `wide_table`'s (the step-0 evaluation of the first group); "" with one cell."""
+    phase, value = "final", name
+    if name == "base":
+        phase, value = "base", sorted(df.loc[(df["phase"] == "base") & (df["status"] == "done"), group])[0]
+    se, unit = row_standard_error(df, group, value, metric, phase)
+    return "" if se != se else f"{se:.1f}{UNIT_NOTES[unit]}"
 
 
 def base_accuracy(df: pd.DataFrame, group: str, split: str = "test", metric: str = METRIC) -> float | None:
@@ -261,7 +261,7 @@ def numeric_table(df: pd.DataFrame, group: str, metric: str = METRIC) -> pd.Data
 def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, ...], metric: str = METRIC) -> pd.DataFrame:
     """The ablation table (§7): the reference row `full SGPO` (the main table's SGPO runs of `seeds`),
     then one row per ablation (its `label`, e.g. the paper's name; the paper's order first): per-family cells and `avg` as mean ± std
-    over seeds, `Δ avg` vs full SGPO with its paired 95% interval (`paired_cells`), the paper's value
+    over seeds, `Δ avg` vs full SGPO with its paired 95% interval over (seed, problem) cells (`paired`), the paper's value
     and Δ (`paper.py`, Qwen2.5-7B average) and whether the paper's ordering holds here, is reversed
     or is inconclusive (`paper.verdict`); "" for a name the paper lacks."""
     parts = [d for d in (ablate,) if len(d) and "phase" in d]
@@ -277,8 +277,9 @@ def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, .
     means = numeric_table(df, "label", metric)[("mean", "test")]
     delta = means - means.get(FULL_SGPO, float("nan"))
     table["Δ avg"] = [f"{delta[n]:+.1f}" for n in table.index]
-    intervals = {n: paired_interval(paired_cells(df, "label", n, FULL_SGPO, metric)) for n in table.index if n != FULL_SGPO}
-    table["Δ 95% CI"] = [_interval_text(intervals[n]) if n in intervals else "" for n in table.index]
+    cells = {n: paired_cells(df, "label", n, FULL_SGPO, metric) for n in table.index if n != FULL_SGPO}
+    intervals = {n: paired_interval(c) for n, c in cells.items()}
+    table["Δ 95% CI"] = [interval_text(intervals[n], unit_of(cells[n])) if n in intervals else "" for n in table.index]
     table["paper"] = [paper.FULL if n == FULL_SGPO else paper.ABLATIONS.get(n) for n in table.index]
     table["paper Δ"] = [paper.ablation_delta(n) for n in table.index]
     table["paper's ordering here"] = [paper.verdict(intervals[n], paper.ablation_delta(n)) if n in intervals else ""

@@ -3,7 +3,9 @@
 `methods` x `seeds` is the main table; `ablations` are the paper's ablations by name, each a set of
 dotted overrides of SGPO (§7; e.g. "w/o proximal constraints" sets two keys), run with
 `ablation_seeds` (default: the main table's seeds, so each ablation compares with the same SGPO
-runs); `scaling_*` the study over toy student sizes. In a params file `ablations` is a list (so a
+runs); `unknowns` are the rows of the study of the choices the paper leaves open (notebook 06,
+`analysis.unknowns`), in the same shape and with the same seeds; `scaling_*` the study over toy
+student sizes. In a params file `ablations` is a list (so a
 child file replaces its parent's, where a mapping would be deep-merged into it) of one-entry
 mappings `- <name>: {dotted.key: value}`, or of legacy `dotted.key=value` strings (each its own
 name); both are normalised to the first shape, held in read-only hashable mappings.
@@ -71,6 +73,8 @@ class ExperimentConfig:
     ablations: tuple[Any, ...] = ("distill.estimator=sampled", "distill.direction=reverse",
                                   "distill.weighting=constant", "distill.proximal=none", "distill.coef=0")
     ablation_seeds: tuple[int, ...] | None = None  # None: the main table's seeds
+    # the study of the paper's unknowns (notebook 06): entries shaped as `ablations`, run with `ablation_seeds`
+    unknowns: tuple[Any, ...] = ()
     scaling_sizes: tuple[str, ...] = ()
     scaling_methods: tuple[str, ...] = ("grpo", "sgpo")
     scaling_seeds: tuple[int, ...] = (0,)
@@ -83,11 +87,15 @@ class ExperimentConfig:
         check(len(self.methods) > 0, "experiment.methods", f"must name at least one method ({', '.join(METHODS)})")
         unknown = [z for z in self.scaling_sizes if z not in SIZES]
         check(not unknown, "experiment.scaling_sizes", f"unknown sizes {unknown}; choose from {sorted(SIZES)}")
-        entries = tuple(ablation_entry(a, f"experiment.ablations[{i}]") for i, a in enumerate(self.ablations))
-        names = [n for e in entries for n in e]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        check(not twice, "experiment.ablations", f"names {twice} appear twice; give each ablation its own name")
-        object.__setattr__(self, "ablations", entries)  # frozen: the one normalised shape, set before anyone reads it
+        for key in ("ablations", "unknowns"):
+            entries = tuple(ablation_entry(a, f"experiment.{key}[{i}]") for i, a in enumerate(getattr(self, key)))
+            names = [n for e in entries for n in e]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            check(not twice, f"experiment.{key}", f"names {twice} appear twice; give each row its own name")
+            object.__setattr__(self, key, entries)  # frozen: the one normalised shape, set before anyone reads it
+        ablations = {n: o for e in self.ablations for n, o in e.items()}
+        clash = sorted(n for e in self.unknowns for n, o in e.items() if n in ablations and ablations[n] != o)
+        check(not clash, "experiment.unknowns", f"rows {clash} are also ablations with other overrides; rename them")
         check(len(self.seeds) > 0 and self.parallel >= 1, "experiment.seeds", "need >= 1 seed and parallel >= 1")
         check(self.gpus_per_run >= 1, "experiment.gpus_per_run", "must be >= 1 (1 = one run per GPU)")
         check(self.ablation_seeds is None or len(self.ablation_seeds) > 0, "experiment.ablation_seeds",
@@ -99,9 +107,9 @@ def ablation_seeds(e: ExperimentConfig) -> tuple[int, ...]:
     return e.seeds if e.ablation_seeds is None else e.ablation_seeds
 
 
-def ablation_runs(cfg) -> list[tuple[str, dict[str, Any]]]:
-    """(ablation name, override dict of one run) for every ablation x ablation seed of a run
-    config's `experiment` (SGPO + its overrides)."""
+def ablation_runs(cfg, key: str = "ablations") -> list[tuple[str, dict[str, Any]]]:
+    """(row name, override dict of one run) for every row x ablation seed of a run config's
+    `experiment.<key>` (`ablations`, or `unknowns`: SGPO + the row's overrides)."""
     return [(name, {"train.method": "sgpo", **overrides, "seed": s})
-            for entry in cfg.experiment.ablations for name, overrides in entry.items()
+            for entry in getattr(cfg.experiment, key) for name, overrides in entry.items()
             for s in ablation_seeds(cfg.experiment)]

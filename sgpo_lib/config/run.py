@@ -385,10 +385,11 @@ def load_config(params_file: str | Path, overrides: dict[str, Any] | None = None
 
 
 def experiment_variants(cfg: RunConfig) -> dict[str, list[dict[str, Any]]]:
-    """The override dicts of every training run notebooks 03-05 make (main, ablate, scaling)."""
+    """The override dicts of every training run notebooks 03-06 make (main, ablate, scaling, unknowns)."""
     e = cfg.experiment
     return {"main": [{"train.method": m, "seed": s} for m in e.methods for s in e.seeds],
             "ablate": [overrides for _, overrides in ablation_runs(cfg)],
+            "unknowns": [overrides for _, overrides in ablation_runs(cfg, "unknowns")],
             "scaling": [{"student.size": z, "train.method": m, "seed": s}
                         for z in e.scaling_sizes for m in e.scaling_methods for s in e.scaling_seeds]}
 

@@ -2,7 +2,7 @@
 the step logs and the completion tables.
 
 STATUS names the process of a `running` run, so that a killed one reads `stale`. A resumed
-training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `completions/`) to
+training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `eval_problems.jsonl`, `completions/`) to
 its checkpoint (`rewind_logs`), so a re-run after a kill at any point writes them exactly as an
 uninterrupted run. `Progress` logs step/total and ETA lines, which the pipeline shows.
 Creating a run folder (`start_run`) is `sgpo_lib.workflow.runs`; this module only reads and
@@ -132,7 +132,8 @@ def _jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
 
-LOGS_BY_STEP = ("metrics.jsonl", "evals.jsonl", "alpha.jsonl")
+EVAL_PROBLEMS_FILE = "eval_problems.jsonl"  # per-problem outcomes of every evaluation (`method.evaluate.evaluate_rows`)
+LOGS_BY_STEP = ("metrics.jsonl", "evals.jsonl", EVAL_PROBLEMS_FILE, "alpha.jsonl")
 
 
 def rewind_logs(run_dir: Path, step: int) -> None:

@@ -10,11 +10,14 @@ mean over its benchmarks); `paper_average` is the paper's headline number: the m
 its four benchmarks (over every benchmark when none of them is evaluated, e.g. the toy world's
 families, where it equals the macro row).
 
-The step-0 evaluation of a run whose start model is content-addressed (a toy student or an SFT
-warm-up under the cache root) depends only on that model, the evaluation settings, the problems
-and the seed, so it is computed once and shared by every run with the same key
-(`start_eval_cache`): SFT, GRPO, HPT and LUFFY of one seed share the base student's, SFT+GRPO,
-SGPO and its ablations the warm-up's.
+Every evaluation keeps its per-problem outcomes (`evaluate_rows`: problem id, split, benchmark,
+greedy reward and `correct` samples out of `k`); the trainer writes them to the run's
+`eval_problems.jsonl` beside the table of `evals.jsonl`, so the report can pair two methods problem
+by problem (`analysis.paired`). The step-0 evaluation of a run whose start model is content-addressed
+(a toy student or an SFT warm-up under the cache root) depends only on that model, the evaluation
+settings, the problems and the seed, so its per-problem rows are computed once and shared by every
+run with the same key (`start_eval_cache`): SFT, GRPO, HPT and LUFFY of one seed share the base
+student's, SFT+GRPO, SGPO and its ablations the warm-up's.
 
 Sample j of problem i has the seed `derive_seed(derive_seed(seed, tag, id_i), j)` whatever
 its k and batch, so one k for every benchmark makes exactly the generate calls of a single-k
@@ -71,15 +74,15 @@ def k_for(source: str, k: int, k_by_benchmark: Mapping[str, int]) -> int:
 
 
 def summarize(rows: list[dict]) -> pd.DataFrame:
-    """Per (split, source) table from per-problem rows with `greedy` (0/1), `samples` (list of
-    0/1) and `k`; columns `split, source, n, greedy, avg@k, pass@k, k`.
+    """Per (split, source) table from per-problem rows with `greedy` (0/1), `correct` (samples
+    correct out of `k`) and `k`; columns `split, source, n, greedy, avg@k, pass@k, k`.
 
     Adds one `macro` row per split: the unweighted mean over its benchmarks (its `k` is the
     benchmarks' common k, None when they differ).
     """
     df = pd.DataFrame(rows)
-    df["avg@k"] = df["samples"].map(lambda s: sum(s) / len(s))
-    df["pass@k"] = [pass_at_k(len(s), int(sum(s)), k) for s, k in zip(df["samples"], df["k"])]
+    df["avg@k"] = df["correct"] / df["k"]
+    df["pass@k"] = [pass_at_k(int(k), int(c), int(k)) for c, k in zip(df["correct"], df["k"])]
     means = {m: (m, "mean") for m in METRICS}
     table = (df.groupby(["split", "source"], sort=True)
                .agg(n=("greedy", "size"), **means, k=("k", "first"))
@@ -113,19 +116,20 @@ def evaluate(generator, tokenizer, problems: list[Problem], grader, *, tag: str 
 
 def shard_rows(generator, tokenizer, problems: list[Problem], grader, rank: int, world: int, **kwargs) -> list:
     """One rank's share of an evaluation: `(position, row)` for problems `rank, rank + world, ...`.
-    Each problem's seeds derive from its id, so the gathered rows of every rank (`gathered_table`)
-    make the table of a one-rank `evaluate` of the same problems."""
+    Each problem's seeds derive from its id, so the gathered rows of every rank (`gathered_rows`)
+    make the rows of a one-rank `evaluate_rows` of the same problems."""
     mine = list(range(rank, len(problems), world))
     rows = evaluate_rows(generator, tokenizer, [problems[i] for i in mine], grader, **kwargs) if mine else []
     return list(zip(mine, rows))
 
 
-def gathered_table(indexed_rows: list, tag: str = "eval") -> pd.DataFrame:
-    """The table of every rank's `shard_rows`, concatenated, in the problems' order."""
-    return table_of([row for _, row in sorted(indexed_rows, key=lambda pair: pair[0])], tag)
+def gathered_rows(indexed_rows: list) -> list[dict]:
+    """The per-problem rows of every rank's `shard_rows`, concatenated, in the problems' order."""
+    return [row for _, row in sorted(indexed_rows, key=lambda pair: pair[0])]
 
 
 def table_of(rows: list[dict], tag: str = "eval") -> pd.DataFrame:
+    """`summarize`'s table of per-problem rows, its paper average logged."""
     table = summarize(rows)
     log.info("%s: paper average avg@k %s", tag, paper_average(table).round(4).to_dict())
     return table
@@ -134,7 +138,8 @@ def table_of(rows: list[dict], tag: str = "eval") -> pd.DataFrame:
 def evaluate_rows(generator, tokenizer, problems: list[Problem], grader, *, k: int, temperature: float,
                   max_new_tokens: int, instruction: str, seed: int, tag: str = "eval", top_p: float = 1.0,
                   k_by_benchmark: Mapping[str, int] | None = None) -> list[dict]:
-    """One row per problem: greedy reward and the rewards of its k samples (`summarize`'s input)."""
+    """One row per problem (`summarize`'s input, `eval_problems.jsonl`'s rows): its id, split and
+    benchmark (`source`), the greedy reward and `correct`, how many of its `k` samples were right."""
     texts = [prompts.render(tokenizer, prompts.unguided_messages(p, instruction)) for p in problems]
     seeds = [derive_seed(seed, tag, p.id) for p in problems]
     ks = [k_for(p.source, k, k_by_benchmark or {}) for p in problems]
@@ -146,7 +151,7 @@ def evaluate_rows(generator, tokenizer, problems: list[Problem], grader, *, k: i
     rows, start = [], 0
     for i, p in enumerate(problems):
         rows.append({"split": p.split, "source": p.source, "problem_id": p.id, "k": ks[i],
-                     "greedy": g_grades[i].reward, "samples": [g.reward for g in s_grades[start : start + ks[i]]]})
+                     "greedy": g_grades[i].reward, "correct": int(sum(g.reward for g in s_grades[start : start + ks[i]]))})
         start += ks[i]
     return rows
 
@@ -172,26 +177,26 @@ def run_results(method: str, evals: list[dict]) -> dict:
 
 
 def start_eval_cache(cfg, model_dir: Path, problems: list[Problem]) -> Path | None:
-    """The cache file of the step-0 evaluation of `cfg` from `model_dir`, or None when the model
-    folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""
+    """The cache file of the step-0 evaluation's per-problem rows of `cfg` from `model_dir`, or None
+    when the model folder is not content-addressed (not under the cache root: a hub name or a user's folder)."""
     root, model_dir = cache_root(cfg).resolve(), Path(model_dir).resolve()
     if root not in model_dir.parents:
         return None
     key = {"model_dir": str(model_dir.relative_to(root)), "model": cfg.model, "eval": cfg.eval, "seed": cfg.seed,
            "grading": cfg.grading, "backend": cfg.rollout.backend, "instruction": cfg.instruction,
            "max_new_tokens": cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, "problems": [p.id for p in problems]}
-    return cache_dir(cfg, "start_evals", key) / "table.json"
+    return cache_dir(cfg, "start_evals", key) / "problems.json"  # per-problem rows (a table.json was the old form)
 
 
-def cached_table(path: Path | None, compute: Callable[[], pd.DataFrame], write: bool = True) -> pd.DataFrame:
-    """`compute()`, read from / written to `path` (a JSON list of rows, sealed: `cache_files`) when
-    it is given (written when `write`: one rank writes); a cached table cut, garbled or replaced is
-    computed again, with a warning."""
+def cached_rows(path: Path | None, compute: Callable[[], list[dict]], write: bool = True) -> list[dict]:
+    """`compute()` (per-problem rows), read from / written to `path` (a JSON list, sealed:
+    `cache_files`) when it is given (written when `write`: one rank writes); a cached file cut,
+    garbled or replaced is computed again, with a warning."""
     if path is not None and cache_files.intact(path):
         log.debug("step-0 evaluation from the cache: %s", path)
-        return pd.DataFrame(fileio.read_json(path))
-    table = compute()
+        return fileio.read_json(path)
+    rows = compute()
     if path is not None and write:
-        fileio.write_json(path, table.to_dict("records"))
+        fileio.write_json(path, rows)
         cache_files.seal(path)
-    return table
+    return rows

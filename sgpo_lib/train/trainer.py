@@ -36,14 +36,15 @@ from ..core import fileio
 from ..core.environment import record_code
 from ..core.locks import rank_zero_lock
 from ..core.records import Problem, TrainData
-from ..core.run_folder import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
+from ..core.run_folder import EVAL_PROBLEMS_FILE, ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from ..core.seeding import derive_seed
 from ..core.tracking import make_sink
 from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import cached_table, eval_metrics, gathered_table, run_eval_kwargs, run_results, shard_rows, start_eval_cache
+from ..method.evaluate import (cached_rows, eval_metrics, gathered_rows, run_eval_kwargs, run_results, shard_rows,
+                               start_eval_cache, table_of)
 from ..method.plan import Encoding, MethodSpec, StepPlan, plan_step
 from ..method.rollouts import PairedBatch, rollout_metrics, sample_paired
 from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep_one_target, loss_groups,
@@ -300,16 +301,18 @@ class Trainer:
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
         """Unguided evaluation, sharded: every rank samples its share of the problems (`shard_rows`),
-        the rows are gathered, and every rank gets the table; the main process writes it."""
+        the per-problem rows are gathered, and every rank gets the table; the main process writes the
+        table (`evals.jsonl`) and the per-problem rows (`EVAL_PROBLEMS_FILE`)."""
         main, acc = self.acc.is_main_process, self.acc
         problems = eval_subset(self.data.eval, self.cfg.eval.splits, self.cfg.eval.max_problems)
         cache = start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None
-        table = cached_table(cache, lambda: gathered_table(gather_object(shard_rows(
+        per_problem = cached_rows(cache, lambda: gathered_rows(gather_object(shard_rows(
             self.generator, self.tok, problems, self.grader, acc.process_index, acc.num_processes,
             **run_eval_kwargs(self.cfg)))), write=main)
-        rows = [{**r, "step": step} for r in table.to_dict("records")]
-        for r in rows if main else ():
-            fileio.append_jsonl(self.out_dir / "evals.jsonl", r)
+        rows = [{**r, "step": step} for r in table_of(per_problem).to_dict("records")]
+        for name, logged in (("evals.jsonl", rows), (EVAL_PROBLEMS_FILE, [{"step": step, **r} for r in per_problem])):
+            for r in logged if main else ():
+                fileio.append_jsonl(self.out_dir / name, r)
         return rows
 
     def _resume(self) -> int:

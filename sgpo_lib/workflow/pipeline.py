@@ -1,7 +1,7 @@
 """Run the numbered notebook sequence for one params file with papermill.
 
 `run_pipeline(params_file, overrides, run_id)` executes `notebooks/00_*.ipynb` ...
-`06_report.ipynb` in order into `outputs/<run_id>/NN_<name>.ipynb` (papermill injects the
+`07_report.ipynb` in order into `outputs/<run_id>/NN_<name>.ipynb` (papermill injects the
 `parameters` cell), then renders `report.html`. The params are validated first, with every
 training run the experiment will make. The pipeline holds the run folder's lock (a second
 pipeline on the same run fails at once). The run's STATUS is `running` (with the pid) while
@@ -39,7 +39,7 @@ from typing import Any, Iterator
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
-from ..analysis.report import render_report
+from ..analysis.report import REPORT_NOTEBOOK, render_report
 from ..analysis.results import missing_runs
 from ..config.run import check_variants, load_config
 from ..core import fileio
@@ -191,7 +191,7 @@ def run_pipeline(params_file: str | Path, overrides: dict[str, Any] | None = Non
             timings[nb.stem] = _execute(nb, run_dir, params)
             fileio.write_json(timings_path, timings)
             log.info("%s done in %.1f s", nb.name, timings[nb.stem])
-        report = render_report(run_dir) if todo[-1].stem.startswith("06_") else run_dir
+        report = render_report(run_dir) if todo[-1].stem == REPORT_NOTEBOOK else run_dir
         missing = missing_runs(run_dir)
         if only:
             write_status(run_dir, "partial", f"notebooks run: {sorted(timings)}; run the pipeline without --only "

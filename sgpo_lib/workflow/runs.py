@@ -12,7 +12,7 @@ are rewritten by every execution (`record_code`). A run id given by hand must be
 name (`paths.safe_name`), and a link under the root must not lead out of it.
 
 STATUS names the process of a `running` run, so that a killed one reads `stale`. A resumed
-training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `completions/`) to
+training run first rewinds its step logs (`metrics.jsonl`, `evals.jsonl`, `eval_problems.jsonl`, `completions/`) to
 its checkpoint (`rewind_logs`), so a re-run after a kill at any point writes them exactly as an
 uninterrupted run. `Progress` logs step/total and ETA lines, which the pipeline shows.
 """

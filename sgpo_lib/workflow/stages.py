@@ -13,7 +13,9 @@ command -> function). The notebooks hold no algorithm (architecture.md, "The flo
                       main table; the guidance weight before and after SGPO (`guidance_shift.csv`)
     04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds): ablation table
     05 scaling        methods over student sizes (experiment.scaling_sizes)
-    06 report         reads only (`analysis.report`); the pipeline's `render_report` writes report.html
+    06 study          the paper's unknown choices (experiment.unknowns x experiment.ablation_seeds):
+                      one table and one "Read:" line per unknown (`analysis.unknowns`)
+    07 report         reads only (`analysis.report`); the pipeline's `render_report` writes report.html
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..analysis import kl_signal, results
+from ..analysis import kl_signal, results, unknowns
 from ..config import limits
 from ..config.run import RunConfig, ablation_runs, experiment_variants, load_config
 from ..core import cache_files, fileio
@@ -255,5 +257,19 @@ def scaling(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:
     return results.scaling_table(results.scaling_runs(cfg, run_dir))
 
 
+def study(cfg: RunConfig, run_dir: Path) -> dict:
+    """Notebook 06: the study of the paper's unknowns (`experiment.unknowns`, named in
+    `unknowns/labels.json`, with the ablation seeds), each row full SGPO with one choice changed; a row
+    that is also a main-table or ablation run is read from there, not trained again. Returns
+    `unknowns.study`: a table per unknown and the "Read:" lines (the report shows the same)."""
+    runs = ablation_runs(cfg, "unknowns")
+    if runs:
+        fileio.write_json(run_dir / "unknowns" / results.LABELS_FILE, {run_name(v): name for name, v in runs})
+        variants = experiment_variants(cfg)
+        elsewhere = {run_name(v) for v in variants["main"] + variants["ablate"]}
+        _sweep(cfg, run_dir, "unknowns", [v for _, v in runs if run_name(v) not in elsewhere])
+    return unknowns.study(cfg, run_dir)
+
+
 STAGES = {"prepare": prepare, "extract": extract, "rollouts": rollouts, "main": train_main, "ablate": ablate,
-          "scaling": scaling}  # command of `python -m sgpo_lib` -> the stage function of its notebook
+          "scaling": scaling, "study": study}  # command of `python -m sgpo_lib` -> the stage function of its notebook

@@ -3,7 +3,7 @@
 `make smoke` runs as a subprocess in the notebook suite's outputs root (after that suite it only
 executes the notebooks: the students, strategies and training runs are reused), then headless
 Chromium renders `report.html` to a PNG (`outputs/<run>/report.png`) and dumps its DOM: no
-console error, the summary, the table of contents and every section heading of notebook 06 are
+console error, the summary, the table of contents and every section heading of notebook 07 are
 there. The pipeline's terminal has no "TCP without encryption" line (the kernels talk over IPC),
 and the executed notebooks hold no stderr output box but real warnings. Skipped, with the reason,
 when no Chromium can be found (`make test` installs the Debian package when it can).
@@ -63,7 +63,7 @@ def browse(report: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProc
 
 
 def section_titles() -> list[str]:
-    cells = json.loads((REPO_ROOT / "notebooks" / "06_report.ipynb").read_text())["cells"]
+    cells = json.loads((REPO_ROOT / "notebooks" / "07_report.ipynb").read_text())["cells"]
     return [("".join(c["source"]).splitlines()[0])[3:] for c in cells
             if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## ")]
 

@@ -75,7 +75,7 @@ def test_the_summary_names_the_best_method_sgpos_rank_its_paired_difference_and_
     text = report_summary.summary(cfg, tmp_path).data
     assert "the best method is GRPO (from base) with 50.0 points (base student 10.0)" in text
     assert "SGPO ranks 3rd of 4 rows (base student included) with 20.5" in text
-    assert "SGPO minus SFT+GRPO is -10.0 points (95% interval -10.0 to -10.0, paired over 4 seed × benchmark cells)" in text
+    assert "SGPO minus SFT+GRPO is -10.0 points (95% interval -10.0 to -10.0, paired over 4 cells (seed × family cells: no per-problem rows))" in text
     assert "SGPO > SFT+GRPO reversed here" in text
     assert "No ablation the paper reports has run" in text
     assert "Main-table runs not finished: GRPO (from base) seed 1 (missing)" in text

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from sgpo_lib.analysis import paper, plots, results
+from sgpo_lib.analysis import paired, paper, plots, results
 from sgpo_lib.config.run import config_to_yaml, load_config
 from sgpo_lib.core import fileio
 from sgpo_lib.core.run_folder import write_status
@@ -33,7 +33,7 @@ def test_main_table_has_the_papers_rows_in_order_mean_and_std_over_seeds():
     table = results.main_table(df)
     assert list(table.index) == ["base", "SFT", "SFT+GRPO", "LUFFY", "SGPO", "GRPO (from base)"]
     assert table.loc["SGPO", "avg"] == "55.0 ± 7.1" and table.loc["SGPO", "ood"] == "27.5 ± 3.5"
-    assert table.loc["base", "avg"] == "10.0" and list(table.columns) == ["add", "mul", "avg", "ood", "seeds"]
+    assert table.loc["base", "avg"] == "10.0" and list(table.columns) == ["add", "mul", "avg", "ood", "SE avg", "seeds"]
     assert table["seeds"].tolist() == ["1 seed", "1 seed", "1 seed", "1 seed", "2 seeds", "1 seed"]  # no std of 0
     assert results.main_table(df, "greedy").loc["SFT", "avg"] == "25.0"  # greedy: the extra table
     assert table.index.name == "method (avg@k)"
@@ -57,20 +57,23 @@ def test_ablation_table_reference_row_deltas_and_the_papers_column():
     assert table["Δ avg"].tolist() == ["+0.0", "-6.0", "+0.0", "+9.0", "-11.0"]
     assert table.loc[results.FULL_SGPO, "paper"] == paper.FULL and table.loc["reverse KL", "paper"] == 50.9
     assert math.isclose(table.loc["w/o KL clipping", "paper Δ"], 48.7 - 52.1) and math.isnan(table.loc["my own", "paper Δ"])
-    # paired over (seed, benchmark): KL clipping -5, -6, -7 on both families; reverse KL +10, +9; target selection +5, -5, 0
+    # no per-problem rows: paired over (seed, benchmark), seeds and families crossed; KL clipping -5, -6, -7 on
+    # both families (MS_seed 2, the rest 0: Var 2/6 on 2 df, t 4.303); reverse KL +10, +9; target selection +5, -5, 0
     assert table["paper's ordering here"].tolist() == ["", "holds", "inconclusive", "reversed", "inconclusive"]
-    assert table.loc["w/o KL clipping", "Δ 95% CI"] == "[-6.9, -5.1]" and table.loc["my own", "Δ 95% CI"] == "[-10.0, -10.0]"
+    note = " (seed × family cells: no per-problem rows)"
+    assert table.loc["w/o KL clipping", "Δ 95% CI"] == "[-8.5, -3.5]" + note
+    assert table.loc["my own", "Δ 95% CI"] == "[-10.0, -10.0]" + note
 
 
 def test_paired_difference_pairs_seeds_and_benchmarks_and_decides_the_papers_direction():
     ablate, main = ablation_frames()
     df = pd.concat([main, ablate], ignore_index=True)
-    diffs = results.paired_cells(df, "label", "w/o KL clipping", "s0")  # only seed 0 is in both
+    diffs = paired.paired_cells(df, "label", "w/o KL clipping", "s0")  # only seed 0 is in both
     assert diffs.to_dict() == pytest.approx({(0, "toy/add"): -5.0, (0, "toy/mul"): -5.0})
-    assert results.paired_cells(df, "label", "w/o KL clipping", "nobody").empty
-    mean, low, high = results.paired_interval(pd.Series([-5.0, -6.0, -7.0]))
+    assert paired.paired_cells(df, "label", "w/o KL clipping", "nobody").empty
+    mean, low, high = paired.paired_interval(pd.Series([-5.0, -6.0, -7.0]))
     assert mean == -6.0 and math.isclose(high, -6.0 + 4.302653 * 1.0 / 3**0.5, rel_tol=1e-5)
-    assert math.isnan(results.paired_interval(pd.Series([2.0]))[1])
+    assert math.isnan(paired.paired_interval(pd.Series([2.0]))[1])
     assert paper.verdict((mean, low, high), -3.4) == "holds" and paper.verdict((mean, low, high), +2.2) == "reversed"
     assert paper.verdict((1.0, -0.5, 2.5), -3.4) == "inconclusive" and paper.verdict((2.0, math.nan, math.nan), -3.4) == "inconclusive"
 
@@ -80,7 +83,7 @@ def test_orderings_name_the_papers_rows_with_their_verdicts():
     found = paper.orderings(results.ablation_table(ablate, main, seeds=(0, 1, 2)))
     assert found["ordering"].tolist() == ["full SGPO > w/o KL clipping", "full SGPO > w/o target selection", "full SGPO > reverse KL"]
     assert found["here"].tolist() == ["holds", "inconclusive", "reversed"]
-    assert found.loc[0, "Δ here (95% CI)"] == "-6.0 [-6.9, -5.1]" and found.loc[0, "paper Δ"] == "-3.4"
+    assert found.loc[0, "Δ here (95% CI)"].startswith("-6.0 [-8.5, -3.5]") and found.loc[0, "paper Δ"] == "-3.4"
     assert len(paper.ABLATIONS) == 8
     assert paper.main_table().loc["Llama ~8B-Instruct"].isna().sum() == 4
 

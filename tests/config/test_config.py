@@ -217,6 +217,19 @@ def test_experiment_variants_cover_every_run(tmp_path):
     assert v["main"] == [{"train.method": m, "seed": s} for m in ("grpo", "sgpo") for s in (0, 1)]
     assert v["ablate"] == [{"train.method": "sgpo", "distill.coef": 0, "seed": s} for s in (0, 1)]  # the main seeds
     assert len(v["scaling"]) == 2 and {r["student.size"] for r in v["scaling"]} == {"tiny"}
+    assert v["unknowns"] == []  # no study unless experiment.unknowns names rows
+
+
+def test_unknowns_rows_are_checked_like_ablations(tmp_path):
+    from sgpo_lib.config.run import check_variants, experiment_variants
+
+    cfg = load_config(_write(tmp_path, "experiment:\n  seeds: [0, 1]\n  ablations: [{x: {distill.coef: 0}}]\n"
+                                       "  unknowns: [{x: {distill.coef: 0}}, {y: {train.mini_batches: 2}}]\n"))
+    assert experiment_variants(cfg)["unknowns"][-1] == {"train.method": "sgpo", "train.mini_batches": 2, "seed": 1}
+    with pytest.raises(ConfigError, match=r"experiment.unknowns.*rows \['x'\] are also ablations with other overrides"):
+        load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coef: 0}}]\n  unknowns: [{x: {distill.coef: 1}}]\n"))
+    with pytest.raises(ConfigError, match=r"experiment.unknowns run .*unknown key 'distill.coeff'"):
+        check_variants(load_config(_write(tmp_path, "experiment:\n  unknowns: [{z: {distill.coeff: 0}}]\n")))
 
 
 def test_deprecated_names_are_read_as_the_new_ones_with_a_warning(tmp_path, caplog):
@@ -290,29 +303,33 @@ def test_ablation_names_are_unique_and_overrides_are_checked_per_run(tmp_path):
         check_variants(load_config(_write(tmp_path, "experiment:\n  ablations: [{x: {distill.coeff: 0}}]\n")))
 
 
-def test_the_unknowns_study_maps_every_clip_form_and_delta_the_alpha_rule_and_the_target_score():
-    """toy-unknowns: SGPO's defaults as the reference row, then every KL clip form x delta in {0.25, 1, 4}
-    (token_min at 1 is the reference), no clip, the stateless alpha rule, the sum score and the paper's
-    matching ablations; every row validated and trained over the three seeds."""
+def test_the_unknowns_study_maps_every_clip_form_and_delta_the_alpha_rule_the_target_score_and_mini_batches():
+    """toy-unknowns: SGPO's defaults as the reference row, the paper's four matching ablations, then every
+    KL clip form x delta in {0.25, 1, 4} (token_min at 1 is the reference), the stateless alpha rule, the
+    sum score and 4 mini-batches with and without the proximal constraints; every row validated and
+    trained over the three seeds."""
     import typing
 
-    from sgpo_lib.config.run import DistillConfig, ablation_runs, check_variants
+    from sgpo_lib.config.run import DistillConfig, ablation_runs, check_variants, experiment_variants
 
     cfg = check_variants(load_config(PARAMS_DIR / "toy-unknowns.yaml"))
     assert cfg.experiment.methods == ("sgpo",) and cfg.experiment.seeds == (0, 1, 2) and not cfg.experiment.scaling_sizes
     d = cfg.distill
-    assert (d.kl_clip_mode, d.kl_clip, d.weighting, d.target, d.target_score) == (
-        "token_min", 1.0, "pass_gap", "select_one", "mean_logprob")
-    rows = {name: dict(o) for entry in cfg.experiment.ablations for name, o in entry.items()}
+    assert (d.kl_clip_mode, d.kl_clip, d.weighting, d.target, d.target_score, cfg.train.mini_batches) == (
+        "token_min", 1.0, "pass_gap", "select_one", "mean_logprob", 1)
+    ablations = {name: dict(o) for entry in cfg.experiment.ablations for name, o in entry.items()}
+    assert ablations == {"w/o proximal constraints": {"distill.kl_clip": None, "distill.target": "all_correct"},
+                         "w/o KL clipping": {"distill.kl_clip": None}, "w/o target selection": {"distill.target": "all_correct"},
+                         "w/o adaptive weighting": {"distill.weighting": "constant"}}
+    rows = {name: dict(o) for entry in cfg.experiment.unknowns for name, o in entry.items()}
     forms = typing.get_args(typing.get_type_hints(DistillConfig)["kl_clip_mode"])
     grid = {(o["distill.kl_clip_mode"], o["distill.kl_clip"]) for o in rows.values() if "distill.kl_clip_mode" in o}
     assert grid | {("token_min", 1.0)} == {(f, delta) for f in forms for delta in (0.25, 1.0, 4.0)} and len(grid) == 11
-    assert rows["w/o KL clipping"] == {"distill.kl_clip": None}
     assert rows["alpha stateless"] == {"distill.weighting": "pass_gap_stateless"}
-    assert rows["w/o adaptive weighting"] == {"distill.weighting": "constant"}
     assert rows["target score sum"] == {"distill.target_score": "sum_logprob"}
-    assert rows["w/o target selection"] == {"distill.target": "all_correct"}
-    assert len(ablation_runs(cfg)) == 3 * len(rows) == 3 * 17
+    assert rows["mini-batches 4"] == {"train.mini_batches": 4}
+    assert rows["mini-batches 4, w/o proximal constraints"] == {"train.mini_batches": 4, **ablations["w/o proximal constraints"]}
+    assert len(ablation_runs(cfg, "unknowns")) == len(experiment_variants(cfg)["unknowns"]) == 3 * len(rows) == 3 * 15
 
 
 def _named_ablations(experiment) -> dict:

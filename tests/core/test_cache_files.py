@@ -4,11 +4,10 @@ replaced is rebuilt with a warning naming the file (issue 27, item 5)."""
 import json
 import logging
 
-import pandas as pd
 
 from sgpo_lib.config.run import load_config
 from sgpo_lib.core import cache_files, fileio
-from sgpo_lib.method.evaluate import cached_table
+from sgpo_lib.method.evaluate import cached_rows
 from sgpo_lib.train import warmup
 from sgpo_lib.workflow import assets
 
@@ -29,23 +28,23 @@ def test_a_sealed_file_is_intact_until_it_is_cut_garbled_or_replaced(tmp_path, c
 
 
 def test_a_step0_evaluation_cache_replaced_by_an_empty_list_is_computed_again(tmp_path, caplog):
-    path = tmp_path / "start_evals" / "abc" / "table.json"
-    table = pd.DataFrame([{"split": "test", "source": "macro", "avg@k": 0.5}])
+    path = tmp_path / "start_evals" / "abc" / "problems.json"
+    rows = [{"split": "test", "source": "toy/sum", "problem_id": "p1", "k": 2, "greedy": 1.0, "correct": 1}]
     calls = []
 
     def compute():
         calls.append(1)
-        return table
+        return rows
 
-    cached_table(path, compute)
-    pd.testing.assert_frame_equal(cached_table(path, compute), table, check_like=True)
+    cached_rows(path, compute)
+    assert cached_rows(path, compute) == rows
     assert len(calls) == 1
     for damage in ("[]", "{not json"):
         path.write_text(damage)
         with caplog.at_level(logging.WARNING, logger="sgpo_lib"):
-            pd.testing.assert_frame_equal(cached_table(path, compute), table, check_like=True)
+            assert cached_rows(path, compute) == rows
         assert str(path) in caplog.text
-    assert len(calls) == 3 and json.loads(path.read_text())[0]["avg@k"] == 0.5
+    assert len(calls) == 3 and json.loads(path.read_text())[0]["correct"] == 1
 
 
 def test_a_strategy_library_cut_short_is_extracted_again(tmp_path, monkeypatch, caplog):

@@ -120,24 +120,25 @@ def test_after_a_code_edit_the_pipeline_refuses_its_done_folder_and_says_how_to_
     from sgpo_lib.__main__ import main
 
     report = pipeline.run_pipeline(params, run_id="r")
-    assert len(fake_papermill) == 7
+    n = len(pipeline.notebooks())  # 00-07
+    assert len(fake_papermill) == n == 8
     edit_library()
     assert main(["pipeline", "--params", str(params), "--run-id", "r"]) == 2
     err = capsys.readouterr().err
     assert "new run id" in err and "output.reuse: config" in err and "Traceback" not in err
-    assert len(fake_papermill) == 7
+    assert len(fake_papermill) == n
     assert pipeline.run_pipeline(params, {"output.reuse": "config"}, run_id="r") == report  # done: not redone
-    assert len(fake_papermill) == 7
+    assert len(fake_papermill) == n
 
 
 def test_force_redoes_the_trained_runs(params, fake_papermill, tmp_path):
     run_dir = tmp_path / "out" / "r"
     pipeline.run_pipeline(params, run_id="r")
     _done(str(params), {"seed": 0}, run_dir / "main" / "seed=0")  # a trained run the sweep would skip
-    pipeline.run_pipeline(params, run_id="r", only=["06_report"], force=True)
+    pipeline.run_pipeline(params, run_id="r", only=["07_report"], force=True)
     assert (run_dir / "main" / "seed=0" / "STATUS").exists()  # --only: the other notebooks' results stay
     pipeline.run_pipeline(params, run_id="r", force=True)
-    assert len(fake_papermill) == 15 and not (run_dir / "main").exists()
+    assert len(fake_papermill) == 2 * len(pipeline.notebooks()) + 1 and not (run_dir / "main").exists()
     assert (run_dir / "report.html").exists()
 
 

@@ -27,7 +27,7 @@ def test_pass_at_k_matches_enumeration(samples, k):
 
 def _row(split, source, greedy, samples):
     return {"split": split, "source": source, "problem_id": f"{source}/{len(samples)}{greedy}", "greedy": greedy,
-            "samples": samples, "k": len(samples)}
+            "correct": sum(samples), "k": len(samples)}
 
 
 def test_summarize_keeps_each_benchmarks_k():
@@ -99,6 +99,17 @@ def test_evaluate_samples_each_benchmark_with_its_k():
     assert (t.loc[["amc23", "math500", "minerva"], "pass@k"] == 1.0).all()
 
 
+def test_evaluate_rows_keep_each_problems_outcome():
+    """One compact row per problem (what `eval_problems.jsonl` keeps): id, split, benchmark, greedy
+    reward and the correct samples out of that benchmark's k."""
+    from sgpo_lib.method.evaluate import evaluate_rows
+
+    rows = evaluate_rows(RecordingGenerator(), PlainTokenizer(), _problems(), SampleIndexGrader(), k=2, temperature=0.6,
+                         max_new_tokens=8, instruction="", seed=0, k_by_benchmark={"amc23": 8})
+    assert rows[0] == {"split": "test", "source": "amc23", "problem_id": "amc23/0", "k": 8, "greedy": 1.0, "correct": 1}
+    assert [r["problem_id"] for r in rows] == [p.id for p in _problems()] and all(r["correct"] == 1 for r in rows)
+
+
 def test_one_k_makes_the_calls_of_a_single_k_evaluation():
     """Without k_by_benchmark: one greedy and one sampled call over every problem, same seeds (v1 path)."""
     gen = RecordingGenerator()
@@ -135,13 +146,11 @@ def test_real_params_follow_the_paper(name):
 
 
 def test_step0_evaluation_is_cached_per_content_addressed_model_and_seed(tmp_path, monkeypatch):
-    """The step-0 table of a model under the cache root is computed once per (model, eval
+    """The step-0 per-problem rows of a model under the cache root are computed once per (model, eval
     settings, seed, problems) and read back equal; a model folder outside the cache is never cached."""
-    import pandas as pd
-
     from sgpo_lib.config.run import RunConfig
     from sgpo_lib.core.cache import cache_root
-    from sgpo_lib.method.evaluate import cached_table, start_eval_cache
+    from sgpo_lib.method.evaluate import cached_rows, start_eval_cache
 
     monkeypatch.setenv("SGPO_OUTPUTS", str(tmp_path / "out"))
     cfg = RunConfig()
@@ -151,32 +160,32 @@ def test_step0_evaluation_is_cached_per_content_addressed_model_and_seed(tmp_pat
 
     def compute():
         calls.append(1)
-        return pd.DataFrame([{"split": "test", "source": "sum", "n": 1, "greedy": 0.5, "avg@k": 0.25, "pass@k": 1.0, "k": 2}])
+        return [{"split": "test", "source": "sum", "problem_id": "p1", "k": 2, "greedy": 0.0, "correct": 1}]
 
     path = start_eval_cache(cfg, student, problems)
-    first, again = cached_table(path, compute), cached_table(path, compute)
-    assert len(calls) == 1 and first.to_dict("records") == again.to_dict("records")
+    first, again = cached_rows(path, compute), cached_rows(path, compute)
+    assert len(calls) == 1 and first == again
     other_seed = start_eval_cache(RunConfig(seed=1), student, problems)
     assert other_seed != path and start_eval_cache(cfg, student, problems[:0]) != path
     assert start_eval_cache(cfg, tmp_path / "my-model", problems) is None
-    cached_table(None, compute)
+    cached_rows(None, compute)
     assert len(calls) == 2
 
 
 def test_sharded_evaluation_gathers_the_one_rank_table():
-    """3 ranks (uneven shares of 6 problems): the gathered table equals one rank's, and every
-    problem is sampled with the seeds it gets in a one-rank evaluation."""
-    from sgpo_lib.method.evaluate import gathered_table, shard_rows
+    """3 ranks (uneven shares of 6 problems): the gathered per-problem rows equal one rank's, and
+    every problem is sampled with the seeds it gets in a one-rank evaluation."""
+    from sgpo_lib.method.evaluate import evaluate_rows, gathered_rows, shard_rows
 
     kwargs = dict(k=2, temperature=0.6, top_p=0.95, max_new_tokens=8, instruction="", seed=0,
                   k_by_benchmark={"amc23": 8, "minerva": 3})
     problems = _problems()[:5]
     one = RecordingGenerator()
-    table = evaluate(one, PlainTokenizer(), problems, SampleIndexGrader(), **kwargs)
+    rows_one = evaluate_rows(one, PlainTokenizer(), problems, SampleIndexGrader(), **kwargs)
     shards, rows = [RecordingGenerator() for _ in range(3)], []
     for rank, gen in enumerate(shards):
         rows += shard_rows(gen, PlainTokenizer(), problems, SampleIndexGrader(), rank, 3, **kwargs)
-    assert gathered_table(rows[::-1]).equals(table)  # gathered in any order
+    assert gathered_rows(rows[::-1]) == rows_one  # gathered in any order
     seed_of = dict(zip([p.id for p in problems], one.calls[0][2]))
     for rank, gen in enumerate(shards):
         assert gen.calls[0][2] == [seed_of[p.id] for p in problems[rank::3]]

@@ -1,4 +1,4 @@
-"""The real-model path end to end on a CPU (CI): notebooks 00-06 under papermill on
+"""The real-model path end to end on a CPU (CI): notebooks 00-07 under papermill on
 `params/real-cpu.yaml`, from a cold cache: the project-built tiny Qwen2, the shipped benchmark
 files, a local vLLM OpenAI server as the strategy extractor (started and stopped by the run),
 vLLM rollouts with LoRA hot-loading. Checks that every sampling stage used the configured

@@ -41,7 +41,7 @@ def _without_timings(row: dict) -> dict:
 def _snapshot(run_dir):
     """Every step log, completion table and the results, timings aside."""
     files = {name: [_without_timings(r) for r in fileio.read_jsonl(run_dir / name)]
-             for name in ("metrics.jsonl", "evals.jsonl", "alpha.jsonl")}
+             for name in ("metrics.jsonl", "evals.jsonl", "eval_problems.jsonl", "alpha.jsonl")}
     files["alpha state"] = {p.name: torch.load(p, weights_only=False)["extra"]["alpha"]
                             for p in sorted((run_dir / "checkpoints").glob("step_*.pt"))}
     files.update({f"completions/{p.name}": fileio.read_jsonl(p) for p in sorted((run_dir / "completions").glob("*.jsonl"))})
@@ -88,6 +88,7 @@ def test_sigkill_at_three_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
     base = want["results.json"]["base_eval"]
     assert len(base) == len({(r["split"], r["source"]) for r in base}) >= 1  # one row per benchmark, not doubled
     assert sorted(set(r["step"] for r in want["evals.jsonl"])) == [0, 2, 4, 5]
+    assert sorted(set(r["step"] for r in want["eval_problems.jsonl"])) == [0, 2, 4, 5]  # per-problem rows rewound too
     run_dir = tmp_path / "killed"
     for name, reached in KILL_POINTS.items():
         proc = run_script(tmp_path, params, tiny_model_dir, run_dir)
