@@ -1,0 +1,197 @@
+"""The answer the final sentence of a completion states, as a person reads it (rule 4 of
+`sgpo_lib.grading.extract`; sgpo-method.md, Notation: the reward r(x, y) needs the answer of a
+completion y). Standard library only: runs in the grading worker.
+
+The final sentence is the one holding the text's last digit (a full stop inside the math,
+`$x = 1.$ Then`, ends a sentence too), read from its concluding clause: after its last "so" /
+"thus" / "therefore" / "hence" / "which means" / "for a total of" that a digit follows ("we try
+$p = 3$, so the least sum is $11$" -> 11), else after a leading "Since ..., " / "If ..., "
+clause; a closing remark ("Note: ...", "(Check: ...)") is not read. Then, in this order:
+several assignments `x = -1, y = 4`, or one name's alternatives `k = -1 or k = -9`, give their
+values as a list; else the quantity right after the clause's first part's last "is" / "are" /
+"=" / `\\approx` ("there are 60 ways to seat the 5 guests" -> 60); else the last quantity,
+unless it is a plain number given in the problem, not the right-hand side of an equation, and
+another plain number of the sentence is not ("she needs 7 more bags for the 42 apples" -> 7).
+
+A quantity in a math segment (`$..$`, `\\[..\\]`, or a bare `\\begin{align*}` / `equation` /
+`gather` environment) is the segment's right-hand side after its last `=` / `\\approx` /
+`\\simeq` / `\\equiv` / `\\Rightarrow`, or the number on the left of a lone variable there
+(`18 &= x`); a plain one is a whole expression such as `-2\\sqrt{3}/3` or `8\\pi/5` (never a
+lone denominator). A modulus (`\\pmod{9}`, "modulo 11") is never the quantity.
+
+A stated answer loses the punctuation that ends its sentence or clause inside the math (`$-3,$`)
+and the frame of a displayed equation around its last line (`\\end{aligned}`, a trailing `\\\\`,
+`&`, a note column `& \\text{add 3}`): `strip_wrappers`.
+
+Every step is linear in the text's length: the regexes have no nested quantifiers.
+"""
+
+from __future__ import annotations
+
+import re
+
+# a clause explaining the answer before it: cut there
+EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
+SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
+_COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
+_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
+_ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
+_CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b(?!'))|thus|therefore|hence|which means"
+                            r"|which gives|this gives|giving|for a total of|in total)\b")
+_SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b[^,;]*,")
+_REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*\*)?:")
+_DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?<![A-Za-z])(?:sqrt|pi)(?![A-Za-z])|\\%"
+                      r"|[0-9{}^/.()*%+\-])+")
+_RELATION_RE = re.compile(r"=|\\(?:approx|equiv|simeq|sim|Rightarrow|implies)(?![A-Za-z])")
+_LINE_BREAK_RE = re.compile(r"\\\\|\n|\\(?:Rightarrow|Longrightarrow|implies|iff|q?quad)(?![A-Za-z])")
+_LONE_VARIABLE_RE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
+# a modulus after the value: `\pmod{13}`, `\pmod n`, `(\text{mod } 7)`, `modulo 7`; before a number: it is no answer
+_MODULUS_RE = re.compile(r"\\pmod\s*(?:\{[^{}]*\}|\w+)|\(\s*\\(?:text|mathrm)\{\s*mod\s*\}\s*\w+\s*\)"
+                         r"|(?:\\b?mod|\bmod(?:ulo)?)\s*\{?\s*\w+\}?")
+_MODULUS_BEFORE_RE = re.compile(r"(?:\\pmod|\\b?mod|\bmod(?:ulo)?)\s*\{?\s*$")
+# the frame of a displayed equation around its last line: `\begin{aligned}`, `\end{align*}`, `\\`, `&`
+_ALIGNMENT_RE = re.compile(r"\\(?:begin|end)\{(?:align|aligned|gather|gathered|eqnarray|split|equation|multline)\*?\}"
+                           r"|\\\\\s*$|^\s*(?:\\text\{\s*\}\s*)?&|&\s*(?:\\text\{[^{}]*\}\s*)?$")  # `&\text{added 1}`: a note
+
+
+def strip_wrappers(s: str) -> str:
+    """Strip markdown bold, math delimiters, the frame of a displayed equation and the
+    punctuation that ends a sentence or a clause around a one-line answer.
+
+    >>> strip_wrappers("**$\\\\frac{3}{4}$**.")
+    '\\\\frac{3}{4}'
+    >>> strip_wrappers("-1,"), strip_wrappers("x &= 4.25 \\\\\\\\\\n\\\\end{aligned}")
+    ('-1', 'x &= 4.25')
+    """
+    s = _ALIGNMENT_RE.sub("", s.strip()).strip().rstrip(".,;:").strip().strip("*").strip()
+    s = re.sub(r"^(\$+|\\\(|\\\[)|(\$+|\\\)|\\\])$", "", s).strip()
+    return _ALIGNMENT_RE.sub("", s).strip().rstrip(".,;:").strip()
+
+
+def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str, bool]:
+    """(start, answer, is the right-hand side of an equation) of one quantity: its math
+    segment's right-hand side after its last `=`, else the whole plain expression, unmatched
+    outer brackets trimmed."""
+    for s, e in maths:
+        if s <= m.start() and m.end() <= e:
+            return (s, *_right_hand_side(text[s:e]))
+    expr = m.group().strip(".").strip()
+    for left, right in ("()", "{}"):
+        while expr.endswith(right) and expr.count(right) > expr.count(left):
+            expr = expr[:-1]
+        while expr.startswith(left) and expr.count(left) > expr.count(right):
+            expr = expr[1:]
+    return m.start(), expr.replace(",", "") if THOUSANDS_RE.match(expr) else expr, False
+
+
+def _right_hand_side(segment: str) -> tuple[str, bool]:
+    """(value, is the right-hand side of a relation) of a math segment: what follows its last
+    relation (`_RELATION_RE`), a trailing modulus dropped; a lone variable there with a number
+    on the other side of that relation, within its line (`18 &= x`), gives the number."""
+    relations = list(_RELATION_RE.finditer(segment))
+    if not relations:
+        return strip_wrappers(_MODULUS_RE.sub("", segment)), False
+    last = relations[-1]
+    rhs = strip_wrappers(_MODULUS_RE.sub("", segment[last.end():]))
+    if not _LONE_VARIABLE_RE.fullmatch(rhs):
+        return rhs, True
+    begin = max([relations[-2].end()] if len(relations) > 1 else [0])
+    begin = max([begin] + [b.end() for b in _LINE_BREAK_RE.finditer(segment, begin, last.start())])
+    lhs = strip_wrappers(segment[begin:last.start()])
+    is_number = any(c.isdigit() for c in lhs) and not re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", lhs))
+    return (lhs if is_number else rhs), True
+
+
+def _assignments(sentence: str) -> list[str]:
+    """The values of two or more assignments to different names (`x = -1, y = 4`), or to one
+    name (its solutions: `k = -1 or k = -9`), else []."""
+    plain = _DELIMITER_RE.sub(" ", sentence)
+    found = list(_ASSIGNMENT_RE.finditer(plain))
+    names = {m.group(1) for m in found}
+    alternatives = len(names) == 1 and all(re.fullmatch(r"[\s,]*or\s*", plain[a.end():b.start()]) for a, b in zip(found, found[1:]))
+    return [strip_wrappers(m.group(2)) for m in found] if len(found) >= 2 and (len(names) == len(found) or alternatives) else []
+
+
+def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | None:
+    """The quantity right after the last copula of the first clause that has one (`starts`: the
+    quantities by their position in the text, `offset`: the sentence's)."""
+    cuts = [m.start() for m in EXPLANATION_RE.finditer(sentence)] + [len(sentence)]
+    begin = 0
+    for end in cuts:
+        chosen = None
+        for c in _COPULA_RE.finditer(sentence, begin, end):
+            chosen = starts.get(offset + _BEFORE_QUANTITY_RE.match(sentence, c.end()).end(), chosen)
+        if chosen:
+            return chosen
+        begin = end
+    return None
+
+
+def _without_remark(text: str) -> str:
+    """The text without a closing remark that follows the answer: a final paragraph that starts
+    with "Note:" / "Remark:" / "Check:", or a final sentence wholly in parentheses."""
+    body = text.rstrip()
+    paragraph = body.rfind("\n") + 1
+    if paragraph and _REMARK_RE.match(body, paragraph):
+        return body[:paragraph]
+    if not body.endswith((")", ").")):
+        return text
+    end = len(body) - body.endswith(").")
+    depth, i = 0, end
+    while i > 0 and (depth or i == end):
+        i -= 1
+        depth += {")": 1, "(": -1}.get(body[i], 0)
+    before = body[:i].rstrip().rstrip("$").removesuffix("\\]")
+    return body[:i] if i > 0 and depth == 0 and before[-1:] in (".", "!", "?") else text
+
+
+def final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str) -> list[str] | None:
+    """The answer the final sentence states (rule 4 of the module docstring)."""
+    text = _without_remark(text)
+    exprs = [m for m in _EXPR_RE.finditer(text)
+             if any(c.isdigit() for c in m.group()) and not _MODULUS_BEFORE_RE.search(text, max(0, m.start() - 12), m.start())]
+    if not exprs:
+        return None
+    last = exprs[-1]
+    ends = [m.end() for m in SENTENCE_END_RE.finditer(text, max(0, last.start() - 2000), last.start())]
+    begin = ends[-1] if ends else max(0, last.start() - 2000)
+    end_m = SENTENCE_END_RE.search(text, last.end())
+    sentence = text[begin:end_m.start() if end_m else len(text)]
+    skip = _main_clause(sentence)
+    begin, sentence = begin + skip, sentence[skip:]
+    listed = _assignments(sentence)
+    if listed:
+        return listed
+    found = [_quantity(text, m, maths) for m in exprs if m.start() >= begin]
+    quantities = {start: value for start, value, _ in found if value}
+    equations = {start for start, _, equation in found if equation}
+    if not quantities:
+        return None
+    stated = _after_copula(sentence, quantities, begin)
+    if stated:
+        return [stated]
+    return [_not_given(quantities, equations, problem)]
+
+
+def _main_clause(sentence: str) -> int:
+    """Where the clause that states the answer begins: after the last conclusion word ("so",
+    "thus", "hence", "which means", "for a total of" ...) that a digit follows; else after a
+    leading subordinate clause ("Since ..., ", "If ..., "); else 0."""
+    last_digit = max(sentence.rfind(d) for d in "0123456789")
+    marks = [m.end() for m in _CONCLUSION_RE.finditer(sentence) if m.end() <= last_digit]
+    if marks:
+        return marks[-1]
+    lead = _SUBORDINATE_RE.match(sentence)
+    return lead.end() if lead and lead.end() <= last_digit else 0
+
+
+def _not_given(quantities: dict[int, str], equations: set[int], problem: str) -> str:
+    """The last quantity, unless it is a plain number given in the problem, not the right-hand
+    side of an equation, and another plain number of the sentence is not given."""
+    last_start, last = max(quantities.items())
+    given = set(_NUMBER_RE.findall(problem.replace(",", "")))
+    fresh = [v for v in quantities.values() if _NUMBER_RE.fullmatch(v) and v not in given]
+    return fresh[-1] if last in given and last_start not in equations and fresh else last
