@@ -9,7 +9,7 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
    and bold unwrapped (`\\mathbf{2 0}` is 20) (`sgpo_lib.grading.text`); a multiple-choice
    answer is graded by its letter or label (`sgpo_lib.grading.words.choice_match`).
 3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
-   decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
+   decimals, thousands commas, fractions, `a\\times10^{b}`, `10^{-8}`, `1.07e16`, a `%` sign, trailing unit
    words and groups such as `\\mathrm{rad} / \\mathrm{s}`, `{~m}`, `\\AA`), or two lists of plain
    numbers in the same brackets item by item (`[1.618, 0.59]` vs
    `[1.62, 0.59]`), compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
@@ -56,8 +56,9 @@ _LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\display
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*)\}")
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 # up to three trailing unit groups: `\text{ kcal} \text{m}^{-2} \text{yr}^{-1}`, `\text{ erg} \cdot \text{s}^{-1}`, ` cm`,
-# `\mathrm{rad} / \mathrm{s}`, `{~m} / {s}`, `\AA`
-_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
+# `\mathrm{rad} / \mathrm{s}`, `{~m} / {s}`, `{m} / {s}`, `\AA`, `\mu \mathrm{m}`, `[\mathrm{F}]`
+_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:(?:\\mu\s*)?\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
+                       r"|\[\s*\\(?:text|mathrm)\s*\{[^{}]*\}\s*\]|\{\s*[A-Za-z]+\s*\}(?=\s*/\s*\{)"
                        r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:\^\{?-?\d\}?)?"
                        r"|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
@@ -65,6 +66,7 @@ _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
 _MATH_WORDS = frozenset("""sin cos tan cot sec csc log exp lim max min gcd lcm mod det deg arg inf sup and for all
                            arcsin arccos arctan sinh cosh tanh none""".split())
 _NUMBER_RE = re.compile(r"^([-+]?)(\d+(?:\.\d*)?|\.\d+)(?:e([-+]?\d+)|(?:\\times|\\cdot)10\^\{?([-+]?\d+)\}?)?$")
+_POWER_OF_TEN_RE = re.compile(r"^10\^\{?([-+]?\d+)\}?$")
 _FRACTION_RE = re.compile(r"^([-+]?)\\frac\{([^{}]+)\}\{([^{}]+)\}$|^([^/]+)/([^/]+)$")
 _TRAILING_LETTER_RE = re.compile(r"\}\s*([A-Za-z])\s*$")
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)$")
@@ -107,7 +109,8 @@ def normalize_latex_light(s: str) -> str:
 def _plain_number(s: str) -> Fraction | None:
     m = _NUMBER_RE.match(s)
     if not m:
-        return None
+        power = _POWER_OF_TEN_RE.match(s)  # `10^{-8}`: scientific notation without its mantissa
+        return Fraction(10) ** int(power.group(1)) if power and abs(int(power.group(1))) <= 400 else None
     sign, digits, exp1, exp2 = m.groups()
     value = Fraction(digits) * Fraction(10) ** int(exp1 or exp2 or 0)
     return -value if sign == "-" else value

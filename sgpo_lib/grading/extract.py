@@ -8,9 +8,9 @@ become LaTeX), and then takes, in this order:
 1. the last `\\boxed{}` / `\\fbox{}` with balanced braces; when several outermost boxes share
    that box's line, all of them (graded as a set or tuple; or the last alone against a
    one-item reference: `answer_for`);
-2. the last GSM8K `#### ...` line;
+2. the last GSM8K `#### ...` line (not a markdown heading such as `#### Final Answer`);
 3. what follows the last "final answer" / "the (correct) answer is" / "the correct option is"
-   phrase: the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with, else its sentence
+   phrase or "Answer:" label (`**Answer:** 42`): the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with, else its sentence
    up to a clause that explains it (", which ...", " since ...", " because ...");
 4. the answer the final sentence states, as a person reads it (`sgpo_lib.grading.sentence`).
 
@@ -38,9 +38,9 @@ _UNICODE_RE = re.compile("(" + "|".join(map(re.escape, _UNICODE_LATEX)) + ")([A-
 _DISPLAY = r"\\(?:begin|end)\{(?:align|equation|gather|multline|eqnarray)\*?\}"  # a displayed equation without `$$`
 _TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\$\$?|\\[()\[\]]|" + _DISPLAY + r"|\\.|[{}]", re.S)
 _CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
-_HASH_RE = re.compile(r"####[ \t]*([^\n]+)")
-_PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice))"
-                        r"[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")
+_HASH_RE = re.compile(r"####(?![ \t]*[A-Za-z]{3,}[ \t:])[ \t]*([^\n]+)")  # not a markdown heading: `#### Final Answer`
+_PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice)"
+                        r"|(?<![A-Za-z])answer(?=\**[ \t]*:))\**[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")  # `**Answer:** 42`
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 

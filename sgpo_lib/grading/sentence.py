@@ -34,7 +34,8 @@ import re
 EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
 SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
-_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
+_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|roughly|around|nearly|exactly|only|just"
+                                 r"|then|thus|therefore|hence|also|now|simply|clearly|given by|equal to)\b)*")
 _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
 _CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b(?!'))|thus|therefore|hence|which means"
                             r"|which gives|this gives|giving|for a total of|in total)\b")
@@ -43,7 +44,10 @@ _REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*
 _DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?<![A-Za-z])(?:sqrt|pi)(?![A-Za-z])|\\%"
+# scientific notation in any spelling: `3.2e-5`, `3.2 x 10^-5`, `3.2*10^(-5)`, `2.1 \times 10^{3}`
+_SCIENTIFIC = (r"\d+(?:\.\d+)?(?:[eE][-+]?\d+(?![A-Za-z])|\s*(?:x|\\times|\\cdot|\*)\s*10\s*\^\s*"
+               r"(?:\{\s*[-+]?\d+\s*\}|\(\s*[-+]?\d+\s*\)|[-+]?\d+))")
+_EXPR_RE = re.compile(r"(?:" + _SCIENTIFIC + r"|\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?<![A-Za-z])(?:sqrt|pi)(?![A-Za-z])|\\%"
                       r"|[0-9{}^/.()*%+\-])+")
 _RELATION_RE = re.compile(r"=|\\(?:approx|equiv|simeq|sim|Rightarrow|implies)(?![A-Za-z])")
 _LINE_BREAK_RE = re.compile(r"\\\\|\n|\\(?:Rightarrow|Longrightarrow|implies|iff|q?quad)(?![A-Za-z])")
@@ -68,7 +72,7 @@ def strip_wrappers(s: str) -> str:
     """
     s = _ALIGNMENT_RE.sub("", s.strip()).strip().rstrip(".,;:").strip().strip("*").strip()
     s = re.sub(r"^(\$+|\\\(|\\\[)|(\$+|\\\)|\\\])$", "", s).strip()
-    return _ALIGNMENT_RE.sub("", s).strip().rstrip(".,;:").strip()
+    return _ALIGNMENT_RE.sub("", s).strip().rstrip(".,;:/").strip()
 
 
 def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str, bool]:
@@ -78,7 +82,7 @@ def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int
     for s, e in maths:
         if s <= m.start() and m.end() <= e:
             return (s, *_right_hand_side(text[s:e]))
-    expr = m.group().strip(".").strip()
+    expr = m.group().strip(".").strip().rstrip("/*^").strip()  # `$18,000/year`, `70/quiz`: a rate's unit
     for left, right in ("()", "{}"):
         while expr.endswith(right) and expr.count(right) > expr.count(left):
             expr = expr[:-1]

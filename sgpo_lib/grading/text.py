@@ -6,6 +6,10 @@
   lowercase Greek names and `infinity`. Without it the parser reads `pi` as p·i and `ln` as
   l·n, and `sqrt(...)` as leftover text. A name is rewritten only as a whole word not already
   behind a backslash, so LaTeX input is unchanged, and both sides of a comparison get it alike.
+- `plain_scientific` (part of `plain_math_to_latex`): `3.2 x 10^-5`, `3.2*10^(-5)`, `3.2 \\times 10^-5`
+  -> `3.2\\times10^{-5}`: an exponent without braces, or in parentheses, is the whole signed
+  number (LaTeX would read `10^-5` as 10^{-}5), and a spaced `x` between a number and `10^` is
+  a times sign.
 - `unicode_roots_to_latex`: `√30/12` -> `\\sqrt{30}/12` (LaTeX reads `\\sqrt30` as √3·0),
   `√(x+1)` -> `\\sqrt{x+1}`, `∛2` -> `\\sqrt[3]{2}`.
 
@@ -27,6 +31,7 @@ _WORD_RE = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(_GREEK + _FUNCTIONS,
                       + r"|infinity|sqrt)(?![A-Za-z])")
 _ROOT_OPERAND_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\[A-Za-z]+|[A-Za-z])")
 _ROOTS = {"√": "\\sqrt", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]"}
+_SCIENTIFIC_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\s[x]\s|\*|\\times|\\cdot)\s*10\s*\^\s*(?:\{\s*([-+]?\d+)\s*\}|\(\s*([-+]?\d+)\s*\)|([-+]?\d+))")
 _BOLD_RE = re.compile(r"\\(?:mathbf|boldsymbol|bm|textbf)\s*\{([^{}]*)\}")
 _SPACED_DIGITS_RE = re.compile(r"(?<=[\d.,-])\s+(?=[\d.,])|(?<=\d)\s+(?=[.,])")
 
@@ -89,6 +94,7 @@ def plain_math_to_latex(s: str) -> str:
     >>> plain_math_to_latex("\\\\sqrt{2} + \\\\pi + \\\\varphi + x_{max} + \\\\text{spin}")
     '\\\\sqrt{2} + \\\\pi + \\\\varphi + x_{max} + \\\\text{spin}'
     """
+    s = plain_scientific(s)
     matches = list(_WORD_RE.finditer(s))
     if not matches:
         return s
@@ -101,6 +107,19 @@ def plain_math_to_latex(s: str) -> str:
         else:
             edits.append((m.start(), m.end(), "\\infty" if word == "infinity" else "\\" + word))
     return _apply(s, edits)
+
+
+def plain_scientific(s: str) -> str:
+    """Scientific notation in any spelling as `a\\times10^{b}` (see the module docstring).
+
+    >>> plain_scientific("3.2 x 10^-5 m"), plain_scientific("6*10^(23)"), plain_scientific("2x10^3")
+    ('3.2\\\\times10^{-5} m', '6\\\\times10^{23}', '2x10^3')
+    >>> plain_scientific("2 \\\\times 10^{3}")
+    '2\\\\times10^{3}'
+    """
+    if "10" not in s:
+        return s
+    return _SCIENTIFIC_RE.sub(lambda m: f"{m.group(1)}\\times10^{{{next(g for g in m.groups()[1:] if g)}}}", s)
 
 
 def unbold(s: str) -> str:
