@@ -3,7 +3,7 @@ answer of a completion y). Standard library only: the grading worker imports thi
 
 `extract_answer(text)` looks only at the last `tail_chars` characters, cleans them (NFKC, so
 full-width digits become ASCII; null bytes dropped; lone surrogates replaced; `√ π ≤ ∪ ...`
-become LaTeX), and then takes, in this order:
+become LaTeX), drops `[asy]` diagram code, and then takes, in this order:
 
 1. the last `\\boxed{}` / `\\fbox{}` with balanced braces; when several outermost boxes share
    that box's line, all of them (graded as a set or tuple; or the last alone against a
@@ -54,6 +54,22 @@ def clean_text(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> str:
     text = text[-tail_chars:].replace("\x00", "")
     text = text.encode("utf-8", "replace").decode("utf-8")
     return _UNICODE_RE.sub(_to_latex, unicode_roots_to_latex(unicodedata.normalize("NFKC", text)))
+
+
+def without_diagrams(text: str) -> str:
+    """The text without its `[asy] ... [/asy]` diagram code, which often follows the answer.
+
+    >>> without_diagrams("so the area is $12.$ [asy] draw((0,0)--(3,4)); [/asy]")
+    'so the area is $12.$ '
+    """
+    start = text.find("[asy]")
+    while start >= 0:
+        end = text.find("[/asy]", start)
+        if end < 0:
+            return text
+        text = text[:start] + text[end + len("[/asy]"):]
+        start = text.find("[asy]", start)
+    return text
 
 
 def _to_latex(m: re.Match) -> str:
@@ -149,11 +165,13 @@ def answer_for(parts: list[str], gold: str) -> str:
     return parts[-1] if single else ", ".join(parts)
 
 
-def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "") -> tuple[list[str] | None, str]:
+def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "",
+                    keep_relation: bool = False) -> tuple[list[str] | None, str]:
     """(answers, how): the rules of the module docstring; several answers for several boxes on
     the final line (rule 1) or several assignments in the final sentence (rule 4), else one.
-    `problem` (optional) tells rule 4 which numbers are given."""
-    text = clean_text(text, tail_chars)
+    `problem` (optional) tells rule 4 which numbers are given; `keep_relation` makes it read a
+    math segment's last equation whole (for an equation reference: `sentence.equation_reference`)."""
+    text = without_diagrams(clean_text(text, tail_chars))
     boxes, maths = _scan(text)
     if boxes:
         return _final_boxes(text, boxes), "boxed"
@@ -164,7 +182,7 @@ def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: st
     answer = strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else ""
     if answer:
         return [answer.replace(",", "") if THOUSANDS_RE.match(answer) else answer], "answer_is"
-    found = final_sentence_answer(text, maths, problem)
+    found = final_sentence_answer(text, maths, problem, keep_relation)
     return (found, "last_expression") if found else (None, "none")
 
 

@@ -28,6 +28,7 @@ Every step is linear in the text's length: the regexes have no nested quantifier
 
 from __future__ import annotations
 
+import bisect
 import re
 
 # a clause explaining the answer before it: cut there
@@ -35,11 +36,19 @@ EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|
 SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
 _BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|roughly|around|nearly|exactly|only|just"
-                                 r"|then|thus|therefore|hence|also|now|simply|clearly|given by|equal to)\b)*")
+                                 r"|then|thus|therefore|hence|also|now|simply|clearly)\b)*")
 _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
+# a tuple of names given a tuple of values: `(x, y) = (1, 2)`
+_TUPLE_ASSIGNMENT_RE = re.compile(r"(\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\))\s*=\s*(\([^()=]*\))")
+_NAME_EQUALS_RE = re.compile(r"\s*[A-Za-z](?:_\{?\w+\}?)?\s*=")
+_PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+_ALTERNATIVE_RE = re.compile(r"[\s,]*(?:or|and)?\s*")
+_PLAIN_MATH_RE = re.compile(r"\$+|\\[()\[\]]|\\(?:left|right)(?![A-Za-z])")  # delimiters and `\left(`, `\right)`
+_LIST_GAP_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|,?\s*(or)\s+)\s*")
+_INEQUALITY_RE = re.compile(r"[<>]|\\(?:le|ge|leq|geq|leqslant|geqslant|lt|gt)(?![A-Za-z])")
 _CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b(?!'))|thus|therefore|hence|which means"
                             r"|which gives|this gives|giving|for a total of|in total)\b")
-_SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b[^,;]*,")
+_SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b(?:[^,;{]|\{,?)*,")  # `123{,}999`: no comma
 _REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*\*)?:")
 _DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
@@ -75,20 +84,42 @@ def strip_wrappers(s: str) -> str:
     return _ALIGNMENT_RE.sub("", s).strip().rstrip(".,;:/").strip()
 
 
-def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str, bool]:
-    """(start, answer, is the right-hand side of an equation) of one quantity: its math
-    segment's right-hand side after its last `=`, else the whole plain expression, unmatched
-    outer brackets trimmed."""
+def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]], keep_relation: bool = False) -> tuple[int, int, str, bool]:
+    """(start, end, answer, is the right-hand side of an equation) of one quantity: its math
+    segment's right-hand side after its last `=` (or, with `keep_relation`, its last relation
+    whole: `_last_relation`), else the whole plain expression, unmatched outer brackets trimmed."""
     for s, e in maths:
         if s <= m.start() and m.end() <= e:
-            return (s, *_right_hand_side(text[s:e]))
+            return (s, e, *_segment_value(text[s:e], keep_relation))
     expr = m.group().strip(".").strip().rstrip("/*^").strip()  # `$18,000/year`, `70/quiz`: a rate's unit
     for left, right in ("()", "{}"):
         while expr.endswith(right) and expr.count(right) > expr.count(left):
             expr = expr[:-1]
         while expr.startswith(left) and expr.count(left) > expr.count(right):
             expr = expr[1:]
-    return m.start(), expr.replace(",", "") if THOUSANDS_RE.match(expr) else expr, False
+    return m.start(), m.end(), expr.replace(",", "") if THOUSANDS_RE.match(expr) else expr, False
+
+
+def _segment_value(segment: str, keep_relation: bool) -> tuple[str, bool]:
+    return (_last_relation(segment), True) if keep_relation and _RELATION_RE.search(segment) else _right_hand_side(segment)
+
+
+def _last_relation(segment: str) -> str:
+    """A math segment's last equation whole: the left-hand side of the first relation on the last
+    line that has one, and the right-hand side of the last relation (`\\frac{dx}{dt} = kx - a`;
+    `y = 3x = 6` gives `y = 6`; the chain `g(x) &= (x-1)^2 + 1 \\\\ &= x^2 - 2x + 2` gives
+    `g(x) = x^2 - 2x + 2`), for an equation reference."""
+    relations = list(_RELATION_RE.finditer(segment))
+    rhs = strip_wrappers(_MODULUS_RE.sub("", segment[relations[-1].end():]))
+    breaks = [0] + [b.end() for b in _LINE_BREAK_RE.finditer(segment)]
+    firsts = {}  # the first relation of each line
+    for r in relations:
+        firsts.setdefault(breaks[bisect.bisect_right(breaks, r.start()) - 1], r)
+    for line, first in sorted(firsts.items(), reverse=True):
+        lhs = strip_wrappers(segment[line:first.start()])
+        if lhs:
+            return f"{lhs} {first.group()} {rhs}"
+    return rhs
 
 
 def _right_hand_side(segment: str) -> tuple[str, bool]:
@@ -109,29 +140,61 @@ def _right_hand_side(segment: str) -> tuple[str, bool]:
     return (lhs if is_number else rhs), True
 
 
-def _assignments(sentence: str) -> list[str]:
-    """The values of two or more assignments to different names (`x = -1, y = 4`), or to one
-    name (its solutions: `k = -1 or k = -9`), else []."""
-    plain = _DELIMITER_RE.sub(" ", sentence)
-    found = list(_ASSIGNMENT_RE.finditer(plain))
-    names = {m.group(1) for m in found}
-    alternatives = len(names) == 1 and all(re.fullmatch(r"[\s,]*or\s*", plain[a.end():b.start()]) for a, b in zip(found, found[1:]))
-    return [strip_wrappers(m.group(2)) for m in found] if len(found) >= 2 and (len(names) == len(found) or alternatives) else []
+def _assignments(sentence: str) -> tuple[int, list[str]]:
+    """(where the first starts, values) of two or more assignments to different names
+    (`x = -1, y = 4`), or to one name or tuple of names (its solutions: `k = -1 or k = -9`,
+    `x = 1 and x = 3`, `(x, y) = (1, 2) or (x, y) = (3, 4)`), that end the sentence: no digit
+    follows the last one (`m = -1, b = 6, and m + b = 5` states 5); else (0, [])."""
+    plain = _PLAIN_MATH_RE.sub(lambda d: " " * len(d.group()), sentence)  # positions kept
+    found = sorted((m for r in (_ASSIGNMENT_RE, _TUPLE_ASSIGNMENT_RE) for m in r.finditer(plain)
+                    if not _PROSE_RE.search(m.group(2))), key=lambda m: m.start())  # `r = 1 gives 5`: no assignment
+    if len(found) < 2 or re.search(r"\d", plain[found[-1].end():]):
+        return 0, []
+    names = {re.sub(r"\s", "", m.group(1)) for m in found}
+    if len({m.re for m in found}) > 1:  # `b = -6, or (a, b) = (5, -6)`: a name and a tuple
+        return 0, []
+    alternatives = len(names) == 1 and all(_ALTERNATIVE_RE.fullmatch(plain[a.end():b.start()]) for a, b in zip(found, found[1:]))
+    return (found[0].start(), [strip_wrappers(m.group(2)) for m in found]) if len(names) == len(found) or alternatives else (0, [])
 
 
-def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | None:
-    """The quantity right after the last copula of the first clause that has one (`starts`: the
-    quantities by their position in the text, `offset`: the sentence's)."""
+def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> int | None:
+    """Where the quantity right after the last copula of the first clause that has one begins
+    (`starts`: the quantities by their position in the text, `offset`: the sentence's)."""
     cuts = [m.start() for m in EXPLANATION_RE.finditer(sentence)] + [len(sentence)]
     begin = 0
     for end in cuts:
         chosen = None
         for c in _COPULA_RE.finditer(sentence, begin, end):
-            chosen = starts.get(offset + _BEFORE_QUANTITY_RE.match(sentence, c.end()).end(), chosen)
-        if chosen:
+            at = offset + _BEFORE_QUANTITY_RE.match(sentence, c.end()).end()
+            chosen = at if at in starts else chosen
+        if chosen is not None:
             return chosen
         begin = end
     return None
+
+
+def _listed(text: str, spans: list[tuple[int, int, str]], first: int) -> str:
+    """The quantity at `first` and those that follow it joined by ", " / "and" (or by "or"
+    between inequalities): `the roots are $1$, $2$ and $3$` -> `1, 2, 3`."""
+    at = next(i for i, (start, _, _) in enumerate(spans) if start == first)
+    items = [spans[at]]
+    for start, end, value in spans[at + 1:]:
+        gap = _DELIMITER_RE.sub(" ", text[items[-1][1]:start])
+        joined = _LIST_GAP_RE.fullmatch(gap)
+        if not joined or joined.group(1) and not (_INEQUALITY_RE.search(items[-1][2]) and _INEQUALITY_RE.search(value)):
+            break
+        items.append((start, end, value))
+    return ", ".join(v for _, _, v in items)
+
+
+def equation_reference(gold: str) -> bool:
+    """True for a reference that is an equation other than `name = value` (`\\frac{dx}{dt} = kx - a`,
+    `MR = SRMC`): its answer is a math segment's last relation whole, not its right-hand side.
+
+    >>> equation_reference("y' + ry = 0"), equation_reference("x = 5"), equation_reference("12")
+    (True, False, False)
+    """
+    return "=" in gold and not _NAME_EQUALS_RE.match(gold)
 
 
 def _without_remark(text: str) -> str:
@@ -152,32 +215,57 @@ def _without_remark(text: str) -> str:
     return body[:i] if i > 0 and depth == 0 and before[-1:] in (".", "!", "?") else text
 
 
-def final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str) -> list[str] | None:
-    """The answer the final sentence states (rule 4 of the module docstring)."""
+def final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str, keep_relation: bool = False) -> list[str] | None:
+    """The answer the final sentence states (the module docstring); `keep_relation`: a math
+    segment's last relation whole instead of its right-hand side (an equation reference)."""
     text = _without_remark(text)
     exprs = [m for m in _EXPR_RE.finditer(text)
              if any(c.isdigit() for c in m.group()) and not _MODULUS_BEFORE_RE.search(text, max(0, m.start() - 12), m.start())]
-    if not exprs:
-        return None
+    worded = _stated_without_digits(text, maths, exprs[-1].end() if exprs else 0, keep_relation)
+    if worded or not exprs:
+        return [worded] if worded else None
     last = exprs[-1]
-    ends = [m.end() for m in SENTENCE_END_RE.finditer(text, max(0, last.start() - 2000), last.start())]
-    begin = ends[-1] if ends else max(0, last.start() - 2000)
+    begin = _sentence_start(text, last.start())
     end_m = SENTENCE_END_RE.search(text, last.end())
     sentence = text[begin:end_m.start() if end_m else len(text)]
     skip = _main_clause(sentence)
     begin, sentence = begin + skip, sentence[skip:]
-    listed = _assignments(sentence)
+    found = {start: (end, value, equation) for start, end, value, equation in
+             (_quantity(text, m, maths, keep_relation) for m in exprs if m.start() >= begin) if value}
+    quantities = {start: value for start, (_, value, _) in found.items()}
+    listed_at, listed = _assignments(sentence)
     if listed:
-        return listed
-    found = [_quantity(text, m, maths) for m in exprs if m.start() >= begin]
-    quantities = {start: value for start, value, _ in found if value}
-    equations = {start for start, _, equation in found if equation}
+        cut = [c.start() for c in EXPLANATION_RE.finditer(sentence, 0, listed_at)]
+        head = _after_copula(sentence[:cut[-1]], quantities, begin) if cut else None  # `the least is $-5/4,$ which occurs at x = .., y = ..`
+        return [quantities[head]] if head is not None else listed
     if not quantities:
         return None
+    spans = sorted((start, end, value) for start, (end, value, _) in found.items())
     stated = _after_copula(sentence, quantities, begin)
-    if stated:
-        return [stated]
-    return [_not_given(quantities, equations, problem)]
+    if stated is not None:
+        return [_listed(text, spans, stated)]
+    chosen = _not_given(quantities, {start for start, (_, _, eq) in found.items() if eq}, problem)
+    return [_listed(text, spans, _first_alternative(text, spans, chosen))] if _INEQUALITY_RE.search(quantities[chosen]) else [quantities[chosen]]
+
+
+def _sentence_start(text: str, at: int) -> int:
+    ends = [m.end() for m in SENTENCE_END_RE.finditer(text, max(0, at - 2000), at)]
+    return ends[-1] if ends else max(0, at - 2000)
+
+
+def _stated_without_digits(text: str, maths: list[tuple[int, int]], after: int, keep_relation: bool) -> str | None:
+    """The answer of a last math segment without a digit, after the text's last digit, that a
+    copula or a conclusion word introduces (`Therefore, the least period is $\\pi.$`, `so $h$ is
+    $\\text{odd}$`, `The equation is $\\frac{dx}{dt} = kx - a$`), else None."""
+    last = max(((s, e) for s, e in maths if e <= len(text) and s >= after and text[s:e].strip()), key=lambda x: x[1], default=None)
+    if last is None or any(c.isdigit() for c in text[last[0]:last[1]]):
+        return None
+    begin = _sentence_start(text, last[0])
+    lead = text[begin:last[0]]
+    introduced = [m for r in (_COPULA_RE, _CONCLUSION_RE) for m in r.finditer(lead)
+                  if _BEFORE_QUANTITY_RE.match(text, begin + m.end()).end() >= last[0]]
+    value = _segment_value(text[last[0]:last[1]], keep_relation)[0] if introduced else ""
+    return value or None
 
 
 def _main_clause(sentence: str) -> int:
@@ -192,10 +280,22 @@ def _main_clause(sentence: str) -> int:
     return lead.end() if lead and lead.end() <= last_digit else 0
 
 
-def _not_given(quantities: dict[int, str], equations: set[int], problem: str) -> str:
-    """The last quantity, unless it is a plain number given in the problem, not the right-hand
-    side of an equation, and another plain number of the sentence is not given."""
+def _not_given(quantities: dict[int, str], equations: set[int], problem: str) -> int:
+    """Where the last quantity starts, unless it is a plain number given in the problem, not the
+    right-hand side of an equation, and another plain number of the sentence is not given."""
     last_start, last = max(quantities.items())
     given = set(_NUMBER_RE.findall(problem.replace(",", "")))
-    fresh = [v for v in quantities.values() if _NUMBER_RE.fullmatch(v) and v not in given]
-    return fresh[-1] if last in given and last_start not in equations and fresh else last
+    fresh = [start for start, v in sorted(quantities.items()) if _NUMBER_RE.fullmatch(v) and v not in given]
+    return fresh[-1] if last in given and last_start not in equations and fresh else last_start
+
+
+def _first_alternative(text: str, spans: list[tuple[int, int, str]], start: int) -> int:
+    """Where a run of inequalities joined by "or" that ends at the one at `start` begins (`$x < 2$
+    or $x > 3$`), for `_listed`."""
+    at = next(i for i, span in enumerate(spans) if span[0] == start)
+    while at and _INEQUALITY_RE.search(spans[at - 1][2]) and _INEQUALITY_RE.search(spans[at][2]):
+        joined = _LIST_GAP_RE.fullmatch(_DELIMITER_RE.sub(" ", text[spans[at - 1][1]:spans[at][0]]))
+        if not (joined and joined.group(1)):
+            break
+        at -= 1
+    return spans[at][0]
