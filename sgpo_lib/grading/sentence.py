@@ -7,23 +7,38 @@ The final sentence is the one holding the text's last digit (a full stop inside 
 "thus" / "therefore" / "hence" / "which means" / "for a total of" that a digit follows ("we try
 $p = 3$, so the least sum is $11$" -> 11), else after a leading "Since ..., " / "If ..., "
 clause; a closing remark ("Note: ...", "(Check: ...)") is not read. Then, in this order:
-several assignments `x = -1, y = 4`, or one name's alternatives `k = -1 or k = -9`, give their
-values as a list; else the quantity right after the clause's first part's last "is" / "are" /
-"=" / `\\approx` ("there are 60 ways to seat the 5 guests" -> 60); else the last quantity,
-unless it is a plain number given in the problem, not the right-hand side of an equation, and
-another plain number of the sentence is not ("she needs 7 more bags for the 42 apples" -> 7).
+
+1. assignments that end the sentence (no digit after the last): two or more to different names
+   (`x = -1, y = 4`), or one name's or one tuple's alternatives (`k = -1 or k = -9`, `x = 1 and
+   x = 3`, `(x, y) = (1, 2) or (x, y) = (3, 4)`), give their values as a list, unless they sit in
+   a clause that explains a quantity stated before it ("the minimum is $-\\frac{5}{4},$ which
+   occurs at $x = \\frac{1}{2}$ and $y = -\\frac{1}{2}$" -> -5/4); `m = -1, b = 6, and m + b = 5`
+   is no list (5);
+2. the quantity right after the clause's first part's last "is" / "are" / "=" / `\\approx`
+   ("there are 60 ways to seat the 5 guests" -> 60; "is then $x$"), with the quantities listed
+   right after it by ", " / "and" (by "or" between inequalities) as one answer ("the roots are
+   $1$, $2$ and $3$" -> `1, 2, 3`, which a one-item reference never equals);
+3. the last quantity, unless it is a plain number given in the problem, not the right-hand side
+   of an equation, and another plain number of the sentence is not ("she needs 7 more bags for
+   the 42 apples" -> 7); inequalities joined by "or" before it come with it (`$x < 2$ or $x > 3$`).
+
+Before all that, a last math segment without a digit, after the text's last digit, that "is" /
+"=" / a conclusion word introduces is the answer ("Therefore, the least period is $\\pi.$").
 
 A quantity in a math segment (`$..$`, `\\[..\\]`, or a bare `\\begin{align*}` / `equation` /
 `gather` environment) is the segment's right-hand side after its last `=` / `\\approx` /
 `\\simeq` / `\\equiv` / `\\Rightarrow`, or the number on the left of a lone variable there
-(`18 &= x`); a plain one is a whole expression such as `-2\\sqrt{3}/3` or `8\\pi/5` (never a
-lone denominator). A modulus (`\\pmod{9}`, "modulo 11") is never the quantity.
+(`18 &= x`), or, against an equation reference (`equation_reference`), its equation whole
+(`_last_relation`); a plain one is a whole expression such as `-2\\sqrt{3}/3`, `8\\pi/5` or
+`3.2 x 10^-5` (never a lone denominator; a rate's unit dropped: `$18,000/year` -> 18,000). A
+modulus (`\\pmod{9}`, "modulo 11") is never the quantity.
 
 A stated answer loses the punctuation that ends its sentence or clause inside the math (`$-3,$`)
 and the frame of a displayed equation around its last line (`\\end{aligned}`, a trailing `\\\\`,
 `&`, a note column `& \\text{add 3}`): `strip_wrappers`.
 
-Every step is linear in the text's length: the regexes have no nested quantifiers.
+Every step is linear in the text's length (tests time each rule on 8 KB tails): no regex can
+backtrack over more than one quantity, and the relations of a segment are read once.
 """
 
 from __future__ import annotations
