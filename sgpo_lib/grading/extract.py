@@ -10,7 +10,8 @@ become LaTeX), drops `[asy]` diagram code, and then takes, in this order:
    one-item reference: `answer_for`);
 2. the last GSM8K `#### ...` line (not a markdown heading such as `#### Final Answer`);
 3. what follows the last "final answer" / "the (correct) answer is" / "the correct option is"
-   phrase or "Answer:" label (`**Answer:** 42`): the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with, else its sentence
+   phrase or "Answer:" label (`**Answer:** 42`): the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with
+   (its value as in rule 4: `$7 \\cdot 6 = 42$` gives 42), else its sentence
    up to a clause that explains it (", which ...", " since ...", " because ...");
 4. the answer the final sentence states, as a person reads it (`sgpo_lib.grading.sentence`).
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .sentence import EXPLANATION_RE, SENTENCE_END_RE, THOUSANDS_RE, final_sentence_answer, strip_wrappers
+from .sentence import EXPLANATION_RE, SENTENCE_END_RE, THOUSANDS_RE, final_sentence_answer, stated_value, strip_wrappers
 from .text import unicode_roots_to_latex
 
 DEFAULT_TAIL_CHARS = 8192
@@ -120,13 +121,17 @@ def _final_boxes(text: str, boxes: list[tuple[int, int]]) -> list[str]:
     return list(dict.fromkeys(c for c in same if c)) or [text[last[0]:last[1]].strip()]
 
 
+def _math_right_after(text: str, start: int, maths: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The math segment that starts right at `start` (after its delimiter), else None."""
+    return next(((s, e) for s, e in maths if s > start and s - start <= 2 and text[start:start + 1] in "$\\"), None)
+
+
 def _after_phrase(text: str, start: int, maths: list[tuple[int, int]]) -> str:
     """The answer after a phrase ending at `start`: a math segment right there, else the
     sentence up to an explaining clause."""
-    rest = text[start:start + 2]
-    for s, e in maths:
-        if s > start and s - start <= 2 and rest[:1] in "$\\":
-            return text[s:e]
+    segment = _math_right_after(text, start, maths)
+    if segment:
+        return text[segment[0]:segment[1]]
     m = _SENTENCE_RE.match(text, start)
     sentence = m.group() if m else ""
     cut = EXPLANATION_RE.search(sentence)
@@ -179,7 +184,9 @@ def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: st
     if found and found[-1]:
         return [found[-1].replace(",", "") if THOUSANDS_RE.match(found[-1]) else found[-1]], "hash"
     phrases = [m.end() for m in _PHRASE_RE.finditer(text)]
-    answer = strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else ""
+    segment = _math_right_after(text, phrases[-1], maths) if phrases else None
+    answer = stated_value(text[segment[0]:segment[1]], keep_relation) if segment else ""  # `is $7 \cdot 6 = 42$`: 42
+    answer = answer or (strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else "")
     if answer:
         return [answer.replace(",", "") if THOUSANDS_RE.match(answer) else answer], "answer_is"
     found = final_sentence_answer(text, maths, problem, keep_relation)

@@ -50,8 +50,9 @@ import re
 EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
 SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
-_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|roughly|around|nearly|exactly|only|just"
-                                 r"|then|thus|therefore|hence|also|now|simply|clearly)\b)*")
+_FILLERS = r"about|approximately|roughly|around|nearly|exactly|only|just|then|thus|therefore|hence|also|now|simply|clearly"
+_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:" + _FILLERS + r")\b)*")
+_BEFORE_WORDED_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:" + _FILLERS + r"|an?)\b)*")  # `is an $\text{odd}$ function`
 _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
 # a tuple of names given a tuple of values: `(x, y) = (1, 2)`
 _TUPLE_ASSIGNMENT_RE = re.compile(r"(\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\))\s*=\s*(\([^()=]*\))")
@@ -113,6 +114,16 @@ def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]], keep_relatio
         while expr.startswith(left) and expr.count(left) > expr.count(right):
             expr = expr[1:]
     return m.start(), m.end(), expr.replace(",", "") if THOUSANDS_RE.match(expr) else expr, False
+
+
+def stated_value(segment: str, keep_relation: bool = False) -> str:
+    """The answer a math segment states (as a quantity of the module docstring), except that
+    several assignments stay whole (`x = 1, y = 2`).
+
+    >>> stated_value("7 \\\\cdot 6 = 42"), stated_value("x = 1, y = 2"), stated_value("y' = 2y", keep_relation=True)
+    ('42', 'x = 1, y = 2', "y' = 2y")
+    """
+    return strip_wrappers(segment) if _assignments(segment)[1] else _segment_value(segment, keep_relation)[0]
 
 
 def _segment_value(segment: str, keep_relation: bool) -> tuple[str, bool]:
@@ -278,7 +289,7 @@ def _stated_without_digits(text: str, maths: list[tuple[int, int]], after: int, 
     begin = _sentence_start(text, last[0])
     lead = text[begin:last[0]]
     introduced = [m for r in (_COPULA_RE, _CONCLUSION_RE) for m in r.finditer(lead)
-                  if _BEFORE_QUANTITY_RE.match(text, begin + m.end()).end() >= last[0]]
+                  if _BEFORE_WORDED_RE.match(text, begin + m.end()).end() >= last[0]]
     value = _segment_value(text[last[0]:last[1]], keep_relation)[0] if introduced else ""
     return value or None
 

@@ -109,11 +109,26 @@ def test_an_equation_reference_takes_the_whole_equation(text, gold, reason):
     ("The period divides $2\\pi$. Therefore, the least period is $\\pi.$", "\\pi", "correct"),
     ("Let $h = f + g$ for odd $f, g$; then $h(-x) = -h(x)$, so $h$ is $\\text{odd}.$", "\\text{odd}", "correct"),
     ("The period divides $2\\pi$. Therefore, the least period is $2\\pi.$", "\\pi", "wrong"),
+    ("Since $f(-x) = -f(x)$ for all $x$, $f$ is an $\\text{odd}$ function.", "\\text{odd}", "correct"),
     # a digit-free segment that is not introduced as the answer is not read
     ("So the count is 12, where $n$ is the number of rows.", "12", "correct"),
 ])
 def test_an_answer_without_digits_in_the_final_sentence(text, gold, reason):
     assert _graded(text, gold)[0] == reason
+
+
+@pytest.mark.parametrize("text, gold, reason", [
+    ("So the answer is $7 \\cdot 6 \\cdot 5 = 210$.", "210", "correct"),
+    ("The final answer is $x = 1, y = 2$.", "x = 1, y = 2", "correct"),
+    ("The final answer is $\\frac{dy}{dx} = 2y$.", "\\frac{dy}{dx}=2y", "correct"),
+    ("So the answer is $7 \\cdot 6 \\cdot 5 = 211$.", "210", "wrong"),
+])
+def test_the_value_a_math_segment_after_the_answer_is_states(text, gold, reason):
+    assert _graded(text, gold)[0] == reason
+
+
+def test_an_article_before_a_number_does_not_make_it_the_answer():
+    assert _graded("So the triangle is a $8-15-17$ triangle with perimeter 40.", "40")[0] == "correct"
 
 
 def test_diagram_code_after_the_answer_is_not_read():
