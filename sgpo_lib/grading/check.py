@@ -52,14 +52,14 @@ DEFAULT_NUMERIC_POLICY = "reference_precision"
 
 MAX_ANSWER_CHARS = 1000
 PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|globals|open)\b|['\"`;]|[\w)\]]\.[A-Za-z_]")
-_LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
+_LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\{\s*\}|\s+")  # `{ }^{\circ}`
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*)\}")
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 # up to three trailing unit groups: `\text{ kcal} \text{m}^{-2} \text{yr}^{-1}`, `\text{ erg} \cdot \text{s}^{-1}`, ` cm`,
 # `\mathrm{rad} / \mathrm{s}`, `{~m} / {s}`, `{m} / {s}`, `\AA`, `\mu \mathrm{m}`, `[\mathrm{F}]`
 _UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:(?:\\mu\s*)?\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
                        r"|\[\s*\\(?:text|mathrm)\s*\{[^{}]*\}\s*\]|\{\s*[A-Za-z]+\s*\}(?=\s*/\s*\{)"
-                       r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:\^\{?-?\d\}?)?"
+                       r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:_\{?\d\}?)?(?:\^\{?-?\d\}?)?"
                        r"|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")

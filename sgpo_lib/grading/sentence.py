@@ -46,13 +46,18 @@ from __future__ import annotations
 import bisect
 import re
 
+from .check import as_number
+
 # a clause explaining the answer before it: cut there
 EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
 SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
 _COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
 _FILLERS = r"about|approximately|roughly|around|nearly|exactly|only|just|then|thus|therefore|hence|also|now|simply|clearly"
 _BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:" + _FILLERS + r")\b)*")
-_BEFORE_WORDED_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:" + _FILLERS + r"|an?)\b)*")  # `is an $\text{odd}$ function`
+_BEFORE_WORDED_RE = re.compile(r"(?i)(?:\s|:|\$|\\[(\[]|\*|~|\b(?:" + _FILLERS + r"|an?)\b)*")  # `is an $\text{odd}$ function`
+_INTRODUCER_RE = re.compile(r"(?i)\b(?:gets?|obtains?|have|finds?|gives?|yields?)\b")  # `Thus, we obtain \[ ... \]`
+# a closing condition in parentheses: `$= 3$ (as long as $T \neq 0$).`
+_CONDITION_RE = re.compile(r"(?i)\s*(?:as long as|provided|assuming|if|when|whenever|for all|for every|for any|unless)\b")
 _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
 # a tuple of names given a tuple of values: `(x, y) = (1, 2)`
 _TUPLE_ASSIGNMENT_RE = re.compile(r"(\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\))\s*=\s*(\([^()=]*\))")
@@ -63,7 +68,7 @@ _PLAIN_MATH_RE = re.compile(r"\$+|\\[()\[\]]|\\(?:left|right)(?![A-Za-z])")  # d
 _LIST_GAP_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|,?\s*(or)\s+)\s*")
 _INEQUALITY_RE = re.compile(r"[<>]|\\(?:le|ge|leq|geq|leqslant|geqslant|lt|gt)(?![A-Za-z])")
 _CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b(?!'))|thus|therefore|hence|which means"
-                            r"|which gives|this gives|giving|for a total of|in total)\b")
+                            r"|which gives|this gives|giving|meaning|for a total of|in total)\b")
 _SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b(?:[^,;{]|\{,?)*,")  # `123{,}999`: no comma
 _REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*\*)?:")
 _DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
@@ -76,7 +81,8 @@ _EXPR_RE = re.compile(r"(?:" + _SCIENTIFIC + r"|\d{1,3}(?:,\d{3})+|\\(?:d?frac|s
                       r"|[0-9{}^/.()*%+\-])+")
 _RELATION_RE = re.compile(r"=|\\(?:approx|equiv|simeq|sim|Rightarrow|implies)(?![A-Za-z])")
 _LINE_BREAK_RE = re.compile(r"\\\\|\n|\\(?:Rightarrow|Longrightarrow|implies|iff|q?quad)(?![A-Za-z])")
-_LONE_VARIABLE_RE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
+_LONE_VARIABLE_RE = re.compile(r"(?:[A-Za-z]|\\(?!pi\b|infty\b)[A-Za-z]+)(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\w))?")  # `x`, `v_0`, `\lambda_{\text{ball}}`
+_WORD_VALUE_RE = re.compile(r"\\text\s*\{\s*[A-Za-z ]+\}")  # `= \text{constant}`: no value
 # a modulus after the value: `\pmod{13}`, `\pmod n`, `(\text{mod } 7)`, `modulo 7`; before a number: it is no answer
 _MODULUS_RE = re.compile(r"\\pmod\s*(?:\{[^{}]*\}|\w+)|\(\s*\\(?:text|mathrm)\{\s*mod\s*\}\s*\w+\s*\)"
                          r"|(?:\\b?mod|\bmod(?:ulo)?)\s*\{?\s*\w+\}?")
@@ -151,19 +157,20 @@ def _last_relation(segment: str) -> str:
 def _right_hand_side(segment: str) -> tuple[str, bool]:
     """(value, is the right-hand side of a relation) of a math segment: what follows its last
     relation (`_RELATION_RE`), a trailing modulus dropped; a lone variable there with a number
-    on the other side of that relation, within its line (`18 &= x`), gives the number."""
+    on the other side of that relation, within its line (`18 &= x`, `4.6e-24 \\mathrm{~m} =
+    \\lambda_{\\text{ball}}`), gives the number, and so does a word (`= \\text{constant}`)."""
     relations = list(_RELATION_RE.finditer(segment))
     if not relations:
         return strip_wrappers(_MODULUS_RE.sub("", segment)), False
     last = relations[-1]
     rhs = strip_wrappers(_MODULUS_RE.sub("", segment[last.end():]))
-    if not _LONE_VARIABLE_RE.fullmatch(rhs):
+    if not (_LONE_VARIABLE_RE.fullmatch(rhs) or _WORD_VALUE_RE.fullmatch(rhs)):
         return rhs, True
     begin = max([relations[-2].end()] if len(relations) > 1 else [0])
     begin = max([begin] + [b.end() for b in _LINE_BREAK_RE.finditer(segment, begin, last.start())])
     lhs = strip_wrappers(segment[begin:last.start()])
-    is_number = any(c.isdigit() for c in lhs) and not re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", lhs))
-    return (lhs if is_number else rhs), True
+    is_number = any(c.isdigit() for c in lhs) and (as_number(lhs) is not None or not re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", lhs)))
+    return (lhs if is_number or _WORD_VALUE_RE.fullmatch(rhs) and lhs else rhs), True
 
 
 def _assignments(sentence: str) -> tuple[int, list[str]]:
@@ -225,7 +232,8 @@ def equation_reference(gold: str) -> bool:
 
 def _without_remark(text: str) -> str:
     """The text without a closing remark that follows the answer: a final paragraph that starts
-    with "Note:" / "Remark:" / "Check:", or a final sentence wholly in parentheses."""
+    with "Note:" / "Remark:" / "Check:", a final sentence wholly in parentheses, or a condition in
+    parentheses that ends the last sentence ("(as long as $T \\neq 0$).")."""
     body = text.rstrip()
     paragraph = body.rfind("\n") + 1
     if paragraph and _REMARK_RE.match(body, paragraph):
@@ -238,7 +246,8 @@ def _without_remark(text: str) -> str:
         i -= 1
         depth += {")": 1, "(": -1}.get(body[i], 0)
     before = body[:i].rstrip().rstrip("$").removesuffix("\\]")
-    return body[:i] if i > 0 and depth == 0 and before[-1:] in (".", "!", "?") else text
+    closing = before[-1:] in (".", "!", "?") or _CONDITION_RE.match(body, i + 1)
+    return body[:i] if i > 0 and depth == 0 and closing else text
 
 
 def final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str, keep_relation: bool = False) -> list[str] | None:
@@ -281,14 +290,14 @@ def _sentence_start(text: str, at: int) -> int:
 
 def _stated_without_digits(text: str, maths: list[tuple[int, int]], after: int, keep_relation: bool) -> str | None:
     """The answer of a last math segment without a digit, after the text's last digit, that a
-    copula or a conclusion word introduces (`Therefore, the least period is $\\pi.$`, `so $h$ is
-    $\\text{odd}$`, `The equation is $\\frac{dx}{dt} = kx - a$`), else None."""
+    copula, a conclusion word or "we get / obtain / have / find" introduces (`Therefore, the least
+    period is $\\pi.$`, `so $h$ is $\\text{odd}$`, `Thus, we obtain \\[t = -\\tau \\ln \\Delta\\]`), else None."""
     last = max(((s, e) for s, e in maths if e <= len(text) and s >= after and text[s:e].strip()), key=lambda x: x[1], default=None)
     if last is None or any(c.isdigit() for c in text[last[0]:last[1]]):
         return None
     begin = _sentence_start(text, last[0])
     lead = text[begin:last[0]]
-    introduced = [m for r in (_COPULA_RE, _CONCLUSION_RE) for m in r.finditer(lead)
+    introduced = [m for r in (_COPULA_RE, _CONCLUSION_RE, _INTRODUCER_RE) for m in r.finditer(lead)
                   if _BEFORE_WORDED_RE.match(text, begin + m.end()).end() >= last[0]]
     value = _segment_value(text[last[0]:last[1]], keep_relation)[0] if introduced else ""
     return value or None
@@ -308,10 +317,11 @@ def _main_clause(sentence: str) -> int:
 
 def _not_given(quantities: dict[int, str], equations: set[int], problem: str) -> int:
     """Where the last quantity starts, unless it is a plain number given in the problem, not the
-    right-hand side of an equation, and another plain number of the sentence is not given."""
+    right-hand side of an equation, and another plain number or right-hand side of the sentence is
+    not given ("they mow $5 \\cdot 2 = \\mathbf{10}$ lawns in 2 hours" -> 10)."""
     last_start, last = max(quantities.items())
     given = set(_NUMBER_RE.findall(problem.replace(",", "")))
-    fresh = [start for start, v in sorted(quantities.items()) if _NUMBER_RE.fullmatch(v) and v not in given]
+    fresh = [start for start, v in sorted(quantities.items()) if (_NUMBER_RE.fullmatch(v) or start in equations) and v not in given]
     return fresh[-1] if last in given and last_start not in equations and fresh else last_start
 
 

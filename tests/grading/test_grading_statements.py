@@ -131,6 +131,26 @@ def test_an_article_before_a_number_does_not_make_it_the_answer():
     assert _graded("So the triangle is a $8-15-17$ triangle with perimeter 40.", "40")[0] == "correct"
 
 
+@pytest.mark.parametrize("text, gold, reason", [
+    ("So \\[ \\lambda = \\frac{h}{mv} = 4.6e-24 \\mathrm{~m} = \\lambda_{\\text{ball}} \\]", "4.6e-24", "correct"),
+    ("From these we find: \\[ v(r) = \\sqrt{4 \\pi G \\rho_0} = \\text{ constant } \\]", "\\sqrt{4 \\pi G \\rho_0}", "correct"),
+    ("So $s = -5$, meaning the solution is $y = A e^{-5t}$, meaning $\\tau = 0.2$.", "0.2", "correct"),
+    ("Thus, we obtain \\[ t_s = -\\tau \\ln \\Delta \\]", "-\\tau \\ln \\Delta", "correct"),
+    ("The expression simplifies to $\\frac{6T}{2T} = 3$ (as long as $T \\neq 0$).", "3", "correct"),
+    ("With $T = 1$, they mow $5 \\cdot 2 = \\mathbf{10}$ lawns in 2 hours.", "10", "correct"),
+    ("So \\[ \\lambda = 4.7e-24 \\mathrm{~m} = \\lambda_{\\text{ball}} \\]", "4.6e-24", "wrong"),
+    ("Thus, we obtain \\[ t_s = \\tau \\ln \\Delta \\]", "-\\tau \\ln \\Delta", "wrong"),
+])
+def test_a_value_named_after_it_a_condition_after_it(text, gold, reason):
+    assert _graded(text, gold, problem="Two mowers take 2 hours ... T = 1.")[0] == reason
+
+
+@pytest.mark.parametrize("pred, gold", [("5.3e3{ }^{\\circ} \\mathrm{C}", "5.3e3"),
+                                        ("5.3e-9 \\mathrm{~mol} \\mathrm{Bi}_{2} \\mathrm{~S}_{3}", "5.3e-9")])
+def test_empty_groups_and_subscripted_units(pred, gold):
+    assert check(pred, gold)[1] == "correct"
+
+
 def test_diagram_code_after_the_answer_is_not_read():
     text = "So the area is $12.$\n[asy]\ndraw((0,0)--(3,4)--(3,0)--cycle); label(\"$5$\", (1.5,2), NW);\n[/asy]"
     assert _graded(text, "12") == ("correct", "12")
@@ -138,7 +158,8 @@ def test_diagram_code_after_the_answer_is_not_read():
 
 def test_the_new_readings_stay_linear_in_the_tail():
     texts = ["3e5 x 10^" * 900, "$1$, " * 1600, "$x < 1$ or " * 700, "(x, y) = (1, 2) or " * 400,
-             "[asy]" * 1600, "& = 1 \\\\ " * 800, "Since {," * 1000 + "so 1", "x = 1 and " * 800]
+             "[asy]" * 1600, "& = 1 \\\\ " * 800, "Since {," * 1000 + "so 1", "x = 1 and " * 800,
+             "$2 = \\lambda_{" + "{a}" * 2000 + "}$", "(as long as " * 1000 + ").", "we get $" + "\\alpha " * 1000 + "$"]
     for text in texts:
         for gold in ("1", "y' + y = 0"):
             start = time.perf_counter()
