@@ -19,7 +19,8 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
 4. A prediction must be a complete expression: one longer than `MAX_ANSWER_CHARS`, one that
    looks like code (`PYTHON_JUNK_RE`) or holds leftover prose (`looks_unparsed`) is "unparsed"
    before any parser sees it, and so is one in which math-verify finds no expression.
-5. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`), then rules it lacks
+5. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`, a plain number without its
+   units: `without_units`), then rules it lacks
    (`sgpo_lib.grading.sets`: intervals vs inequalities, `+ k pi` families, hyperbolic functions).
    A decimal reference under `reference_precision` is compared with the value of any numeric
    answer (`\\frac{\\pi}{2}` for `1.57`) by the same rounding rule.
@@ -60,7 +61,8 @@ _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 _UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:(?:\\mu\s*)?\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
                        r"|\[\s*\\(?:text|mathrm)\s*\{[^{}]*\}\s*\]|\{\s*[A-Za-z]+\s*\}(?=\s*/\s*\{)"
                        r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:_\{?\d\}?)?(?:\^\{?-?\d\}?)?"
-                       r"|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")
+                       r"|(?:\s*\\cdot)?\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")  # `J \cdot s`
+_LONE_LETTER_RE = re.compile(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
 _MATH_WORDS = frozenset("""sin cos tan cot sec csc log exp lim max min gcd lcm mod det deg arg inf sup and for all
@@ -142,6 +144,17 @@ def as_number(s: str) -> tuple[Fraction, bool] | None:
         num, den = _plain_number(a), _plain_number(b)
         value = None if num is None or not den else (-1 if sign == "-" else 1) * num / den
     return None if value is None else (value, percent)
+
+
+def without_units(s: str) -> str:
+    """A plain number without the unit groups after it (`7.0711 cm` -> `7.0711`), for the parser,
+    which reads `cm` as c·m; anything else, and a number before a lone letter (`2 x`), unchanged.
+
+    >>> without_units("7.0711 \\text{ cm}"), without_units("2 x")
+    ('7.0711', '2 x')
+    """
+    number = _UNITS_RE.sub("", s).strip()
+    return number if as_number(s) is not None and not _LONE_LETTER_RE.search(s[len(number):]) else s
 
 
 def half_unit(gold: str) -> Fraction | None:
@@ -259,8 +272,8 @@ def check(pred: str, gold: str, kind: str = "math", problem: str = "",
     if looks_unparsed(pred):
         return 0.0, "unparsed"
 
-    gold_parsed = parse_boxed(for_parser(gold))
-    pred_parsed = parse_boxed(for_parser(pred))
+    gold_parsed = parse_boxed(for_parser(without_units(gold)))
+    pred_parsed = parse_boxed(for_parser(without_units(pred)))
     if not has_expression(gold_parsed):
         return 0.0, "error"
     if not has_expression(pred_parsed):

@@ -10,9 +10,11 @@ become LaTeX), drops `[asy]` diagram code, and then takes, in this order:
    one-item reference: `answer_for`);
 2. the last GSM8K `#### ...` line (not a markdown heading such as `#### Final Answer`);
 3. what follows the last "final answer" / "the (correct) answer is" / "the correct option is"
-   phrase or "Answer:" label (`**Answer:** 42`): the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with
-   (its value as in rule 4: `$7 \\cdot 6 = 42$` gives 42), else its sentence
-   up to a clause that explains it (", which ...", " since ...", " because ...");
+   phrase or "Answer:" label (`**Answer:** 42`): the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`)
+   it starts with (its value as in rule 4: `$7 \\cdot 6 = 42$` gives 42), else its sentence up to
+   a clause that explains it (", which ...", " since ...", " because ..."); or before that the
+   math alone under a last "# Answer" / "### Final Answer" / "**Final Answer**" heading after
+   the phrase (`# Answer\\n\\n(1, 2)`, the way GPT-4's MATH solutions end);
 4. the answer the final sentence states, as a person reads it (`sgpo_lib.grading.sentence`).
 
 A stated answer (rules 3 and 4) loses the punctuation that ends it and the frame of a displayed
@@ -28,7 +30,7 @@ import re
 import unicodedata
 
 from .sentence import EXPLANATION_RE, SENTENCE_END_RE, THOUSANDS_RE, final_sentence_answer, stated_value, strip_wrappers
-from .text import unicode_roots_to_latex
+from .text import unicode_roots_to_latex, unicode_scripts_to_latex
 
 DEFAULT_TAIL_CHARS = 8192
 _UNICODE_LATEX = {"−": "-", "π": "\\pi", "≤": "\\le", "≥": "\\ge", "≠": "\\ne",
@@ -42,19 +44,23 @@ _CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
 _HASH_RE = re.compile(r"####(?![ \t]*[A-Za-z]{3,}[ \t:])[ \t]*([^\n]+)")  # not a markdown heading: `#### Final Answer`
 _PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice)"
                         r"|(?<![A-Za-z])answer(?=\**[ \t]*:))\**[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")  # `**Answer:** 42`
+# a markdown heading that announces the answer on the lines below it
+_HEADING_RE = re.compile(r"(?im)^[ \t]*(?:#{1,6}[ \t]*|\*\*)(?:final[ \t]+)?answer[ \t]*:?[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$")
+_PROSE_RE = re.compile(r"(?<![A-Za-z])[A-Za-z]{3,}")
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
 
 def clean_text(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> str:
-    """The last `tail_chars` characters, NFKC-normalised, with unicode math written as LaTeX.
+    """The last `tail_chars` characters, NFKC-normalised, with unicode math (superscripts, roots,
+    symbols) written as LaTeX.
 
     >>> clean_text("x = \\uff14\\uff12\\x00 and \\ud800 \\u221a30/12")
     'x = 42 and ? \\\\sqrt{30}/12'
     """
     text = text[-tail_chars:].replace("\x00", "")
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return _UNICODE_RE.sub(_to_latex, unicode_roots_to_latex(unicodedata.normalize("NFKC", text)))
+    return _UNICODE_RE.sub(_to_latex, unicode_roots_to_latex(unicodedata.normalize("NFKC", unicode_scripts_to_latex(text))))
 
 
 def without_diagrams(text: str) -> str:
@@ -126,6 +132,16 @@ def _math_right_after(text: str, start: int, maths: list[tuple[int, int]]) -> tu
     return next(((s, e) for s, e in maths if s > start and s - start <= 2 and text[start:start + 1] in "$\\"), None)
 
 
+def _under_heading(text: str, after: int) -> str | None:
+    """The answer under the last "# Answer" / "### Final Answer" / "**Final Answer**" heading
+    after `after`, when it is math alone (`# Answer\\n\\n(1, 2)`), else None."""
+    headings = [m.end() for m in _HEADING_RE.finditer(text, after)]
+    block = text[headings[-1]:].strip().split("\n\n")[0].strip() if headings else ""
+    answer = strip_wrappers(block)
+    prose = _PROSE_RE.search(re.sub(r"\\[A-Za-z]+", " ", answer))
+    return answer if answer and not prose and len(answer) <= 200 else None
+
+
 def _after_phrase(text: str, start: int, maths: list[tuple[int, int]]) -> str:
     """The answer after a phrase ending at `start`: a math segment right there, else the
     sentence up to an explaining clause."""
@@ -184,6 +200,9 @@ def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: st
     if found and found[-1]:
         return [found[-1].replace(",", "") if THOUSANDS_RE.match(found[-1]) else found[-1]], "hash"
     phrases = [m.end() for m in _PHRASE_RE.finditer(text)]
+    headed = _under_heading(text, phrases[-1] if phrases else 0)
+    if headed:
+        return [headed], "answer_is"
     segment = _math_right_after(text, phrases[-1], maths) if phrases else None
     answer = stated_value(text[segment[0]:segment[1]], keep_relation) if segment else ""  # `is $7 \cdot 6 = 42$`: 42
     answer = answer or (strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else "")

@@ -113,7 +113,7 @@ def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]], keep_relatio
     for s, e in maths:
         if s <= m.start() and m.end() <= e:
             return (s, e, *_segment_value(text[s:e], keep_relation))
-    expr = m.group().strip(".").strip().rstrip("/*^").strip()  # `$18,000/year`, `70/quiz`: a rate's unit
+    expr = m.group().strip(".").strip().rstrip("/*^").strip().strip("*")  # `$18,000/year`: a rate's unit; `**12**`: bold
     for left, right in ("()", "{}"):
         while expr.endswith(right) and expr.count(right) > expr.count(left):
             expr = expr[:-1]

@@ -10,6 +10,8 @@
   -> `3.2\\times10^{-5}`: an exponent without braces, or in parentheses, is the whole signed
   number (LaTeX would read `10^-5` as 10^{-}5), and a spaced `x` between a number and `10^` is
   a times sign.
+- `unicode_scripts_to_latex`: `10⁻³⁴` -> `10^{-34}`, `m/s²` -> `m/s^{2}`, `x₁` -> `x_{1}` (NFKC would
+  make them `10-34`, `m/s2`, `x1`).
 - `unicode_roots_to_latex`: `√30/12` -> `\\sqrt{30}/12` (LaTeX reads `\\sqrt30` as √3·0),
   `√(x+1)` -> `\\sqrt{x+1}`, `∛2` -> `\\sqrt[3]{2}`.
 
@@ -32,6 +34,9 @@ _WORD_RE = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(_GREEK + _FUNCTIONS,
 _ROOT_OPERAND_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\[A-Za-z]+|[A-Za-z])")
 _ROOTS = {"√": "\\sqrt", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]"}
 _SCIENTIFIC_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\s[x]\s|\*|\\times|\\cdot)\s*10\s*\^\s*(?:\{\s*([-+]?\d+)\s*\}|\(\s*([-+]?\d+)\s*\)|([-+]?\d+))")
+_SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱ", "0123456789+-=()ni"))
+_SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎", "0123456789+-=()"))
+_SCRIPT_RUN_RE = re.compile("([" + "".join(_SUPERSCRIPTS) + "]+)|([" + "".join(_SUBSCRIPTS) + "]+)")
 _BOLD_RE = re.compile(r"\\(?:mathbf|boldsymbol|bm|textbf)\s*\{([^{}]*)\}")
 _SPACED_DIGITS_RE = re.compile(r"(?<=[\d.,-])\s+(?=[\d.,])|(?<=\d)\s+(?=[.,])")
 
@@ -71,6 +76,16 @@ def _apply(s: str, edits: list[tuple[int, int, str]]) -> str:
         out += [s[pos:start], new]
         pos = end
     return "".join(out) + s[pos:]
+
+
+def unicode_scripts_to_latex(s: str) -> str:
+    """Unicode superscript and subscript runs as `^{...}` and `_{...}` (see the module docstring).
+
+    >>> unicode_scripts_to_latex("6.63 × 10⁻³⁴ J·s, 9.8 m/s², x₁₂")
+    '6.63 × 10^{-34} J·s, 9.8 m/s^{2}, x_{12}'
+    """
+    return _SCRIPT_RUN_RE.sub(lambda m: "^{%s}" % "".join(_SUPERSCRIPTS[c] for c in m.group(1)) if m.group(1)
+                              else "_{%s}" % "".join(_SUBSCRIPTS[c] for c in m.group(2)), s)
 
 
 def unicode_roots_to_latex(s: str) -> str:

@@ -55,12 +55,34 @@ def test_a_rate_is_its_number(text, gold, reason):
     assert _graded(text, gold)[0] == reason
 
 
+@pytest.mark.parametrize("text, gold, reason", [
+    ("The answer is 2.5 × 10⁻³.", "0.0025", "correct"), ("The answer is 6.63 × 10⁻³⁴ J·s.", "6.63e-34", "correct"),
+    ("The acceleration is 9.8 m/s².", "9.8", "correct"), ("The answer is $5\\sqrt{2}$ cm.", "5\\sqrt2", "correct"),
+    ("The answer is 2.5 × 10⁻².", "0.0025", "wrong"), ("The answer is x².", "x^2", "correct"),
+])
+def test_unicode_superscripts_and_units_around_a_value(text, gold, reason):
+    assert _graded(text, gold)[0] == reason
+
+
 @pytest.mark.parametrize("text, gold", [
     ("**Answer:** $x = 5$", "5"), ("**Answer: B**", "B"), ("Answer: (B)", "B"),
     ("#### Final Answer\nThe final answer is 7.", "7"), ("#### Step 3: add\nSo the total is 9.", "9"),
 ])
 def test_answer_labels_and_markdown_headings(text, gold):
     assert _graded(text, gold)[0] == "correct"
+
+
+@pytest.mark.parametrize("text, gold, reason", [
+    ("So the point is where both lines meet.\n\n# Answer\n\n(1, 2)", "(1,2)", "correct"),
+    ("Adding up the cases.\n\n### Final Answer\n$\\frac{3}{4}$", "0.75", "correct"),
+    ("**Final Answer**\n\n-7", "-7", "correct"),
+    ("So the point is where both lines meet.\n\n# Answer\n\n(2, 1)", "(1,2)", "wrong"),
+    # prose under the heading is read as a final sentence
+    ("### Final Answer\nThe minimum is **-3**.", "-3", "correct"),
+    ("Thus, the value is **12**.", "12", "correct"),
+])
+def test_the_answer_under_an_answer_heading_and_in_bold(text, gold, reason):
+    assert _graded(text, gold)[0] == reason
 
 
 def test_a_gsm8k_hash_line_is_still_the_answer():
