@@ -9,7 +9,7 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
    and bold unwrapped (`\\mathbf{2 0}` is 20) (`sgpo_lib.grading.text`); a multiple-choice
    answer is graded by its letter or label (`sgpo_lib.grading.words.choice_match`).
 3. Fast path: equal after `normalize_latex_light`; or both plain numbers (`as_number`: integers,
-   decimals, thousands commas, fractions, `a\\times10^{b}`, `1.07e16`, a `%` sign, trailing unit
+   decimals, thousands commas, fractions, `a\\times10^{b}`, `10^{-8}`, `1.07e16`, a `%` sign, trailing unit
    words and groups such as `\\mathrm{rad} / \\mathrm{s}`, `{~m}`, `\\AA`), or two lists of plain
    numbers in the same brackets item by item (`[1.618, 0.59]` vs
    `[1.62, 0.59]`), compared by the numeric policy below; `x%` also equals `x/100`, and in a problem stated
@@ -19,7 +19,8 @@ on first use). `check(pred, gold, kind, problem, policy)` returns (reward, reaso
 4. A prediction must be a complete expression: one longer than `MAX_ANSWER_CHARS`, one that
    looks like code (`PYTHON_JUNK_RE`) or holds leftover prose (`looks_unparsed`) is "unparsed"
    before any parser sees it, and so is one in which math-verify finds no expression.
-5. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`), then rules it lacks
+5. math-verify (`parse` + `verify` of each side wrapped in `\\boxed{}`, a plain number without its
+   units: `without_units`), then rules it lacks
    (`sgpo_lib.grading.sets`: intervals vs inequalities, `+ k pi` families, hyperbolic functions).
    A decimal reference under `reference_precision` is compared with the value of any numeric
    answer (`\\frac{\\pi}{2}` for `1.57`) by the same rounding rule.
@@ -52,19 +53,22 @@ DEFAULT_NUMERIC_POLICY = "reference_precision"
 
 MAX_ANSWER_CHARS = 1000
 PYTHON_JUNK_RE = re.compile(r"__|(?<!\\)\b(?:lambda|import|exec|eval|getattr|globals|open)\b|['\"`;]|[\w)\]]\.[A-Za-z_]")
-_LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\s+")
+_LATEX_NOISE_RE = re.compile(r"\\\$|\\left|\\right|\\[!,;:> ]|\\q?quad|\\displaystyle|\^\{?\\circ\}?|\{\s*\}|\s+")  # `{ }^{\circ}`
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{([^{}]*)\}")
 _ONE_CHAR_GROUP_RE = re.compile(r"([_^])\{(\w)\}")
 # up to three trailing unit groups: `\text{ kcal} \text{m}^{-2} \text{yr}^{-1}`, `\text{ erg} \cdot \text{s}^{-1}`, ` cm`,
-# `\mathrm{rad} / \mathrm{s}`, `{~m} / {s}`, `\AA`
-_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
-                       r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:\^\{?-?\d\}?)?"
-                       r"|\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")
+# `\mathrm{rad} / \mathrm{s}`, `{~m} / {s}`, `{m} / {s}`, `\AA`, `\mu \mathrm{m}`, `[\mathrm{F}]`
+_UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:(?:\\mu\s*)?\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
+                       r"|\[\s*\\(?:text|mathrm)\s*\{[^{}]*\}\s*\]|\{\s*[A-Za-z]+\s*\}(?=\s*/\s*\{)"
+                       r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:_\{?\d\}?)?(?:\^\{?-?\d\}?)?"
+                       r"|(?:\s*\\cdot)?\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")  # `J \cdot s`
+_LONE_LETTER_RE = re.compile(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])")
 _WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
 _MATH_WORDS = frozenset("""sin cos tan cot sec csc log exp lim max min gcd lcm mod det deg arg inf sup and for all
                            arcsin arccos arctan sinh cosh tanh none""".split())
 _NUMBER_RE = re.compile(r"^([-+]?)(\d+(?:\.\d*)?|\.\d+)(?:e([-+]?\d+)|(?:\\times|\\cdot)10\^\{?([-+]?\d+)\}?)?$")
+_POWER_OF_TEN_RE = re.compile(r"^10\^\{?([-+]?\d+)\}?$")
 _FRACTION_RE = re.compile(r"^([-+]?)\\frac\{([^{}]+)\}\{([^{}]+)\}$|^([^/]+)/([^/]+)$")
 _TRAILING_LETTER_RE = re.compile(r"\}\s*([A-Za-z])\s*$")
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([+-]?\d+)$")
@@ -107,7 +111,8 @@ def normalize_latex_light(s: str) -> str:
 def _plain_number(s: str) -> Fraction | None:
     m = _NUMBER_RE.match(s)
     if not m:
-        return None
+        power = _POWER_OF_TEN_RE.match(s)  # `10^{-8}`: scientific notation without its mantissa
+        return Fraction(10) ** int(power.group(1)) if power and abs(int(power.group(1))) <= 400 else None
     sign, digits, exp1, exp2 = m.groups()
     value = Fraction(digits) * Fraction(10) ** int(exp1 or exp2 or 0)
     return -value if sign == "-" else value
@@ -139,6 +144,17 @@ def as_number(s: str) -> tuple[Fraction, bool] | None:
         num, den = _plain_number(a), _plain_number(b)
         value = None if num is None or not den else (-1 if sign == "-" else 1) * num / den
     return None if value is None else (value, percent)
+
+
+def without_units(s: str) -> str:
+    """A plain number without the unit groups after it (`7.0711 cm` -> `7.0711`), for the parser,
+    which reads `cm` as c·m; anything else, and a number before a lone letter (`2 x`), unchanged.
+
+    >>> without_units("7.0711 \\text{ cm}"), without_units("2 x")
+    ('7.0711', '2 x')
+    """
+    number = _UNITS_RE.sub("", s).strip()
+    return number if as_number(s) is not None and not _LONE_LETTER_RE.search(s[len(number):]) else s
 
 
 def half_unit(gold: str) -> Fraction | None:
@@ -256,8 +272,8 @@ def check(pred: str, gold: str, kind: str = "math", problem: str = "",
     if looks_unparsed(pred):
         return 0.0, "unparsed"
 
-    gold_parsed = parse_boxed(for_parser(gold))
-    pred_parsed = parse_boxed(for_parser(pred))
+    gold_parsed = parse_boxed(for_parser(without_units(gold)))
+    pred_parsed = parse_boxed(for_parser(without_units(pred)))
     if not has_expression(gold_parsed):
         return 0.0, "error"
     if not has_expression(pred_parsed):

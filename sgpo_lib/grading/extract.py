@@ -3,35 +3,22 @@ answer of a completion y). Standard library only: the grading worker imports thi
 
 `extract_answer(text)` looks only at the last `tail_chars` characters, cleans them (NFKC, so
 full-width digits become ASCII; null bytes dropped; lone surrogates replaced; `√ π ≤ ∪ ...`
-become LaTeX), and then takes, in this order:
+become LaTeX), drops `[asy]` diagram code, and then takes, in this order:
 
 1. the last `\\boxed{}` / `\\fbox{}` with balanced braces; when several outermost boxes share
    that box's line, all of them (graded as a set or tuple; or the last alone against a
    one-item reference: `answer_for`);
-2. the last GSM8K `#### ...` line;
+2. the last GSM8K `#### ...` line (not a markdown heading such as `#### Final Answer`);
 3. what follows the last "final answer" / "the (correct) answer is" / "the correct option is"
-   phrase: the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`) it starts with, else its sentence
-   up to a clause that explains it (", which ...", " since ...", " because ...");
-4. the answer the final sentence states, as a person reads it (that sentence: the one holding
-   the text's last digit; a full stop inside the math, `$x = 1.$ Then`, ends a sentence too),
-   read from its concluding clause: after its last "so" / "thus" / "therefore" / "hence" /
-   "which means" / "for a total of" that a digit follows ("we try $p = 3$, so the least sum is
-   $11$" -> 11), else after a leading "Since ..., " / "If ..., " clause; a closing remark
-   ("Note: ...", "(Check: ...)") is not read: several assignments `x = -1, y = 4`, or one
-   name's alternatives `k = -1 or k = -9`, give their values as a list; else the quantity right after the clause's
-   first part's last "is" / "are" / "=" / `\\approx` ("there are 60 ways to seat the 5
-   guests" -> 60); else the last quantity, unless it is a plain number given in the problem,
-   not the right-hand side of an equation, and another plain number of the sentence is not
-   ("she needs 7 more bags for the 42 apples" -> 7). A quantity in a math segment (`$..$`,
-   `\\[..\\]`, or a bare `\\begin{align*}` / `equation` / `gather` environment) is the segment's
-   right-hand side after its last `=` / `\\approx` / `\\simeq` / `\\equiv` / `\\Rightarrow`, or the number on the left of a
-   lone variable there (`18 &= x`); a plain one is a whole expression such as `-2\\sqrt{3}/3`
-   or `8\\pi/5` (never a lone denominator). A modulus (`\\pmod{9}`, "modulo 11") is never
-   the quantity.
+   phrase or "Answer:" label (`**Answer:** 42`): the math segment (`$..$`, `\\(..\\)`, `\\[..\\]`)
+   it starts with (its value as in rule 4: `$7 \\cdot 6 = 42$` gives 42), else its sentence up to
+   a clause that explains it (", which ...", " since ...", " because ..."); or before that the
+   math alone under a last "# Answer" / "### Final Answer" / "**Final Answer**" heading after
+   the phrase (`# Answer\\n\\n(1, 2)`, the way GPT-4's MATH solutions end);
+4. the answer the final sentence states, as a person reads it (`sgpo_lib.grading.sentence`).
 
-A stated answer (rules 3 and 4) loses the punctuation that ends its sentence or clause inside
-the math (`$-3,$`) and the frame of a displayed equation around its last line
-(`\\end{aligned}`, a trailing `\\\\`, `&`, a note column `& \\text{add 3}`): `strip_wrappers`.
+A stated answer (rules 3 and 4) loses the punctuation that ends it and the frame of a displayed
+equation around it (`strip_wrappers`).
 
 Every step is linear in the tail's length: the braces and math delimiters are read in one
 regex pass with a stack, and the other regexes have no nested quantifiers.
@@ -42,7 +29,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .text import unicode_roots_to_latex
+from .sentence import EXPLANATION_RE, SENTENCE_END_RE, THOUSANDS_RE, final_sentence_answer, stated_value, strip_wrappers
+from .text import unicode_roots_to_latex, unicode_scripts_to_latex
 
 DEFAULT_TAIL_CHARS = 8192
 _UNICODE_LATEX = {"−": "-", "π": "\\pi", "≤": "\\le", "≥": "\\ge", "≠": "\\ne",
@@ -53,47 +41,42 @@ _UNICODE_RE = re.compile("(" + "|".join(map(re.escape, _UNICODE_LATEX)) + ")([A-
 _DISPLAY = r"\\(?:begin|end)\{(?:align|equation|gather|multline|eqnarray)\*?\}"  # a displayed equation without `$$`
 _TOKEN_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\$\$?|\\[()\[\]]|" + _DISPLAY + r"|\\.|[{}]", re.S)
 _CLOSER = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
-_HASH_RE = re.compile(r"####[ \t]*([^\n]+)")
-_PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice))"
-                        r"[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")
-# a clause explaining the answer before it: cut there
-_EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
-_SENTENCE_END_RE = re.compile(r"[.!?](?:\$+|\\[)\]])?(?=\s)|\n")  # `x = 1.$ Then`: a full stop inside the math ends it too
-_COPULA_RE = re.compile(r"(?i)\b(?:is|are|was|were|equals?|be)\b|=|\\approx")
-_BEFORE_QUANTITY_RE = re.compile(r"(?i)(?:\s|\$|\\[(\[]|\*|~|\b(?:about|approximately|exactly|only|just)\b)*")
-_ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^,;=]*\d[^,;=]*?)\s*(?=,|;|\band\b|\bor\b|$)")
-_CONCLUSION_RE = re.compile(r"(?i)(?:^|[\s,;])(?:so(?![ \t]+that\b(?!'))|thus|therefore|hence|which means"
-                            r"|which gives|this gives|giving|for a total of|in total)\b")
-_SUBORDINATE_RE = re.compile(r"(?i)\s*(?:since|because|as|if|given that|when)\b[^,;]*,")
-_REMARK_RE = re.compile(r"\s*(?:\*\*)?(?:Note|Remark|Check|Verification)\s*(?:\*\*)?:")
-_DELIMITER_RE = re.compile(r"\$+|\\[()\[\]]")
-_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+_HASH_RE = re.compile(r"####(?![ \t]*[A-Za-z]{3,}[ \t:])[ \t]*([^\n]+)")  # not a markdown heading: `#### Final Answer`
+_PHRASE_RE = re.compile(r"(?i)(?:final answer|the (?:correct |right )?answer(?: choice)?|the correct (?:option|choice)"
+                        r"|(?<![A-Za-z])answer(?=\**[ \t]*:))\**[ \t]*(?:is\b|:)[ \t]*:?[ \t]*")  # `**Answer:** 42`
+# a markdown heading that announces the answer on the lines below it
+_HEADING_RE = re.compile(r"(?im)^[ \t]*(?:#{1,6}[ \t]*|\*\*)(?:final[ \t]+)?answer[ \t]*:?[ \t]*(?:\*\*)?[ \t]*:?[ \t]*$")
+_PROSE_RE = re.compile(r"(?<![A-Za-z])[A-Za-z]{3,}")
 _SENTENCE_RE = re.compile(r"[^\n]*?(?=\.\s|\.?[ \t]*(?:\n|$))")
-_EXPR_RE = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\\(?:d?frac|sqrt|pi|cdot|times)|(?<![A-Za-z])(?:sqrt|pi)(?![A-Za-z])|\\%"
-                      r"|[0-9{}^/.()*%+\-])+")
-_THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _THOUSANDS_COMMA_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_RELATION_RE = re.compile(r"=|\\(?:approx|equiv|simeq|sim|Rightarrow|implies)(?![A-Za-z])")
-_LINE_BREAK_RE = re.compile(r"\\\\|\n|\\(?:Rightarrow|Longrightarrow|implies|iff|q?quad)(?![A-Za-z])")
-_LONE_VARIABLE_RE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?")
-# a modulus after the value: `\pmod{13}`, `\pmod n`, `(\text{mod } 7)`, `modulo 7`; before a number: it is no answer
-_MODULUS_RE = re.compile(r"\\pmod\s*(?:\{[^{}]*\}|\w+)|\(\s*\\(?:text|mathrm)\{\s*mod\s*\}\s*\w+\s*\)"
-                         r"|(?:\\b?mod|\bmod(?:ulo)?)\s*\{?\s*\w+\}?")
-_MODULUS_BEFORE_RE = re.compile(r"(?:\\pmod|\\b?mod|\bmod(?:ulo)?)\s*\{?\s*$")
-# the frame of a displayed equation around its last line: `\begin{aligned}`, `\end{align*}`, `\\`, `&`
-_ALIGNMENT_RE = re.compile(r"\\(?:begin|end)\{(?:align|aligned|gather|gathered|eqnarray|split|equation|multline)\*?\}"
-                           r"|\\\\\s*$|^\s*(?:\\text\{\s*\}\s*)?&|&\s*(?:\\text\{[^{}]*\}\s*)?$")  # `&\text{added 1}`: a note
 
 
 def clean_text(text: str, tail_chars: int = DEFAULT_TAIL_CHARS) -> str:
-    """The last `tail_chars` characters, NFKC-normalised, with unicode math written as LaTeX.
+    """The last `tail_chars` characters, NFKC-normalised, with unicode math (superscripts, roots,
+    symbols) written as LaTeX.
 
     >>> clean_text("x = \\uff14\\uff12\\x00 and \\ud800 \\u221a30/12")
     'x = 42 and ? \\\\sqrt{30}/12'
     """
     text = text[-tail_chars:].replace("\x00", "")
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return _UNICODE_RE.sub(_to_latex, unicode_roots_to_latex(unicodedata.normalize("NFKC", text)))
+    return _UNICODE_RE.sub(_to_latex, unicode_roots_to_latex(unicodedata.normalize("NFKC", unicode_scripts_to_latex(text))))
+
+
+def without_diagrams(text: str) -> str:
+    """The text without its `[asy] ... [/asy]` diagram code, which often follows the answer.
+
+    >>> without_diagrams("so the area is $12.$ [asy] draw((0,0)--(3,4)); [/asy]")
+    'so the area is $12.$ '
+    """
+    start = text.find("[asy]")
+    while start >= 0:
+        end = text.find("[/asy]", start)
+        if end < 0:
+            return text
+        text = text[:start] + text[end + len("[/asy]"):]
+        start = text.find("[asy]", start)
+    return text
 
 
 def _to_latex(m: re.Match) -> str:
@@ -144,157 +127,31 @@ def _final_boxes(text: str, boxes: list[tuple[int, int]]) -> list[str]:
     return list(dict.fromkeys(c for c in same if c)) or [text[last[0]:last[1]].strip()]
 
 
-def strip_wrappers(s: str) -> str:
-    """Strip markdown bold, math delimiters, the frame of a displayed equation and the
-    punctuation that ends a sentence or a clause around a one-line answer.
+def _math_right_after(text: str, start: int, maths: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The math segment that starts right at `start` (after its delimiter), else None."""
+    return next(((s, e) for s, e in maths if s > start and s - start <= 2 and text[start:start + 1] in "$\\"), None)
 
-    >>> strip_wrappers("**$\\\\frac{3}{4}$**.")
-    '\\\\frac{3}{4}'
-    >>> strip_wrappers("-1,"), strip_wrappers("x &= 4.25 \\\\\\\\\\n\\\\end{aligned}")
-    ('-1', 'x &= 4.25')
-    """
-    s = _ALIGNMENT_RE.sub("", s.strip()).strip().rstrip(".,;:").strip().strip("*").strip()
-    s = re.sub(r"^(\$+|\\\(|\\\[)|(\$+|\\\)|\\\])$", "", s).strip()
-    return _ALIGNMENT_RE.sub("", s).strip().rstrip(".,;:").strip()
+
+def _under_heading(text: str, after: int) -> str | None:
+    """The answer under the last "# Answer" / "### Final Answer" / "**Final Answer**" heading
+    after `after`, when it is math alone (`# Answer\\n\\n(1, 2)`), else None."""
+    headings = [m.end() for m in _HEADING_RE.finditer(text, after)]
+    block = text[headings[-1]:].strip().split("\n\n")[0].strip() if headings else ""
+    answer = strip_wrappers(block)
+    prose = _PROSE_RE.search(re.sub(r"\\[A-Za-z]+", " ", answer))
+    return answer if answer and not prose and len(answer) <= 200 else None
 
 
 def _after_phrase(text: str, start: int, maths: list[tuple[int, int]]) -> str:
     """The answer after a phrase ending at `start`: a math segment right there, else the
     sentence up to an explaining clause."""
-    rest = text[start:start + 2]
-    for s, e in maths:
-        if s > start and s - start <= 2 and rest[:1] in "$\\":
-            return text[s:e]
+    segment = _math_right_after(text, start, maths)
+    if segment:
+        return text[segment[0]:segment[1]]
     m = _SENTENCE_RE.match(text, start)
     sentence = m.group() if m else ""
-    cut = _EXPLANATION_RE.search(sentence)
+    cut = EXPLANATION_RE.search(sentence)
     return sentence[:cut.start()] if cut and any(c.isdigit() or c.isalpha() for c in sentence[:cut.start()]) else sentence
-
-
-def _quantity(text: str, m: re.Match, maths: list[tuple[int, int]]) -> tuple[int, str, bool]:
-    """(start, answer, is the right-hand side of an equation) of one quantity: its math
-    segment's right-hand side after its last `=`, else the whole plain expression, unmatched
-    outer brackets trimmed."""
-    for s, e in maths:
-        if s <= m.start() and m.end() <= e:
-            return (s, *_right_hand_side(text[s:e]))
-    expr = m.group().strip(".").strip()
-    for left, right in ("()", "{}"):
-        while expr.endswith(right) and expr.count(right) > expr.count(left):
-            expr = expr[:-1]
-        while expr.startswith(left) and expr.count(left) > expr.count(right):
-            expr = expr[1:]
-    return m.start(), expr.replace(",", "") if _THOUSANDS_RE.match(expr) else expr, False
-
-
-def _right_hand_side(segment: str) -> tuple[str, bool]:
-    """(value, is the right-hand side of a relation) of a math segment: what follows its last
-    relation (`_RELATION_RE`), a trailing modulus dropped; a lone variable there with a number
-    on the other side of that relation, within its line (`18 &= x`), gives the number."""
-    relations = list(_RELATION_RE.finditer(segment))
-    if not relations:
-        return strip_wrappers(_MODULUS_RE.sub("", segment)), False
-    last = relations[-1]
-    rhs = strip_wrappers(_MODULUS_RE.sub("", segment[last.end():]))
-    if not _LONE_VARIABLE_RE.fullmatch(rhs):
-        return rhs, True
-    begin = max([relations[-2].end()] if len(relations) > 1 else [0])
-    begin = max([begin] + [b.end() for b in _LINE_BREAK_RE.finditer(segment, begin, last.start())])
-    lhs = strip_wrappers(segment[begin:last.start()])
-    is_number = any(c.isdigit() for c in lhs) and not re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", lhs))
-    return (lhs if is_number else rhs), True
-
-
-def _assignments(sentence: str) -> list[str]:
-    """The values of two or more assignments to different names (`x = -1, y = 4`), or to one
-    name (its solutions: `k = -1 or k = -9`), else []."""
-    plain = _DELIMITER_RE.sub(" ", sentence)
-    found = list(_ASSIGNMENT_RE.finditer(plain))
-    names = {m.group(1) for m in found}
-    alternatives = len(names) == 1 and all(re.fullmatch(r"[\s,]*or\s*", plain[a.end():b.start()]) for a, b in zip(found, found[1:]))
-    return [strip_wrappers(m.group(2)) for m in found] if len(found) >= 2 and (len(names) == len(found) or alternatives) else []
-
-
-def _after_copula(sentence: str, starts: dict[int, str], offset: int) -> str | None:
-    """The quantity right after the last copula of the first clause that has one (`starts`: the
-    quantities by their position in the text, `offset`: the sentence's)."""
-    cuts = [m.start() for m in _EXPLANATION_RE.finditer(sentence)] + [len(sentence)]
-    begin = 0
-    for end in cuts:
-        chosen = None
-        for c in _COPULA_RE.finditer(sentence, begin, end):
-            chosen = starts.get(offset + _BEFORE_QUANTITY_RE.match(sentence, c.end()).end(), chosen)
-        if chosen:
-            return chosen
-        begin = end
-    return None
-
-
-def _without_remark(text: str) -> str:
-    """The text without a closing remark that follows the answer: a final paragraph that starts
-    with "Note:" / "Remark:" / "Check:", or a final sentence wholly in parentheses."""
-    body = text.rstrip()
-    paragraph = body.rfind("\n") + 1
-    if paragraph and _REMARK_RE.match(body, paragraph):
-        return body[:paragraph]
-    if not body.endswith((")", ").")):
-        return text
-    end = len(body) - body.endswith(").")
-    depth, i = 0, end
-    while i > 0 and (depth or i == end):
-        i -= 1
-        depth += {")": 1, "(": -1}.get(body[i], 0)
-    before = body[:i].rstrip().rstrip("$").removesuffix("\\]")
-    return body[:i] if i > 0 and depth == 0 and before[-1:] in (".", "!", "?") else text
-
-
-def _final_sentence_answer(text: str, maths: list[tuple[int, int]], problem: str) -> list[str] | None:
-    """The answer the final sentence states (rule 4 of the module docstring)."""
-    text = _without_remark(text)
-    exprs = [m for m in _EXPR_RE.finditer(text)
-             if any(c.isdigit() for c in m.group()) and not _MODULUS_BEFORE_RE.search(text, max(0, m.start() - 12), m.start())]
-    if not exprs:
-        return None
-    last = exprs[-1]
-    ends = [m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, last.start() - 2000), last.start())]
-    begin = ends[-1] if ends else max(0, last.start() - 2000)
-    end_m = _SENTENCE_END_RE.search(text, last.end())
-    sentence = text[begin:end_m.start() if end_m else len(text)]
-    skip = _main_clause(sentence)
-    begin, sentence = begin + skip, sentence[skip:]
-    listed = _assignments(sentence)
-    if listed:
-        return listed
-    found = [_quantity(text, m, maths) for m in exprs if m.start() >= begin]
-    quantities = {start: value for start, value, _ in found if value}
-    equations = {start for start, _, equation in found if equation}
-    if not quantities:
-        return None
-    stated = _after_copula(sentence, quantities, begin)
-    if stated:
-        return [stated]
-    return [_not_given(quantities, equations, problem)]
-
-
-def _main_clause(sentence: str) -> int:
-    """Where the clause that states the answer begins: after the last conclusion word ("so",
-    "thus", "hence", "which means", "for a total of" ...) that a digit follows; else after a
-    leading subordinate clause ("Since ..., ", "If ..., "); else 0."""
-    last_digit = max(sentence.rfind(d) for d in "0123456789")
-    marks = [m.end() for m in _CONCLUSION_RE.finditer(sentence) if m.end() <= last_digit]
-    if marks:
-        return marks[-1]
-    lead = _SUBORDINATE_RE.match(sentence)
-    return lead.end() if lead and lead.end() <= last_digit else 0
-
-
-def _not_given(quantities: dict[int, str], equations: set[int], problem: str) -> str:
-    """The last quantity, unless it is a plain number given in the problem, not the right-hand
-    side of an equation, and another plain number of the sentence is not given."""
-    last_start, last = max(quantities.items())
-    given = set(_NUMBER_RE.findall(problem.replace(",", "")))
-    fresh = [v for v in quantities.values() if _NUMBER_RE.fullmatch(v) and v not in given]
-    return fresh[-1] if last in given and last_start not in equations and fresh else last
 
 
 def extract_answer(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "") -> tuple[str | None, str]:
@@ -329,22 +186,29 @@ def answer_for(parts: list[str], gold: str) -> str:
     return parts[-1] if single else ", ".join(parts)
 
 
-def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "") -> tuple[list[str] | None, str]:
+def extract_answers(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, problem: str = "",
+                    keep_relation: bool = False) -> tuple[list[str] | None, str]:
     """(answers, how): the rules of the module docstring; several answers for several boxes on
     the final line (rule 1) or several assignments in the final sentence (rule 4), else one.
-    `problem` (optional) tells rule 4 which numbers are given."""
-    text = clean_text(text, tail_chars)
+    `problem` (optional) tells rule 4 which numbers are given; `keep_relation` makes it read a
+    math segment's last equation whole (for an equation reference: `sentence.equation_reference`)."""
+    text = without_diagrams(clean_text(text, tail_chars))
     boxes, maths = _scan(text)
     if boxes:
         return _final_boxes(text, boxes), "boxed"
     found = [strip_wrappers(c) for c in _HASH_RE.findall(text)]
     if found and found[-1]:
-        return [found[-1].replace(",", "") if _THOUSANDS_RE.match(found[-1]) else found[-1]], "hash"
+        return [found[-1].replace(",", "") if THOUSANDS_RE.match(found[-1]) else found[-1]], "hash"
     phrases = [m.end() for m in _PHRASE_RE.finditer(text)]
-    answer = strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else ""
+    headed = _under_heading(text, phrases[-1] if phrases else 0)
+    if headed:
+        return [headed], "answer_is"
+    segment = _math_right_after(text, phrases[-1], maths) if phrases else None
+    answer = stated_value(text[segment[0]:segment[1]], keep_relation) if segment else ""  # `is $7 \cdot 6 = 42$`: 42
+    answer = answer or (strip_wrappers(_after_phrase(text, phrases[-1], maths)) if phrases else "")
     if answer:
-        return [answer.replace(",", "") if _THOUSANDS_RE.match(answer) else answer], "answer_is"
-    found = _final_sentence_answer(text, maths, problem)
+        return [answer.replace(",", "") if THOUSANDS_RE.match(answer) else answer], "answer_is"
+    found = final_sentence_answer(text, maths, problem, keep_relation)
     return (found, "last_expression") if found else (None, "none")
 
 
@@ -360,7 +224,7 @@ def answer_sentences(text: str, tail_chars: int = DEFAULT_TAIL_CHARS, last: int 
     boxes, maths = _scan(text)
     if boxes:
         s, e = max(boxes, key=lambda b: b[1])
-        begin = max((m.end() for m in _SENTENCE_END_RE.finditer(text, max(0, s - 500), s)), default=max(0, s - 500))
+        begin = max((m.end() for m in SENTENCE_END_RE.finditer(text, max(0, s - 500), s)), default=max(0, s - 500))
         return [text[s:e], text[begin:e + 1]]
     phrases = [m.end() for m in _PHRASE_RE.finditer(text)]
     if phrases:

@@ -22,8 +22,9 @@ in `sgpo_lib.grading.worker`.
 
 Departures from plain math-verify: our own extractor (the same answer whatever the
 benchmark; several boxes on the final line form a set, or against a one-item reference the
-last of them counts; without a box, the answer the final sentence states), plain-text math
-(`sqrt`, `pi`, `ln`) and unicode roots read as LaTeX, multiple-choice letters with their label,
+last of them counts; without a box, the answer the final sentence states, and the whole equation
+against an equation reference), plain-text math (`sqrt`, `pi`, `ln`, `3.2 x 10^-5`) and unicode
+roots read as LaTeX, multiple-choice letters with their label,
 yes/no = true/false, plain numbers compared by the numeric policy (`numeric_policy`: a decimal
 reference accepts what rounds to it, else a relative tolerance; see `sgpo_lib.grading.check`),
 percent signs (and, in a problem stated in percent, `0.625` = `62.5`: each task carries the

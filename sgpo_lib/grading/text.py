@@ -6,6 +6,12 @@
   lowercase Greek names and `infinity`. Without it the parser reads `pi` as p·i and `ln` as
   l·n, and `sqrt(...)` as leftover text. A name is rewritten only as a whole word not already
   behind a backslash, so LaTeX input is unchanged, and both sides of a comparison get it alike.
+- `plain_scientific` (part of `plain_math_to_latex`): `3.2 x 10^-5`, `3.2*10^(-5)`, `3.2 \\times 10^-5`
+  -> `3.2\\times10^{-5}`: an exponent without braces, or in parentheses, is the whole signed
+  number (LaTeX would read `10^-5` as 10^{-}5), and a spaced `x` between a number and `10^` is
+  a times sign.
+- `unicode_scripts_to_latex`: `10⁻³⁴` -> `10^{-34}`, `m/s²` -> `m/s^{2}`, `x₁` -> `x_{1}` (NFKC would
+  make them `10-34`, `m/s2`, `x1`).
 - `unicode_roots_to_latex`: `√30/12` -> `\\sqrt{30}/12` (LaTeX reads `\\sqrt30` as √3·0),
   `√(x+1)` -> `\\sqrt{x+1}`, `∛2` -> `\\sqrt[3]{2}`.
 
@@ -27,6 +33,10 @@ _WORD_RE = re.compile(r"(?<![\\A-Za-z])(" + "|".join(sorted(_GREEK + _FUNCTIONS,
                       + r"|infinity|sqrt)(?![A-Za-z])")
 _ROOT_OPERAND_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\[A-Za-z]+|[A-Za-z])")
 _ROOTS = {"√": "\\sqrt", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]"}
+_SCIENTIFIC_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\s[x]\s|\*|\\times|\\cdot)\s*10\s*\^\s*(?:\{\s*([-+]?\d+)\s*\}|\(\s*([-+]?\d+)\s*\)|([-+]?\d+))")
+_SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱ", "0123456789+-=()ni"))
+_SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎", "0123456789+-=()"))
+_SCRIPT_RUN_RE = re.compile("([" + "".join(_SUPERSCRIPTS) + "]+)|([" + "".join(_SUBSCRIPTS) + "]+)")
 _BOLD_RE = re.compile(r"\\(?:mathbf|boldsymbol|bm|textbf)\s*\{([^{}]*)\}")
 _SPACED_DIGITS_RE = re.compile(r"(?<=[\d.,-])\s+(?=[\d.,])|(?<=\d)\s+(?=[.,])")
 
@@ -68,6 +78,16 @@ def _apply(s: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out) + s[pos:]
 
 
+def unicode_scripts_to_latex(s: str) -> str:
+    """Unicode superscript and subscript runs as `^{...}` and `_{...}` (see the module docstring).
+
+    >>> unicode_scripts_to_latex("6.63 × 10⁻³⁴ J·s, 9.8 m/s², x₁₂")
+    '6.63 × 10^{-34} J·s, 9.8 m/s^{2}, x_{12}'
+    """
+    return _SCRIPT_RUN_RE.sub(lambda m: "^{%s}" % "".join(_SUPERSCRIPTS[c] for c in m.group(1)) if m.group(1)
+                              else "_{%s}" % "".join(_SUBSCRIPTS[c] for c in m.group(2)), s)
+
+
 def unicode_roots_to_latex(s: str) -> str:
     """Root signs with their operand in braces.
 
@@ -89,6 +109,7 @@ def plain_math_to_latex(s: str) -> str:
     >>> plain_math_to_latex("\\\\sqrt{2} + \\\\pi + \\\\varphi + x_{max} + \\\\text{spin}")
     '\\\\sqrt{2} + \\\\pi + \\\\varphi + x_{max} + \\\\text{spin}'
     """
+    s = plain_scientific(s)
     matches = list(_WORD_RE.finditer(s))
     if not matches:
         return s
@@ -101,6 +122,19 @@ def plain_math_to_latex(s: str) -> str:
         else:
             edits.append((m.start(), m.end(), "\\infty" if word == "infinity" else "\\" + word))
     return _apply(s, edits)
+
+
+def plain_scientific(s: str) -> str:
+    """Scientific notation in any spelling as `a\\times10^{b}` (see the module docstring).
+
+    >>> plain_scientific("3.2 x 10^-5 m"), plain_scientific("6*10^(23)"), plain_scientific("2x10^3")
+    ('3.2\\\\times10^{-5} m', '6\\\\times10^{23}', '2x10^3')
+    >>> plain_scientific("2 \\\\times 10^{3}")
+    '2\\\\times10^{3}'
+    """
+    if "10" not in s:
+        return s
+    return _SCIENTIFIC_RE.sub(lambda m: f"{m.group(1)}\\times10^{{{next(g for g in m.groups()[1:] if g)}}}", s)
 
 
 def unbold(s: str) -> str:

@@ -37,6 +37,7 @@ import sys
 from .check import DEFAULT_NUMERIC_POLICY, MAX_ANSWER_CHARS, check
 from .extract import answer_for, answer_sentences, extract_answers
 from .restate import restates
+from .sentence import equation_reference
 from .words import polarity, stated_polarity
 
 # Event prefixes refused once the hook is on; `os.listdir`/`os.scandir` stay allowed (imports).
@@ -75,7 +76,7 @@ def grade_item(item: dict, tail_chars: int) -> dict:
     problem = str(item.get("problem", ""))
     if kind == "math" and polarity(gold) is not None:
         return _grade_polarity(text, polarity(gold), problem, tail_chars)
-    parts, _how = extract_answers(text, tail_chars, problem)
+    parts, _how = extract_answers(text, tail_chars, problem, keep_relation=equation_reference(gold))
     if not parts:
         return {"reward": 0.0, "reason": "no_answer", "pred": ""}
     pred = answer_for(parts, gold)
