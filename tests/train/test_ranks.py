@@ -2,12 +2,14 @@
 every collective (`train.rl_coef: 0` with no correct guided rollout on one rank), three ranks with
 uneven shares reach a one-rank run's weights, a collective that waits past `train.dist_timeout_s`
 ends the run naming the step, SIGTERM stops every rank within seconds, and two "machines" on localhost
-(`--num_machines 2`) train when they share the run folder and stop naming it when they do not.
+(`--num_machines 2`) train when they share the run folder and stop naming it when they do not;
+the vLLM-CPU backend on two ranks samples and trains as one rank does.
 
 Tolerance of the weight comparisons: atol 1e-3 (lr 0.05). The ranks sum their gradients in another
 order than one process does; Adam divides by sqrt(v), which magnifies that float32 noise where a
 gradient is near zero, while a rank out of step is off by about lr (measured after 2 steps: grpo
-and hpt equal to the bit, luffy 9e-6, three ranks 8e-6). Both runs must take every optimizer
+and hpt equal to the bit, luffy 9e-6, three ranks 8e-6, the vLLM backend 2e-4: its log-probs enter
+the loss, and differ by ~1e-6 with the engine's batch). Both runs must take every optimizer
 step: a reference that skipped its steps (non-finite loss) would compare nothing."""
 
 import os
@@ -93,11 +95,12 @@ def _weights(out, step):
     return torch.load(out / "checkpoints" / f"step_{step:06d}.pt", weights_only=False)["trainable"]
 
 
-def _same_as_one_rank(tmp_path, model, ranks, overrides, grader, steps, port):
+def _same_as_one_rank(tmp_path, model, ranks, overrides, grader, steps, port, env=ENV):
     one, many = tmp_path / "one", tmp_path / f"r{ranks}"
-    subprocess.run([sys.executable, _script(tmp_path, model, one, overrides, grader, steps=steps)], env=ENV,
+    subprocess.run([sys.executable, _script(tmp_path, model, one, overrides, grader, steps=steps)], env=env,
                    check=True, capture_output=True, timeout=300)
-    rc, stderr = _run_group(_launch(ranks, _script(tmp_path, model, many, overrides, grader, steps=steps), port), 300)
+    rc, stderr = _run_group(_launch(ranks, _script(tmp_path, model, many, overrides, grader, steps=steps), port), 300,
+                            env)
     assert rc == 0, stderr[-3000:]  # a hang fails here, its ranks killed
     assert fileio.read_jsonl(many / "metrics.jsonl")[0]["ranks"] == ranks
     for out in (one, many):  # both took every optimizer step (a skipped reference compares nothing)
@@ -126,6 +129,28 @@ def test_three_ranks_with_uneven_shares_match_one_rank(tmp_path, tiny_model_dir)
 @pytest.mark.parametrize("method, port", [("hpt", 29528), ("luffy", 29529), ("grpo", 29530)])
 def test_two_ranks_match_one_rank_for_the_baselines(tmp_path, tiny_model_dir, method, port):
     _same_as_one_rank(tmp_path, tiny_model_dir, 2, {"train.method": method}, "ParityGrader", 2, port)
+
+
+@pytest.mark.vllm
+def test_two_ranks_with_the_vllm_backend_match_one_rank(tmp_path, tiny_model_dir):
+    """vLLM-CPU engines under `accelerate launch` (`distributed_executor_backend="external_launcher"`,
+    one engine a rank, in the rank's process): the same rollouts and weights as one rank. LoRA r 8
+    (vLLM takes max_lora_rank 1, 8, 16, ...)."""
+    pytest.importorskip("vllm")
+    overrides = {"rollout.backend": "vllm", "rollout.max_model_len": 512, "rollout.kv_cache_gib": 1,
+                 "rollout.enforce_eager": True, "model.lora.r": 8, "model.lora.alpha": 16}
+    env = {**ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # the one-rank engine core in-process, as in conftest
+    _same_as_one_rank(tmp_path, tiny_model_dir, 2, overrides, "ParityGrader", 2, 29531, env)
+    assert fileio.read_jsonl(tmp_path / "r2" / "backends.jsonl")[0]["generator"] == "VLLMGenerator"
+    assert all(r["sync/probe_gap"] < 1e-4 for r in fileio.read_jsonl(tmp_path / "r2" / "metrics.jsonl")[1:])
+    for name in ("step_000001", "step_000002"):  # step 2 samples from the synced adapter
+        one = fileio.read_jsonl(tmp_path / "one" / "completions" / f"{name}.jsonl")
+        two = [r for rank in (0, 1) for r in fileio.read_jsonl(tmp_path / "r2" / "completions" / f"{name}.rank{rank}.jsonl")]
+        assert sorted(map(_rollout_key, two)) == sorted(map(_rollout_key, one)), name
+
+
+def _rollout_key(row: dict) -> tuple:
+    return row["problem_id"], row["guided"], row["response"], row["reward"]
 
 
 def test_a_nonfinite_loss_on_one_rank_is_skipped_by_every_rank(tmp_path, tiny_model_dir):
