@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ..model.checkpoint import rng_state
 

@@ -10,7 +10,6 @@ import torch
 
 from sgpo_lib.train.last_step import LastCompletedStep
 
-
 pytestmark = pytest.mark.timeout(30)  # a lock a test forgot would hang it
 
 

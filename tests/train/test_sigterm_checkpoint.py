@@ -12,12 +12,11 @@ import time
 
 import pytest
 import torch
+from trainer_fixtures import TESTS_DIR, ParityGrader, make_data, params_file
 
 from sgpo_lib.config.run import load_config
 from sgpo_lib.core import fileio
 from sgpo_lib.train.trainer import train
-
-from trainer_fixtures import TESTS_DIR, ParityGrader, make_data, params_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
