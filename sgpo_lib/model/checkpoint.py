@@ -35,8 +35,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save(ckpt_dir: Path, step: int, model, optimizer, scheduler, extra: dict | None = None, keep: int = 2) -> Path:
-    """Write `step_NNNNNN.pt`, point `latest.json` at it, prune older ones beyond `keep`."""
+def save(ckpt_dir: Path, step: int, model, optimizer, scheduler, extra: dict | None = None, keep: int = 2,
+         rng: dict | None = None) -> Path:
+    """Write `step_NNNNNN.pt`, point `latest.json` at it, prune older ones beyond `keep`. `rng`: the
+    RNG states to store (`rng_state()` taken earlier); None takes the current ones."""
     ckpt_dir = Path(ckpt_dir)
     path = ckpt_dir / f"step_{step:06d}.pt"
     fileio.save_torch(path, {
@@ -44,7 +46,7 @@ def save(ckpt_dir: Path, step: int, model, optimizer, scheduler, extra: dict | N
         "trainable": trainable_state(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": rng_state(),
+        "rng": rng or rng_state(),
         "extra": extra or {},
     })
     fileio.write_json(ckpt_dir / "latest.json", {"step": step, "file": path.name})

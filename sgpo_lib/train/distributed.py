@@ -13,8 +13,10 @@
 - `collective_timeout`: such a failure rewritten as an error that names the step and the rank.
 - `StopOnSigterm`: SIGTERM ends the rank within seconds even while it waits inside a collective
   (a Python handler would only run once the collective returned): a thread woken through the
-  signal wakeup fd writes STATUS `failed` naming the step, and exits the process. The latest
-  checkpoint (`train.checkpoint_every`) is what a resumed run starts from.
+  signal wakeup fd lets the main process checkpoint the last completed step when its state is
+  whole (`last_step.LastCompletedStep`), writes STATUS `failed` naming the step and what became
+  of the checkpoint, and exits the process. Every rank writes STATUS; rank 0's line, written
+  after its save, is normally the last.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -138,17 +141,22 @@ os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 class StopOnSigterm:
-    """SIGTERM -> STATUS `failed` ("stopped by SIGTERM at step N on rank R") and exit 143 within
-    seconds, whatever the main thread is doing. A Python handler only runs when the main thread
-    returns from C (never, inside a hung collective), but the interpreter's C-level handler writes
-    the signal number to the wakeup fd at once: a thread reading it does the stopping. Use as a
-    context manager around the training loop; `step_of()` names the step in progress. Outside the
-    main thread it does nothing and the default SIGTERM action stands."""
+    """SIGTERM -> STATUS `failed` ("stopped by SIGTERM at step N on rank R; <note>") and exit 143
+    within seconds, whatever the main thread is doing. A Python handler only runs when the main
+    thread returns from C (never, inside a hung collective), but the interpreter's C-level handler
+    writes the signal number to the wakeup fd at once: a thread reading it does the stopping. Use
+    as a context manager around the training loop; `step_of()` names the step in progress and
+    `before_exit()` (the main process's checkpoint, `LastCompletedStep.save_for_stop`) runs first
+    and returns the note. Outside the main thread it does nothing and the default SIGTERM action
+    stands."""
+
+    HOLD_S = 120.0  # how long `hold_if_stopping` keeps the main thread while the stop runs
 
     def __init__(self, out_dir: Path, rank: int, write_status):
         self.out_dir, self.rank, self.write_status = Path(out_dir), rank, write_status
         self.step_of = lambda: 0
-        self._active = False
+        self.before_exit = lambda: ""
+        self._active, self._stopping = False, threading.Event()
 
     def __enter__(self) -> "StopOnSigterm":
         if threading.current_thread() is threading.main_thread():
@@ -168,12 +176,25 @@ class StopOnSigterm:
                 return
             if signal.SIGTERM in data:
                 break
+        self._stopping.set()
         message = f"stopped by SIGTERM at step {self.step_of()} on rank {self.rank}"
+        try:
+            note = self.before_exit()
+        except Exception as e:  # the stop goes on: the run resumes from the latest checkpoint
+            note = f"no checkpoint: writing it failed ({type(e).__name__}: {e})"
+        message += f"; {note}" if note else ""
         log.error(message)
         try:
             self.write_status(self.out_dir, "failed", message)
         finally:
             os._exit(SIGTERM_EXIT)
+
+    def hold_if_stopping(self) -> None:
+        """In the main thread's error path: while a SIGTERM stop runs (the other ranks gone, a
+        collective failed), wait for it to exit the process rather than overwrite its STATUS or
+        end the interpreter under its checkpoint save."""
+        if self._stopping.is_set():
+            time.sleep(self.HOLD_S)
 
     def __exit__(self, *exc) -> None:
         if self._active:

@@ -14,7 +14,8 @@ share of the step's problems and the gradients are summed across ranks after the
 (normalisers count the tokens of all ranks): DDP's result without wrapping the model, since the
 losses call the decoder and the lm_head separately. Ranks skip a non-finite step together; logged
 step metrics are means over the ranks. Batches and seeds derive from `(seed, step, ...)`, so a
-resumed run redraws the same samples and reaches the same weights as an uninterrupted one.
+resumed run redraws the same samples and reaches the same weights as an uninterrupted one; a
+SIGTERM checkpoints the last completed step first when its state is whole (`last_step`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep
 from ..model import checkpoint, memory_plan
 from ..model.generation import SamplingSpec, TransformersGenerator
 from ..model.policy import enable_gradient_checkpointing, load_policy, token_logprobs
-from . import adapters, backends, distributed, engine_checks, updates
+from . import adapters, backends, distributed, engine_checks, last_step, updates
 from .backends import vllm_generator
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class Trainer:
                                                               cfg.train.sync_check_tol) if data.train else None
         self.nonfinite_in_row = 0
         self.step = 0  # the step in progress (named by a SIGTERM or a collective timeout)
+        self.last = last_step.LastCompletedStep(self._save_checkpoint)  # what a SIGTERM can checkpoint
 
     # ------------------------------------------------------------ setup
     def _make_generator(self):
@@ -236,6 +238,7 @@ class Trainer:
         if self.acc.num_processes > 1:  # every parameter, every step, on every rank: no rank skips the collective
             distributed.sum_grads(params, lambda t: self.acc.reduce(t, "sum"))
         norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
+        self.last.moving()
         self.opt.step()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
@@ -324,6 +327,7 @@ class Trainer:
         step = checkpoint.restore(state, self.model, self.opt, self.sched)
         self.nonfinite_in_row = state["extra"].get("nonfinite_in_row", 0)
         self.alpha.load_state_dict(state["extra"].get("alpha", {}))
+        self.last.resumed(step)
         if self.acc.is_main_process:  # logs are re-written past the checkpoint
             rewind_logs(self.out_dir, step)
         self._sync_generator(step, "resume")
@@ -367,13 +371,16 @@ class Trainer:
             if not main:
                 continue  # ranks hold identical weights: the main process logs and checkpoints
             self.metrics.log(step, **metrics)
-            if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
-                checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched,
-                                {"nonfinite_in_row": self.nonfinite_in_row, "alpha": self.alpha.state_dict()},
-                                keep=cfg.output.keep_checkpoints)
+            save = step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps
+            self.last.completed(step, {"nonfinite_in_row": self.nonfinite_in_row, "alpha": self.alpha.state_dict()}, save)
+            if save:
                 adapters.prune(self.out_dir, cfg.train.keep_adapters)  # those of pruned checkpoints too
         self.acc.wait_for_everyone()
         return self._finish() if main else {}
+
+    def _save_checkpoint(self, step: int, extra: dict, rng: dict | None) -> None:
+        checkpoint.save(self.out_dir / "checkpoints", step, self.model, self.opt, self.sched, extra,
+                        keep=self.cfg.output.keep_checkpoints, rng=rng)
 
     def _finish(self) -> dict:
         """The final weights, `results.json` and STATUS done."""
@@ -395,8 +402,11 @@ def train(cfg: RunConfig, data: TrainData, out_dir: Path, grader) -> dict:
         try:
             trainer = Trainer(cfg, data, out_dir, grader)
             stop.step_of = lambda: trainer.step
+            if trainer.acc.is_main_process:  # the main process checkpoints the last completed step
+                stop.before_exit = trainer.last.save_for_stop
             return trainer.run()
         except BaseException:
+            stop.hold_if_stopping()  # a SIGTERM stop in progress writes STATUS and exits
             write_status(out_dir, "failed", traceback.format_exc())
             raise
         finally:
