@@ -18,6 +18,9 @@ Conventions shared with the transformers backend (see `sgpo_lib.model.generation
 - `finish_reason`: vLLM's "stop" becomes "eos" when no stop string fired (EOS or a stop
   token id), else "stop"; the text excludes the stop string (`include_stop_str_in_output=False`).
 
+`max_lora_rank` is raised to the smallest rank vLLM accepts (its `MaxLoRARanks`: 1, 8, 16, ...):
+an adapter of rank 4 is served by an engine built for rank 8 (vLLM refuses 4).
+
 Departure: `Completion.topk_*` are rebuilt from vLLM's per-position dict, which holds the
 top-K plus the sampled token; ties in rank are broken by log-prob order.
 """
@@ -32,6 +35,18 @@ from .generation import Completion, SamplingSpec, check_generate_args, sample_se
 logger = logging.getLogger(__name__)
 
 GIB = 1 << 30
+
+
+def engine_lora_rank(r: int, accepted: tuple[int, ...]) -> int:
+    """The smallest of vLLM's `accepted` LoRA ranks that holds an adapter of rank `r`.
+
+    >>> engine_lora_rank(4, (1, 8, 16)), engine_lora_rank(8, (1, 8, 16)), engine_lora_rank(1, (1, 8))
+    (8, 8, 1)
+    """
+    fitting = [a for a in sorted(accepted) if a >= r]
+    if not fitting:
+        raise ValueError(f"model.lora.r = {r} is above the largest LoRA rank vLLM serves ({max(accepted)})")
+    return fitting[0]
 
 
 class VLLMGenerator:
@@ -59,7 +74,8 @@ class VLLMGenerator:
 
         if kv_cache_gib is not None:
             engine_kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * GIB)
-        lora_kwargs = {"enable_lora": True, "max_lora_rank": max_lora_rank} if enable_lora else {}
+        lora_kwargs = {"enable_lora": True, "max_lora_rank": engine_lora_rank(max_lora_rank, _accepted_lora_ranks())
+                       } if enable_lora else {}
         self.llm = LLM(
             model=str(model_dir),
             tensor_parallel_size=tensor_parallel_size,
@@ -163,3 +179,12 @@ def _finish_reason(output) -> str:
     if output.finish_reason == "stop":
         return "stop" if isinstance(output.stop_reason, str) else "eos"
     raise RuntimeError(f"vLLM finished a request with unexpected reason {output.finish_reason!r}")
+
+
+def _accepted_lora_ranks() -> tuple[int, ...]:
+    """vLLM's `MaxLoRARanks` (the ranks its engine can be built for)."""
+    import typing
+
+    from vllm.config.lora import MaxLoRARanks
+
+    return typing.get_args(MaxLoRARanks)
