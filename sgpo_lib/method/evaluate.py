@@ -36,6 +36,7 @@ import pandas as pd
 from ..core import cache_files, fileio
 from ..core.cache import cache_dir, cache_root
 from ..core.records import Problem
+from ..core.run_folder import EVAL_PROBLEMS_FILE
 from ..core.seeding import derive_seed
 from ..data import prompts
 from ..model.generation import SamplingSpec, generate_counts
@@ -133,6 +134,16 @@ def table_of(rows: list[dict], tag: str = "eval") -> pd.DataFrame:
     table = summarize(rows)
     log.info("%s: paper average avg@k %s", tag, paper_average(table).round(4).to_dict())
     return table
+
+
+def log_step(out_dir: Path, step: int, per_problem: list[dict], write: bool) -> list[dict]:
+    """The step's table rows from its per-problem rows; with `write` (the main process) both are
+    appended to the run folder (`evals.jsonl`, `EVAL_PROBLEMS_FILE`)."""
+    rows = [{**r, "step": step} for r in table_of(per_problem).to_dict("records")]
+    for name, logged in (("evals.jsonl", rows), (EVAL_PROBLEMS_FILE, [{"step": step, **r} for r in per_problem])):
+        for r in logged if write else ():
+            fileio.append_jsonl(Path(out_dir) / name, r)
+    return rows
 
 
 def evaluate_rows(generator, tokenizer, problems: list[Problem], grader, *, k: int, temperature: float,

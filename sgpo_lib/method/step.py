@@ -227,6 +227,18 @@ def unguided_logprobs(model, seqs: list[Seq], pad_id: int, device, micro: int) -
     return out
 
 
+def select_one_target(model, seqs: list[Seq], pad_id: int, device, micro: int, score_mode: str,
+                      keep_old: bool) -> list[Seq]:
+    """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
+    no-grad pass; kept as their old log-probs when `keep_old`, i.e. the batch takes several
+    updates) and keep one per problem (`keep_one_target`)."""
+    scored = targets_to_score(seqs)
+    lps = unguided_logprobs(model, scored, pad_id, device, micro)
+    for s, lp in zip(scored, lps):
+        s.old_logprobs = lp if keep_old else None
+    return keep_one_target(seqs, {id(s): target_score(lp, score_mode) for s, lp in zip(scored, lps)})
+
+
 def old_logprobs(model, seqs: list[Seq], pad_id: int, device, micro: int) -> None:
     """Set `old_logprobs` `(n_i,)` of each sequence under its own (unguided) prompt."""
     for s, lp in zip(seqs, unguided_logprobs(model, seqs, pad_id, device, micro)):

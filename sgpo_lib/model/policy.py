@@ -130,6 +130,15 @@ def token_logprobs(model, batch: SeqBatch, chunk_size: int | None = None, with_e
     return tuple(outs) if with_entropy else outs[0]
 
 
+def reference_logprobs_fn(model):
+    """`batch -> token log-probs` of the reference policy: the model with its LoRA adapter disabled, no grad."""
+
+    def reference(batch):
+        with torch.no_grad(), model.disable_adapter():
+            return token_logprobs(model, batch)
+    return reference
+
+
 def check_attn_implementation(name: str | None) -> None:
     """`flash_attention_2` needs the flash-attn package (CUDA only); fail naming the key, not deep in transformers."""
     import importlib.util

@@ -1,11 +1,11 @@
 """The configured rollout backend on the configured device, for every stage that samples.
 
 architecture.md, `rollout`: one generator per policy. The trainer builds its generator with
-`make_generator` (vLLM with the LoRA adapter hot-loaded after every update, or the live
-transformers model); notebooks 02 and 03 (`guidance_shift`) sample base students and trained
-policies through `PolicySampler`, which uses the same backend and device: one vLLM engine for
-the base model whose adapters are swapped in (no `transformers` copy of the model is loaded),
-or the model on `device()`. The device is the trainer's: CUDA when available, else CPU.
+`rollout_generator` (vLLM, which `load_adapter` gives each new adapter, or the live transformers
+model); notebooks 02 and 03 (`guidance_shift`) sample base students and trained policies
+through `PolicySampler`, which uses the same backend and device: one vLLM engine for the base
+model whose adapters are swapped in (no `transformers` copy of the model is loaded), or the
+model on `device()`. The device is the trainer's: CUDA when available, else CPU.
 
 Every stage records what it actually used (`record`: the generator's class and the device its
 weights are on) in `backends.jsonl` of its folder, so a run can be checked for a stage that
@@ -24,6 +24,7 @@ from ..core import fileio
 from ..model.generation import TransformersGenerator
 from ..model.policy import load_policy
 from ..model.vllm_engine import VLLMGenerator
+from . import adapters
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,29 @@ def vllm_generator(cfg, model_dir: Path, **launch_kwargs):
                          max_model_len=r.max_model_len, dtype=cfg.model.dtype, seed=cfg.seed,
                          max_logprobs=max(20, r.topk_logprobs), enforce_eager=r.enforce_eager,
                          kv_cache_gib=r.kv_cache_gib, **launch_kwargs)
+
+
+def rollout_generator(cfg, model_dir: Path, model, tokenizer, acc):
+    """The trainer's rollout engine: vLLM (under `accelerate launch` each rank's engine joins the
+    launcher's process group, as in TRL's colocate mode, instead of starting a runtime of its own)
+    or the transformers sampler over the trainer's own model."""
+    r = cfg.rollout
+    if r.backend == "vllm":
+        launch = {"distributed_executor_backend": "external_launcher"} if acc.num_processes > 1 else {}
+        return vllm_generator(cfg, model_dir, **launch)
+    return TransformersGenerator(model, tokenizer, acc.device, batch_size=r.batch_size, merge_lora=r.merge_lora)
+
+
+def load_adapter(generator, model, out_dir: Path, step: int, acc, keep_adapters: int) -> None:
+    """Every rank's vLLM engine loads the adapter of `step` (saved once, by the main process);
+    then adapters beyond `train.keep_adapters` go (`adapters.prune`)."""
+    adapter_dir = adapters.adapter_dir(out_dir, step)
+    if acc.is_main_process:
+        model.save_pretrained(adapter_dir)
+    acc.wait_for_everyone()
+    generator.update_weights(adapter_dir)
+    if acc.is_main_process:  # the new adapter is in place
+        adapters.prune(out_dir, keep_adapters)
 
 
 def generator_device(generator) -> str:

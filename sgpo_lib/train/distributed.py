@@ -5,6 +5,9 @@
   rank whose share of the step produced no loss (`train.rl_coef: 0` and no correct guided
   rollout, say) still joins the same single all-reduce, so no rank waits for a collective that
   another rank skipped.
+- `summed`, `all_finite`, `gather_rows`, `mean_over_ranks`: the step's other collectives (global
+  token counts for the normalisers, a non-finite loss skipped by all ranks together, the rows
+  every rank must hold, metrics averaged over the ranks); each is a no-op on one rank.
 - `rank_zero_first`: strategy extraction and cache builds on rank 0 while the others wait.
 - `process_group_kwargs`: `train.dist_timeout_s` passed to the process group, so a rank that
   waits longer than that for the others fails instead of idling for the backend's default.
@@ -22,16 +25,18 @@
 from __future__ import annotations
 
 import datetime
-from contextlib import contextmanager
 import logging
 import os
 import secrets
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
+from accelerate.utils import gather_object
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,33 @@ def sum_grads(params: list[torch.nn.Parameter], reduce_sum) -> None:
         n = p.numel()
         p.grad = total[offset:offset + n].view_as(p).to(p.dtype, copy=True) if count > 0 else None
         offset += n
+
+
+def summed(acc, values: list[float], floor: float) -> list[float]:
+    """`values` summed over the ranks (float64), each at least `floor`."""
+    local = torch.tensor(values, dtype=torch.float64, device=acc.device)
+    total = acc.reduce(local, "sum") if acc.num_processes > 1 else local
+    return total.clamp_min(floor).tolist()
+
+
+def all_finite(acc, loss: float) -> bool:
+    """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
+    bad = torch.tensor([0.0 if np.isfinite(loss) else 1.0], device=acc.device)
+    return float(acc.reduce(bad, "sum") if acc.num_processes > 1 else bad) == 0.0
+
+
+def gather_rows(rows: list) -> list:
+    """Every rank's `rows`, concatenated in rank order, on every rank (the list itself on one rank)."""
+    return gather_object(rows)
+
+
+def mean_over_ranks(acc, metrics: dict) -> dict:
+    """Each metric averaged over the ranks that report it (every rank sees its own share)."""
+    if acc.num_processes == 1:
+        return metrics
+    per_rank = gather_object([metrics])
+    keys = dict.fromkeys(k for m in per_rank for k in m)
+    return {k: float(np.mean([m[k] for m in per_rank if k in m])) for k in keys}
 
 
 def check_shared_folder(out_dir: Path, acc) -> None:

@@ -26,10 +26,8 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
 from transformers import get_scheduler
 
 from ..config.run import RunConfig, config_to_yaml
@@ -37,25 +35,24 @@ from ..core import fileio
 from ..core.environment import record_code
 from ..core.locks import rank_zero_lock
 from ..core.records import Problem, TrainData
-from ..core.run_folder import EVAL_PROBLEMS_FILE, ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
+from ..core.run_folder import ConsoleSink, MetricsLogger, Progress, rewind_logs, write_completions, write_status
 from ..core.seeding import derive_seed
 from ..core.tracking import make_sink
 from ..data import prompts
 from ..data.batches import batch_for_step, eval_subset
 from ..method import losses
 from ..method.distill import DistillSpec
-from ..method.evaluate import (cached_rows, eval_metrics, gathered_rows, run_eval_kwargs, run_results, shard_rows,
-                               start_eval_cache, table_of)
+from ..method.evaluate import (cached_rows, eval_metrics, gathered_rows, log_step, run_eval_kwargs, run_results,
+                               shard_rows, start_eval_cache)
 from ..method.plan import Encoding, MethodSpec, StepPlan, plan_step
 from ..method.rollouts import PairedBatch, rollout_metrics, sample_paired
-from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, keep_one_target, loss_groups,
-                           micro_batches, old_logprobs, policy_loss, sft_loss, target_score, targets_to_score,
-                           teacher_states, token_counts, unguided_logprobs)
+from ..method.step import (MetricSums, Seq, distill_loss, instance_weights, loss_groups, micro_batches, old_logprobs,
+                           policy_loss, select_one_target, sft_loss, teacher_states, token_counts)
 from ..model import checkpoint, memory_plan
-from ..model.generation import SamplingSpec, TransformersGenerator
-from ..model.policy import enable_gradient_checkpointing, load_policy, token_logprobs
+from ..model.generation import SamplingSpec
+from ..model.policy import enable_gradient_checkpointing, load_policy, reference_logprobs_fn
 from . import adapters, backends, distributed, engine_checks, last_step, updates
-from .backends import vllm_generator
+from .step_metrics import step_metrics
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +86,7 @@ class Trainer:
         self.method, self.spec = MethodSpec.from_config(cfg), DistillSpec.from_config(cfg.distill)
         self.encoding = Encoding(lambda text: _tokens(self.tok, text), self._unguided_ids, self.tok.eos_token_id)
         self.alpha = losses.PassGapAlpha(cfg.distill.alpha0, cfg.distill.gamma, cfg.distill.alpha_max)
-        self.generator = self._make_generator()
+        self.generator = backends.rollout_generator(cfg, data.model_dir, self.model, self.tok, self.acc)
         self.sync_check = engine_checks.SyncCheck.for_problem(self.tok, data.train[0], cfg.instruction,
                                                               cfg.train.sync_check_tol) if data.train else None
         self.nonfinite_in_row = 0
@@ -97,42 +94,21 @@ class Trainer:
         self.last = last_step.LastCompletedStep(self._save_checkpoint)  # what a SIGTERM can checkpoint
 
     # ------------------------------------------------------------ setup
-    def _make_generator(self):
-        r = self.cfg.rollout
-        if r.backend == "vllm":
-            return vllm_generator(self.cfg, self.data.model_dir, **self._vllm_launch_kwargs())
-        return TransformersGenerator(self.model, self.tok, self.acc.device, batch_size=r.batch_size,
-                                    merge_lora=r.merge_lora)
-
-    def _vllm_launch_kwargs(self) -> dict:
-        """Under `accelerate launch`, each rank's engine joins the launcher's process group (as in
-        TRL's colocate mode) instead of starting a distributed runtime of its own."""
-        return {"distributed_executor_backend": "external_launcher"} if self.acc.num_processes > 1 else {}
-
     def _sync_generator(self, step: int, when: str = "sync") -> dict:
-        """After an optimizer step: every rank's vLLM engine loads the new adapter (saved once, by
-        the main process), then the sync check (`engine_checks.SyncCheck`) returns its metrics or
-        stops the run; the transformers backend shares the model."""
+        """After an optimizer step: the rollout engine loads the new adapter (`backends.load_adapter`),
+        then the sync check (`engine_checks.SyncCheck`) returns its metrics or stops the run; the
+        transformers backend shares the model."""
         if self.cfg.rollout.backend != "vllm":
             return {}
-        adapter_dir = adapters.adapter_dir(self.out_dir, step)
-        if self.acc.is_main_process:
-            self.model.save_pretrained(adapter_dir)
-        self.acc.wait_for_everyone()
-        self.generator.update_weights(adapter_dir)
-        if self.acc.is_main_process:  # the new adapter is in place: older ones beyond train.keep_adapters go
-            adapters.prune(self.out_dir, self.cfg.train.keep_adapters)
+        backends.load_adapter(self.generator, self.model, self.out_dir, step, self.acc, self.cfg.train.keep_adapters)
         with self.acc.autocast():
             return self.sync_check(self.generator, self.model, self.tok, self.pad_id, self.acc.device, step, when)
 
     # ------------------------------------------------------------ data of one step
-    def _my_share(self, problems: list[Problem]) -> list[Problem]:
-        return problems[self.acc.process_index :: self.acc.num_processes]
-
     def _batch(self, step: int) -> list[Problem]:
         """This rank's share of the step's problems (an epoch boundary can repeat one: kept once)."""
-        batch = batch_for_step(self.data.train, self.cfg.seed, step, self.cfg.train.batch_problems)
-        return self._my_share(list({p.id: p for p in batch}.values()))
+        batch = list({p.id: p for p in batch_for_step(self.data.train, self.cfg.seed, step, self.cfg.train.batch_problems)}.values())
+        return batch[self.acc.process_index :: self.acc.num_processes]
 
     def _unguided_ids(self, p: Problem) -> list[int]:
         return _tokens(self.tok, prompts.render(self.tok, prompts.unguided_messages(p, self.cfg.instruction)))
@@ -156,7 +132,7 @@ class Trainer:
         and one `alpha.jsonl` row per problem. Shape (P,) float64."""
         w_P, rows = instance_weights(stats, self.cfg.distill, self.alpha, step)
         if self.acc.num_processes > 1:  # every rank holds the whole state (the main one checkpoints it)
-            rows = gather_object(rows)
+            rows = distributed.gather_rows(rows)
             if self.cfg.distill.weighting == "pass_gap":
                 self.alpha.alpha.update({r["problem_id"]: r["alpha"] for r in rows if r["p_guided"] is not None})
         if self.acc.is_main_process:
@@ -164,18 +140,12 @@ class Trainer:
                 fileio.append_jsonl(self.out_dir / "alpha.jsonl", r)
         return w_P
 
-    def _select_targets(self, seqs: list[Seq]) -> list[Seq]:
-        """`distill.target: select_one`: score the candidates under the unguided prompt (pi_old, one
-        no-grad pass; kept as their old log-probs when a batch takes several updates) and keep one per problem."""
-        scored = targets_to_score(seqs)
-        lps = unguided_logprobs(self.model, scored, self.pad_id, self.acc.device, self.cfg.train.micro_batch_size)
-        for s, lp in zip(scored, lps):
-            s.old_logprobs = lp if self.method.recompute_old else None
-        return keep_one_target(seqs, {id(s): target_score(lp, self.cfg.distill.target_score) for s, lp in zip(scored, lps)})
-
     def _no_grad_passes(self, plan: StepPlan) -> list[Seq]:
         """The passes the plan owes its sequences: target selection, teacher states, old log-probs."""
-        seqs, mb = self._select_targets(plan.seqs) if plan.select_targets else plan.seqs, self.cfg.train.micro_batch_size
+        mb, seqs = self.cfg.train.micro_batch_size, plan.seqs
+        if plan.select_targets:
+            seqs = select_one_target(self.model, seqs, self.pad_id, self.acc.device, mb, self.cfg.distill.target_score,
+                                     self.method.recompute_old)
         if plan.teacher_states:
             teacher_states(self.model, [s for s in seqs if s.kind == "distill"], self.pad_id, self.acc.device, mb)
         if plan.old_logprobs:
@@ -196,30 +166,17 @@ class Trainer:
         return m
 
     # ------------------------------------------------------------ the step
-    def _counts(self, seqs: list[Seq]) -> dict[str, float]:
-        """Global token counts per normaliser group (`method.step.token_counts`), summed over ranks."""
-        local = torch.tensor(token_counts(seqs), dtype=torch.float64, device=self.acc.device)
-        total = self.acc.reduce(local, "sum") if self.acc.num_processes > 1 else local
-        return dict(zip(("rl", "sft", "distill"), total.clamp_min(losses.MIN_NORMALISER).tolist()))
-
-    def _ref_fn(self):
-        if self.cfg.train.beta == 0.0:
-            return None
-
-        def ref(batch):
-            with torch.no_grad(), self.model.disable_adapter():
-                return token_logprobs(self.model, batch)
-        return ref
-
     def _backward(self, seqs: list[Seq]) -> tuple[float, dict]:
         """All micro-batches of one epoch: losses (`method.step.loss_groups`), backward; returns (loss, metrics)."""
-        cfg, counts, sums, total = self.cfg, self._counts(seqs), MetricSums(), 0.0
+        cfg, sums, total = self.cfg, MetricSums(), 0.0
+        counts = dict(zip(("rl", "sft", "distill"), distributed.summed(self.acc, token_counts(seqs), losses.MIN_NORMALISER)))
         mb, dev = cfg.train.micro_batch_size, self.acc.device
         for kind, coef, group in loss_groups(seqs, cfg.distill.coef, cfg.train.rl_coef):
             for chunk in micro_batches(group, mb, cfg.train.micro_batch_tokens):
                 with self.acc.autocast():
                     if kind == "rl":
-                        loss, m, n = policy_loss(self.model, chunk, counts["rl"], cfg.train, self.pad_id, dev, self._ref_fn())
+                        loss, m, n = policy_loss(self.model, chunk, counts["rl"], cfg.train, self.pad_id, dev,
+                                                    reference_logprobs_fn(self.model) if cfg.train.beta else None)
                     elif kind == "sft":
                         loss, m, n = sft_loss(self.model, chunk, counts["sft"], self.pad_id, dev)
                     else:
@@ -257,40 +214,13 @@ class Trainer:
         clock.append(time.perf_counter())
         for part in updates.ppo_updates(seqs, self.cfg.train.ppo_epochs, self.cfg.train.mini_batches):
             loss, train_metrics = self._backward(part)
-            if not self._all_finite(loss):
+            if not distributed.all_finite(self.acc, loss):
                 return self._skip_nonfinite(step, metrics)
             metrics.update(train_metrics, loss=loss, grad_norm=self._optimizer_step())
         self.nonfinite_in_row = 0
         metrics.update(self._sync_generator(step))
-        return self._mean_over_ranks(self._step_metrics(metrics, seqs, clock + [time.perf_counter()]))
-
-    def _step_metrics(self, metrics: dict, seqs: list[Seq], clock: list[float]) -> dict:
-        """`metrics` plus the engine gap of the autonomous rollouts, the distilled sequences, the
-        learning rate, and the phases' seconds and throughputs (`clock`: start, sampled, scored, done)."""
-        t0, t1, t2, t3 = clock
-        distill = [s for s in seqs if s.kind == "distill"]
-        metrics.update(engine_checks.gap_metrics([s.meta["logprob_gap"] for s in seqs if "logprob_gap" in s.meta],
-                                                 self.cfg.train.mismatch_threshold, "mismatch/auto"))
-        n_train = sum(len(s.completion_ids) for s in seqs) * self.cfg.train.ppo_epochs
-        metrics.update(teacher_s=t2 - t1, train_s=t3 - t2, step_s=t3 - t0, lr=self.sched.get_last_lr()[0],
-                       n_distill_seqs=len(distill), distill_tokens=sum(len(s.completion_ids) for s in distill),
-                       train_tokens_per_s=n_train / max(t3 - t2, 1e-9))
-        if "gen_tokens" in metrics:
-            metrics["gen_tokens_per_s"] = metrics["gen_tokens"] / max(metrics["generate_s"], 1e-9)
-        return metrics
-
-    def _all_finite(self, loss: float) -> bool:
-        """True when the loss is finite on every rank (all ranks then skip, or step, together)."""
-        bad = torch.tensor([0.0 if np.isfinite(loss) else 1.0], device=self.acc.device)
-        return float(self.acc.reduce(bad, "sum") if self.acc.num_processes > 1 else bad) == 0.0
-
-    def _mean_over_ranks(self, metrics: dict) -> dict:
-        """Each metric averaged over the ranks that report it (every rank sees its own share)."""
-        if self.acc.num_processes == 1:
-            return metrics
-        per_rank = gather_object([metrics])
-        keys = dict.fromkeys(k for m in per_rank for k in m)
-        return {k: float(np.mean([m[k] for m in per_rank if k in m])) for k in keys}
+        return distributed.mean_over_ranks(self.acc, step_metrics(metrics, seqs, clock + [time.perf_counter()],
+                                                                  self.cfg.train, self.sched.get_last_lr()[0]))
 
     def _skip_nonfinite(self, step: int, metrics: dict) -> dict:
         self.opt.zero_grad(set_to_none=True)
@@ -299,24 +229,20 @@ class Trainer:
         if self.nonfinite_in_row >= self.cfg.train.max_nonfinite_in_row:
             raise FloatingPointError(f"{self.nonfinite_in_row} non-finite losses in a row (train.max_nonfinite_in_row); "
                                      "lower train.lr or check the data")
-        return self._mean_over_ranks({**metrics, "skipped_nonfinite": 1, "nonfinite_in_row": self.nonfinite_in_row})
+        return distributed.mean_over_ranks(self.acc, {**metrics, "skipped_nonfinite": 1, "nonfinite_in_row": self.nonfinite_in_row})
 
     # ------------------------------------------------------------ eval, checkpoints, the loop
     def evaluate(self, step: int) -> list[dict]:
         """Unguided evaluation, sharded: every rank samples its share of the problems (`shard_rows`),
         the per-problem rows are gathered, and every rank gets the table; the main process writes the
-        table (`evals.jsonl`) and the per-problem rows (`EVAL_PROBLEMS_FILE`)."""
+        table and the per-problem rows (`method.evaluate.log_step`)."""
         main, acc = self.acc.is_main_process, self.acc
         problems = eval_subset(self.data.eval, self.cfg.eval.splits, self.cfg.eval.max_problems)
         cache = start_eval_cache(self.cfg, self.data.model_dir, problems) if step == 0 else None
-        per_problem = cached_rows(cache, lambda: gathered_rows(gather_object(shard_rows(
+        per_problem = cached_rows(cache, lambda: gathered_rows(distributed.gather_rows(shard_rows(
             self.generator, self.tok, problems, self.grader, acc.process_index, acc.num_processes,
             **run_eval_kwargs(self.cfg)))), write=main)
-        rows = [{**r, "step": step} for r in table_of(per_problem).to_dict("records")]
-        for name, logged in (("evals.jsonl", rows), (EVAL_PROBLEMS_FILE, [{"step": step, **r} for r in per_problem])):
-            for r in logged if main else ():
-                fileio.append_jsonl(self.out_dir / name, r)
-        return rows
+        return log_step(self.out_dir, step, per_problem, write=main)
 
     def _resume(self) -> int:
         state = checkpoint.load_latest(self.out_dir / "checkpoints")

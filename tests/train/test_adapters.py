@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sgpo_lib.config.run import load_config
 from sgpo_lib.model.generation import TransformersGenerator
-from sgpo_lib.train import adapters, engine_checks
+from sgpo_lib.train import adapters, backends, engine_checks
 from sgpo_lib.train.trainer import Trainer
 from trainer_fixtures import ParityGrader, make_data, params_file
 
@@ -38,7 +38,7 @@ def _trainer(tmp_path, model_dir, steps, monkeypatch):
     cfg = load_config(params_file(tmp_path, model_dir, steps),
                       {"rollout.backend": "vllm", "train.keep_adapters": 1, "train.checkpoint_every": 2,
                        "output.keep_checkpoints": 2, "train.method": "grpo"})
-    monkeypatch.setattr(Trainer, "_make_generator", lambda self: AdapterEngine(self.model, self.tok, self.acc.device))
+    monkeypatch.setattr(backends, "rollout_generator", lambda cfg, model_dir, model, tok, acc: AdapterEngine(model, tok, acc.device))
     monkeypatch.setattr(engine_checks.SyncCheck, "__call__", lambda *a: {})  # the engine is the live model
     return Trainer(cfg, make_data(model_dir), tmp_path / "run", ParityGrader())
 

@@ -93,13 +93,8 @@ def test_vllm_stages_use_one_engine_and_swap_adapters(tmp_path, train_data, monk
 
 def test_trainer_builds_its_vllm_engine_through_the_shared_builder(monkeypatch):
     calls = []
-    from sgpo_lib.train import trainer
-    from sgpo_lib.train.trainer import Trainer
-
-    monkeypatch.setattr(trainer, "vllm_generator", lambda cfg, model_dir, **kw: calls.append((model_dir, kw)) or "e")
-
-    fake = Trainer.__new__(Trainer)
-    fake.cfg = _cfg("vllm")
-    fake.data = TrainData(model_dir="m", train=[], eval=[], strategy_for=lambda p: None)
-    fake.acc = type("Acc", (), {"num_processes": 1})()
-    assert fake._make_generator() == "e" and calls == [("m", {})]
+    monkeypatch.setattr(backends, "vllm_generator", lambda cfg, model_dir, **kw: calls.append((model_dir, kw)) or "e")
+    one, two = (type("Acc", (), {"num_processes": n})() for n in (1, 2))
+    assert backends.rollout_generator(_cfg("vllm"), "m", None, None, one) == "e" and calls == [("m", {})]
+    assert backends.rollout_generator(_cfg("vllm"), "m", None, None, two) == "e"
+    assert calls[-1] == ("m", {"distributed_executor_backend": "external_launcher"})

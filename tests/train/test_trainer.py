@@ -55,8 +55,8 @@ def test_v2_defaults_distil_one_target_per_problem_and_log_alpha(tmp_path, tiny_
 def test_select_one_keeps_the_likeliest_correct_target_and_scores_only_real_choices(tmp_path, tiny_model_dir, monkeypatch):
     """Problem a: three correct candidates, the one most likely under the unguided prompt is kept
     (checked against an independent forward); b: one candidate, kept without a scoring pass."""
-    from sgpo_lib.method.step import Seq
-    from sgpo_lib.train import trainer as trainer_module
+    from sgpo_lib.method import step as step_module
+    from sgpo_lib.method.step import Seq, select_one_target
 
     cfg = load_config(params_file(tmp_path, tiny_model_dir), {"distill.target": "select_one"})
     trainer = Trainer(cfg, make_data(tiny_model_dir), tmp_path / "run", ParityGrader())
@@ -66,9 +66,9 @@ def test_select_one_keeps_the_likeliest_correct_target_and_scores_only_real_choi
         Seq("distill", prompt, ids, weight=0.5, teacher_prompt_ids=prompt, meta={"problem_id": pid, "reward": 1.0})
         for (pid, _), ids in completions.items()]
     scored = []
-    real = trainer_module.unguided_logprobs
-    monkeypatch.setattr(trainer_module, "unguided_logprobs", lambda model, cand, *a: scored.append(cand) or real(model, cand, *a))
-    kept = trainer._select_targets(seqs)
+    real = step_module.unguided_logprobs
+    monkeypatch.setattr(step_module, "unguided_logprobs", lambda model, cand, *a: scored.append(cand) or real(model, cand, *a))
+    kept = select_one_target(trainer.model, seqs, trainer.pad_id, trainer.acc.device, 4, "mean_logprob", False)
     assert [[s.meta["problem_id"] for s in call] for call in scored] == [["a", "a", "a"]]
     with torch.no_grad():
         means = []
