@@ -140,6 +140,17 @@ def accuracy_table(base: float, per_seed: pd.DataFrame, n_problems: int) -> pd.D
     return pd.DataFrame(rows).set_index("row")
 
 
+def ready(cfg: RunConfig, run_dir: Path) -> bool:
+    """Whether the regime table can be made: the toy world, `sft_grpo` among the main methods, and
+    notebooks 00 and 02's files in `run_dir` (which it logs when they are missing)."""
+    if cfg.data.source != "toy" or "sft_grpo" not in cfg.experiment.methods:
+        return False
+    missing = [name for name in ("premise.csv", "paired_rollouts.jsonl") if not (Path(run_dir) / name).exists()]
+    if missing:
+        log.info("regime table skipped: %s missing from %s (run notebooks 00 and 02 first)", missing, run_dir)
+    return not missing
+
+
 def regime(cfg: RunConfig, run_dir: Path) -> dict:
     """The regime table of a run folder after notebooks 00, 02 and 03 (see the module docstring):
     `accuracy` (base / SFT / SFT+GRPO), `premise`, `per_seed`, `kl` (shares at each δ); written to
