@@ -65,8 +65,23 @@ def calibrate(world_seed: int, seeds: list[int], sets: dict) -> dict:
         timer(f"sft_grpo seed {seed}", stages.train_variant, str(run_dir / "config.yaml"), variant,
               run_dir / "main" / run_name(variant))
     table = timer("regime table", regime.regime, cfg, run_dir)
+    curve = test_curve(run_dir / "main")
     return {"world_seed": world_seed, "run_dir": str(run_dir), "overrides": sets, "timings": timer.phases,
-            "regime": json.loads((run_dir / regime.REGIME_FILE).read_text()), "printed": _printed(table)}
+            "regime": json.loads((run_dir / regime.REGIME_FILE).read_text()), "curve": curve.to_dict(),
+            "printed": _printed(table) + "\ntest macro avg@k by step (rows: seed):\n" + str(curve)}
+
+
+def test_curve(main_dir: Path):
+    """Test macro avg@k of every evaluation (columns: step) of each sft_grpo run (rows: seed), in points:
+    with a constant learning rate, the step-N evaluation of a longer run is an N-step run's."""
+    import pandas as pd
+
+    from sgpo_lib.core.fileio import read_jsonl
+
+    rows = [{"seed": int(d.name.rsplit("=", 1)[1]), "step": r["step"], "avg@k": 100 * r["avg@k"]}
+            for d in sorted(main_dir.glob("train.method=sft_grpo_seed=*")) for r in read_jsonl(d / "evals.jsonl")
+            if r["source"] == "macro" and r["split"] == "test"]
+    return pd.DataFrame(rows).pivot_table(index="seed", columns="step", values="avg@k").round(1)
 
 
 def _printed(table: dict) -> str:
