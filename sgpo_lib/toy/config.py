@@ -43,8 +43,8 @@ class ToyWorldConfig:
     `strong_skip_rate` is the probability that the strong solver skips a line of its
     step-by-step execution (`families.Family.strong`): 1 writes only the one-sentence summary
     that jumps straight to the answer (the compressed style of worlds before `toy-students-v5`),
-    0 spells every step out; the default 0.25 spells most steps out and jumps over about one in
-    four, like the long reasoning traces (DeepSeek-R1's) that the paper's warm-up imitates. It
+    0 spells every step out; the default 0.1 spells most steps out and jumps over about one in
+    ten, like the long reasoning traces (DeepSeek-R1's) that the paper's warm-up imitates. It
     changes what the SFT warm-up and the `sft` baseline imitate, and the unguided part of the
     students' pretraining (which shows the same strong responses), so it is part of a
     student's cache key. Calibrated on the regime targets of issue 25 (toy/README.md).
@@ -59,7 +59,7 @@ class ToyWorldConfig:
     n_train: int = 256
     n_test: int = 64
     n_ood: int = 32
-    strong_skip_rate: float = 0.25
+    strong_skip_rate: float = 0.1
     instruction: str = ""
     extractor_fault_rate: float = 0.02
 
