@@ -42,7 +42,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "model.lora.dropout": (0.0, 0.9, "a dropout probability below 1"),
     "data.train_limit": PROBLEMS, "data.eval_limit": PROBLEMS,
     "world.n_train": TOY_PROBLEMS, "world.n_test": TOY_PROBLEMS, "world.n_ood": TOY_PROBLEMS,
-    "world.extractor_fault_rate": PROB,
+    "world.extractor_fault_rate": PROB, "world.strong_skip_rate": PROB,
     "student.max_position_embeddings": (128, 32_768, "a toy student's context; more only costs memory"),
     "pretrain.steps": STEPS, "pretrain.batch_size": (1, 4096, "sequences per pretraining step"),
     "pretrain.lr": LR, "pretrain.min_lr_ratio": PROB, "pretrain.warmup_steps": WARMUP,

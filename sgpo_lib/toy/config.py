@@ -37,7 +37,17 @@ def _check_fraction(section: str, name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class ToyWorldConfig:
-    """The problems: which families, how many per split, the prompt instruction, the extractor.
+    """The problems: which families, how many per split, the strong solver's style, the prompt
+    instruction, the extractor.
+
+    `strong_skip_rate` is the probability that the strong solver skips a line of its
+    step-by-step execution (`families.Family.strong`): 1 writes only the one-sentence summary
+    that jumps straight to the answer (the compressed style of worlds before `toy-students-v5`),
+    0 spells every step out; the default 0.1 spells most steps out and jumps over about one in
+    ten, like the long reasoning traces (DeepSeek-R1's) that the paper's warm-up imitates. It
+    changes what the SFT warm-up and the `sft` baseline imitate, and the unguided part of the
+    students' pretraining (which shows the same strong responses), so it is part of a
+    student's cache key. Calibrated on the regime targets of issue 25 (toy/README.md).
 
     `instruction` is appended to every toy prompt (unguided and guided); it is short or empty
     because the toy tokenizer is character-level. `extractor_fault_rate` is the probability
@@ -49,6 +59,7 @@ class ToyWorldConfig:
     n_train: int = 256
     n_test: int = 64
     n_ood: int = 32
+    strong_skip_rate: float = 0.1
     instruction: str = ""
     extractor_fault_rate: float = 0.02
 
@@ -62,6 +73,7 @@ class ToyWorldConfig:
         for name in ("n_train", "n_test", "n_ood"):
             check(getattr(self, name) >= 1, s, f"{name} must be >= 1, got {getattr(self, name)}")
         _check_fraction(s, "extractor_fault_rate", self.extractor_fault_rate)
+        _check_fraction(s, "strong_skip_rate", self.strong_skip_rate)
 
     def student_spec(self) -> dict:
         """The fields that change a pretrained student (the extractor's do not)."""

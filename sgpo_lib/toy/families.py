@@ -4,13 +4,19 @@ Each family is the toy analog of one math benchmark (toy-world.md, point 1). For
 instance a family knows how to write:
 
 - the problem text and its exact answer;
-- the **strong solver's** response for a given strategy key: correct, but compressed; it
-  states the approach in a few words and jumps straight to large intermediate results
-  (a full product, a digit sum, a quotient), which a small student cannot compute in one
-  go (toy-world.md, point 2);
 - the **step-by-step execution** of each strategy: one small operation per line (a
   two-digit number plus or minus a digit, a one-digit product, a two-digit digit sum), which
-  a small student *can* learn to execute reliably (point 3).
+  a small student *can* learn to execute reliably (point 3);
+- the **strong solver's** response for a given strategy key: correct, and written like a
+  long reasoning trace that jumps over some steps (toy-world.md, point 2). It spells out the
+  execution's lines, each one skipped with probability `skip_rate` (a draw fixed per problem
+  and strategy, the same draws for every rate, so a lower rate only adds lines back), then
+  concludes with a one-sentence summary that names the approach and jumps straight to the
+  answer (the trace the offline extractor recognises). At `skip_rate` 1 only the summary is
+  left, the compressed response of the worlds before `toy-students-v5`; at 0 every step is
+  spelled out. A skipped line leaves the next one starting from a number the reader has to
+  compute in its head: two operations in one go, which a small student imitating the
+  response gets wrong more often.
 
 Instances are plain JSON-able dicts (stored in `Problem.meta["params"]`), so every text can be
 rebuilt from a stored problem. Departure from real data: the strong responses are written from
@@ -20,6 +26,7 @@ extractor (`toy.extractor`) relies on that trace where a real extractor LLM read
 
 from __future__ import annotations
 
+import hashlib
 import random
 from abc import ABC, abstractmethod
 from typing import ClassVar
@@ -39,8 +46,17 @@ def _signed(numbers: list[int]) -> str:
     return "".join(f"{n:+d}" for n in numbers)
 
 
+def skip_draws(text: str, key: str, n: int) -> list[float]:
+    """`n` uniform draws in [0, 1), one per execution line of the strong response to problem `text`
+    in the style of strategy `key`; line i is skipped when its draw is below the skip rate. Seeded by
+    `(text, key)` alone (not by the world seed or a stream), so a problem's strong response is the
+    same wherever it is written (world splits, pretraining, tokenizer corpus)."""
+    rng = random.Random(int.from_bytes(hashlib.sha256(repr(("strong-skips", text, key)).encode()).digest()[:8], "little"))
+    return [rng.random() for _ in range(n)]
+
+
 class Family(ABC):
-    """A problem family: its name, benchmark analog and strategy keys, and five texts."""
+    """A problem family: its name, benchmark analog and strategy keys, and its texts."""
 
     name: str = ""
     analog: str = ""
@@ -59,12 +75,24 @@ class Family(ABC):
         """The exact answer."""
 
     @abstractmethod
-    def strong(self, inst: dict, key: str) -> str:
-        """The strong solver's compressed response in the style of strategy `key`."""
+    def summary(self, inst: dict, key: str) -> str:
+        """The strong solver's one-sentence conclusion in the style of strategy `key`: the approach
+        in a few words and a jump to the answer (e.g. `Column by column, 487*6 = 2922.`)."""
 
     @abstractmethod
+    def steps(self, inst: dict, key: str) -> list[str]:
+        """The lines of the step-by-step execution of strategy `key`, one small operation each."""
+
     def execute(self, inst: dict, key: str) -> str:
         """The step-by-step execution of strategy `key`, ending in `\\boxed{answer}`."""
+        return _lines(self.steps(inst, key), self.answer(inst))
+
+    def strong(self, inst: dict, key: str, skip_rate: float) -> str:
+        """The strong solver's response in the style of strategy `key`: the execution's lines, each
+        skipped with probability `skip_rate` (`skip_draws`), then `summary`, then the boxed answer."""
+        lines = self.steps(inst, key)
+        kept = [line for line, u in zip(lines, skip_draws(self.text(inst), key, len(lines))) if u >= skip_rate]
+        return _lines(kept + [self.summary(inst, key)], self.answer(inst))
 
 
 class SumFamily(Family):
@@ -91,16 +119,15 @@ class SumFamily(Family):
     def answer(self, inst):
         return str(inst["start"] + sum(inst["ops"]))
 
-    def strong(self, inst, key):
+    def summary(self, inst, key):
         expr, ans = self.text(inst)[len("Evaluate ") : -1], self.answer(inst)
         if key == "running_total":
-            return f"Left to right, {expr} = {ans}.\n{_boxed(ans)}"
+            return f"Left to right, {expr} = {ans}."
         gains = sum(o for o in inst["ops"] if o > 0)
         losses = -sum(o for o in inst["ops"] if o < 0)
-        body = f"Gains {gains}, losses {losses}: {inst['start']}+{gains}-{losses} = {ans}."
-        return f"{body}\n{_boxed(ans)}"
+        return f"Gains {gains}, losses {losses}: {inst['start']}+{gains}-{losses} = {ans}."
 
-    def execute(self, inst, key):
+    def steps(self, inst, key):
         ops = inst["ops"]
         lines = []
         if key == "gains_then_losses":  # reorder: every gain, then every loss, then run
@@ -110,7 +137,7 @@ class SumFamily(Family):
         for o in ops:
             lines.append(f"{total}{o:+d}={total + o}")
             total += o
-        return _lines(lines, total)
+        return lines
 
 
 class RemainderFamily(Family):
@@ -133,19 +160,17 @@ class RemainderFamily(Family):
     def answer(self, inst):
         return str(inst["number"] % inst["divisor"])
 
-    def strong(self, inst, key):
+    def summary(self, inst, key):
         n, ans = inst["number"], self.answer(inst)
         if key == "digit_sum":
-            body = f"{n} has digit sum {sum(map(int, str(n)))}, so it leaves {ans}."
-        else:
-            body = f"Reducing digit by digit, {n} leaves {ans}."
-        return f"{body}\n{_boxed(ans)}"
+            return f"{n} has digit sum {sum(map(int, str(n)))}, so it leaves {ans}."
+        return f"Reducing digit by digit, {n} leaves {ans}."
 
     @staticmethod
     def _fold(s: int) -> str:
         return "+".join(str(s)) + f"={sum(map(int, str(s)))}"
 
-    def execute(self, inst, key):
+    def steps(self, inst, key):
         digits = str(inst["number"])
         total, lines = int(digits[0]), []
         for d in digits[1:]:
@@ -160,7 +185,7 @@ class RemainderFamily(Family):
             total = sum(map(int, str(total)))
         m = inst["divisor"]
         lines.append(f"{total} mod {m}={total % m}")
-        return _lines(lines, total % m)
+        return lines
 
 
 class MulFamily(Family):
@@ -183,16 +208,14 @@ class MulFamily(Family):
     def answer(self, inst):
         return str(inst["a"] * inst["b"])
 
-    def strong(self, inst, key):
+    def summary(self, inst, key):
         a, b, ans = inst["a"], inst["b"], self.answer(inst)
         if key == "column_carry":
-            body = f"Column by column, {a}*{b} = {ans}."
-        else:
-            products = ", ".join(str(int(d) * b) for d in str(a))
-            body = f"Digit products {products} combine to {ans}."
-        return f"{body}\n{_boxed(ans)}"
+            return f"Column by column, {a}*{b} = {ans}."
+        products = ", ".join(str(int(d) * b) for d in str(a))
+        return f"Digit products {products} combine to {ans}."
 
-    def execute(self, inst, key):
+    def steps(self, inst, key):
         digits, b = [int(c) for c in str(inst["a"])], inst["b"]
         lines = [", ".join(f"{d}*{b}={d * b}" for d in digits)] if key == "products_then_carries" else []
         carry, suffix = 0, ""
@@ -208,7 +231,7 @@ class MulFamily(Family):
             else:  # the leftmost digit: write the whole column result
                 suffix = f"{p}{suffix}"
                 lines.append(f"{step} -> {suffix}")
-        return _lines(lines, suffix)
+        return lines
 
 
 class LinearFamily(Family):
@@ -246,15 +269,13 @@ class LinearFamily(Family):
     def _inverses(self, inst) -> list[str]:
         return [f"{self.INVERSE[kind]}{k}" for kind, k in reversed(inst["ops"])]
 
-    def strong(self, inst, key):
+    def summary(self, inst, key):
         ans, result = self.answer(inst), inst["result"]
         if key == "undo_backwards":
-            body = f"Undoing from the end, {result} goes back to x = {ans}."
-        else:
-            body = f"Inverse chain {', '.join(self._inverses(inst))} on {result} gives x = {ans}."
-        return f"{body}\n{_boxed(ans)}"
+            return f"Undoing from the end, {result} goes back to x = {ans}."
+        return f"Inverse chain {', '.join(self._inverses(inst))} on {result} gives x = {ans}."
 
-    def execute(self, inst, key):
+    def steps(self, inst, key):
         inverses = self._inverses(inst)
         lines = ["undo: " + ", ".join(inverses)] if key == "inverse_chain" else []
         value = inst["result"]
@@ -263,7 +284,7 @@ class LinearFamily(Family):
             new = value // k if kind == "/" else value + k if kind == "+" else value - k
             lines.append(f"{value}{inv}={new}")
             value = new
-        return _lines(lines, value)
+        return lines
 
 
 def drill(rng: random.Random) -> tuple[str, str]:

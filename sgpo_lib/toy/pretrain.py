@@ -68,7 +68,7 @@ class MixtureSampler:
         family = get_family(rng.choice(self.world_cfg.families))
         inst = self._instance(family)
         key = rng.choice(family.strategy_keys)
-        problem = make_problem(family, inst, "pretrain", 0, key)
+        problem = make_problem(family, inst, "pretrain", 0, key, self.world_cfg.strong_skip_rate)
         if rng.random() < cfg.guided_fraction:
             strategy = make_strategy(family.name, key, rng)
             return guided_messages(problem, strategy, self.world_cfg.instruction), family.execute(inst, key)

@@ -41,7 +41,7 @@ from .pretrain import build_model, deepen, pretrain
 from .tokenizer import build_tokenizer
 
 logger = logging.getLogger(__name__)
-CODE_VERSION = "toy-students-v4"
+CODE_VERSION = "toy-students-v5"
 META_FILE = "toy_student.json"
 BUILDER_FILE = "builder.json"  # in a folder being built: the building process (pid, start time)
 LOSS_TAIL = 20

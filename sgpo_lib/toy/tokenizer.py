@@ -61,7 +61,7 @@ def tokenizer_corpus() -> list[str]:
     for family in FAMILIES.values():
         for _ in range(CORPUS_INSTANCES_PER_FAMILY):
             inst, key = family.sample(rng, ood=False), rng.choice(family.strategy_keys)
-            problem = make_problem(family, inst, "corpus", 0, key)
+            problem = make_problem(family, inst, "corpus", 0, key, skip_rate=1.0)  # summary only: its lines are execute's
             strategy = make_strategy(family.name, key, rng)
             texts += [problem.problem, guided_messages(problem, strategy, DEFAULT_INSTRUCTION)[0]["content"],
                       problem.strong_response, family.execute(inst, key)]

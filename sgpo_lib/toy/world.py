@@ -27,8 +27,9 @@ def stable_seed(*parts) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
 
 
-def make_problem(family: Family, inst: dict, split: str, index: int, key: str) -> Problem:
-    """The `Problem` record of one instance; its strong response uses strategy `key`."""
+def make_problem(family: Family, inst: dict, split: str, index: int, key: str, skip_rate: float) -> Problem:
+    """The `Problem` record of one instance; its strong response uses strategy `key` and skips
+    each line with probability `skip_rate` (`ToyWorldConfig.strong_skip_rate`)."""
     text = family.text(inst)
     return Problem(
         id=f"toy-{family.name}-{split}-{index:05d}",
@@ -37,7 +38,7 @@ def make_problem(family: Family, inst: dict, split: str, index: int, key: str) -
         source=f"toy/{family.name}",
         split=split,
         answer_kind="exact",
-        strong_response=family.strong(inst, key),
+        strong_response=family.strong(inst, key, skip_rate),
         meta={"problem_type": family.name, "family": family.name, "analog": family.analog,
               "strategy": key, "strategy_id": strategy_id(family.name, key), "params": inst},
     )
@@ -59,10 +60,11 @@ def sample_instances(family: Family, rng: random.Random, n: int, ood: bool, excl
     return out
 
 
-def _split_problems(family: Family, split: str, n: int, seed: int, exclude: set[str]) -> list[Problem]:
+def _split_problems(family: Family, split: str, n: int, seed: int, exclude: set[str], skip_rate: float) -> list[Problem]:
     rng = random.Random(stable_seed(seed, family.name, split))
     insts = sample_instances(family, rng, n, split == "ood", exclude)
-    return [make_problem(family, inst, split, i, rng.choice(family.strategy_keys)) for i, inst in enumerate(insts)]
+    return [make_problem(family, inst, split, i, rng.choice(family.strategy_keys), skip_rate)
+            for i, inst in enumerate(insts)]
 
 
 def held_out_texts(cfg: ToyWorldConfig, seed: int) -> set[str]:
@@ -81,5 +83,5 @@ def generate_world(cfg: ToyWorldConfig, seed: int) -> dict[str, list[Problem]]:
     for name in cfg.families:
         family, seen = get_family(name), set()
         for split in ("test", "ood", "train"):  # held-out splits first: train skips their texts
-            world[split].extend(_split_problems(family, split, sizes[split], seed, seen))
+            world[split].extend(_split_problems(family, split, sizes[split], seed, seen, cfg.strong_skip_rate))
     return world

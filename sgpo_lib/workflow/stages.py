@@ -10,7 +10,8 @@ command -> function). The notebooks hold no algorithm (architecture.md, "The flo
     02 rollouts       paired rollouts of the starting student (p_auto vs p_guided per problem) and
                       where the distillation signal lands on a few guided ones (`signal.json`)
     03 train_main     the SFT warm-up, SGPO and the baselines (experiment.methods x experiment.seeds):
-                      main table; the guidance weight before and after SGPO (`guidance_shift.csv`)
+                      main table; the guidance weight before and after SGPO (`guidance_shift.csv`);
+                      on the toy world the regime table (`regime.json`, `workflow.regime`)
     04 ablate         SGPO ablations (experiment.ablations x experiment.ablation_seeds): ablation table
     05 scaling        methods over student sizes (experiment.scaling_sizes)
     06 study          the paper's unknown choices (experiment.unknowns x experiment.ablation_seeds):
@@ -46,7 +47,7 @@ from ..toy.premise import premise_table
 from ..toy.wording import family_strategies
 from ..train.backends import PolicySampler, load_student, record
 from ..train.trainer import train
-from . import assets
+from . import assets, regime
 from .runs import check_folder, seed_everything
 from .sweep import run_name, run_sweep, unfinished
 
@@ -222,11 +223,13 @@ def train_main(cfg: RunConfig, run_dir: Path) -> dict:
     """Notebook 03: the SFT warm-up SGPO starts from (`assets.build_warmup`: `warmup`), every method
     of `experiment.methods` x `experiment.seeds` trained under `main/` (`results.main_table`: `main`),
     the guidance weight before and after SGPO (`guidance_shift`), and the memory plan of a run
-    (`memory_plan.plan_frame`: `memory_plan`)."""
+    (`memory_plan.plan_frame`: `memory_plan`), and where `regime.ready` the regime table (`regime`:
+    base, SFT warm-up and SFT+GRPO against the paper's regime, no SGPO row read; else None)."""
     warmup = assets.build_warmup(cfg)
     table = results.main_table(_sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"]))
     return {"warmup": warmup, "main": table, "guidance_shift": guidance_shift(cfg, run_dir),
-            "memory_plan": memory_plan.plan_frame(cfg, assets.student_dir(cfg))}
+            "memory_plan": memory_plan.plan_frame(cfg, assets.student_dir(cfg)),
+            "regime": regime.regime(cfg, run_dir) if regime.ready(cfg, run_dir) else None}
 
 
 def ablate(cfg: RunConfig, run_dir: Path) -> pd.DataFrame:

@@ -185,7 +185,9 @@ def test_toy_guided_prompts_and_single_shot_library_are_v1_byte_for_byte():
     from sgpo_lib.toy.world import generate_world
     from sgpo_lib.workflow.extractor import extractor, limits_of, selection_of
 
-    cfg = load_config("params/toy-smoke.yaml", {"strategy.n_candidates": 1, "strategy.select": "first"})
+    # v1's strong responses were the compressed summaries: strong_skip_rate 1 writes them again
+    cfg = load_config("params/toy-smoke.yaml", {"strategy.n_candidates": 1, "strategy.select": "first",
+                                                "world.strong_skip_rate": 1.0})
     train = generate_world(cfg.world, cfg.world_seed)["train"]
     first = train[0]
     assert guided_messages(first, make_strategy("sum", "running_total"), "")[0]["content"] == V1_RUNNING_TOTAL
@@ -202,7 +204,7 @@ def test_toy_pretraining_texts_are_v1_byte_for_byte():
     from sgpo_lib.toy.pretrain import MixtureSampler
     from sgpo_lib.toy.tokenizer import tokenizer_corpus
 
-    cfg = load_config("params/toy-smoke.yaml")
+    cfg = load_config("params/toy-smoke.yaml", {"world.strong_skip_rate": 1.0})  # v1's compressed strong responses
     sampler = MixtureSampler(cfg.world, cfg.pretrain, None, cfg.world_seed)
     examples = [sampler.text_example() for _ in range(300)]
     assert hashlib.sha256(json.dumps(examples).encode()).hexdigest() == V1_PRETRAIN_SHA

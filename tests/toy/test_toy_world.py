@@ -70,10 +70,49 @@ def test_ood_is_harder_every_strategy_needs_more_steps(world):
             assert min(n_lines(world, "ood", name, key)) > max(n_lines(world, "test", name, key)), (name, key)
 
 
-def test_strong_responses_are_correct_and_skip_the_steps(world):
+def strong_at(rate: float, world) -> dict[str, str]:
+    """Problem id -> the strong response written at skip rate `rate` (same problems and strategies)."""
+    return {p.id: get_family(p.meta["family"]).strong(p.meta["params"], p.meta["strategy"], rate) for p in all_problems(world)}
+
+
+def test_strong_responses_are_correct_at_every_skip_rate(world):
+    assert {p.id: p.strong_response for p in all_problems(world)} == strong_at(SMALL.strong_skip_rate, world)
+    for rate in (0.0, SMALL.strong_skip_rate, 0.6, 1.0):
+        for pid, text in strong_at(rate, world).items():
+            answer = next(p.answer for p in all_problems(world) if p.id == pid)
+            assert last_boxed(text) == answer, (rate, pid)
+            if EQUATION.search(text):  # the kept execution lines' arithmetic is right
+                assert_arithmetic_is_right(text, (rate, pid))
+
+
+def test_skip_rate_zero_spells_every_step_and_one_only_the_summary(world):
+    explicit, compressed = strong_at(0.0, world), strong_at(1.0, world)
     for p in all_problems(world):
-        assert last_boxed(p.strong_response) == p.answer, p.id
-        assert p.strong_response.count("\n") == 1, p.id  # one sentence, then the boxed answer
+        family, inst, key = get_family(p.meta["family"]), p.meta["params"], p.meta["strategy"]
+        steps, summary = family.steps(inst, key), family.summary(inst, key)
+        assert explicit[p.id] == "\n".join(steps + [summary, f"\\boxed{{{p.answer}}}"]), p.id
+        assert compressed[p.id] == f"{summary}\n\\boxed{{{p.answer}}}", p.id  # the pre-v5 compressed style
+        assert family.execute(inst, key) == "\n".join(steps + [f"\\boxed{{{p.answer}}}"])
+
+
+def test_a_lower_skip_rate_only_adds_lines_back(world):
+    rates = (1.0, 0.6, 0.25, 0.0)
+    by_rate = [strong_at(r, world) for r in rates]
+    for pid in by_rate[0]:
+        kept = [set(r[pid].split("\n")) for r in by_rate]
+        assert all(a <= b for a, b in zip(kept, kept[1:])), pid
+    lines = [sum(t.count("\n") for t in r.values()) for r in by_rate]
+    assert lines == sorted(lines) and lines[0] < lines[-1]
+    steps = sum(len(get_family(p.meta["family"]).steps(p.meta["params"], p.meta["strategy"])) for p in all_problems(world))
+    skipped = (lines[-1] - lines[2]) / steps
+    assert 0.15 < skipped < 0.35  # about a quarter of the steps jumped at 0.25
+
+
+def test_strong_responses_do_not_depend_on_the_world_seed_stream(world):
+    p = world["train"][0]
+    family = get_family(p.meta["family"])
+    again = family.strong(p.meta["params"], p.meta["strategy"], SMALL.strong_skip_rate)
+    assert again == p.strong_response  # a function of (instance, strategy, rate): pretraining writes the same text
 
 
 def assert_arithmetic_is_right(text: str, where) -> None:
@@ -179,6 +218,8 @@ def test_config_validation_names_the_problem():
         ToyWorldConfig(n_test=0)
     with pytest.raises(ValueError, match="extractor_fault_rate"):
         ToyWorldConfig(extractor_fault_rate=1.5)
+    with pytest.raises(ValueError, match="strong_skip_rate"):
+        ToyWorldConfig(strong_skip_rate=-0.1)
     with pytest.raises(ValueError, match="size"):
         StudentConfig(size="huge")
     with pytest.raises(ValueError, match="guided_fraction"):

@@ -1,0 +1,179 @@
+"""The regime table (issue 25, item 1): does the toy world sit in the paper's regime, by rules that
+read no SGPO, no GRPO-from-base and no ablation row?
+
+The targets, beside the paper's values (sgpo-method.md §9; thresholds [ours]):
+
+- **premise**: the base student's greedy held-out test accuracy with its problem's strategy in the
+  prompt is well above its unguided accuracy (at least `PREMISE_GAP` points), and the unguided
+  accuracy is above zero (notebook 00's `premise.csv`);
+- **SFT**: the SFT warm-up's test avg@k within ±`SFT_BAND` relative of the base student's
+  (paper: 42.2 -> 42.7 on Qwen2.5-7B, +1%; 23.2 -> 22.2 on 1.5B, -4%);
+- **SFT+GRPO**: at least `GRPO_GAIN` relative above the SFT warm-up (paper: +17% / +21%);
+- **signal**: the distribution of the per-token KL(q‖p) (q = the starting student under the
+  guided prompt, p = the same student unguided, same completion) on the *correct* guided rollouts
+  of notebook 02: the share of tokens above δ and the share of the KL mass they carry, at each δ
+  of `DELTAS` (measured, no target: the paper reports none; with `min(ℓ_t, δ)` these tokens get
+  no gradient).
+
+Where the numbers come from: the base student's test avg@k is the warm-up's own step-0
+evaluation (`assets.build_warmup`, sampling seed `world_seed`); per training seed, the SFT row is
+the step-0 evaluation of that seed's `sft_grpo` run under `main/` (the warm-up model it starts
+from, sampled with the run's seed) and SFT+GRPO its last evaluation. A relative change is
+`(after - before) / before`. The standard error of a row is the seeds' std / sqrt(seeds) and,
+beside it, the binomial estimate `sqrt(m (1 - m) / (problems x seeds))` of sampling problems and
+seeds (per-problem results are not kept, so the problem part is not measured).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..analysis import kl_signal, results
+from ..config.run import RunConfig
+from ..core import fileio
+from ..data import prompts
+from ..method.rollouts import load_rollouts
+from ..train.backends import load_student
+from . import assets
+
+log = logging.getLogger(__name__)
+
+DELTAS = (0.25, 1.0, 4.0)  # nats: issue 25's grid of δ (the method's default 1 in the middle)
+PREMISE_GAP = 0.2  # guided minus unguided greedy accuracy, at least (fraction)
+SFT_BAND = 0.10  # |SFT / base - 1| at most
+GRPO_GAIN = 0.10  # SFT+GRPO / SFT - 1 at least
+PAPER = {"SFT vs base": "+1% (7B) / -4% (1.5B)", "SFT+GRPO vs SFT": "+17% (7B) / +21% (1.5B)"}
+REGIME_FILE = "regime.json"
+
+
+def kl_shares(kl_per_rollout: Sequence[Sequence[float]], deltas: Sequence[float] = DELTAS) -> pd.DataFrame:
+    """Per δ, over the tokens of all rollouts pooled: the share of tokens with KL > δ and the share
+    of the total KL they carry (NaN without tokens or KL mass).
+
+    Example:
+        >>> kl_shares([[0.0, 2.0], [0.5, 5.5]], deltas=(1.0,)).values.tolist()
+        [[1.0, 4.0, 0.5, 0.9375]]
+    """
+    values = [float(v) for kl in kl_per_rollout for v in kl]
+    total = sum(values)
+    rows = []
+    for delta in deltas:
+        above = [v for v in values if v > delta]
+        rows.append({"delta": delta, "tokens": len(values),
+                     "token share above": len(above) / len(values) if values else math.nan,
+                     "KL mass share above": sum(above) / total if total > 0 else math.nan})
+    return pd.DataFrame(rows)
+
+
+def relative(before: float, after: float) -> float:
+    """`(after - before) / before`; NaN when `before` is 0."""
+    return (after - before) / before if before else math.nan
+
+
+def premise_row(premise: pd.DataFrame, size: str) -> dict:
+    """Test-split macro greedy accuracy unguided / guided of the student of `size`, and whether
+    the premise holds (guided - unguided >= `PREMISE_GAP`, unguided > 0)."""
+    rows = premise[(premise["split"] == "test") & (premise["family"] == "mean") & (premise["size"] == size)]
+    if not len(rows):
+        raise ValueError(f"premise.csv has no test 'mean' row for student size {size!r}")
+    u, g = float(rows["unguided"].iloc[0]), float(rows["guided"].iloc[0])
+    return {"unguided": u, "guided": g, "holds": bool(u > 0 and g - u >= PREMISE_GAP)}
+
+
+def seed_rows(main_dir: Path) -> pd.DataFrame:
+    """Per seed of the `sft_grpo` runs under `main_dir`: test macro avg@k of the SFT warm-up (the
+    run's step-0 evaluation) and of SFT+GRPO (its last), as fractions."""
+    df = results.collect(main_dir, require_complete=False)
+    if "phase" not in df:
+        raise FileNotFoundError(f"{main_dir}: no finished run with results.json")
+    df = df[(df["train.method"] == "sft_grpo") & (df["split"] == "test") & (df["source"] == "macro")]
+    if not len(df):
+        raise FileNotFoundError(f"{main_dir}: no finished sft_grpo run (experiment.methods must include sft_grpo)")
+    wide = df.pivot_table(index="seed", columns="phase", values=results.METRIC, aggfunc="first")
+    return pd.DataFrame({"SFT": wide["base"], "SFT+GRPO": wide["final"]}).rename_axis("seed").reset_index()
+
+
+def correct_guided_kl(cfg: RunConfig, run_dir: Path) -> list[list[float]]:
+    """Per-token KL(q‖p) of every correct guided rollout in notebook 02's `paired_rollouts.jsonl`,
+    under the starting student (`kl_signal.rollout_signal`)."""
+    path = Path(run_dir) / "paired_rollouts.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; run stage 'rollouts' (notebook 02) first")
+    data = assets.train_data(cfg)
+    problems = {p.id: p for p in data.train}
+    model, tok = load_student(cfg, data.model_dir)
+    out = []
+    for r in load_rollouts(path):
+        if r.guided and r.reward > 0 and r.token_ids:
+            p = problems[r.problem_id]
+            guided = prompts.render(tok, prompts.guided_messages(p, data.strategy_for(p), cfg.instruction))
+            unguided = prompts.render(tok, prompts.unguided_messages(p, cfg.instruction))
+            out.append(kl_signal.rollout_signal(model, tok, guided, unguided, r.token_ids)["kl"])
+    return out
+
+
+def accuracy_table(base: float, per_seed: pd.DataFrame, n_problems: int) -> pd.DataFrame:
+    """Rows base / SFT / SFT+GRPO in points: mean over seeds, seed std, the two standard errors,
+    the relative change against the row before it, the target and whether it holds on every seed."""
+    seeds = len(per_seed)
+    sft_rel = [relative(base, s) for s in per_seed["SFT"]]
+    grpo_rel = [relative(s, g) for s, g in zip(per_seed["SFT"], per_seed["SFT+GRPO"])]
+    rows = []
+    for name, values, rel, target, ok in (
+        ("base", pd.Series([base]), [], "", None),
+        ("SFT", per_seed["SFT"], sft_rel, f"within ±{SFT_BAND:.0%} of base; paper {PAPER['SFT vs base']}",
+         all(abs(r) <= SFT_BAND for r in sft_rel)),
+        ("SFT+GRPO", per_seed["SFT+GRPO"], grpo_rel, f">= +{GRPO_GAIN:.0%} over SFT; paper {PAPER['SFT+GRPO vs SFT']}",
+         all(r >= GRPO_GAIN for r in grpo_rel)),
+    ):
+        m, n = float(values.mean()), len(values)
+        rows.append({"row": name, "avg@k": 100 * m, "seed std": 100 * float(values.std()) if n > 1 else math.nan,
+                     "SE seeds": 100 * float(values.std()) / math.sqrt(n) if n > 1 else math.nan,
+                     "SE binomial": 100 * math.sqrt(m * (1 - m) / (n_problems * (seeds if name != "base" else 1))),
+                     "relative change": float(pd.Series(rel).mean()) if rel else math.nan,
+                     "per seed": [round(100 * r, 1) for r in rel], "target": target, "holds": ok})
+    return pd.DataFrame(rows).set_index("row")
+
+
+def ready(cfg: RunConfig, run_dir: Path) -> bool:
+    """Whether the regime table can be made: the toy world, `sft_grpo` among the main methods, and
+    notebooks 00 and 02's files in `run_dir` (which it logs when they are missing)."""
+    if cfg.data.source != "toy" or "sft_grpo" not in cfg.experiment.methods:
+        return False
+    missing = [name for name in ("premise.csv", "paired_rollouts.jsonl") if not (Path(run_dir) / name).exists()]
+    if missing:
+        log.info("regime table skipped: %s missing from %s (run notebooks 00 and 02 first)", missing, run_dir)
+    return not missing
+
+
+def regime(cfg: RunConfig, run_dir: Path) -> dict:
+    """The regime table of a run folder after notebooks 00, 02 and 03 (see the module docstring):
+    `accuracy` (base / SFT / SFT+GRPO), `premise`, `per_seed`, `kl` (shares at each δ); written to
+    `regime.json` and `regime.csv`."""
+    run_dir = Path(run_dir)
+    premise = premise_row(pd.read_csv(run_dir / "premise.csv"), cfg.student.size)
+    warm = assets.build_warmup(cfg)
+    per_seed = seed_rows(run_dir / "main")
+    n_problems = sum(len(ps[: cfg.eval.max_problems or len(ps)]) for ps in _test_by_source(cfg).values())
+    accuracy = accuracy_table(float(warm["test avg@k (base)"]), per_seed, n_problems)
+    kl = kl_shares(correct_guided_kl(cfg, run_dir))
+    out = {"world_seed": cfg.world_seed, "strong_skip_rate": cfg.world.strong_skip_rate, "premise": premise,
+           "accuracy": accuracy.reset_index().to_dict("records"), "per_seed": per_seed.to_dict("records"),
+           "kl": kl.to_dict("records"), "eval_problems": n_problems, "rl_steps": cfg.train.steps}
+    fileio.write_json(run_dir / REGIME_FILE, out)
+    accuracy.to_csv(run_dir / "regime.csv")
+    log.info("regime: %s", run_dir / REGIME_FILE)
+    return {"accuracy": accuracy, "premise": pd.Series(premise, name="premise (test, greedy)"),
+            "per_seed": per_seed, "kl": kl}
+
+
+def _test_by_source(cfg: RunConfig) -> dict[str, list]:
+    by_source: dict[str, list] = {}
+    for p in assets.problems(cfg)["test"]:
+        by_source.setdefault(p.source, []).append(p)
+    return by_source
