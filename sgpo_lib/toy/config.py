@@ -43,11 +43,14 @@ class ToyWorldConfig:
     `strong_skip_rate` is the probability that the strong solver skips a line of its
     step-by-step execution (`families.Family.strong`): 1 writes only the one-sentence summary
     that jumps straight to the answer (the compressed style of worlds before `toy-students-v5`),
-    0 spells every step out; the default 0.1 spells most steps out and jumps over about one in
-    ten, like the long reasoning traces (DeepSeek-R1's) that the paper's warm-up imitates. It
-    changes what the SFT warm-up and the `sft` baseline imitate, and the unguided part of the
-    students' pretraining (which shows the same strong responses), so it is part of a
-    student's cache key. Calibrated on the regime targets of issue 25 (toy/README.md).
+    0 spells every step out; 0.1 spells most steps out and jumps over about one in ten, like
+    the long reasoning traces (DeepSeek-R1's) that the paper's warm-up imitates. It changes what
+    the SFT warm-up and the `sft` baseline imitate, and the unguided part of the students'
+    pretraining (which shows the same strong responses), so it is part of a student's cache
+    key. The default stays 1 (the world the README's demo measures): measured against the
+    regime targets of issue 25 (toy/README.md), 0.1 puts the SFT warm-up within 10% of the base
+    student on two world seeds of three, but SFT+GRPO gains on none and the premise's gap
+    shrinks to 7-20 points, so neither setting meets the targets.
 
     `instruction` is appended to every toy prompt (unguided and guided); it is short or empty
     because the toy tokenizer is character-level. `extractor_fault_rate` is the probability
@@ -59,7 +62,7 @@ class ToyWorldConfig:
     n_train: int = 256
     n_test: int = 64
     n_ood: int = 32
-    strong_skip_rate: float = 0.1
+    strong_skip_rate: float = 1.0
     instruction: str = ""
     extractor_fault_rate: float = 0.02
 
