@@ -184,9 +184,10 @@ def _engine_trainer(engine, monkeypatch, tmp_path, model_dir, name, overrides=No
     from trainer_fixtures import ParityGrader, make_data, params_file
 
     from sgpo_lib.config.run import load_config
+    from sgpo_lib.train import backends
     from sgpo_lib.train.trainer import Trainer
 
-    monkeypatch.setattr(Trainer, "_make_generator", lambda self: engine)
+    monkeypatch.setattr(backends, "rollout_generator", lambda *a: engine)
     cfg = load_config(params_file(tmp_path, model_dir, steps), {"rollout.backend": "vllm", **(overrides or {})})
     return Trainer(cfg, make_data(model_dir), tmp_path / name, ParityGrader())
 
