@@ -63,7 +63,7 @@ _UNITS_RE = re.compile(r"(?:(?:\s*\\(?:cdot|[,;!])|\s*~|\s*/)?\s*(?:(?:\\mu\s*)?
                        r"|\{\s*(?:~\s*[A-Za-z]+|[A-Za-z]{2,})\s*\}|(?<=/)\s*\{\s*[A-Za-z]+\s*\}|\\AA(?![A-Za-z]))(?:_\{?\d\}?)?(?:\^\{?-?\d\}?)?"
                        r"|(?:\s*\\cdot)?\s+[A-Za-z]+(?:/[A-Za-z]+)?(?:\^\{?-?\d\}?)?){1,3}$")  # `J \cdot s`
 _LONE_LETTER_RE = re.compile(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])")
-_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+PROSE_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # three letters or more, not a LaTeX command
 _ENVIRONMENT_RE = re.compile(r"\\(?:begin|end)\{[^{}]*\}")
 _MATH_WORDS = frozenset("""sin cos tan cot sec csc log exp lim max min gcd lcm mod det deg arg inf sup and for all
                            arcsin arccos arctan sinh cosh tanh none""".split())
@@ -250,7 +250,7 @@ def looks_unparsed(pred: str) -> bool:
     s = _TEXT_WRAP_RE.sub(r" \1 ", _ENVIRONMENT_RE.sub(" ", _UNITS_RE.sub("", plain_subscripts(pred))))
     if PYTHON_JUNK_RE.search(s):
         return True
-    return any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(_LETTER_SUBSCRIPT_RE.sub(" ", s)))
+    return any(w.lower() not in _MATH_WORDS for w in PROSE_WORD_RE.findall(_LETTER_SUBSCRIPT_RE.sub(" ", s)))
 
 
 def check(pred: str, gold: str, kind: str = "math", problem: str = "",

@@ -46,7 +46,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from .check import as_number
+from .check import PROSE_WORD_RE, as_number
 
 # a clause explaining the answer before it: cut there
 EXPLANATION_RE = re.compile(r"(?i)(?:,\s*|\s+)(?:which|since|because|as|so that|given|where|when)\b|;|,\s+(?!and\b|or\b)(?=[A-Za-z]{3})")
@@ -62,7 +62,6 @@ _ASSIGNMENT_RE = re.compile(r"(?:^|(?<=[\s,;(]))([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*
 # a tuple of names given a tuple of values: `(x, y) = (1, 2)`
 _TUPLE_ASSIGNMENT_RE = re.compile(r"(\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\))\s*=\s*(\([^()=]*\))")
 _NAME_EQUALS_RE = re.compile(r"\s*[A-Za-z](?:_\{?\w+\}?)?\s*=")
-_PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _ALTERNATIVE_RE = re.compile(r"[\s,]*(?:or|and)?\s*")
 _PLAIN_MATH_RE = re.compile(r"\$+|\\[()\[\]]|\\(?:left|right)(?![A-Za-z])")  # delimiters and `\left(`, `\right)`
 _LIST_GAP_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|,?\s*(or)\s+)\s*")
@@ -180,7 +179,7 @@ def _assignments(sentence: str) -> tuple[int, list[str]]:
     follows the last one (`m = -1, b = 6, and m + b = 5` states 5); else (0, [])."""
     plain = _PLAIN_MATH_RE.sub(lambda d: " " * len(d.group()), sentence)  # positions kept
     found = sorted((m for r in (_ASSIGNMENT_RE, _TUPLE_ASSIGNMENT_RE) for m in r.finditer(plain)
-                    if not _PROSE_RE.search(m.group(2))), key=lambda m: m.start())  # `r = 1 gives 5`: no assignment
+                    if not PROSE_WORD_RE.search(m.group(2))), key=lambda m: m.start())  # `r = 1 gives 5`: no assignment
     if len(found) < 2 or re.search(r"\d", plain[found[-1].end():]):
         return 0, []
     names = {re.sub(r"\s", "", m.group(1)) for m in found}
