@@ -118,11 +118,11 @@ def main_orderings(main: pd.DataFrame, metric: str = "avg@k") -> pd.DataFrame:
 
 
 def orderings(ablation: pd.DataFrame) -> pd.DataFrame:
-    """The paper's orderings "full SGPO > ablation" for the rows of `results.ablation_table` the paper
+    """The paper's orderings "ablation < full SGPO" for the rows of `results.ablation_table` the paper
     reports: the ordering, the paper's Δ, this run's Δ with its paired 95% interval and the verdict
-    (`verdict`); empty without such rows."""
+    (`verdict`); empty without such rows. Δ is left − right, as in `main_orderings`: ablation − full SGPO."""
     named = [n for n in ablation.index if n in ABLATIONS] if "paper's ordering here" in ablation else []
-    return pd.DataFrame([{"ordering": f"full SGPO {'>' if ablation_delta(n) < 0 else '<'} {n}",
+    return pd.DataFrame([{"ordering": f"{n} {'<' if ablation_delta(n) < 0 else '>'} full SGPO",
                           "paper Δ": f"{ablation_delta(n):+.1f}",
                           "Δ here (95% CI)": f"{ablation.loc[n, 'Δ avg']} {ablation.loc[n, 'Δ 95% CI']}",
                           "here": ablation.loc[n, "paper's ordering here"]} for n in named],

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from ..config.deprecated import current_value
-from ..config.experiment import ablation_seeds
+from ..config.experiment import WARMUP_METHODS, ablation_seeds
 from ..config.run import RunConfig
 from ..core import fileio
 from ..core.run_folder import EVAL_PROBLEMS_FILE, read_status
@@ -179,6 +179,22 @@ def _fmt(mean: float, std: float, n: int) -> str:
 
 
 
+def from_base_student(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs whose step 0 is the base student: not a method that starts from the SFT
+    warm-up (`WARMUP_METHODS`, with `train.warmup_sft_fraction` > 0). Rows without those columns
+    (not a training run's) are kept.
+
+    Example:
+        >>> df = pd.DataFrame({"train.method": ["sgpo", "grpo", "sft_grpo"], "train.warmup_sft_fraction": [0.5, 0.5, 0.0]})
+        >>> list(from_base_student(df)["train.method"])
+        ['grpo', 'sft_grpo']
+    """
+    if "train.method" not in df or "train.warmup_sft_fraction" not in df:
+        return df
+    from_warmup = df["train.method"].isin(WARMUP_METHODS) & (df["train.warmup_sft_fraction"] > 0)
+    return df[~from_warmup]
+
+
 def long_table(df: pd.DataFrame, group: str, metric: str = METRIC, phase: str = "final") -> pd.DataFrame:
     """Per (group value, split, source): mean, std, number of seeds, in points."""
     done = df[(df["status"] == "done") & (df["phase"] == phase)]
@@ -191,11 +207,14 @@ def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bo
     """Rows = `group` values (e.g. methods); columns = test benchmarks, `avg`, `ood` (mean ± std over
     seeds, the mean alone for one seed) and `seeds` ("1 seed", "3 seeds").
 
-    With `with_base`, a `base` row holds the untrained student (step-0 eval, seed-averaged).
+    With `with_base`, a `base` row holds the untrained student (the step-0 evaluation, seed-averaged,
+    of the first group that starts from it, `from_base_student`); no such row when every run starts
+    from the SFT warm-up.
     """
     parts = [long_table(df, group, metric)]
-    if with_base:
-        base = long_table(df, group, metric, phase="base").groupby(["split", "source"])[["mean", "std", "count"]].first().reset_index()
+    base = long_table(from_base_student(df), group, metric, phase="base")
+    if with_base and len(base):
+        base = base.groupby(["split", "source"])[["mean", "std", "count"]].first().reset_index()
         base[group] = "base"
         parts.insert(0, base)
     long = pd.concat(parts, ignore_index=True)
@@ -225,7 +244,7 @@ def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
         return pd.DataFrame()
     df = with_method(df)
     table = wide_table(df, "method", metric)
-    order = ["base"] + [m for m in dict.fromkeys(METHOD_LABELS.values()) if m in table.index]
+    order = [m for m in ["base", *dict.fromkeys(METHOD_LABELS.values())] if m in table.index]
     table = table.reindex(order + [m for m in table.index if m not in order])
     table.insert(len(table.columns) - 1, SE_COLUMN, [standard_error_text(df, "method", m, metric) for m in table.index])
     return table.rename_axis(f"method ({metric})")
@@ -236,17 +255,20 @@ SE_COLUMN = "SE avg"  # the main table's standard error of `avg` over seeds and 
 
 def standard_error_text(df: pd.DataFrame, group: str, name: str, metric: str = METRIC) -> str:
     """Row `name`'s standard error of its test mean over seeds and problems (`paired.row_standard_error`),
-    in points; the `base` row is `wide_table`'s (the step-0 evaluation of the first group); "" with one cell."""
+    in points; the `base` row is `wide_table`'s (the step-0 evaluation of the first group that starts
+    from the base student); "" with one cell."""
     phase, value = "final", name
     if name == "base":
+        df = from_base_student(df)
         phase, value = "base", sorted(df.loc[(df["phase"] == "base") & (df["status"] == "done"), group])[0]
     se, unit = row_standard_error(df, group, value, metric, phase)
     return "" if se != se else f"{se:.1f}{UNIT_NOTES[unit]}"
 
 
 def base_accuracy(df: pd.DataFrame, group: str, split: str = "test", metric: str = METRIC) -> float | None:
-    """The untrained student's macro accuracy on `split`, in points (None without step-0 evals)."""
-    base = long_table(df, group, metric, phase="base")
+    """The untrained student's macro accuracy on `split`, in points: the step-0 evaluation of the
+    first group that starts from it (`from_base_student`); None without one."""
+    base = long_table(from_base_student(df), group, metric, phase="base")
     macro = base[(base["source"] == "macro") & (base["split"] == split)]
     return float(macro["mean"].iloc[0]) if len(macro) else None
 

@@ -24,6 +24,7 @@ from .yaml12 import parse_assignment
 # only in its starting checkpoint, the SFT warm-up). `TrainConfig.method` is this Literal.
 Method = Literal["sgpo", "grpo", "sft", "sft_grpo", "hpt", "luffy"]
 METHODS: tuple[str, ...] = get_args(Method)
+WARMUP_METHODS = ("sft_grpo", "sgpo")  # the methods that start from the SFT warm-up checkpoint (§6)
 ABLATIONS_HELP = ("write each entry as '- <name>: {dotted.key: value, ...}' (e.g. '- w/o KL clipping: "
                   "{distill.kl_clip: null}') or as one 'dotted.key=value' string (its own name)")
 

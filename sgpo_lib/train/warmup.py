@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ..config.experiment import WARMUP_METHODS
 from ..config.run import RunConfig
 from ..core import cache_files, fileio
 from ..core.cache import cache_dir
@@ -50,7 +51,6 @@ from .trainer import train
 log = logging.getLogger(__name__)
 
 CODE_VERSION = "warmup-v1"
-WARMUP_METHODS = ("sft_grpo", "sgpo")  # the methods that start from the warm-up checkpoint (§6)
 META_FILE = "warmup.json"
 LOCK_POLL_S = 5.0
 

@@ -20,7 +20,7 @@ def test_readable_tables_have_no_index_column_percentages_with_one_decimal_and_w
     shown = report_format.readable(health)
     assert list(shown.columns) == ["run", "groups with one reward value", "log-prob gap, autonomous (mean)", "steps"]
     assert shown.iloc[0].tolist() == ["train.method=sgpo_seed=0", "7.0%", "0.00123", "2"]
-    plain = report_format.readable(pd.DataFrame({"ordering": ["full SGPO > w/o strategy distillation"], "paper Δ": [-2.2]}))
+    plain = report_format.readable(pd.DataFrame({"ordering": ["w/o strategy distillation < full SGPO"], "paper Δ": [-2.2]}))
     assert list(plain.columns) == ["ordering", "paper Δ"]  # a 0, 1, … index is dropped, not shown
     text = report_format.as_text(pd.DataFrame({"ordering": ["x" * 120]}))
     assert "x" * 120 in text and not text.splitlines()[1].startswith("0")  # whole labels, no index

@@ -39,6 +39,19 @@ def test_main_table_has_the_papers_rows_in_order_mean_and_std_over_seeds():
     assert table.index.name == "method (avg@k)"
 
 
+def test_the_base_row_is_a_step_0_of_the_base_student_never_of_the_sft_warm_up():
+    warm = [dict(r, **{"train.warmup_sft_fraction": 1 / 3}) for r in
+            rows("w0", "sft_grpo", 0, 0.45, base=0.3) + rows("s0", "sgpo", 0, 0.5, base=0.3)]
+    from_base = [dict(r, **{"train.warmup_sft_fraction": 1 / 3}) for r in rows("f0", "sft", 0, 0.2, base=0.1)]
+    table = results.main_table(pd.DataFrame(warm + from_base))  # "SFT" sorts after "SFT+GRPO"'s step 0 no more
+    assert table.loc["base", "avg"] == "10.0" and results.base_accuracy(pd.DataFrame(warm + from_base), "train.method") == 10.0
+    only_warm = results.main_table(pd.DataFrame(warm))
+    assert list(only_warm.index) == ["SFT+GRPO", "SGPO"]  # every run starts from the warm-up: no base row
+    assert results.base_accuracy(pd.DataFrame(warm), "train.method") is None
+    off = [dict(r, **{"train.warmup_sft_fraction": 0.0}) for r in rows("s0", "sgpo", 0, 0.5, base=0.3)]
+    assert results.main_table(pd.DataFrame(off)).loc["base", "avg"] == "30.0"  # no warm-up: SGPO starts from the base
+
+
 def ablation_frames():
     main = frame(*(rows(f"s{s}", "sgpo", s, 0.50 + s / 100) for s in (0, 1, 2)), rows("s9", "sgpo", 9, 0.9))
     ablate = frame(*(rows(f"k{s}", "sgpo", s, 0.45, label="w/o KL clipping") for s in (0, 1, 2)),
@@ -81,7 +94,7 @@ def test_paired_difference_pairs_seeds_and_benchmarks_and_decides_the_papers_dir
 def test_orderings_name_the_papers_rows_with_their_verdicts():
     ablate, main = ablation_frames()
     found = paper.orderings(results.ablation_table(ablate, main, seeds=(0, 1, 2)))
-    assert found["ordering"].tolist() == ["full SGPO > w/o KL clipping", "full SGPO > w/o target selection", "full SGPO > reverse KL"]
+    assert found["ordering"].tolist() == ["w/o KL clipping < full SGPO", "w/o target selection < full SGPO", "reverse KL < full SGPO"]
     assert found["here"].tolist() == ["holds", "inconclusive", "reversed"]
     assert found.loc[0, "Δ here (95% CI)"].startswith("-6.0 [-8.5, -3.5]") and found.loc[0, "paper Δ"] == "-3.4"
     assert len(paper.ABLATIONS) == 8
@@ -142,12 +155,12 @@ def test_notebook_04_and_the_report_show_the_same_ablation_table(tmp_path, monke
     assert shown["Δ avg"].tolist() == ["+0.0", "+5.0", "-15.0"]
     orderings = report.tables(cfg, tmp_path)["ablation_orderings"].set_index("ordering")["here"]
     # two seeds whose differences disagree in size (-10, -20 and +10, 0): neither interval excludes 0
-    assert orderings.to_dict() == {"full SGPO > w/o strategy distillation": "inconclusive",
-                                   "full SGPO > direct SFT on guided rollouts": "inconclusive"}
+    assert orderings.to_dict() == {"w/o strategy distillation < full SGPO": "inconclusive",
+                                   "direct SFT on guided rollouts < full SGPO": "inconclusive"}
     printed = report.terminal_tables(tmp_path)  # what `pipeline` prints at its end: the same tables as text
     assert printed.startswith("Main table") and "SFT+GRPO" in printed and "Ablations" in printed
     assert all(row in printed for row in shown.index) and "paper Δ" in printed and "paper's ordering here" in printed
-    assert "full SGPO > direct SFT on guided rollouts" in printed and printed.rstrip().endswith("inconclusive")
+    assert "direct SFT on guided rollouts < full SGPO" in printed and printed.rstrip().endswith("inconclusive")
     assert "\n0 " not in printed and "\n1 " not in printed  # no index column
 
 
