@@ -22,6 +22,8 @@ from, sampled with the run's seed) and SFT+GRPO its last evaluation. A relative 
 `(after - before) / before`. The standard error of a row is the seeds' std / sqrt(seeds) and,
 beside it, the binomial estimate `sqrt(m (1 - m) / (problems x seeds))` of sampling problems and
 seeds (per-problem results are not kept, so the problem part is not measured).
+Per seed, beside them: RL's own training reward over the first and the last quarter of its steps
+(`reward_trend`), which says whether GRPO climbs its objective on the world at all.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import yaml
 
 from ..analysis import kl_signal, results
 from ..config.run import RunConfig
@@ -98,6 +101,34 @@ def seed_rows(main_dir: Path) -> pd.DataFrame:
     return pd.DataFrame({"SFT": wide["base"], "SFT+GRPO": wide["final"]}).rename_axis("seed").reset_index()
 
 
+def reward_trend(main_dir: Path) -> pd.DataFrame:
+    """Per seed of the `sft_grpo` runs under `main_dir`: the mean training reward of the autonomous
+    rollouts (`reward_auto`, sampled at temperature 1: RL's own objective) over the first and the
+    last quarter of the run's steps (at least one step each), as fractions. Whether RL climbs its
+    objective at all tells a world where it cannot from one where its gains do not reach the test split.
+
+    Example:
+        >>> import tempfile
+        >>> run = Path(tempfile.mkdtemp()) / "train.method=sft_grpo_seed=3"; run.mkdir()
+        >>> _ = (run / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "train": {"method": "sft_grpo"}}))
+        >>> fileio.write_jsonl(run / "metrics.jsonl", [{"step": 0}] + [{"step": s, "reward_auto": s / 10} for s in range(1, 9)])
+        >>> reward_trend(run.parent).round(3).values.tolist()
+        [[3.0, 0.15, 0.75]]
+    """
+    rows = []
+    for run in sorted(p.parent for p in Path(main_dir).glob("*/metrics.jsonl")):
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+        if cfg.get("train", {}).get("method") != "sft_grpo":
+            continue
+        rewards = [r["reward_auto"] for r in fileio.read_jsonl(run / "metrics.jsonl", tolerate_torn_tail=True)
+                   if "reward_auto" in r]
+        if rewards:
+            q = max(1, len(rewards) // 4)
+            rows.append({"seed": cfg["seed"], "reward first quarter": sum(rewards[:q]) / q,
+                         "reward last quarter": sum(rewards[-q:]) / q})
+    return pd.DataFrame(rows, columns=["seed", "reward first quarter", "reward last quarter"])
+
+
 def correct_guided_kl(cfg: RunConfig, run_dir: Path) -> list[list[float]]:
     """Per-token KL(q‖p) of every correct guided rollout in notebook 02's `paired_rollouts.jsonl`,
     under the starting student (`kl_signal.rollout_signal`)."""
@@ -153,12 +184,14 @@ def ready(cfg: RunConfig, run_dir: Path) -> bool:
 
 def regime(cfg: RunConfig, run_dir: Path) -> dict:
     """The regime table of a run folder after notebooks 00, 02 and 03 (see the module docstring):
-    `accuracy` (base / SFT / SFT+GRPO), `premise`, `per_seed`, `kl` (shares at each δ); written to
+    `accuracy` (base / SFT / SFT+GRPO), `premise`, `per_seed` (with RL's training reward, first and
+    last quarter), `kl` (shares at each δ); written to
     `regime.json` and `regime.csv`."""
     run_dir = Path(run_dir)
     premise = premise_row(pd.read_csv(run_dir / "premise.csv"), cfg.student.size)
     warm = assets.build_warmup(cfg)
     per_seed = seed_rows(run_dir / "main")
+    per_seed = per_seed.merge(reward_trend(run_dir / "main"), on="seed", how="left")
     n_problems = sum(len(ps[: cfg.eval.max_problems or len(ps)]) for ps in _test_by_source(cfg).values())
     accuracy = accuracy_table(float(warm["test avg@k (base)"]), per_seed, n_problems)
     kl = kl_shares(correct_guided_kl(cfg, run_dir))
