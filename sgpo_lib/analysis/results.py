@@ -195,6 +195,16 @@ def from_base_student(df: pd.DataFrame) -> pd.DataFrame:
     return df[~from_warmup]
 
 
+WARMUP_ROW = "SFT warm-up (step 0)"  # a table's start row when every run starts from the SFT warm-up
+
+
+def start_row(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The name and the rows of a table's start: `base` and the runs that start from the base student
+    (`from_base_student`), else `WARMUP_ROW` and all runs (each starts from the SFT warm-up)."""
+    base = from_base_student(df)
+    return ("base", base) if len(base) else (WARMUP_ROW, df)
+
+
 def long_table(df: pd.DataFrame, group: str, metric: str = METRIC, phase: str = "final") -> pd.DataFrame:
     """Per (group value, split, source): mean, std, number of seeds, in points."""
     done = df[(df["status"] == "done") & (df["phase"] == phase)]
@@ -207,16 +217,18 @@ def wide_table(df: pd.DataFrame, group: str, metric: str = METRIC, with_base: bo
     """Rows = `group` values (e.g. methods); columns = test benchmarks, `avg`, `ood` (mean ± std over
     seeds, the mean alone for one seed) and `seeds` ("1 seed", "3 seeds").
 
-    With `with_base`, a `base` row holds the untrained student (the step-0 evaluation, seed-averaged,
-    of the first group that starts from it, `from_base_student`); no such row when every run starts
-    from the SFT warm-up.
+    With `with_base`, a first row holds the runs' start (`start_row`): `base`, the untrained student
+    (the step-0 evaluation, seed-averaged, of the first group that starts from it), or `WARMUP_ROW`
+    when every run starts from the SFT warm-up.
     """
     parts = [long_table(df, group, metric)]
-    base = long_table(from_base_student(df), group, metric, phase="base")
-    if with_base and len(base):
-        base = base.groupby(["split", "source"])[["mean", "std", "count"]].first().reset_index()
-        base[group] = "base"
-        parts.insert(0, base)
+    if with_base:
+        name, start = start_row(df)
+        base = long_table(start, group, metric, phase="base")
+        if len(base):
+            base = base.groupby(["split", "source"])[["mean", "std", "count"]].first().reset_index()
+            base[group] = name
+            parts.insert(0, base)
     long = pd.concat(parts, ignore_index=True)
     long["cell"] = [_fmt(m, s, int(c)) for m, s, c in zip(long["mean"], long["std"], long["count"])]
     long["column"] = [("avg" if sp == "test" else "ood") if src == "macro" else src.split("/")[-1]
@@ -244,7 +256,7 @@ def main_table(df: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
         return pd.DataFrame()
     df = with_method(df)
     table = wide_table(df, "method", metric)
-    order = [m for m in ["base", *dict.fromkeys(METHOD_LABELS.values())] if m in table.index]
+    order = [m for m in ["base", WARMUP_ROW, *dict.fromkeys(METHOD_LABELS.values())] if m in table.index]
     table = table.reindex(order + [m for m in table.index if m not in order])
     table.insert(len(table.columns) - 1, SE_COLUMN, [standard_error_text(df, "method", m, metric) for m in table.index])
     return table.rename_axis(f"method ({metric})")
@@ -255,11 +267,11 @@ SE_COLUMN = "SE avg"  # the main table's standard error of `avg` over seeds and 
 
 def standard_error_text(df: pd.DataFrame, group: str, name: str, metric: str = METRIC) -> str:
     """Row `name`'s standard error of its test mean over seeds and problems (`paired.row_standard_error`),
-    in points; the `base` row is `wide_table`'s (the step-0 evaluation of the first group that starts
-    from the base student); "" with one cell."""
+    in points; the start row (`base` or `WARMUP_ROW`) is `wide_table`'s: the step-0 evaluation of the
+    first group of `start_row`; "" with one cell."""
     phase, value = "final", name
-    if name == "base":
-        df = from_base_student(df)
+    if name in ("base", WARMUP_ROW):
+        df = start_row(df)[1]
         phase, value = "base", sorted(df.loc[(df["phase"] == "base") & (df["status"] == "done"), group])[0]
     se, unit = row_standard_error(df, group, value, metric, phase)
     return "" if se != se else f"{se:.1f}{UNIT_NOTES[unit]}"

@@ -46,8 +46,9 @@ def test_the_base_row_is_a_step_0_of_the_base_student_never_of_the_sft_warm_up()
     table = results.main_table(pd.DataFrame(warm + from_base))  # "SFT" sorts after "SFT+GRPO"'s step 0 no more
     assert table.loc["base", "avg"] == "10.0" and results.base_accuracy(pd.DataFrame(warm + from_base), "train.method") == 10.0
     only_warm = results.main_table(pd.DataFrame(warm))
-    assert list(only_warm.index) == ["SFT+GRPO", "SGPO"]  # every run starts from the warm-up: no base row
-    assert results.base_accuracy(pd.DataFrame(warm), "train.method") is None
+    assert list(only_warm.index) == [results.WARMUP_ROW, "SFT+GRPO", "SGPO"]  # every run starts from the warm-up
+    assert only_warm.loc[results.WARMUP_ROW, "avg"] == "30.0"
+    assert results.base_accuracy(pd.DataFrame(warm), "train.method") is None  # the base student was not evaluated
     off = [dict(r, **{"train.warmup_sft_fraction": 0.0}) for r in rows("s0", "sgpo", 0, 0.5, base=0.3)]
     assert results.main_table(pd.DataFrame(off)).loc["base", "avg"] == "30.0"  # no warm-up: SGPO starts from the base
 

@@ -67,9 +67,10 @@ def test_wide_table_mean_and_std_over_seeds(tmp_path):
     params.write_text("seed: 0\n")
     df = run_sweep(params, grid(**{"distill.coef": [0.0, 1.0], "seed": [0, 1]}), tmp_path / "s", train_fn=fake_train([]))
     table = results.wide_table(df, "distill.coef", "greedy")
-    # coef 1: greedy 0.5 and 0.6 over seeds -> 55.0 ± 7.1 points; base row from the step-0 eval
+    # coef 1: greedy 0.5 and 0.6 over seeds -> 55.0 ± 7.1 points; the start row from the step-0 eval (SGPO
+    # runs start from the SFT warm-up)
     assert table.loc[1.0, "avg"] == "55.0 ± 7.1"
-    assert table.loc["base", "avg"].startswith("10.0")
+    assert table.loc[results.WARMUP_ROW, "avg"].startswith("10.0")
 
 
 def test_parallel_runs_are_subprocesses_sharing_the_cpu_cores(tmp_path, monkeypatch):
