@@ -119,6 +119,20 @@ def test_scaling_reuses_the_main_tables_runs_of_the_default_size(tmp_path, monke
     assert set(zip(table["student.size"], table["train.method"])) == {(z, m) for z in ("tiny", "small") for m in ("grpo", "sgpo")}
 
 
+def test_scaling_over_the_default_size_alone_reads_the_main_table_and_runs_nothing(tmp_path):
+    from sgpo_lib.workflow import stages
+
+    params = tmp_path / "p.yaml"
+    params.write_text("experiment: {scaling_sizes: [small], scaling_methods: [grpo], scaling_seeds: [0]}\n"
+                      "train: {warmup_sft_fraction: 0}\n")
+    cfg = load_config(params)
+    fileio.write_text(tmp_path / "config.yaml", config_to_yaml(cfg))
+    fake_train([])(str(params), {"train.method": "grpo", "seed": 0}, tmp_path / "main" / "train.method=grpo_seed=0")
+    table = stages.scaling(cfg, tmp_path)  # no run to sweep: the scaling folder is made, not missing
+    assert set(zip(table["student.size"], table["train.method"])) == {("small", "grpo")}
+    assert (tmp_path / "scaling").is_dir() and not any(p.is_dir() for p in (tmp_path / "scaling").iterdir())
+
+
 def test_gpus_per_run_launches_each_run_on_its_own_group_of_gpus(tmp_path, monkeypatch):
     """`experiment.gpus_per_run` 4 on 8 GPUs: two runs at a time under `accelerate launch
     --num_processes 4`, each on its own four GPUs and rendezvous port; too few GPUs fails naming the key."""
