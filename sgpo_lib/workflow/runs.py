@@ -69,6 +69,10 @@ def start_run(
         fileio.write_text(run_dir / "config.yaml", config_to_yaml(cfg))
         fileio.write_text(run_dir / "params_source.yaml", resolve(params_file).read_text(encoding="utf-8"))
         fileio.write_json(run_dir / "overrides.json", overrides or {})
+    elif load_config(run_dir / "config.yaml").output.reuse != cfg.output.reuse:
+        # the same config but for `output.reuse` (check_folder): the runs a stage makes from the
+        # run's config.yaml (its sweeps) must reuse their folders as this execution says
+        fileio.write_text(run_dir / "config.yaml", config_to_yaml(cfg))
     record_code(run_dir)
     seed_everything(cfg.seed)
     configure_logging(run_dir)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from sgpo_lib.config.run import load_config
 from sgpo_lib.core import code_fingerprint, fileio
 from sgpo_lib.core.code_fingerprint import CodeChangedError
 from sgpo_lib.core.paths import REPO_ROOT
@@ -67,6 +68,7 @@ def test_start_run_records_the_code_and_refuses_a_folder_of_other_code(params, e
     assert fileio.read_json(run_dir / "env.json")["code_fingerprint"] == first  # nothing written
     _, again = start_run(params, {"output.reuse": "config"})
     assert again == run_dir  # output.reuse is not part of the run id
+    assert load_config(run_dir / "config.yaml").output.reuse == "config"  # the stages' sweeps read it from there
     assert fileio.read_json(run_dir / "env.json")["code_fingerprint"] == code_fingerprint.fingerprint()  # the last execution
 
 
