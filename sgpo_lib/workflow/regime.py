@@ -19,9 +19,10 @@ Where the numbers come from: the base student's test avg@k is the warm-up's own 
 evaluation (`assets.build_warmup`, sampling seed `world_seed`); per training seed, the SFT row is
 the step-0 evaluation of that seed's `sft_grpo` run under `main/` (the warm-up model it starts
 from, sampled with the run's seed) and SFT+GRPO its last evaluation. A relative change is
-`(after - before) / before`. The standard error of a row is the seeds' std / sqrt(seeds) and,
-beside it, the binomial estimate `sqrt(m (1 - m) / (problems x seeds))` of sampling problems and
-seeds (per-problem results are not kept, so the problem part is not measured).
+`(after - before) / before`. The standard error of a row is the seeds' std / sqrt(seeds), the
+binomial estimate `sqrt(m (1 - m) / (problems x seeds))`, and the one over seeds and problems as
+crossed effects from the runs' per-problem rows (`paired.row_standard_error`, the main table's
+`SE avg`; NaN for the base row, one evaluation).
 Per seed, beside them: RL's own training reward over the first and the last quarter of its steps
 (`reward_trend`), which says whether GRPO climbs its objective on the world at all.
 """
@@ -36,7 +37,7 @@ from typing import Sequence
 import pandas as pd
 import yaml
 
-from ..analysis import kl_signal, results
+from ..analysis import kl_signal, paired, results
 from ..config.run import RunConfig
 from ..core import fileio
 from ..data import prompts
@@ -101,6 +102,14 @@ def seed_rows(main_dir: Path) -> pd.DataFrame:
     return pd.DataFrame({"SFT": wide["base"], "SFT+GRPO": wide["final"]}).rename_axis("seed").reset_index()
 
 
+def crossed_errors(main_dir: Path) -> dict[str, float]:
+    """The standard errors (points) over seeds and problems of the SFT warm-up (the `sft_grpo` runs'
+    step-0 evaluations) and of SFT+GRPO (their last), `paired.row_standard_error`."""
+    df = results.collect(main_dir, require_complete=False)
+    return {name: paired.row_standard_error(df, "train.method", "sft_grpo", results.METRIC, phase)[0]
+            for name, phase in (("SFT", "base"), ("SFT+GRPO", "final"))}
+
+
 def reward_trend(main_dir: Path) -> pd.DataFrame:
     """Per seed of the `sft_grpo` runs under `main_dir`: the mean training reward of the autonomous
     rollouts (`reward_auto`, sampled at temperature 1: RL's own objective) over the first and the
@@ -148,9 +157,10 @@ def correct_guided_kl(cfg: RunConfig, run_dir: Path) -> list[list[float]]:
     return out
 
 
-def accuracy_table(base: float, per_seed: pd.DataFrame, n_problems: int) -> pd.DataFrame:
-    """Rows base / SFT / SFT+GRPO in points: mean over seeds, seed std, the two standard errors,
-    the relative change against the row before it, the target and whether it holds on every seed."""
+def accuracy_table(base: float, per_seed: pd.DataFrame, n_problems: int, crossed_se: dict | None = None) -> pd.DataFrame:
+    """Rows base / SFT / SFT+GRPO in points: mean over seeds, seed std, the standard errors (over
+    seeds, binomial, and `crossed_se[row]` over seeds and problems when given), the relative change
+    against the row before it, the target and whether it holds on every seed."""
     seeds = len(per_seed)
     sft_rel = [relative(base, s) for s in per_seed["SFT"]]
     grpo_rel = [relative(s, g) for s, g in zip(per_seed["SFT"], per_seed["SFT+GRPO"])]
@@ -166,6 +176,7 @@ def accuracy_table(base: float, per_seed: pd.DataFrame, n_problems: int) -> pd.D
         rows.append({"row": name, "avg@k": 100 * m, "seed std": 100 * float(values.std()) if n > 1 else math.nan,
                      "SE seeds": 100 * float(values.std()) / math.sqrt(n) if n > 1 else math.nan,
                      "SE binomial": 100 * math.sqrt(m * (1 - m) / (n_problems * (seeds if name != "base" else 1))),
+                     "SE seeds × problems": (crossed_se or {}).get(name, math.nan),
                      "relative change": float(pd.Series(rel).mean()) if rel else math.nan,
                      "per seed": [round(100 * r, 1) for r in rel], "target": target, "holds": ok})
     return pd.DataFrame(rows).set_index("row")
@@ -193,7 +204,7 @@ def regime(cfg: RunConfig, run_dir: Path) -> dict:
     per_seed = seed_rows(run_dir / "main")
     per_seed = per_seed.merge(reward_trend(run_dir / "main"), on="seed", how="left")
     n_problems = sum(len(ps[: cfg.eval.max_problems or len(ps)]) for ps in _test_by_source(cfg).values())
-    accuracy = accuracy_table(float(warm["test avg@k (base)"]), per_seed, n_problems)
+    accuracy = accuracy_table(float(warm["test avg@k (base)"]), per_seed, n_problems, crossed_errors(run_dir / "main"))
     kl = kl_shares(correct_guided_kl(cfg, run_dir))
     out = {"world_seed": cfg.world_seed, "strong_skip_rate": cfg.world.strong_skip_rate, "premise": premise,
            "accuracy": accuracy.reset_index().to_dict("records"), "per_seed": per_seed.to_dict("records"),

@@ -48,6 +48,9 @@ def test_targets_hold_only_when_they_hold_on_every_seed():
     assert not table.loc["SFT", "holds"] and table.loc["SFT+GRPO", "holds"]
     assert table.loc["SFT", "SE seeds"] == pytest.approx(100 * per_seed["SFT"].std() / math.sqrt(3))
     assert table.loc["SFT", "SE binomial"] == pytest.approx(100 * math.sqrt(0.22 * 0.78 / (256 * 3)))
+    assert table["SE seeds × problems"].isna().all()  # not given
+    given = regime.accuracy_table(0.20, per_seed, n_problems=256, crossed_se={"SFT": 1.2, "SFT+GRPO": 1.4})
+    assert given["SE seeds × problems"].tolist()[1:] == [1.2, 1.4] and math.isnan(given.loc["base", "SE seeds × problems"])
 
 
 def test_premise_needs_a_gap_and_an_unguided_accuracy_above_zero():
