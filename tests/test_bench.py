@@ -98,3 +98,15 @@ def test_selfconsistency_bench_unboxes_the_last_box_only():
     i, j, k = _last_box(text)
     assert text[j:k] == "\\frac{a}{b^{2}}" and text[:i] + text[j:k] + text[k + 1:] == "first \\boxed{1}, then \\frac{a}{b^{2}} done"
     assert _last_box("no box") is None and _last_box("\\boxed{open") is None
+
+
+def test_rl_temperature_gap_takes_the_first_problems_of_each_family_and_averages_families():
+    from types import SimpleNamespace
+
+    from bench.rl_temperature_gap import family_means, first_per_family
+
+    problems = [SimpleNamespace(source=s, id=i) for i, s in enumerate(["toy/a", "toy/b", "toy/a", "toy/a", "toy/b"])]
+    assert [p.id for p in first_per_family(problems, 2)] == [0, 1, 2, 4]
+    rows = [{"source": "toy/a", "correct": 2, "k": 2}, {"source": "toy/a", "correct": 0, "k": 2},
+            {"source": "toy/b", "correct": 1, "k": 4}]
+    assert family_means(rows) == {"a": 50.0, "b": 25.0, "macro": 37.5}  # families weigh the same, not problems
