@@ -158,8 +158,8 @@ def run_sweep(
     if parallel == 1 and train_fn is None:
         raise ValueError("run_sweep(parallel=1) needs train_fn, e.g. sgpo_lib.workflow.stages.train_variant")
     root, base_overrides = Path(root), base_overrides or {}
-    root.mkdir(parents=True, exist_ok=True)  # collected at the end even when there is nothing to run
     names = _check_variants(str(params_file), variants, base_overrides, root)
+    root.mkdir(parents=True, exist_ok=True)  # valid: collected at the end even when there is nothing to run
     free = queue.Queue()  # a group is taken by one run at a time
     for i, group in enumerate(device_groups(devices, gpus_per_run) if devices else []):
         free.put((group, 29500 + i))
