@@ -11,7 +11,7 @@ does not depend on what else shares the machine) and wall seconds of each phase.
 
     OMP_NUM_THREADS=1 python -m bench.calibrate_regime --world-seeds 0,1 --seeds 0,1,2 \
         [--set world.strong_skip_rate=0.25 --set train.steps=40]
-Writes outputs/bench/calibrate_regime.json (appends one record per world seed).
+Writes outputs/bench/calibrate_regime.jsonl (appends one record per world seed).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     from sgpo_lib.core.paths import outputs_dir
 
-    out = outputs_dir() / "bench" / "calibrate_regime.json"
+    out = outputs_dir() / "bench" / "calibrate_regime.jsonl"
     for world_seed in (int(w) for w in args.world_seeds.split(",")):
         record = calibrate(world_seed, seeds, sets)
         print(record["printed"], flush=True)

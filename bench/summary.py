@@ -139,13 +139,19 @@ def _status_rows(bench_dir: Path) -> list[dict]:
 
 def load_summary(outputs_dir: str | Path):
     """All benchmark results under `<outputs_dir>/bench/` as a DataFrame with `COLUMNS`
-    (an empty frame with those columns when there are none)."""
+    (an empty frame with those columns when there are none); a file that is not JSON is one row
+    `unreadable: <path>: <why>`, and the others are still read."""
     import pandas as pd
 
     bench_dir = Path(outputs_dir) / "bench"
     rows = []
     for path in sorted(bench_dir.glob("*.json")) if bench_dir.is_dir() else []:
         if path.name != SUMMARY_FILE:
-            rows += rows_for(path.stem, json.loads(path.read_text(encoding="utf-8")))
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:  # shown as a row, naming the file
+                rows.append(row(path.stem, f"unreadable: {path}: {e}"))
+                continue
+            rows += rows_for(path.stem, data)
     rows += _status_rows(bench_dir) if bench_dir.is_dir() else []
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -69,6 +69,17 @@ def test_load_summary_empty_then_rows(tmp_path):
     assert frame.loc[frame["bench"] == "grader", "metric"].item() == "missing: not there"
 
 
+def test_a_bench_file_that_is_not_json_is_a_row_naming_it_and_the_others_are_read(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "demo.json").write_text(json.dumps({"timings_s": {"00_world": 3.0}, "total_s": 3.0}))
+    (bench / "lines.json").write_text('{"a": 1}\n{"a": 2}\n')  # JSON lines under a .json name
+    frame = summary.load_summary(tmp_path)
+    bad = frame.loc[frame["bench"] == "lines", "metric"].item()
+    assert bad.startswith(f"unreadable: {bench / 'lines.json'}: Extra data")
+    assert frame.loc[frame["metric"] == "total s", "value"].item() == 3.0
+
+
 def test_run_job_reports_missing_and_skipped():
     assert run_job(Job("nothing", "bench_does_not_exist"))["status"] == "missing"
     assert run_job(Job("gpu", "bench_losses", skip="no GPU")) == {"status": "skipped", "reason": "no GPU"}
