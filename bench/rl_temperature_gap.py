@@ -17,36 +17,19 @@ from pathlib import Path
 TEMPERATURES = (0.6, 1.0)
 
 
-def first_per_family(problems: list, n: int) -> list:
-    """The first `n` problems of each source, in the input's order."""
-    seen: dict[str, int] = {}
-    out = []
-    for p in problems:
-        if seen.get(p.source, 0) < n:
-            seen[p.source] = seen.get(p.source, 0) + 1
-            out.append(p)
-    return out
-
-
 def family_means(rows: list[dict]) -> dict[str, float]:
     """avg@k in points per family (the source's last part) and `macro` (the mean over families) of
-    `method.evaluate.evaluate_rows`'s rows.
+    `method.evaluate.evaluate_rows`'s rows of one split (`method.evaluate.summarize`)."""
+    from sgpo_lib.method.evaluate import summarize
 
-    Example:
-        >>> family_means([{"source": "toy/sum", "correct": 1, "k": 2}, {"source": "toy/mul", "correct": 0, "k": 2},
-        ...               {"source": "toy/mul", "correct": 2, "k": 2}])
-        {'sum': 50.0, 'mul': 50.0, 'macro': 50.0}
-    """
-    by_family: dict[str, list[float]] = {}
-    for r in rows:
-        by_family.setdefault(r["source"].rsplit("/", 1)[-1], []).append(r["correct"] / r["k"])
-    means = {f: 100 * sum(v) / len(v) for f, v in by_family.items()}
-    return {**means, "macro": sum(means.values()) / len(means)}
+    table = summarize(rows)
+    return {source.rsplit("/", 1)[-1]: 100 * float(v) for source, v in zip(table["source"], table["avg@k"])}
 
 
 def run(run_dir: Path, per_family: int) -> list[dict]:
     """One row per (model, problems, temperature): `family_means` of the run's start and final model."""
     from sgpo_lib.config.run import load_config
+    from sgpo_lib.data.batches import eval_subset
     from sgpo_lib.grading.grader import grader_for
     from sgpo_lib.method.evaluate import evaluate_rows
     from sgpo_lib.model.generation import TransformersGenerator
@@ -55,8 +38,8 @@ def run(run_dir: Path, per_family: int) -> list[dict]:
 
     cfg = load_config(run_dir / "config.yaml")
     data = assets.train_data(cfg)  # the start model (the warm-up for sft_grpo / sgpo) and RL's problems
-    sets = {"test": first_per_family(assets.problems(cfg)["test"], per_family),
-            "RL training": first_per_family(data.train, per_family)}
+    sets = {"test": eval_subset(assets.problems(cfg)["test"], ("test",), per_family),
+            "RL training": eval_subset(data.train, ("train",), per_family)}
     grader, out = grader_for(cfg), []
     for model_name, final in (("start", None), ("final", run_dir / "final")):
         model, tok = load_student(cfg, data.model_dir, final)

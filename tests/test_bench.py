@@ -111,13 +111,10 @@ def test_selfconsistency_bench_unboxes_the_last_box_only():
     assert _last_box("no box") is None and _last_box("\\boxed{open") is None
 
 
-def test_rl_temperature_gap_takes_the_first_problems_of_each_family_and_averages_families():
-    from types import SimpleNamespace
+def test_rl_temperature_gap_averages_families_not_problems():
+    from bench.rl_temperature_gap import family_means
 
-    from bench.rl_temperature_gap import family_means, first_per_family
-
-    problems = [SimpleNamespace(source=s, id=i) for i, s in enumerate(["toy/a", "toy/b", "toy/a", "toy/a", "toy/b"])]
-    assert [p.id for p in first_per_family(problems, 2)] == [0, 1, 2, 4]
-    rows = [{"source": "toy/a", "correct": 2, "k": 2}, {"source": "toy/a", "correct": 0, "k": 2},
-            {"source": "toy/b", "correct": 1, "k": 4}]
+    rows = [{"split": "test", "source": "toy/a", "greedy": 0, "correct": 2, "k": 2},
+            {"split": "test", "source": "toy/a", "greedy": 0, "correct": 0, "k": 2},
+            {"split": "test", "source": "toy/b", "greedy": 0, "correct": 1, "k": 4}]
     assert family_means(rows) == {"a": 50.0, "b": 25.0, "macro": 37.5}  # families weigh the same, not problems

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-import yaml
 
 from ..analysis import kl_signal, paired, results
 from ..config.run import RunConfig
 from ..core import fileio
 from ..data import prompts
+from ..data.batches import eval_subset
 from ..method.rollouts import load_rollouts
 from ..train.backends import load_student
 from . import assets
@@ -89,52 +89,54 @@ def premise_row(premise: pd.DataFrame, size: str) -> dict:
     return {"unguided": u, "guided": g, "holds": bool(u > 0 and g - u >= PREMISE_GAP)}
 
 
-def seed_rows(main_dir: Path) -> pd.DataFrame:
-    """Per seed of the `sft_grpo` runs under `main_dir`: test macro avg@k of the SFT warm-up (the
-    run's step-0 evaluation) and of SFT+GRPO (its last), as fractions."""
+def sft_grpo_runs(main_dir: Path) -> pd.DataFrame:
+    """The `results.collect` rows of the finished `sft_grpo` runs under `main_dir`, read once for
+    `seed_rows`, `crossed_errors` and `reward_trend`."""
     df = results.collect(main_dir, require_complete=False)
     if "phase" not in df:
         raise FileNotFoundError(f"{main_dir}: no finished run with results.json")
-    df = df[(df["train.method"] == "sft_grpo") & (df["split"] == "test") & (df["source"] == "macro")]
+    df = df[df["train.method"] == "sft_grpo"]
     if not len(df):
         raise FileNotFoundError(f"{main_dir}: no finished sft_grpo run (experiment.methods must include sft_grpo)")
-    wide = df.pivot_table(index="seed", columns="phase", values=results.METRIC, aggfunc="first")
+    return df
+
+
+def seed_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per seed of the `sft_grpo` runs (`sft_grpo_runs`): test macro avg@k of the SFT warm-up (the
+    run's step-0 evaluation) and of SFT+GRPO (its last), as fractions."""
+    macro = runs[(runs["split"] == "test") & (runs["source"] == "macro")]
+    wide = macro.pivot_table(index="seed", columns="phase", values=results.METRIC, aggfunc="first")
     return pd.DataFrame({"SFT": wide["base"], "SFT+GRPO": wide["final"]}).rename_axis("seed").reset_index()
 
 
-def crossed_errors(main_dir: Path) -> dict[str, float]:
+def crossed_errors(runs: pd.DataFrame) -> dict[str, float]:
     """The standard errors (points) over seeds and problems of the SFT warm-up (the `sft_grpo` runs'
     step-0 evaluations) and of SFT+GRPO (their last), `paired.row_standard_error`."""
-    df = results.collect(main_dir, require_complete=False)
-    return {name: paired.row_standard_error(df, "train.method", "sft_grpo", results.METRIC, phase)[0]
+    return {name: paired.row_standard_error(runs, "train.method", "sft_grpo", results.METRIC, phase)[0]
             for name, phase in (("SFT", "base"), ("SFT+GRPO", "final"))}
 
 
-def reward_trend(main_dir: Path) -> pd.DataFrame:
-    """Per seed of the `sft_grpo` runs under `main_dir`: the mean training reward of the autonomous
-    rollouts (`reward_auto`, sampled at temperature 1: RL's own objective) over the first and the
-    last quarter of the run's steps (at least one step each), as fractions. Whether RL climbs its
-    objective at all tells a world where it cannot from one where its gains do not reach the test split.
+def reward_trend(runs: pd.DataFrame, main_dir: Path) -> pd.DataFrame:
+    """Per seed of the `sft_grpo` runs (`sft_grpo_runs`, folders under `main_dir`): the mean training
+    reward of the autonomous rollouts (`reward_auto`, sampled at temperature 1: RL's own objective)
+    over the first and the last quarter of the run's steps (at least one step each), as fractions.
+    Whether RL climbs its objective at all tells a world where it cannot from one where its gains
+    do not reach the test split.
 
     Example:
         >>> import tempfile
-        >>> run = Path(tempfile.mkdtemp()) / "train.method=sft_grpo_seed=3"; run.mkdir()
-        >>> _ = (run / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "train": {"method": "sft_grpo"}}))
-        >>> fileio.write_jsonl(run / "metrics.jsonl", [{"step": 0}] + [{"step": s, "reward_auto": s / 10} for s in range(1, 9)])
-        >>> reward_trend(run.parent).round(3).values.tolist()
+        >>> main = Path(tempfile.mkdtemp()); (main / "r3").mkdir()
+        >>> fileio.write_jsonl(main / "r3" / "metrics.jsonl", [{"step": 0}] + [{"step": s, "reward_auto": s / 10} for s in range(1, 9)])
+        >>> reward_trend(pd.DataFrame({"run": ["r3", "r3"], "seed": [3, 3]}), main).round(3).values.tolist()
         [[3.0, 0.15, 0.75]]
     """
     rows = []
-    for run in sorted(p.parent for p in Path(main_dir).glob("*/metrics.jsonl")):
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-        if cfg.get("train", {}).get("method") != "sft_grpo":
-            continue
-        rewards = [r["reward_auto"] for r in fileio.read_jsonl(run / "metrics.jsonl", tolerate_torn_tail=True)
+    for run, seed in runs[["run", "seed"]].drop_duplicates().itertuples(index=False):
+        rewards = [r["reward_auto"] for r in fileio.read_jsonl(Path(main_dir) / run / "metrics.jsonl", tolerate_torn_tail=True)
                    if "reward_auto" in r]
         if rewards:
             q = max(1, len(rewards) // 4)
-            rows.append({"seed": cfg["seed"], "reward first quarter": sum(rewards[:q]) / q,
-                         "reward last quarter": sum(rewards[-q:]) / q})
+            rows.append({"seed": seed, "reward first quarter": sum(rewards[:q]) / q, "reward last quarter": sum(rewards[-q:]) / q})
     return pd.DataFrame(rows, columns=["seed", "reward first quarter", "reward last quarter"])
 
 
@@ -201,10 +203,10 @@ def regime(cfg: RunConfig, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     premise = premise_row(pd.read_csv(run_dir / "premise.csv"), cfg.student.size)
     warm = assets.build_warmup(cfg)
-    per_seed = seed_rows(run_dir / "main")
-    per_seed = per_seed.merge(reward_trend(run_dir / "main"), on="seed", how="left")
-    n_problems = sum(len(ps[: cfg.eval.max_problems or len(ps)]) for ps in _test_by_source(cfg).values())
-    accuracy = accuracy_table(float(warm["test avg@k (base)"]), per_seed, n_problems, crossed_errors(run_dir / "main"))
+    runs = sft_grpo_runs(run_dir / "main")
+    per_seed = seed_rows(runs).merge(reward_trend(runs, run_dir / "main"), on="seed", how="left")
+    n_problems = len(eval_subset(assets.problems(cfg)["test"], ("test",), cfg.eval.max_problems))
+    accuracy = accuracy_table(float(warm["test avg@k (base)"]), per_seed, n_problems, crossed_errors(runs))
     kl = kl_shares(correct_guided_kl(cfg, run_dir))
     out = {"world_seed": cfg.world_seed, "strong_skip_rate": cfg.world.strong_skip_rate, "premise": premise,
            "accuracy": accuracy.reset_index().to_dict("records"), "per_seed": per_seed.to_dict("records"),
@@ -215,9 +217,3 @@ def regime(cfg: RunConfig, run_dir: Path) -> dict:
     return {"accuracy": accuracy, "premise": pd.Series(premise, name="premise (test, greedy)"),
             "per_seed": per_seed, "kl": kl}
 
-
-def _test_by_source(cfg: RunConfig) -> dict[str, list]:
-    by_source: dict[str, list] = {}
-    for p in assets.problems(cfg)["test"]:
-        by_source.setdefault(p.source, []).append(p)
-    return by_source
