@@ -22,8 +22,6 @@ import resource
 import time
 from pathlib import Path
 
-import yaml
-
 PARAMS = "params/toy-demo.yaml"
 
 
@@ -98,7 +96,9 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the demo params (YAML value), e.g. world.strong_skip_rate=0.25")
     args = parser.parse_args(argv)
-    sets = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    from sgpo_lib.config.yaml12 import parse_assignment
+
+    sets = dict(parse_assignment(s) for s in args.set)
     seeds = [int(s) for s in args.seeds.split(",")]
     from sgpo_lib.core.paths import outputs_dir
 
