@@ -79,6 +79,15 @@ def test_ablation_table_reference_row_deltas_and_the_papers_column():
     assert table.loc["my own", "Δ 95% CI"] == "[-10.0, -10.0]" + note
 
 
+def test_an_ablation_whose_runs_have_not_finished_is_left_out_not_a_crash():
+    """Read mid-sweep (a pipeline run with --only, or a killed one): a label with only running runs."""
+    ablate, main = ablation_frames()
+    running = pd.DataFrame([{"run": "p0", "label": "w/o proximal constraints", "status": "running", "train.method": "sgpo",
+                             "seed": 0}])
+    table = results.ablation_table(pd.concat([ablate, running], ignore_index=True), main, seeds=(0, 1, 2))
+    assert "w/o proximal constraints" not in table.index and len(table) == 5
+
+
 def test_paired_difference_pairs_seeds_and_benchmarks_and_decides_the_papers_direction():
     ablate, main = ablation_frames()
     df = pd.concat([main, ablate], ignore_index=True)
