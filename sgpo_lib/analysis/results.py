@@ -307,7 +307,7 @@ def ablation_table(ablate: pd.DataFrame, main: pd.DataFrame, seeds: tuple[int, .
     df = pd.concat(parts, ignore_index=True)
     table = wide_table(df, "label", metric, with_base=False).drop(columns="ood", errors="ignore")
     named = [n for n in [FULL_SGPO, *paper.ABLATIONS] if n in table.index]  # the paper's order, then the others
-    table = table.reindex(named + [n for n in dict.fromkeys(df["label"]) if n in table.index and n not in named])
+    table = table.reindex(named + [n for n in table.index if n not in named])
     means = numeric_table(df, "label", metric)[("mean", "test")]
     delta = means - means.get(FULL_SGPO, float("nan"))
     table["Δ avg"] = [f"{delta[n]:+.1f}" for n in table.index]
