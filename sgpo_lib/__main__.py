@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .analysis.results import missing_runs, summary  # loaded by workflow.sweep anyway
 from .config.run import load_config
 from .config.yaml12 import parse_assignment, yaml_load
 from .core.code_fingerprint import CodeChangedError
@@ -100,7 +101,6 @@ def _kill_own_group_on_sigterm() -> None:
 
 
 def _sweep(args, overrides: dict) -> int:
-    from .analysis.results import summary
     signal.signal(signal.SIGTERM, lambda *_: (kill_children(), os._exit(143)))
     root, axes = _folder(args.params, overrides, args.out), _grid(args.grid)
     variants = grid(**axes)
@@ -127,7 +127,6 @@ def _stage(args, overrides: dict) -> None:
 def _pipeline(args, overrides: dict) -> int:
     """Run the pipeline, print its tables and the report's path; 1 when training runs are missing."""
     from .analysis.report import terminal_tables  # the report's and the notebooks' libraries: not in `train`
-    from .analysis.results import missing_runs
     from .workflow.pipeline import run_pipeline
     report = run_pipeline(args.params, overrides, args.run_id, args.only, args.force)
     run_dir = report.parent if report.name == "report.html" else report
