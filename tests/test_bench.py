@@ -118,3 +118,36 @@ def test_rl_temperature_gap_averages_families_not_problems():
             {"split": "test", "source": "toy/a", "greedy": 0, "correct": 0, "k": 2},
             {"split": "test", "source": "toy/b", "greedy": 0, "correct": 1, "k": 4}]
     assert family_means(rows) == {"a": 50.0, "b": 25.0, "macro": 37.5}  # families weigh the same, not problems
+
+
+def test_power_projects_each_main_rows_standard_error_and_reports_the_largest(tmp_path):
+    """Two methods x 3 seeds on 2 benchmarks of 4 problems: `SE` is the main table's standard error,
+    the projections shrink with more seeds and problems, and `max` is the largest row."""
+    import random
+
+    from bench.power import projections
+    from sgpo_lib.analysis import paired, results
+    from sgpo_lib.config.run import config_to_yaml, load_config
+    from sgpo_lib.core import fileio
+    from sgpo_lib.core.run_folder import write_status
+
+    params, rng = tmp_path / "p.yaml", random.Random(0)
+    params.write_text("experiment:\n  methods: [sgpo, sft_grpo]\n  seeds: [0, 1, 2]\n")
+    for method, skill in (("sgpo", 0.6), ("sft_grpo", 0.3)):
+        for seed in (0, 1, 2):
+            run = tmp_path / "run" / "main" / f"train.method={method}_seed={seed}"
+            fileio.write_text(run / "config.yaml", config_to_yaml(load_config(params, {"train.method": method, "seed": seed})))
+            outcomes = [{"step": step, "split": "test", "source": source, "problem_id": f"{source}-{i}", "k": 2, "greedy": 1.0,
+                         "correct": sum(rng.random() < skill + i / 10 for _ in range(2))}
+                        for step in (0, 4) for source in ("toy/a", "toy/b") for i in range(4)]
+            fileio.write_jsonl(run / "eval_problems.jsonl", outcomes)
+            table = [{"split": "test", "source": s, "avg@k": 0.5, "greedy": 1.0, "step": 4} for s in ("toy/a", "toy/b", "macro")]
+            fileio.write_json(run / "results.json", {"base_eval": [{**r, "step": 0} for r in table], "final_eval": table})
+            write_status(run, "done")
+    found = projections(tmp_path / "run", [3, 6], [1.0, 4.0])
+    main = results.with_method(results.collected(tmp_path / "run" / "main"))
+    assert list(found.index) == ["SFT+GRPO", "SGPO", "max"]
+    for method in ("SFT+GRPO", "SGPO"):
+        assert found.loc[method, "SE"] == pytest.approx(paired.row_standard_error(main, "method", method)[0], rel=1e-12)
+        assert found.loc[method, "6 seeds, 4x problems"] < found.loc[method, "3 seeds, 1x problems"]
+    assert (found.loc["max"] == found.drop(index="max").max()).all()

@@ -22,6 +22,22 @@ cannot be estimated: the interval is then about these problems under this one tr
 problem (a macro average per seed) leaves the problem term out: a t interval over seeds. Only
 complete cells count: a problem missing from a seed is dropped.
 
+The tables report the macro average: the unweighted mean over benchmarks (families), which are fixed
+(the next run evaluates on the same benchmarks, not on new ones drawn at random). So when the cells
+name their benchmark and each has at least two problems, the problems are nested in their benchmark
+(`stratified_variance`): the mean is the macro mean m = (1/F) Σ_f ȳ_f, and only the spread of
+problems *within* a benchmark enters its variance,
+
+    Var(m) = var_s(m_s) / S + Σ_f (MS_P,f − MS_E,f) / (F² · S · n_f)
+
+with m_s seed s's macro mean, and MS_P,f, MS_E,f benchmark f's problem and residual mean squares
+(its own S × n_f table). With one benchmark this is the crossed estimate above. The differences
+between benchmarks' means (on the toy 92% of a problem's mean square: `linear` near 83%, `mul` near
+3%) are no error of the macro mean; counting them as problem spread, as one crossed table over all
+problems does, overstated the toy's standard errors by about a third; with benchmarks of different
+sizes (MATH500's 500 beside AIME's 30) it also centred the interval on the pooled mean, not on the
+macro mean that the tables print.
+
 Run folders written before the per-problem log (`eval_problems.jsonl`) hold per-benchmark means
 only; their comparisons use the benchmark (family) in the problem's place, and say so
 (`interval_text`). A row's standard error (`row_standard_error`) is the same variance for its
@@ -45,6 +61,14 @@ POINTS = 100.0  # accuracies are shares; tables show points
 PROBLEM, FAMILY, MACRO = "problem", "family", "macro"
 
 
+def mean_squares(y_S_P: np.ndarray) -> tuple[float, float, float]:
+    """The two-way ANOVA mean squares `(MS_S, MS_P, MS_E)` of a seeds × problems table (S, P ≥ 2)."""
+    S, P = y_S_P.shape
+    grand, seeds, problems = y_S_P.mean(), y_S_P.mean(axis=1, keepdims=True), y_S_P.mean(axis=0, keepdims=True)
+    return (P * float(((seeds - grand) ** 2).sum()) / (S - 1), S * float(((problems - grand) ** 2).sum()) / (P - 1),
+            float(((y_S_P - seeds - problems + grand) ** 2).sum()) / ((S - 1) * (P - 1)))
+
+
 def crossed_variance(values_S_P: np.ndarray) -> tuple[float, float]:
     """`(Var(grand mean), degrees of freedom)` of a complete seeds × problems table (module
     docstring). One seed: the sample variance over problems / P, P − 1 df; one problem: over
@@ -61,15 +85,96 @@ def crossed_variance(values_S_P: np.ndarray) -> tuple[float, float]:
     if S == 1 or P == 1:
         flat = y.ravel()
         return float(flat.var(ddof=1) / flat.size), float(flat.size - 1)
-    grand, seeds, problems = y.mean(), y.mean(axis=1, keepdims=True), y.mean(axis=0, keepdims=True)
-    ms_s = P * float(((seeds - grand) ** 2).sum()) / (S - 1)
-    ms_p = S * float(((problems - grand) ** 2).sum()) / (P - 1)
-    ms_e = float(((y - seeds - problems + grand) ** 2).sum()) / ((S - 1) * (P - 1))
+    ms_s, ms_p, ms_e = mean_squares(y)
     total = ms_s + ms_p - ms_e
     if total <= ms_e:  # the floor: the residual's own share, with its own df
         return ms_e / (S * P), float((S - 1) * (P - 1))
     df = total**2 / (ms_s**2 / (S - 1) + ms_p**2 / (P - 1) + ms_e**2 / ((S - 1) * (P - 1)))
     return total / (S * P), float(df)
+
+
+def stratified_variance(tables_S_Pf: list[np.ndarray]) -> tuple[float, float]:
+    """`(Var(macro mean), degrees of freedom)` for problems nested in fixed benchmarks: one complete
+    seeds × problems table per benchmark, the same seeds in the same row order, each with at least two
+    problems (module docstring). The floor is the residuals' own share, Σ_f MS_E,f / (F² S n_f); one
+    seed: Σ_f var_f / (F² n_f) over each benchmark's problems. Degrees of freedom: Satterthwaite's.
+
+    Example:
+        >>> [round(v, 4) for v in stratified_variance([np.array([[1.0, 2.0], [2.0, 4.0]]), np.array([[9.0, 9.5], [9.0, 9.0]])])]
+        [0.2227, 1.6756]
+    """
+    ys = [np.asarray(t, dtype=np.float64) for t in tables_S_Pf]
+    S, F = ys[0].shape[0], len(ys)
+    if S == 1:
+        return _satterthwaite([(float(y.var(ddof=1)) / (F**2 * y.shape[1]), y.shape[1] - 1.0) for y in ys])
+    parts, terms, floor = variance_terms(ys), [], []
+    for y in ys:
+        n, (_, ms_p, ms_e) = y.shape[1], mean_squares(y)
+        c = 1.0 / (F**2 * S * n)
+        terms += [(c * ms_p, n - 1.0), (-c * ms_e, (S - 1.0) * (n - 1))]
+        floor.append((c * ms_e, (S - 1.0) * (n - 1)))
+    return _satterthwaite(floor if parts["seeds"] + parts["problems"] <= parts["noise"] else [(parts["seeds"], S - 1.0), *terms])
+
+
+def variance_terms(tables_S_Pf: list[np.ndarray]) -> dict[str, float]:
+    """`stratified_variance`'s estimate (before its floor) in three parts, for planning a design:
+    `seeds` = var_s(m_s) / S (training seeds, and the sampling noise averaged into each seed's macro
+    mean), `noise` = Σ_f MS_E,f / (F² S n_f) (that noise's share of `seeds`) and `problems` =
+    Σ_f (MS_P,f − MS_E,f) / (F² S n_f) (problems within their benchmark); `seeds + problems` is the
+    variance. Needs two seeds or more."""
+    ys = [np.asarray(t, dtype=np.float64) for t in tables_S_Pf]
+    S, F = ys[0].shape[0], len(ys)
+    seed_macro = np.mean([y.mean(axis=1) for y in ys], axis=0)
+    terms = {"seeds": float(seed_macro.var(ddof=1)) / S, "noise": 0.0, "problems": 0.0}
+    for y in ys:
+        _, ms_p, ms_e = mean_squares(y)
+        terms["noise"] += ms_e / (F**2 * S * y.shape[1])
+        terms["problems"] += (ms_p - ms_e) / (F**2 * S * y.shape[1])
+    return terms
+
+
+def projected_standard_error(terms: dict[str, float], seeds: int, new_seeds: int, problems_factor: float) -> float:
+    """The standard error `variance_terms` (measured with `seeds` seeds) predicts for `new_seeds`
+    seeds and `problems_factor` times the problems of each benchmark: the training part of the seed
+    term scales with 1/seeds, the noise with 1/(seeds · problems), the problem term with 1/problems.
+
+    Example:
+        >>> round(projected_standard_error({"seeds": 2.0, "noise": 0.5, "problems": 2.0}, 3, 6, 2.0), 4)
+        1.3693
+    """
+    training = max(terms["seeds"] - terms["noise"], 0.0) * seeds / new_seeds
+    noise = terms["noise"] * seeds / (new_seeds * problems_factor)
+    return math.sqrt(max(training + noise + terms["problems"] / problems_factor, 0.0))
+
+
+def _satterthwaite(terms: list[tuple[float, float]]) -> tuple[float, float]:
+    """`(Σ v, (Σ v)² / Σ (v² / df))` of `(variance term, its df)` pairs; infinite df when every term is 0."""
+    total = sum(v for v, _ in terms)
+    spread = sum(v**2 / df for v, df in terms if v)
+    return total, (total**2 / spread if spread else math.inf)
+
+
+def macro_mean_variance(table: pd.DataFrame) -> tuple[float, float, float]:
+    """`(mean, Var(mean), df)` of a complete seeds × units table (`seeds_by_units`): the macro mean over
+    benchmarks with problems nested in them (`stratified_variance`) when its columns name the benchmark
+    (`source`) and every benchmark has at least two problems, else the grand mean with units crossed
+    (`crossed_variance`)."""
+    values = table.to_numpy(dtype=float)
+    if not values.size:
+        return math.nan, math.nan, math.nan
+    if groups := benchmark_tables(table):
+        return (float(np.mean([g.mean() for g in groups])), *stratified_variance(groups))
+    return (float(values.mean()), *crossed_variance(values))
+
+
+def benchmark_tables(table: pd.DataFrame) -> list[np.ndarray]:
+    """One seeds × problems array per benchmark of a `seeds_by_units` table whose columns are
+    (`source`, `problem_id`); [] when they are not, or when a benchmark has fewer than two problems."""
+    names = table.columns.names or []
+    if "source" not in names or "problem_id" not in names:
+        return []
+    groups = [table.xs(source, axis=1, level="source").to_numpy(dtype=float) for source in table.columns.unique("source")]
+    return groups if all(g.shape[1] >= 2 for g in groups) else []
 
 
 def seeds_by_units(cells: pd.Series) -> pd.DataFrame:
@@ -83,17 +188,14 @@ def seeds_by_units(cells: pd.Series) -> pd.DataFrame:
 
 def paired_interval(cells: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
     """Mean of `cells` (paired differences, index `seed` × unit) and its two-sided interval at
-    `level` under crossed seeds and units (`crossed_variance`): `(mean, low, high)`; the interval is
+    `level` (`macro_mean_variance`: seeds and problems crossed, problems nested in their benchmark): `(mean, low, high)`; the interval is
     NaN with fewer than two complete cells, and has no width when every cell is the same.
 
     Example:
         >>> [round(v, 2) for v in paired_interval(pd.Series([1.0, 2.0, 3.0]))]
         [2.0, -0.48, 4.48]
     """
-    table = seeds_by_units(cells)
-    values = table.to_numpy(dtype=float)
-    mean = float(values.mean()) if values.size else math.nan
-    var, df = crossed_variance(values) if values.size else (math.nan, math.nan)
+    mean, var, df = macro_mean_variance(seeds_by_units(cells))
     if math.isnan(var):
         return mean, math.nan, math.nan
     half = 0.0 if var == 0 else float(stats.t.ppf((1 + level) / 2, df) * math.sqrt(var))
@@ -168,10 +270,15 @@ def paired_cells(df: pd.DataFrame, group: str, a: str, b: str, metric: str = "av
 
 def row_standard_error(df: pd.DataFrame, group: str, value: str, metric: str = "avg@k", phase: str = "final") -> tuple[float, str]:
     """`(standard error in points, unit)` of one row's test mean (`group == value`), over its seeds and
-    problems (`crossed_variance` of its accuracies); NaN with fewer than two cells."""
+    problems (`macro_mean_variance` of its accuracies); NaN with fewer than two cells."""
+    series = row_cells(df, group, value, metric, phase)
+    _, var, _ = macro_mean_variance(seeds_by_units(series)) if len(series) else (math.nan, math.nan, math.nan)
+    return math.sqrt(var) if var == var else math.nan, unit_of(series)
+
+
+def row_cells(df: pd.DataFrame, group: str, value: str, metric: str = "avg@k", phase: str = "final") -> pd.Series:
+    """One row's test accuracies in points (`group == value`), indexed by seed and unit (`cells_of`)."""
     rows = _final_test(df, phase)
     cells = cells_of(rows[rows[group] == value], group, metric)
     keys = [k for k in ("seed", "source", "problem_id") if k in cells]
-    series = cells.groupby(keys)["value"].mean() * POINTS if len(cells) else pd.Series(dtype=float)
-    var, _ = crossed_variance(seeds_by_units(series).to_numpy(dtype=float)) if len(series) else (math.nan, math.nan)
-    return math.sqrt(var) if var == var else math.nan, unit_of(series)
+    return cells.groupby(keys)["value"].mean() * POINTS if len(cells) else pd.Series(dtype=float)

@@ -20,9 +20,9 @@ evaluation (`assets.build_warmup`, sampling seed `world_seed`); per training see
 the step-0 evaluation of that seed's `sft_grpo` run under `main/` (the warm-up model it starts
 from, sampled with the run's seed) and SFT+GRPO its last evaluation. A relative change is
 `(after - before) / before`. The standard error of a row is the seeds' std / sqrt(seeds), the
-binomial estimate `sqrt(m (1 - m) / (problems x seeds))`, and the one over seeds and problems as
-crossed effects from the runs' per-problem rows (`paired.row_standard_error`, the main table's
-`SE avg`; NaN for the base row, one evaluation).
+binomial estimate `sqrt(m (1 - m) / (problems x seeds))`, and the one over seeds and problems
+(crossed, problems nested in their family) from the runs' per-problem rows
+(`paired.row_standard_error`, the main table's `SE avg`; NaN for the base row, one evaluation).
 Per seed, beside them: RL's own training reward over the first and the last quarter of its steps
 (`reward_trend`), which says whether GRPO climbs its objective on the world at all.
 """

@@ -1,7 +1,8 @@
 """Paired comparisons over (seed, problem) cells (issue 25, item 5): the crossed seeds × problems
 variance against the ANOVA written out by hand in float64, its floor and its one-seed / one-problem
 cases, its coverage under the model it assumes (where a t interval over cells undercovers), and the
-cells built from run frames with per-problem outcomes, or without them (older runs, with a note)."""
+cells built from run frames with per-problem outcomes, or without them (older runs, with a note); with
+problems nested in fixed benchmarks, the macro mean's variance against its by-hand loops and its coverage."""
 
 import math
 
@@ -68,6 +69,81 @@ def test_the_crossed_interval_covers_about_95_percent_where_a_t_over_cells_does_
         hits += abs(d.mean()) <= stats.t.ppf(0.975, df) * math.sqrt(var)
         naive += abs(d.mean()) <= stats.t.ppf(0.975, S * P - 1) * d.std(ddof=1) / math.sqrt(S * P)
     assert 0.90 <= hits / n <= 0.98 and naive / n < 0.60
+
+
+def _stratified_by_hand(tables):
+    """Var(macro mean) = var_s(m_s) / S + sum_f (MS_P,f - MS_E,f) / (F^2 S n_f), floored at the MS_E
+    terms, and its Satterthwaite df, with explicit loops (S >= 2)."""
+    F, S = len(tables), len(tables[0])
+    m = [sum(sum(t[s]) / len(t[s]) for t in tables) / F for s in range(S)]
+    mbar = sum(m) / S
+    terms = [(sum((v - mbar) ** 2 for v in m) / (S - 1) / S, S - 1)]
+    floor = []
+    for t in tables:
+        n = len(t[0])
+        g = sum(sum(r) for r in t) / (S * n)
+        rs = [sum(r) / n for r in t]
+        cs = [sum(t[s][p] for s in range(S)) / S for p in range(n)]
+        ms_p = S * sum((c - g) ** 2 for c in cs) / (n - 1)
+        ms_e = sum((t[s][p] - rs[s] - cs[p] + g) ** 2 for s in range(S) for p in range(n)) / ((S - 1) * (n - 1))
+        terms += [(ms_p / (F * F * S * n), n - 1), (-ms_e / (F * F * S * n), (S - 1) * (n - 1))]
+        floor.append((ms_e / (F * F * S * n), (S - 1) * (n - 1)))
+    use = floor if sum(v for v, _ in terms) <= sum(v for v, _ in floor) else terms
+    total = sum(v for v, _ in use)
+    return total, total**2 / sum(v * v / df for v, df in use)
+
+
+def test_stratified_variance_is_the_nested_anova_estimate_and_one_benchmark_is_the_crossed_one():
+    rng = np.random.default_rng(2)
+    tables = [rng.normal(mu, 1.0, (3, n)) + rng.normal(0, 0.5, (3, 1)) for mu, n in ((0.0, 4), (5.0, 9), (-2.0, 2))]
+    assert paired.stratified_variance(tables) == pytest.approx(_stratified_by_hand([t.tolist() for t in tables]), rel=1e-12)
+    floored = [np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])]  # MS_S = MS_P = 0: the floor
+    assert paired.stratified_variance(floored) == pytest.approx(_stratified_by_hand([t.tolist() for t in floored]), rel=1e-12)
+    assert paired.stratified_variance(tables[1:2]) == pytest.approx(paired.crossed_variance(tables[1]), rel=1e-12)
+    one_seed = [np.array([[1.0, 2.0, 4.0]]), np.array([[0.0, 2.0]])]  # variances 7/3 over 3 and 2 over 2, F = 2
+    assert paired.stratified_variance(one_seed)[0] == pytest.approx((7 / 3 / 3 + 2 / 2) / 4, rel=1e-12)
+
+
+def test_the_macro_interval_covers_the_macro_mean_and_the_crossed_one_overstates_it_with_benchmark_effects():
+    """Fixed benchmarks of 8-32 problems whose means differ by 10 points (sd 1 for seeds, problems and
+    noise): the stratified interval covers the macro mean about 95% of the time; one crossed table over
+    all problems counts the benchmarks' differences as problem spread (and centres on the pooled mean)."""
+    rng, S, sizes, mus = np.random.default_rng(3), 3, (8, 16, 24, 32), (0.0, 10.0, -10.0, 5.0)
+    hits, ratio, n = 0, [], 1000
+    for _ in range(n):
+        seed = rng.normal(0, 1.0, (S, 1))
+        tables = [mu + seed + rng.normal(0, 1.0, (1, k)) + rng.normal(0, 1.0, (S, k)) for mu, k in zip(mus, sizes)]
+        var, df = paired.stratified_variance(tables)
+        macro = np.mean([t.mean() for t in tables])
+        hits += abs(macro - np.mean(mus)) <= stats.t.ppf(0.975, df) * math.sqrt(var)
+        ratio.append(paired.crossed_variance(np.hstack(tables))[0] / var)
+    assert 0.90 <= hits / n <= 0.98 and np.median(ratio) > 2
+
+
+def test_the_projection_predicts_the_macro_means_variance_of_a_larger_design():
+    """Under y = mu_f + a_s + b_p + e (unit variances, 4 benchmarks): measured on 3 seeds x 16 problems
+    each, the projection to 6 seeds x 32 problems averages to the exact 1/6 + 1/(4 * 32) + 1/(4 * 6 * 32);
+    with the same design it is the estimate itself."""
+    rng, F, projected = np.random.default_rng(4), 4, []
+    for _ in range(2000):
+        seed = rng.normal(0, 1.0, (3, 1))
+        tables = [mu + seed + rng.normal(0, 1.0, (1, 16)) + rng.normal(0, 1.0, (3, 16)) for mu in range(F)]
+        terms = paired.variance_terms(tables)
+        projected.append(paired.projected_standard_error(terms, 3, 6, 2.0) ** 2)
+    assert np.mean(projected) == pytest.approx(1 / 6 + 1 / (F * 32) + 1 / (F * 6 * 32), rel=0.1)
+    assert paired.projected_standard_error(terms, 3, 3, 1.0) ** 2 == pytest.approx(terms["seeds"] + terms["problems"], rel=1e-12)
+    assert terms["seeds"] + terms["problems"] == pytest.approx(paired.stratified_variance(tables)[0], rel=1e-12)
+
+
+def test_paired_interval_is_centred_on_the_macro_mean_of_benchmarks_of_different_sizes():
+    index = [(s, src, f"{src}-{i}") for s in (0, 1) for src, k in (("a", 2), ("b", 4)) for i in range(k)]
+    values = [1.0, 2.0, 10.0, 10.0, 11.0, 12.0, 2.0, 2.0, 11.0, 10.0, 10.0, 12.0]
+    cells = pd.Series(values, index=pd.MultiIndex.from_tuples(index, names=["seed", "source", "problem_id"]))
+    mean, _, high = paired.paired_interval(cells)
+    assert mean == pytest.approx((1.75 + 10.75) / 2) and mean != pytest.approx(np.mean(values))
+    table = paired.seeds_by_units(cells)
+    var, df = paired.stratified_variance([table["a"].to_numpy(), table["b"].to_numpy()])
+    assert high - mean == pytest.approx(stats.t.ppf(0.975, df) * math.sqrt(var), rel=1e-12)
 
 
 def _problem_rows(run, label, seed, per_problem, family="toy/add"):
