@@ -412,3 +412,18 @@ def test_the_real_params_follow_the_paper(params):
     assert cfg.eval.k_map == {"math500": 4, "amc23": 32, "olympiadbench": 4, "aime24": 32}
     assert (cfg.eval.temperature, cfg.eval.top_p, cfg.rollout.temperature) == (0.6, 0.95, 1.0)
     assert cfg.model.gradient_checkpointing and cfg.train.mini_batches == 4 and cfg.train.micro_batch_tokens
+
+
+def test_the_power_preset_is_the_demos_main_table_with_five_seeds_and_four_times_the_test_problems():
+    """toy-power (issue 25, item 5): everything the demo sets, the calibration and the RL budget
+    included, except the test split (256 per family), the seeds (0-4) and no ablations or scaling."""
+    import dataclasses
+
+    demo, power = load_config(PARAMS_DIR / "toy-demo.yaml"), load_config(PARAMS_DIR / "toy-power.yaml")
+    assert (power.world.n_test, power.experiment.seeds) == (4 * demo.world.n_test, (0, 1, 2, 3, 4))
+    assert power.experiment.methods == demo.experiment.methods
+    assert not power.experiment.ablations and not power.experiment.scaling_sizes
+    same_world = dataclasses.replace(power.world, n_test=demo.world.n_test)
+    same_experiment = dataclasses.replace(power.experiment, seeds=demo.experiment.seeds, ablations=demo.experiment.ablations,
+                                          scaling_sizes=demo.experiment.scaling_sizes)
+    assert dataclasses.replace(power, world=same_world, experiment=same_experiment) == demo
