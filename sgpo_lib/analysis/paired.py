@@ -32,11 +32,12 @@ problems *within* a benchmark enters its variance,
 
 with m_s seed s's macro mean, and MS_P,f, MS_E,f benchmark f's problem and residual mean squares
 (its own S × n_f table). With one benchmark this is the crossed estimate above. The differences
-between benchmarks' means (on the toy 92% of a problem's mean square: `linear` near 83%, `mul` near
-3%) are no error of the macro mean; counting them as problem spread, as one crossed table over all
+between benchmarks' means (on the toy 92% of a problem's mean square: `linear` near 83 points, `mul`
+near 3) are no error of the macro mean; counting them as problem spread, as one crossed table over all
 problems does, overstated the toy's standard errors by about a third; with benchmarks of different
 sizes (MATH500's 500 beside AIME's 30) it also centred the interval on the pooled mean, not on the
-macro mean that the tables print.
+macro mean that the tables print. `variance_terms` splits this variance into its seed, noise and problem
+parts and `projected_standard_error` scales them to another design (`bench/power.py`).
 
 Run folders written before the per-problem log (`eval_problems.jsonl`) hold per-benchmark means
 only; their comparisons use the benchmark (family) in the problem's place, and say so
