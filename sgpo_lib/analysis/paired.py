@@ -189,8 +189,9 @@ def seeds_by_units(cells: pd.Series) -> pd.DataFrame:
 
 def paired_interval(cells: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
     """Mean of `cells` (paired differences, index `seed` × unit) and its two-sided interval at
-    `level` (`macro_mean_variance`: seeds and problems crossed, problems nested in their benchmark): `(mean, low, high)`; the interval is
-    NaN with fewer than two complete cells, and has no width when every cell is the same.
+    `level` (`macro_mean_variance`: seeds and problems crossed, problems nested in their benchmark):
+    `(mean, low, high)`; the interval is NaN with fewer than two complete cells, and has no width
+    when every cell is the same.
 
     Example:
         >>> [round(v, 2) for v in paired_interval(pd.Series([1.0, 2.0, 3.0]))]
