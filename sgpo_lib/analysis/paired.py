@@ -108,13 +108,11 @@ def stratified_variance(tables_S_Pf: list[np.ndarray]) -> tuple[float, float]:
     S, F = ys[0].shape[0], len(ys)
     if S == 1:
         return _satterthwaite([(float(y.var(ddof=1)) / (F**2 * y.shape[1]), y.shape[1] - 1.0) for y in ys])
-    parts, terms, floor = variance_terms(ys), [], []
-    for y in ys:
-        n, (_, ms_p, ms_e) = y.shape[1], mean_squares(y)
-        c = 1.0 / (F**2 * S * n)
-        terms += [(c * ms_p, n - 1.0), (-c * ms_e, (S - 1.0) * (n - 1))]
-        floor.append((c * ms_e, (S - 1.0) * (n - 1)))
-    return _satterthwaite(floor if parts["seeds"] + parts["problems"] <= parts["noise"] else [(parts["seeds"], S - 1.0), *terms])
+    seeds, benchmarks = _seed_and_benchmark_terms(ys)
+    terms = [(seeds, S - 1.0)] + [t for c, ms_p, ms_e, n in benchmarks
+                                  for t in ((c * ms_p, n - 1.0), (-c * ms_e, (S - 1.0) * (n - 1)))]
+    floor = [(c * ms_e, (S - 1.0) * (n - 1)) for c, _, ms_e, n in benchmarks]
+    return _satterthwaite(floor if sum(v for v, _ in terms) <= sum(v for v, _ in floor) else terms)
 
 
 def variance_terms(tables_S_Pf: list[np.ndarray]) -> dict[str, float]:
@@ -123,15 +121,17 @@ def variance_terms(tables_S_Pf: list[np.ndarray]) -> dict[str, float]:
     mean), `noise` = Σ_f MS_E,f / (F² S n_f) (that noise's share of `seeds`) and `problems` =
     Σ_f (MS_P,f − MS_E,f) / (F² S n_f) (problems within their benchmark); `seeds + problems` is the
     variance. Needs two seeds or more."""
-    ys = [np.asarray(t, dtype=np.float64) for t in tables_S_Pf]
+    seeds, benchmarks = _seed_and_benchmark_terms([np.asarray(t, dtype=np.float64) for t in tables_S_Pf])
+    return {"seeds": seeds, "noise": sum(c * ms_e for c, _, ms_e, _ in benchmarks),
+            "problems": sum(c * (ms_p - ms_e) for c, ms_p, ms_e, _ in benchmarks)}
+
+
+def _seed_and_benchmark_terms(ys: list[np.ndarray]) -> tuple[float, list[tuple[float, float, float, int]]]:
+    """`var_s(m_s) / S` and, per benchmark, `(1 / (F² S n_f), MS_P,f, MS_E,f, n_f)` (S ≥ 2)."""
     S, F = ys[0].shape[0], len(ys)
     seed_macro = np.mean([y.mean(axis=1) for y in ys], axis=0)
-    terms = {"seeds": float(seed_macro.var(ddof=1)) / S, "noise": 0.0, "problems": 0.0}
-    for y in ys:
-        _, ms_p, ms_e = mean_squares(y)
-        terms["noise"] += ms_e / (F**2 * S * y.shape[1])
-        terms["problems"] += (ms_p - ms_e) / (F**2 * S * y.shape[1])
-    return terms
+    return (float(seed_macro.var(ddof=1)) / S,
+            [(1.0 / (F**2 * S * y.shape[1]), *mean_squares(y)[1:], y.shape[1]) for y in ys])
 
 
 def projected_standard_error(terms: dict[str, float], seeds: int, new_seeds: int, problems_factor: float) -> float:
