@@ -29,12 +29,14 @@ class RunLockedError(RuntimeError):
 
 
 def process_start(pid: int) -> str:
-    """The start time of `pid` (clock ticks since boot, from /proc), or "" when it is not running."""
+    """The start time of `pid` (clock ticks since boot, from /proc), or "" when it is not running:
+    gone, or a zombie (exited, not yet reaped by its parent)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the command name
+    fields = stat.rsplit(")", 1)[1].split()  # from field 3 of proc(5), after the command name
+    return "" if fields[0] == "Z" else fields[19]
 
 
 def process_alive(pid: int, start: str | None = None) -> bool:

@@ -133,6 +133,20 @@ def test_a_hand_written_lock_of_a_dead_pid_is_taken_over(tmp_path):
         assert locks.holder(tmp_path)["pid"] == os.getpid()
 
 
+def test_a_zombie_is_not_running():
+    """An exited child not yet reaped is no lock holder or server (a stale server's SIGTERM wait ended
+    only at its 30 s grace before)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert locks.process_start(child.pid) == "" and not locks.process_alive(child.pid)
+        assert locks.process_alive(os.getpid())
+    finally:
+        child.wait()
+
+
 def test_a_child_of_the_holder_uses_the_folder_under_its_lock(tmp_path):
     with run_lock(tmp_path):
         child = subprocess.run([sys.executable, "-c", "import sys\nfrom sgpo_lib.core.locks import run_lock\n"
@@ -171,7 +185,7 @@ SWEEP = textwrap.dedent("""
 
 
 def _alive(pid: int) -> bool:
-    return locks.process_alive(pid) and "Z" not in (open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0])
+    return locks.process_alive(pid)
 
 
 @pytest.mark.integration
