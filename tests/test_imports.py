@@ -101,6 +101,18 @@ def test_loading_the_config_and_the_results_loads_no_torch():
     assert out == "[]", f"loading the config and the results imported {out}"
 
 
+def test_the_reading_notebooks_load_no_model_libraries():
+    """Notebooks 04-07 on finished runs only read: their imports and a sweep with nothing left to train
+    load no transformers, peft, accelerate or vLLM (about 4 s of each notebook's start on 2 cores)."""
+    code = ("import sys, sgpo_lib; from sgpo_lib.workflow import assets, stages; "
+            "from sgpo_lib.analysis import paper, probes, report, report_summary, results; import bench.summary; "
+            "assert assets.prepare_warmups('params/toy-smoke.yaml', []) == []; "
+            "print(sorted(m for m in ('transformers', 'peft', 'accelerate', 'vllm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=PKG.parent, check=True).stdout.strip()
+    assert out == "[]", f"the reading notebooks' imports loaded {out}"
+
+
 def test_the_grading_package_init_stays_empty():
     # the grading worker sandboxes itself after its own imports: nothing may load before it
     assert (PKG / "grading" / "__init__.py").read_text().strip() == ""

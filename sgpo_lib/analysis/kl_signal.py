@@ -22,8 +22,6 @@ import math
 import pandas as pd
 import torch
 
-from ..model.policy import hidden_states, lm_head_weight, pack
-
 log = logging.getLogger(__name__)
 
 SIGNAL_FILE = "signal.json"
@@ -67,6 +65,8 @@ def top_share(values_T: torch.Tensor, fraction: float = TOP_FRACTION) -> float:
 
 def completion_logits(model, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
     """Logits that predict each completion token after `prompt_ids`, float32, no grad. Shape `(T, V)`."""
+    from ..model.policy import hidden_states, lm_head_weight, pack
+
     batch = pack([prompt_ids], [completion_ids], pad_id=0).to(lm_head_weight(model).device)
     with torch.no_grad():
         hidden_T_H = hidden_states(model, batch)[0][batch.completion_mask_B_T[0].bool()]  # (T, H)

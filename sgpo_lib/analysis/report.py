@@ -21,7 +21,6 @@ from IPython import get_ipython
 from IPython.display import Markdown
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
-from transformers import AutoConfig, AutoModelForCausalLM
 
 from ..config.run import RunConfig, load_config
 from ..core import fileio
@@ -313,6 +312,8 @@ def sgpo_completions(run_dir: Path, rows: int = 8) -> pd.DataFrame:
 
 def _sizes(run_dir: Path) -> pd.DataFrame:
     """Parameter count of each prepared student size (from its config.json)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
     students = fileio.read_json(run_dir / "prepare.json")["students"]
     rows = []
     for size, path in students.items():

@@ -38,7 +38,6 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 
 from ..core.seeding import derive_seed
-from .kv_cache import growing_cache
 from .lora_merge import merged_lora
 
 logger = logging.getLogger(__name__)
@@ -250,7 +249,10 @@ class TransformersGenerator:
 
     def _generate_batch(self, prompt_ids: list[list[int]], seeds: list[int], spec: SamplingSpec) -> list[Completion]:
         """Sample one completion per prompt in one left-padded batch with a KV cache; rows that
-        finished leave the batch (and the cache) once they are a quarter of it (`_compact`)."""
+        finished leave the batch (and the cache) once they are a quarter of it (`_compact`). The cache
+        module (transformers) is imported here: the readers of saved rollouts do not load it."""
+        from .kv_cache import growing_cache
+
 
         cache, logits_B_V, mask_B_T, positions_B_T = self._prefill(prompt_ids)
         cache = growing_cache(cache, spec.max_new_tokens)

@@ -7,6 +7,7 @@ for the trainer, starting from the SFT warm-up when the method does (`build_warm
 Each is keyed by the config fields it depends on and by `world_seed`, which is fixed across training seeds so that every method and seed starts from the same
 student, data and strategies. A second call is a cache hit: sweeps and notebooks share them.
 The strategy library's files are sealed (`cache_files`): one cut or changed is extracted again.
+What builds models (students, warm-ups) is imported where it is used, not by the notebooks that only read.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ from ..core.paths import resolve
 from ..core.records import Problem, TrainData
 from ..data.benchmarks import load_benchmark
 from ..grading.grader import grader_for
-from ..model.tiny import build_tiny_model_dir
 from ..strategies.library import StrategyLibrary
 from ..strategies.select import extract_strategies
 from ..strategies.yield_check import check_yield
-from ..toy.students import prepare_student
 from ..toy.world import generate_world
-from ..train import warmup
 from .extractor import extractor, extractor_name, limits_of, selection_of
 
 log = logging.getLogger(__name__)
@@ -62,7 +60,7 @@ def student_dir(cfg: RunConfig, size: str | None = None) -> Path:
     if cfg.model.source == "hf":
         path = resolve(cfg.model.name_or_path)
         return path if path.exists() else Path(cfg.model.name_or_path)
-
+    from ..toy.students import prepare_student
 
     student = dataclasses.replace(cfg.student, size=size) if size else cfg.student
     return prepare_student(cfg.world, student, cfg.pretrain, cfg.world_seed, cache_root(cfg))
@@ -75,6 +73,8 @@ def tiny_model_dir(cfg: RunConfig) -> Path:
     """The small random Qwen2 with a chat template (`sgpo_lib.model.tiny`), built once into the cache."""
     folder = cache_dir(cfg, "models", {"tiny_qwen2": TINY_MODEL})
     if not (folder / "config.json").exists():
+        from ..model.tiny import build_tiny_model_dir
+
         tmp = folder.with_name(folder.name + ".tmp")
         build_tiny_model_dir(tmp, **TINY_MODEL)
         tmp.replace(folder)  # complete or absent, never half written
@@ -124,6 +124,10 @@ def _strategy_folder(cfg: RunConfig) -> Path:
 def prepare_warmups(params_file: str, variants: list[dict]) -> list[Path]:
     """Build (or find) the warm-up of every variant (overrides of `params_file`) that starts from
     one, in this process, before a sweep launches its runs; each distinct warm-up once."""
+    if not variants:  # nothing left to train: no torch for a sweep that only reads its runs
+        return []
+    from ..train import warmup
+
     built: list[Path] = []
     for variant in variants:
         cfg = load_config(params_file, variant)
@@ -137,6 +141,8 @@ def build_warmup(cfg: RunConfig, size: str | None = None) -> pd.Series:
     """Build (or find in the cache) the warm-up of `cfg`'s SGPO runs; returns what it holds:
     problems, steps, cache hit, seconds, and held-out accuracy (test macro greedy / avg@k) of the
     base student and of the warm-up model."""
+    from ..train import warmup
+
     by_split = problems(cfg)
     warm, rest = warmup.split(by_split["train"], cfg.train.warmup_sft_fraction, cfg.world_seed)
     if not warm:
@@ -158,6 +164,8 @@ def train_data(cfg: RunConfig, size: str | None = None):
     """Everything the trainer needs besides the config: with `train.warmup_sft_fraction` > 0, `sft`
     trains on the warm-up problems, the other methods on the rest, and `sft_grpo` / `sgpo` start
     from the warm-up model (`start_dir`)."""
+    from ..train import warmup
+
     by_split = problems(cfg)
     library, _ = strategy_library(cfg)
     retrieve = cfg.strategy.retrieve_by_type

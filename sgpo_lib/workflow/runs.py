@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from transformers.utils import logging as hf_logging
 
 from ..config.run import RunConfig, check_variants, config_to_yaml, load_config
 from ..config.schema import differing_keys, dotted_get
@@ -129,6 +128,16 @@ def in_kernel() -> bool:
     return type(sys.stdout).__module__.startswith("ipykernel")
 
 
+def _progress_bars_off() -> None:
+    """The Hugging Face progress bars off: the hub's switch, which transformers reads when it is
+    imported (later, by what needs it), and transformers' own when it is imported already."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    if "transformers.utils.logging" in sys.modules:
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
+
+
 def configure_logging(run_dir: Path | None = None, level: int = logging.INFO) -> None:
     """Console handlers for the `sgpo_lib` logger (idempotent), and a file handler on
     `$SGPO_PROGRESS` when the pipeline set it. In a notebook kernel, records below WARNING go to
@@ -140,7 +149,7 @@ def configure_logging(run_dir: Path | None = None, level: int = logging.INFO) ->
     for handler in [h for h in logger.handlers if getattr(h, "_sgpo", False)]:
         logger.removeHandler(handler)
     if in_kernel():
-        hf_logging.disable_progress_bar()
+        _progress_bars_off()
         info, warn = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
         info.addFilter(lambda record: record.levelno < logging.WARNING)
         warn.setLevel(logging.WARNING)

@@ -17,6 +17,9 @@ command -> function). The notebooks hold no algorithm (architecture.md, "The flo
     06 study          the paper's unknown choices (experiment.unknowns x experiment.ablation_seeds):
                       one table and one "Read:" line per unknown (`analysis.unknowns`)
     07 report         reads only (`analysis.report`); the pipeline's `render_report` writes report.html
+
+What samples or trains (transformers, peft, accelerate) is imported inside the functions that do it, so a
+notebook that only reads its runs (04-07 on finished runs) starts without those libraries.
 """
 
 from __future__ import annotations
@@ -39,15 +42,8 @@ from ..data import prompts
 from ..data.batches import eval_subset
 from ..grading.grader import grader_for
 from ..method import losses
-from ..model import memory_plan
-from ..train.distributed import rank_zero_first
-from ..method.rollouts import load_rollouts, sample_paired, save_rollouts
-from ..model.generation import SamplingSpec
-from ..toy.premise import premise_table
 from ..toy.wording import family_strategies
-from ..train.backends import PolicySampler, load_student, record
-from ..train.trainer import train
-from . import assets, regime
+from . import assets
 from .runs import check_folder, seed_everything
 from .sweep import run_name, run_sweep, unfinished
 
@@ -82,6 +78,8 @@ def prepare(cfg: RunConfig, run_dir: Path) -> dict:
         for size, d in students.items():
             cached = cache_dir(cfg, "premise", {"student": d, "world": cfg.world, "seed": cfg.world_seed}) / "premise.csv"
             if not cache_files.intact(cached):
+                from ..toy.premise import premise_table
+
                 table = premise_table(Path(d), held_out, family_strategies(cfg.world.families), cfg.instruction)
                 fileio.write_text(cached, table.to_csv(index=False))
                 cache_files.seal(cached)
@@ -112,6 +110,9 @@ def extract(cfg: RunConfig, run_dir: Path) -> dict:
 def _paired_batch(cfg: RunConfig, data, generator, tok, per_source: int):
     """Paired rollouts of one policy (`generator`, see `backends.PolicySampler`) on the first
     `per_source` training problems of each family / benchmark, with step-0 seeds."""
+    from ..method.rollouts import sample_paired
+    from ..model.generation import SamplingSpec
+
     spec = SamplingSpec.from_rollout(cfg.rollout)
     with _grader(cfg) as grader:
         return sample_paired(generator, tok, eval_subset(data.train, ("train",), per_source), data.strategy_for,
@@ -124,6 +125,9 @@ def paired_rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.D
 
     Returns per-problem stats (p_auto, p_guided); saves them and the rollouts.
     """
+    from ..method.rollouts import save_rollouts
+    from ..train.backends import PolicySampler, record
+
     data = assets.train_data(cfg)
     with PolicySampler(cfg, data.model_dir) as sampler:
         generator, tok = sampler.policy(None)
@@ -143,6 +147,8 @@ def guidance_shift(cfg: RunConfig, run_dir: Path, per_source: int = 16) -> pd.Da
     device (`backends.PolicySampler`). One row per policy: mean p_auto, p_guided and w
     (`distill.weighting`) over the problems that have a strategy. Saved as `guidance_shift.csv`.
     """
+    from ..train.backends import PolicySampler, record
+
     policies = {"base student": None}
     policies.update({d.name: d / "final" for d in sorted((run_dir / "main").glob("train.method=sgpo_*"))
                      if read_status(d) == "done"})
@@ -171,6 +177,9 @@ def _shift_row(cfg: RunConfig, name: str, stats: pd.DataFrame) -> dict:
 def measure_signal(cfg, run_dir: Path, per_source: int = 2, final_dir: Path | None = None) -> list[dict]:
     """Where the signal lands on `per_source` guided rollouts per family of notebook 02 (its
     `paired_rollouts.jsonl`), under the base student or a trained run's `final_dir`; saved as `signal.json`."""
+    from ..method.rollouts import load_rollouts
+    from ..train.backends import load_student
+
     data = assets.train_data(cfg)
     problems = {p.id: p for p in data.train}
     model, tok = load_student(cfg, data.model_dir, final_dir)
@@ -196,6 +205,9 @@ def rollouts(cfg: RunConfig, run_dir: Path, per_source: int = 16, signal_per_sou
 def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
     """Train one config (params + overrides) into `out_dir`; the unit of every sweep. A folder that
     holds a run of another config or other code is refused (`runs.check_folder`)."""
+    from ..train.distributed import rank_zero_first
+    from ..train.trainer import train
+
     cfg = load_config(params_file, overrides)
     limits.check_machine(cfg)
     check_folder(Path(out_dir), cfg)
@@ -225,6 +237,9 @@ def train_main(cfg: RunConfig, run_dir: Path) -> dict:
     the guidance weight before and after SGPO (`guidance_shift`), and the memory plan of a run
     (`memory_plan.plan_frame`: `memory_plan`), and where `regime.ready` the regime table (`regime`:
     base, SFT warm-up and SFT+GRPO against the paper's regime, no SGPO row read; else None)."""
+    from ..model import memory_plan
+    from . import regime
+
     warmup = assets.build_warmup(cfg)
     table = results.main_table(_sweep(cfg, run_dir, "main", experiment_variants(cfg)["main"]))
     return {"warmup": warmup, "main": table, "guidance_shift": guidance_shift(cfg, run_dir),
