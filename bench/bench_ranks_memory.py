@@ -59,7 +59,8 @@ def rank_times(ranks: int, problems: int, steps: int) -> dict:
                        capture_output=True)
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                  "--main_process_port", "29531", _train_script(tmp, model, many, problems, steps)]
+                  "--main_process_port", "29531", "--log_dir", str(tmp / "launch"),
+                  _train_script(tmp, model, many, problems, steps)]
         subprocess.run(launch, env=env, check=True, capture_output=True)
         t1, tn = _median_step_s(one), _median_step_s(many)
     return {"one_rank_step_s": t1, f"{ranks}_rank_step_s": tn, "ratio": tn / t1}

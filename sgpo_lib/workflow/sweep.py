@@ -97,12 +97,15 @@ def device_groups(devices: list[str], gpus_per_run: int) -> list[str]:
     return [",".join(devices[i : i + gpus_per_run]) for i in range(0, len(devices) - gpus_per_run + 1, gpus_per_run)]
 
 
-def _launcher(gpus: int, port: int) -> list[str]:
-    """`python -m sgpo_lib` alone, or under `accelerate launch` on `gpus` GPUs (its own rendezvous port)."""
+def _launcher(gpus: int, port: int, out_dir: Path) -> list[str]:
+    """`python -m sgpo_lib` alone, or under `accelerate launch` on `gpus` GPUs (its own rendezvous port).
+    The launcher's per-rank folders go under the run's `launch/` (by default torch's elastic agent makes a
+    new `/tmp/torchelastic_*` for every launch and leaves it there)."""
     if gpus == 1:
         return [sys.executable, "-m", "sgpo_lib"]
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
-            "--num_machines", "1", "--main_process_port", str(port), "-m", "sgpo_lib"]
+            "--num_machines", "1", "--main_process_port", str(port), "--log_dir", str(out_dir / "launch"),
+            "-m", "sgpo_lib"]
 
 
 def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int,
@@ -113,7 +116,7 @@ def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: st
     else:  # runs side by side on the CPU share its cores (oversubscribed torch threads run many times slower)
         env["OMP_NUM_THREADS"] = str(cpu_threads)
     gpus = len(device.split(",")) if device else 1
-    cmd = _launcher(gpus, port) + ["train", "--params", str(params_file), "--out-dir", str(out_dir)]
+    cmd = _launcher(gpus, port, out_dir) + ["train", "--params", str(params_file), "--out-dir", str(out_dir)]
     for k, v in overrides.items():
         cmd += ["--set", f"{k}={json.dumps(v)}"]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,10 +33,12 @@ def test_two_process_launch_matches_one_process(tmp_path, tiny_model_dir):
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run([sys.executable, _script(tmp_path, params, tiny_model_dir, one)], env=env, check=True, capture_output=True)
     # this interpreter's launcher (its ranks run sys.executable too), not whichever `accelerate` is on PATH
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-              "--dynamo_backend", "no", "--main_process_port", "29511", _script(tmp_path, params, tiny_model_dir, two)]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29511",
+              "--log_dir", str(tmp_path / "launch"), _script(tmp_path, params, tiny_model_dir, two)]
     proc = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert any((tmp_path / "launch").iterdir())  # the elastic agent's folders: here, not a new /tmp/torchelastic_*
     rows_one, rows_two = fileio.read_jsonl(one / "metrics.jsonl"), fileio.read_jsonl(two / "metrics.jsonl")
     assert rows_one[0]["ranks"] == 1 and rows_two[0]["ranks"] == 2
     assert [r["step"] for r in rows_two] == [0, 1, 2]

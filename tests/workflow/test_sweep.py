@@ -150,6 +150,7 @@ def test_gpus_per_run_launches_each_run_on_its_own_group_of_gpus(tmp_path, monke
             assert group not in running, "two runs on the same GPUs"
             running.add(group)
         seen.append((group, cmd[cmd.index("--num_processes") + 1], cmd[cmd.index("--main_process_port") + 1]))
+        assert cmd[cmd.index("--log_dir") + 1] == cmd[cmd.index("--out-dir") + 1] + "/launch"  # not /tmp
         overrides = dict(parse_assignment(a) for a in cmd[cmd.index("--set") + 1 :: 2])
         sweep.time.sleep(0.2)
         train(str(params), {**overrides, "distill.coef": 0.0}, sweep.Path(cmd[cmd.index("--out-dir") + 1]))
