@@ -253,7 +253,6 @@ class TransformersGenerator:
         module (transformers) is imported here: the readers of saved rollouts do not load it."""
         from .kv_cache import growing_cache
 
-
         cache, logits_B_V, mask_B_T, positions_B_T = self._prefill(prompt_ids)
         cache = growing_cache(cache, spec.max_new_tokens)
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU: same draws on any device

@@ -124,7 +124,7 @@ def _strategy_folder(cfg: RunConfig) -> Path:
 def prepare_warmups(params_file: str, variants: list[dict]) -> list[Path]:
     """Build (or find) the warm-up of every variant (overrides of `params_file`) that starts from
     one, in this process, before a sweep launches its runs; each distinct warm-up once."""
-    if not variants:  # nothing left to train: no torch for a sweep that only reads its runs
+    if not variants:  # nothing left to train: a sweep that only reads its runs loads no peft or transformers
         return []
     from ..train import warmup
 
