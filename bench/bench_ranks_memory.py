@@ -49,6 +49,7 @@ def _median_step_s(out: Path) -> float:
 
 def rank_times(ranks: int, problems: int, steps: int) -> dict:
     from sgpo_lib.model.tiny import build_tiny_model_dir
+    from sgpo_lib.workflow.sweep import accelerate_launch
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,10 +58,7 @@ def rank_times(ranks: int, problems: int, steps: int) -> dict:
         one, many = tmp / "one", tmp / "many"
         subprocess.run([sys.executable, _train_script(tmp, model, one, problems, steps)], env=env, check=True,
                        capture_output=True)
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
-                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                  "--main_process_port", "29531", "--log_dir", str(tmp / "launch"),
-                  _train_script(tmp, model, many, problems, steps)]
+        launch = accelerate_launch(ranks, 29531, tmp / "launch") + [_train_script(tmp, model, many, problems, steps)]
         subprocess.run(launch, env=env, check=True, capture_output=True)
         t1, tn = _median_step_s(one), _median_step_s(many)
     return {"one_rank_step_s": t1, f"{ranks}_rank_step_s": tn, "ratio": tn / t1}

@@ -97,15 +97,21 @@ def device_groups(devices: list[str], gpus_per_run: int) -> list[str]:
     return [",".join(devices[i : i + gpus_per_run]) for i in range(0, len(devices) - gpus_per_run + 1, gpus_per_run)]
 
 
+def accelerate_launch(ranks: int, port: int, log_dir: Path) -> list[str]:
+    """This interpreter's `accelerate launch` of `ranks` processes on one machine, before its target (a script,
+    or `-m module`). Its own rendezvous port; precision and dynamo from the params, not from a user's
+    accelerate config file; the elastic agent's per-rank folders under `log_dir` (by default torch makes a new
+    `/tmp/torchelastic_*` for every launch and leaves it there)."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+            str(port), "--log_dir", str(log_dir)]
+
+
 def _launcher(gpus: int, port: int, out_dir: Path) -> list[str]:
-    """`python -m sgpo_lib` alone, or under `accelerate launch` on `gpus` GPUs (its own rendezvous port).
-    The launcher's per-rank folders go under the run's `launch/` (by default torch's elastic agent makes a
-    new `/tmp/torchelastic_*` for every launch and leaves it there)."""
+    """`python -m sgpo_lib` alone, or under `accelerate launch` on `gpus` GPUs (launch folders in the run's `launch/`)."""
     if gpus == 1:
         return [sys.executable, "-m", "sgpo_lib"]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
-            "--num_machines", "1", "--main_process_port", str(port), "--log_dir", str(out_dir / "launch"),
-            "-m", "sgpo_lib"]
+    return accelerate_launch(gpus, port, out_dir / "launch") + ["-m", "sgpo_lib"]
 
 
 def _subprocess_run(params_file: str, overrides: dict, out_dir: Path, device: str | None, cpu_threads: int,

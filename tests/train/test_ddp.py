@@ -12,6 +12,7 @@ import torch
 from trainer_fixtures import SCRIPT, TESTS_DIR, params_file
 
 from sgpo_lib.core import fileio
+from sgpo_lib.workflow.sweep import accelerate_launch
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="needs the accelerate launcher")]
@@ -33,9 +34,7 @@ def test_two_process_launch_matches_one_process(tmp_path, tiny_model_dir):
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run([sys.executable, _script(tmp_path, params, tiny_model_dir, one)], env=env, check=True, capture_output=True)
     # this interpreter's launcher (its ranks run sys.executable too), not whichever `accelerate` is on PATH
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29511",
-              "--log_dir", str(tmp_path / "launch"), _script(tmp_path, params, tiny_model_dir, two)]
+    launch = accelerate_launch(2, 29511, tmp_path / "launch") + [_script(tmp_path, params, tiny_model_dir, two)]
     proc = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert any((tmp_path / "launch").iterdir())  # the elastic agent's folders: here, not a new /tmp/torchelastic_*

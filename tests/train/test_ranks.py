@@ -24,6 +24,7 @@ import torch
 
 from sgpo_lib.core import fileio
 from sgpo_lib.data.batches import batch_for_step
+from sgpo_lib.workflow.sweep import accelerate_launch
 
 from trainer_fixtures import TESTS_DIR, make_data, params_file
 
@@ -75,9 +76,7 @@ def _script(tmp_path, model, out, overrides, grader="ParityGrader", sleep_s=0, s
 
 def _launch(ranks: int, script: str, port: int) -> list[str]:
     """The launch of `script` on `ranks` ranks; the elastic agent's folders beside the script, not in /tmp."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-            str(port), "--log_dir", str(Path(script).parent / "launch"), script]
+    return accelerate_launch(ranks, port, Path(script).parent / "launch") + [script]
 
 
 def _run_group(cmd: list[str], timeout_s: float, env: dict = ENV) -> tuple[int | None, str]:
