@@ -1,5 +1,6 @@
 """Params: every file validates; each kind of bad params fails early with a clear message."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def test_overrides_and_their_errors(tmp_path):
 def test_lists_become_tuples_and_config_is_frozen(tmp_path):
     cfg = load_config(_write(tmp_path, "eval:\n  splits: [test]\n"))
     assert cfg.eval.splits == ("test",)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 3
     hash(cfg)
 
