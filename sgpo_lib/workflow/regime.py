@@ -169,9 +169,10 @@ def accuracy_table(base: float, per_seed: pd.DataFrame, n_problems: int, crossed
     rows = []
     for name, values, rel, target, ok in (
         ("base", pd.Series([base]), [], "", None),
-        ("SFT", per_seed["SFT"], sft_rel, f"within ±{SFT_BAND:.0%} of base; paper {PAPER['SFT vs base']}",
+        ("SFT", per_seed["SFT"], sft_rel, f"within ±{SFT_BAND:.0%} of base on every seed; paper {PAPER['SFT vs base']}",
          all(abs(r) <= SFT_BAND for r in sft_rel)),
-        ("SFT+GRPO", per_seed["SFT+GRPO"], grpo_rel, f">= +{GRPO_GAIN:.0%} over SFT; paper {PAPER['SFT+GRPO vs SFT']}",
+        ("SFT+GRPO", per_seed["SFT+GRPO"], grpo_rel,
+         f">= +{GRPO_GAIN:.0%} over SFT on every seed; paper {PAPER['SFT+GRPO vs SFT']}",
          all(r >= GRPO_GAIN for r in grpo_rel)),
     ):
         m, n = float(values.mean()), len(values)
