@@ -20,7 +20,8 @@ demo: install
 	$(PYTHON) -m sgpo_lib pipeline --params $(PARAMS)
 
 # The study of the paper's unknown choices (issue 25): params/toy-unknowns.yaml, the demo's world, budget and
-# content-keyed cache (students, warm-ups); SGPO, four of the paper's ablations and every row of experiment.unknowns.
+# content-keyed cache (students, warm-ups); SGPO, four of the paper's ablations and every row of experiment.unknowns
+# (the runs the demo already made are copied from its folder: experiment.reuse_finished_runs).
 study: install
 	$(PYTHON) -m sgpo_lib pipeline --params params/toy-unknowns.yaml
 

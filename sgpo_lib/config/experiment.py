@@ -81,6 +81,7 @@ class ExperimentConfig:
     scaling_seeds: tuple[int, ...] = (0,)
     parallel: int = 1
     gpus_per_run: int = 1
+    reuse_finished_runs: bool = True  # copy a finished twin from another run folder (`workflow.twins`)
 
     def __post_init__(self):
         bad = [m for m in self.methods + self.scaling_methods if m not in METHODS]

@@ -43,7 +43,7 @@ from ..data.batches import eval_subset
 from ..grading.grader import grader_for
 from ..method import losses
 from ..toy.wording import family_strategies
-from . import assets
+from . import assets, twins
 from .runs import check_folder, seed_everything
 from .sweep import run_name, run_sweep, unfinished
 
@@ -220,9 +220,11 @@ def train_variant(params_file: str, overrides: dict, out_dir: Path) -> dict:
 
 
 def _sweep(cfg: RunConfig, run_dir: Path, name: str, variants: list[dict]) -> pd.DataFrame:
-    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after building
-    the SFT warm-ups the unfinished ones start from here, once each (`assets.prepare_warmups`).
+    """Run `variants` of the run's resolved config into `run_dir/name/<variant>`, after copying in the
+    finished twins other run folders hold (`twins.copy_finished`) and building the SFT warm-ups the
+    unfinished ones start from here, once each (`assets.prepare_warmups`).
     The runs that still did not finish go to `name/unfinished.json` (`results.missing_runs`)."""
+    twins.copy_finished(cfg, str(run_dir / "config.yaml"), variants, run_dir / name)
     todo = unfinished(run_dir / name, variants)
     assets.prepare_warmups(str(run_dir / "config.yaml"), [v for v in variants if run_name(v) in todo])
     table = run_sweep(str(run_dir / "config.yaml"), variants, run_dir / name, parallel=cfg.experiment.parallel,
