@@ -78,4 +78,6 @@ def copy_finished(cfg: RunConfig, params_file: str, variants: list[dict], stage_
         partial.rename(target)
         log.info("reused %s: the finished run %s has the same training config and code", target.name, twin)
         copied.append(target.name)
+    if copied:
+        (stage_dir.parent / ".copying").rmdir()
     return copied

@@ -37,7 +37,7 @@ def test_a_done_twin_of_another_pipeline_is_copied_with_its_source(tmp_path):
     assert fileio.read_json(copied / "results.json") == {"final_eval": [{"avg@k": 0.5}]}
     assert (copied / twins.SOURCE_FILE).read_text().strip() == str(demo)
     check_folder(copied, load_config(params, SGPO))  # the sweep's own check accepts it: this pipeline's config
-    assert not any((study / ".copying").iterdir())
+    assert not (study / ".copying").exists()
 
 
 def test_no_copy_of_other_training_unfinished_runs_other_code_or_when_off(tmp_path):
