@@ -7,7 +7,8 @@ Before a sweep trains, `copy_finished` looks, under the outputs root, for each r
 a folder `<run>/<stage>/<variant>` of another pipeline run whose STATUS is `done`, whose code is
 this code (`code_fingerprint`) and whose `config.yaml` equals the run's config in every key but the
 pipeline's own (`experiment`, `output`: which rows a pipeline runs and where, not how one run
-trains). Such a twin is copied into the sweep's folder, its `config.yaml` replaced by this
+trains); with `output.reuse: config`, which reuses folders of other code on purpose, a twin of other
+code too. Such a twin is copied into the sweep's folder, its `config.yaml` replaced by this
 pipeline's (equal in training) and `REUSED_FROM` naming its source; the sweep then reads it as
 done. `experiment.reuse_finished_runs: false` trains every run anew.
 """
@@ -33,13 +34,13 @@ PIPELINE_SECTIONS = ("experiment", "output")  # a pipeline's choices, not one tr
 SOURCE_FILE = "REUSED_FROM"
 
 
-def finished_runs(root: Path, skip: Path) -> list[tuple[Path, dict]]:
+def finished_runs(root: Path, skip: Path, any_code: bool = False) -> list[tuple[Path, dict]]:
     """`(folder, config)` of every `<run>/<stage>/<variant>` under `root`, outside `skip`, that is done
-    and was made by this code."""
+    and was made by this code (by any code with `any_code`)."""
     code, out = fingerprint(), []
     for status in sorted(Path(root).glob("*/*/*/STATUS")):
         run = status.parent
-        if skip in run.parents or read_status(run) != "done" or recorded(run) != code:
+        if skip in run.parents or read_status(run) != "done" or not (any_code or recorded(run) == code):
             continue
         try:
             held = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
@@ -61,7 +62,8 @@ def copy_finished(cfg: RunConfig, params_file: str, variants: list[dict], stage_
     if not cfg.experiment.reuse_finished_runs:
         return []
     todo = [v for v in variants if not (stage_dir / run_name(v)).exists()]
-    candidates = finished_runs(output_root(cfg.output.root), stage_dir.parent) if todo else []
+    any_code = cfg.output.reuse == "config"  # folders of other code reused on purpose, as `runs.check_folder` does
+    candidates = finished_runs(output_root(cfg.output.root), stage_dir.parent, any_code) if todo else []
     copied = []
     for variant in todo:
         run_cfg = load_config(params_file, variant)

@@ -11,9 +11,9 @@ from sgpo_lib.workflow.sweep import run_name
 SGPO = {"train.method": "sgpo", "seed": 0}
 
 
-def _params(tmp_path, extra: str = "") -> str:
-    path = tmp_path / "params.yaml"
-    path.write_text(f"seed: 0\noutput:\n  root: {tmp_path / 'outputs'}\n{extra}")
+def _params(tmp_path, extra: str = "", reuse: str = "code") -> str:
+    path = tmp_path / f"params{len(list(tmp_path.glob('params*.yaml')))}.yaml"
+    path.write_text(f"seed: 0\noutput:\n  root: {tmp_path / 'outputs'}\n  reuse: {reuse}\n{extra}")
     return str(path)
 
 
@@ -52,6 +52,9 @@ def test_no_copy_of_other_training_unfinished_runs_other_code_or_when_off(tmp_pa
     _finished(runs / "twin", params, SGPO)
     off = load_config(_params(tmp_path, "experiment:\n  reuse_finished_runs: false\n"))
     assert twins.copy_finished(off, params, [SGPO], tmp_path / "outputs" / "study" / "main") == []
+    on_purpose = load_config(_params(tmp_path, reuse="config"))  # other code's folders reused on purpose
+    assert twins.copy_finished(on_purpose, params, [SGPO], tmp_path / "outputs" / "any" / "main") == [run_name(SGPO)]
+    assert (tmp_path / "outputs" / "any" / "main" / run_name(SGPO) / twins.SOURCE_FILE).read_text().strip() == str(runs / "old")
     assert twins.copy_finished(cfg, params, [SGPO], tmp_path / "outputs" / "study" / "main") == [run_name(SGPO)]
 
 
