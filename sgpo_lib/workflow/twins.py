@@ -78,7 +78,9 @@ def copy_finished(cfg: RunConfig, params_file: str, variants: list[dict], stage_
         write_text(partial / SOURCE_FILE, f"{twin}\n")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial.rename(target)
-        log.info("reused %s: the finished run %s has the same training config and code", target.name, twin)
+        same_code = recorded(twin) == fingerprint()
+        log.info("reused %s: the finished run %s has the same training config and %s", target.name, twin,
+                 "code" if same_code else "other code (output.reuse: config)")
         copied.append(target.name)
     if copied:
         (stage_dir.parent / ".copying").rmdir()
