@@ -18,14 +18,13 @@ took (each training run is its own process, so it pays them once per run).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import time
 
 import torch
 
-from bench.common import publish
+from bench.common import demo_params_main
 
 ROWS, PROMPT, COMPLETION = 32, 60, 25  # the demo's rollout batch; typical prompt and completion lengths
 
@@ -119,14 +118,7 @@ def table(out: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--params", default="params/toy-demo.yaml", help="params file (its student is built if not cached)")
-    p.add_argument("--steps", type=int, default=30, help="timed calls per mode and phase")
-    p.add_argument("--out", default=None, help="JSON path (default outputs/bench/compile.json)")
-    a = p.parse_args(argv)
-    out = run(a.params, a.steps)
-    publish(out, "compile", table(out), a.out)
-    return out
+    return demo_params_main(__doc__, "compile", run, table, 30, "timed calls per mode and phase", argv)
 
 
 if __name__ == "__main__":

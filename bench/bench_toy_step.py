@@ -18,13 +18,12 @@ also with the engine teacher.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
 
 from bench.bench_train_step import TARGET_SGPO_OVER_GRPO, _timing, phase_medians, ratio, table
-from bench.common import publish
+from bench.common import demo_params_main
 
 ENGINE = {"distill.teacher": "engine", "distill.estimator": "topk", "rollout.topk_logprobs": 64, "distill.topk": 64}
 VARIANTS = {"grpo": {"train.method": "grpo"}, "sft_grpo": {"train.method": "sft_grpo"},
@@ -67,14 +66,7 @@ def run(params: str = "params/toy-demo.yaml", steps: int = 6, overrides: dict | 
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--params", default="params/toy-demo.yaml", help="params file (its student is built if not cached)")
-    p.add_argument("--steps", type=int, default=6, help="timed steps per variant")
-    p.add_argument("--out", default=None, help="JSON path (default outputs/bench/toy_step.json)")
-    a = p.parse_args(argv)
-    out = run(a.params, a.steps)
-    publish(out, "toy_step", table(out), a.out)
-    return out
+    return demo_params_main(__doc__, "toy_step", run, table, 6, "timed steps per variant", argv)
 
 
 if __name__ == "__main__":
