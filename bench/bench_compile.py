@@ -19,8 +19,10 @@ took (each training run is its own process, so it pays them once per run).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -43,7 +45,7 @@ def _median_ms(fn, calls: int, warmup: int) -> tuple[float, float]:
     return 1e3 * statistics.median(times), first_s
 
 
-def decode_step(model, steps: int) -> callable:
+def decode_step(model, steps: int) -> Callable[[], None]:
     """One sampling step of the rollout batch after a 60-token prompt, on a fresh growing cache every `steps` calls."""
     from sgpo_lib.model.kv_cache import growing_cache
 
@@ -65,11 +67,11 @@ def decode_step(model, steps: int) -> callable:
     return step
 
 
-def train_step(model) -> callable:
+def train_step(model) -> Callable[[], None]:
     """Forward and backward of the completion log-probs of a rollout batch, a new completion length every call."""
     from sgpo_lib.model.policy import pack, token_logprobs
 
-    lengths = iter(range(10**9))
+    lengths = itertools.count()
 
     def step():
         extra = next(lengths) % 8  # the lengths change from step to step, as rollouts do

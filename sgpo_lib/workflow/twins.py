@@ -53,7 +53,7 @@ def finished_runs(root: Path, skip: Path, any_code: bool = False) -> list[tuple[
 
 def same_training(held: dict, cfg: RunConfig) -> bool:
     """Whether a run folder's config trains as `cfg` does: equal in every key outside `PIPELINE_SECTIONS`."""
-    return not [k for k in differing_keys(held, cfg.identity()) if k.split(".", 1)[0] not in PIPELINE_SECTIONS]
+    return all(k.split(".", 1)[0] in PIPELINE_SECTIONS for k in differing_keys(held, cfg.identity()))
 
 
 def copy_finished(cfg: RunConfig, params_file: str, variants: list[dict], stage_dir: Path) -> list[str]:
@@ -82,6 +82,5 @@ def copy_finished(cfg: RunConfig, params_file: str, variants: list[dict], stage_
         log.info("reused %s: the finished run %s has the same training config and %s", target.name, twin,
                  "code" if same_code else "other code (output.reuse: config)")
         copied.append(target.name)
-    if copied:
-        (stage_dir.parent / ".copying").rmdir()
+    shutil.rmtree(stage_dir.parent / ".copying", ignore_errors=True)  # with any copy a kill cut short
     return copied
