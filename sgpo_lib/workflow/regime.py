@@ -225,3 +225,29 @@ def regime(cfg: RunConfig, run_dir: Path) -> dict:
     return {"accuracy": accuracy, "premise": pd.Series(premise, name="premise (test, greedy)"),
             "per_seed": per_seed, "kl": kl}
 
+
+def report_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """`regime.json` of `run_dir` as the report's two tables: `regime` (base / SFT / SFT+GRPO with
+    their targets, both rules, and the premise as its first row) and `regime_kl` (the shares above
+    each δ); {} when the run has none (not the toy world, or notebook 03 has not run)."""
+    path = Path(run_dir) / REGIME_FILE
+    if not path.exists():
+        return {}
+    saved = fileio.read_json(path)
+    premise = saved["premise"]
+    rows = [{"row": "premise (greedy test, unguided → guided)",
+             "avg@k": f"{100 * premise['unguided']:.1f} → {100 * premise['guided']:.1f}",
+             "target": f"guided >= unguided + {100 * PREMISE_GAP:.0f} points, unguided > 0",
+             "holds": premise["holds"], "holds on the mean": premise["holds"]}]
+    for r in saved["accuracy"]:
+        change = "" if r["row"] == "base" else f"{100 * r['relative change']:+.1f}% ({', '.join(f'{v:+.1f}' for v in r['per seed'])})"
+        rows.append({"row": r["row"], "avg@k": f"{r['avg@k']:.1f}", "SE seeds × problems": r["SE seeds × problems"],
+                     "change, mean (per seed)": change, "target": r["target"], "holds": r["holds"],
+                     "holds on the mean": r["holds on the mean"]})
+    title = f"world seed {saved['world_seed']}, strong_skip_rate {saved['strong_skip_rate']:g}, {saved['rl_steps']} RL steps"
+    columns = ["avg@k", "change, mean (per seed)", "SE seeds × problems", "target", "holds", "holds on the mean"]
+    kl = pd.DataFrame(saved["kl"]).set_index("delta")
+    kl = pd.DataFrame({"tokens": kl["tokens"], "token share above (%)": 100 * kl["token share above"],
+                       "KL mass share above (%)": 100 * kl["KL mass share above"]}).rename_axis("δ (nats)")
+    return {"regime": pd.DataFrame(rows, columns=["row", *columns]).set_index("row").fillna("").rename_axis(title),
+            "regime_kl": kl}

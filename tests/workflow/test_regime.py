@@ -65,3 +65,21 @@ def test_premise_needs_a_gap_and_an_unguided_accuracy_above_zero():
     with pytest.raises(ValueError, match="size 'base'"):
         regime.premise_row(pd.DataFrame([{"split": "test", "family": "mean", "size": "small",
                                           "unguided": 0.1, "guided": 0.7}]), "base")
+
+
+def test_report_tables_read_regime_json_with_both_rules_and_the_premise(tmp_path):
+    assert regime.report_tables(tmp_path) == {}  # no regime.json: the report says why instead
+    per_seed = pd.DataFrame({"seed": [0, 1, 2], "SFT": [0.20, 0.21, 0.19], "SFT+GRPO": [0.24, 0.24, 0.20]})
+    accuracy = regime.accuracy_table(0.20, per_seed, 256).reset_index().to_dict("records")
+    kl = regime.kl_shares([[0.5, 2.0]], deltas=(1.0,)).to_dict("records")
+    (tmp_path / regime.REGIME_FILE).write_text(pd.Series({
+        "world_seed": 3, "strong_skip_rate": 0.25, "rl_steps": 100, "accuracy": accuracy, "kl": kl,
+        "premise": {"unguided": 0.4, "guided": 0.9, "holds": True}}).to_json())
+    tables = regime.report_tables(tmp_path)
+    table = tables["regime"]
+    assert table.index.name == "world seed 3, strong_skip_rate 0.25, 100 RL steps"
+    assert table.index.tolist() == ["premise (greedy test, unguided → guided)", "base", "SFT", "SFT+GRPO"]
+    assert table.iloc[0]["avg@k"] == "40.0 → 90.0" and table.iloc[0]["holds"]
+    assert table.loc["SFT+GRPO", "change, mean (per seed)"] == "+13.2% (+20.0, +14.3, +5.3)"
+    assert not table.loc["SFT+GRPO", "holds"] and table.loc["SFT+GRPO", "holds on the mean"]
+    assert tables["regime_kl"].loc[1.0].tolist() == [2, 50.0, 80.0]
